@@ -1,0 +1,179 @@
+"""Berth settings, read from the environment (12-factor).
+
+Every setting an operator may change has a BERTH_* (or the conventional
+DATABASE_URL / CELERY_BROKER_URL) environment variable; see docs/configuration.md.
+With no environment at all Berth runs embedded: SQLite, blobs on the local
+filesystem and a file-based Celery broker, all under ``BERTH_DATA_DIR`` (./data).
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+DATA_DIR = Path(env.str("BERTH_DATA_DIR", default="data")).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key() -> str:
+    """BERTH_SECRET_KEY, or a key generated once and kept in the data directory.
+
+    Never a per-process random fallback: replicas sharing a data directory (or
+    given the variable) share the key, so sessions and signatures survive restarts.
+    """
+    key = env.str("BERTH_SECRET_KEY", default="")
+    if key:
+        return key
+    path = DATA_DIR / "secret-key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env.bool("BERTH_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("BERTH_ALLOWED_HOSTS", default=["*"])
+
+BERTH_ADDR = env.str("BERTH_ADDR", default="0.0.0.0:5000")
+BERTH_EXTERNAL_URL = env.str("BERTH_EXTERNAL_URL", default="").rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "registry",
+]
+
+# The full stack serves the portal, the admin and the API. /v2 does not pass
+# through it: portal.wsgi routes /v2 to a handler with no middleware at all.
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "portal.urls"
+WSGI_APPLICATION = "portal.wsgi.application"
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'berth.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets readers run beside the one writer; IMMEDIATE transactions take the
+    # write lock up front so two writers queue instead of deadlocking on upgrade;
+    # synchronous=FULL makes a committed push survive a crash or power loss.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+            "init_command": (
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
+            ),
+        }
+    )
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Blob bytes: content-addressed storage behind registry.storage (see docs/storage.md).
+STORAGES = {
+    "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(DATA_DIR / "media")},
+    },
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "blobs": {
+        "BACKEND": "registry.storage.filesystem.FileSystemBlobStore",
+        "OPTIONS": {"location": str(DATA_DIR / "registry")},
+    },
+}
+
+# Registry limits (docs/configuration.md).
+BERTH_MANIFEST_MAX_BYTES = env.int("BERTH_MANIFEST_MAX_BYTES", default=4 * 1024 * 1024)
+BERTH_UPLOAD_MAX_AGE = env.int("BERTH_UPLOAD_MAX_AGE", default=24 * 3600)
+BERTH_UPLOADS_PER_CLIENT = env.int("BERTH_UPLOADS_PER_CLIENT", default=1000)
+BERTH_PAGE_MAX = env.int("BERTH_PAGE_MAX", default=1000)
+BERTH_WEB_WORKERS = env.int("BERTH_WEB_WORKERS", default=1)
+BERTH_WEB_THREADS = env.int("BERTH_WEB_THREADS", default=32)
+
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Celery: a broker that needs no server by default (kombu's filesystem transport
+# in the data directory); redis:// or amqp:// when scaled out.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    _queue = DATA_DIR / "queue"
+    for _sub in ("in", "processed"):
+        (_queue / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_queue / "in"),
+        "data_folder_out": str(_queue / "in"),
+        "processed_folder": str(_queue / "processed"),
+        "store_processed": False,
+    }
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {
+    "purge-stale-uploads": {
+        "task": "registry.tasks.purge_stale_uploads",
+        "schedule": env.int("BERTH_UPLOAD_PURGE_INTERVAL", default=3600),
+    },
+}
+
+AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+
+LOG_LEVEL = env.str("BERTH_LOG_LEVEL", default="INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # A 404 is an ordinary answer of the registry protocol, not a warning.
+        "django.request": {"level": "ERROR"},
+    },
+}

@@ -1,0 +1,123 @@
+"""``manage.py serve``: migrate, then run the web server, a Celery worker and the
+Celery scheduler in the foreground; Ctrl-C (or SIGTERM) stops them cleanly.
+
+``--role web|worker|scheduler|all`` runs one part only, for scaled-out
+deployments (docs/scale-out.md).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+ROLES = ("all", "web", "worker", "scheduler")
+STOP_GRACE = 20.0
+
+
+def web_command(addr: str) -> list[str]:
+    host, _, port = addr.rpartition(":")
+    if not host or not port.isdigit():
+        raise CommandError(f"BERTH_ADDR must be host:port, got {addr!r}")
+    return [
+        sys.executable, "-m", "granian",
+        "--interface", "wsgi",
+        "--host", host.strip("[]"),
+        "--port", port,
+        "--workers", str(settings.BERTH_WEB_WORKERS),
+        "--blocking-threads", str(settings.BERTH_WEB_THREADS),
+        "--http", "1",
+        "--no-ws",
+        "--http1-header-read-timeout", "30000",
+        "--respawn-failed-workers",
+        "--workers-kill-timeout", "15",
+        "--log-level", settings.LOG_LEVEL.lower(),
+        "portal.wsgi:application",
+    ]  # fmt: skip
+
+
+def worker_command() -> list[str]:
+    return [
+        sys.executable, "-m", "celery", "-A", "portal", "worker",
+        "--pool", "threads", "--concurrency", "2",
+        "--loglevel", settings.LOG_LEVEL,
+        "--hostname", f"berth-worker-{os.getpid()}@%h",
+    ]  # fmt: skip
+
+
+def scheduler_command() -> list[str]:
+    return [
+        sys.executable, "-m", "celery", "-A", "portal", "beat",
+        "--loglevel", settings.LOG_LEVEL,
+        "--schedule", str(settings.DATA_DIR / "celerybeat-schedule"),
+        "--pidfile", "",
+    ]  # fmt: skip
+
+
+class Command(BaseCommand):
+    help = "Run Berth: migrate, then the web server, job worker and scheduler."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--role", choices=ROLES, default="all")
+        parser.add_argument("--addr", default=None, help="host:port (default: BERTH_ADDR)")
+        parser.add_argument("--no-migrate", action="store_true")
+
+    def handle(
+        self, *args: Any, role: str, addr: str | None, no_migrate: bool, **opts: Any
+    ) -> None:
+        if role in ("all", "web") and not no_migrate:
+            call_command("migrate", interactive=False, verbosity=0)
+        addr = addr or settings.BERTH_ADDR
+        commands: dict[str, list[str]] = {}
+        if role in ("all", "web"):
+            commands["web"] = web_command(addr)
+        if role in ("all", "worker"):
+            commands["worker"] = worker_command()
+        if role in ("all", "scheduler"):
+            commands["scheduler"] = scheduler_command()
+        self.stdout.write(f"Berth {role}: listening on {addr}" if "web" in commands else role)
+        self._supervise(commands)
+
+    def _supervise(self, commands: dict[str, list[str]]) -> None:
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings"}
+        env["BERTH_DATA_DIR"] = str(settings.DATA_DIR)
+        children: dict[str, subprocess.Popen[bytes]] = {}
+        stopping = False
+
+        def stop(signum: int, frame: Any) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        try:
+            for name, argv in commands.items():
+                children[name] = subprocess.Popen(argv, env=env, start_new_session=True)
+            while not stopping:
+                for name, child in children.items():
+                    if child.poll() is not None:
+                        self.stderr.write(f"{name} exited with {child.returncode}; stopping")
+                        stopping = True
+                        break
+                time.sleep(0.2)
+        finally:
+            self._stop(children)
+
+    def _stop(self, children: dict[str, subprocess.Popen[bytes]]) -> None:
+        for child in children.values():
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE
+        for child in children.values():
+            try:
+                child.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()

@@ -1,0 +1,147 @@
+"""Registry content as rows: the database is the single source of truth.
+
+Blob storage holds only content-addressed bytes; which repository may read which
+blob, which manifest a tag names, and what a manifest references are all here.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+
+class Repository(models.Model):
+    name = models.CharField(max_length=255, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "repositories"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Blob(models.Model):
+    """Bytes known to storage, verified. Readable only through a RepositoryBlob."""
+
+    digest = models.CharField(max_length=150, unique=True)
+    size = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.digest
+
+
+class RepositoryBlob(models.Model):
+    """A blob linked into a repository: the only way a repository reads bytes."""
+
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="blob_links")
+    blob = models.ForeignKey(Blob, on_delete=models.PROTECT, related_name="repository_links")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["repository", "blob"], name="repoblob_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.repository_id}:{self.blob_id}"
+
+
+class Manifest(models.Model):
+    """A manifest or index, bytes included (they are small), per repository."""
+
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="manifests")
+    digest = models.CharField(max_length=150)
+    media_type = models.CharField(max_length=255)
+    artifact_type = models.CharField(max_length=255, blank=True, default="")
+    payload = models.BinaryField()
+    size = models.BigIntegerField()
+    # The digest of the manifest this one refers to (OCI 1.1 `subject`), if any.
+    subject_digest = models.CharField(max_length=150, blank=True, default="")
+    annotations = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["repository", "digest"], name="manifest_repo_digest"),
+        ]
+        indexes = [
+            models.Index(fields=["repository", "subject_digest"], name="manifest_subject"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.repository_id}@{self.digest}"
+
+
+class ManifestBlob(models.Model):
+    """A blob (config or layer) a manifest references: what GC keeps alive."""
+
+    manifest = models.ForeignKey(Manifest, on_delete=models.CASCADE, related_name="blob_refs")
+    blob = models.ForeignKey(Blob, on_delete=models.PROTECT, related_name="manifest_refs")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["manifest", "blob"], name="manifestblob_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.manifest_id}->{self.blob_id}"
+
+
+class ManifestChild(models.Model):
+    """A manifest an index lists. PROTECT: a child cannot vanish under its index."""
+
+    parent = models.ForeignKey(Manifest, on_delete=models.CASCADE, related_name="child_refs")
+    child = models.ForeignKey(Manifest, on_delete=models.PROTECT, related_name="parent_refs")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["parent", "child"], name="manifestchild_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.parent_id}->{self.child_id}"
+
+
+class Tag(models.Model):
+    repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="tags")
+    name = models.CharField(max_length=128)
+    manifest = models.ForeignKey(Manifest, on_delete=models.CASCADE, related_name="tags")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["repository", "name"], name="tag_repo_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Upload(models.Model):
+    """A blob upload session. Its bytes live in storage under the session id;
+    ``size`` is the truth about how many of them were accepted."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # A name, not a foreign key: a repository exists once it holds content, not
+    # as soon as someone starts an upload into it.
+    repository_name = models.CharField(max_length=255)
+    size = models.BigIntegerField(default=0)
+    # sha256 of bytes [0, size): lets any process finish the upload without re-reading.
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+    owner = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["owner"], name="upload_owner"),
+            models.Index(fields=["repository_name"], name="upload_repository"),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.id)

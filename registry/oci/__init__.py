@@ -1,0 +1,1 @@
+"""The OCI Distribution API (/v2) as plain Django views."""

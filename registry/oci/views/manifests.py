@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+from registry.errors import Code, RegistryError
+from registry.oci.access import Action, Principal
+from registry.oci.dispatch import endpoint, read_bounded
+from registry.services.manifests import manifest_delete, manifest_get, manifest_put
+
+
+def _content_headers(response: HttpResponse, digest: str, media_type: str, size: int) -> None:
+    response["Content-Type"] = media_type
+    response["Content-Length"] = str(size)
+    response["Docker-Content-Digest"] = digest
+    response["ETag"] = f'"{digest}"'
+
+
+def _get(request: HttpRequest, principal: Principal, name: str, reference: str) -> HttpResponse:
+    content = manifest_get(repository_name=name, reference=reference)
+    response = HttpResponse(content.payload)
+    _content_headers(response, content.digest, content.media_type, len(content.payload))
+    return response
+
+
+def _head(request: HttpRequest, principal: Principal, name: str, reference: str) -> HttpResponse:
+    content = manifest_get(repository_name=name, reference=reference)
+    response = HttpResponse()
+    _content_headers(response, content.digest, content.media_type, len(content.payload))
+    return response
+
+
+def _put(request: HttpRequest, principal: Principal, name: str, reference: str) -> HttpResponse:
+    limit = settings.BERTH_MANIFEST_MAX_BYTES
+    body = read_bounded(
+        request,
+        limit,
+        RegistryError(Code.MANIFEST_TOO_LARGE, f"manifest larger than {limit} bytes"),
+    )
+    result = manifest_put(
+        repository_name=name,
+        reference=reference,
+        body=body,
+        content_type=request.META.get("CONTENT_TYPE", ""),
+        extra_tags=request.GET.getlist("tag"),
+    )
+    response = HttpResponse(status=201)
+    response["Location"] = f"/v2/{name}/manifests/{result.digest}"
+    response["Docker-Content-Digest"] = result.digest
+    response["Content-Length"] = "0"
+    if result.subject:
+        response["OCI-Subject"] = result.subject
+    if result.tags:
+        response["OCI-Tag"] = ", ".join(result.tags)
+    return response
+
+
+def _delete(request: HttpRequest, principal: Principal, name: str, reference: str) -> HttpResponse:
+    manifest_delete(repository_name=name, reference=reference)
+    return HttpResponse(status=202)
+
+
+manifest = endpoint(
+    {
+        "GET": (Action.PULL, _get),
+        "HEAD": (Action.PULL, _head),
+        "PUT": (Action.PUSH, _put),
+        "DELETE": (Action.DELETE, _delete),
+    }
+)

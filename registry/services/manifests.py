@@ -1,0 +1,229 @@
+"""Manifests and tags: put, get, delete, list, referrers."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.db.models import ProtectedError
+from django.utils import timezone
+
+from registry.errors import Code, RegistryError
+from registry.manifests import ParsedManifest, parse_manifest, referrer_artifact_type
+from registry.models import Manifest, ManifestBlob, ManifestChild, Repository, RepositoryBlob, Tag
+from registry.reference import Digest, check_tag, looks_like_digest, parse_digest
+from registry.services.repositories import repository_ensure
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestContent:
+    digest: str
+    media_type: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    digest: str
+    subject: str
+    tags: list[str]
+
+
+def manifest_get(*, repository_name: str, reference: str) -> ManifestContent:
+    """One query: the manifest a tag or digest names in the repository."""
+    rows = Manifest.objects.filter(repository__name=repository_name)
+    if looks_like_digest(reference):
+        rows = rows.filter(digest=str(parse_digest(reference)))
+    else:
+        rows = rows.filter(tags__name=check_tag(reference))
+    row = rows.values_list("digest", "media_type", "payload").first()
+    if row is None:
+        raise RegistryError(Code.MANIFEST_UNKNOWN, detail={"reference": reference[:200]})
+    return ManifestContent(digest=row[0], media_type=row[1], payload=bytes(row[2]))
+
+
+def _digest_of(body: bytes, algorithm: str) -> str:
+    return f"{algorithm}:{hashlib.new(algorithm, body).hexdigest()}"
+
+
+def manifest_put(
+    *,
+    repository_name: str,
+    reference: str,
+    body: bytes,
+    content_type: str,
+    extra_tags: list[str] | None = None,
+) -> PutResult:
+    """Store a manifest (by tag or by digest, with optional extra tags) after
+    checking that everything it references exists in the repository."""
+    tags = [check_tag(t) for t in extra_tags or []]
+    if looks_like_digest(reference):
+        wanted: Digest | None = parse_digest(reference)
+    else:
+        wanted = None
+        tags.insert(0, check_tag(reference))
+    parsed = parse_manifest(body, content_type)
+    digest = _digest_of(body, wanted.algorithm if wanted else "sha256")
+    if wanted is not None and digest != str(wanted):
+        raise RegistryError(
+            Code.DIGEST_INVALID,
+            "manifest body does not match the digest in the URL",
+            detail={"digest": str(wanted)},
+        )
+    with transaction.atomic():
+        repo = repository_ensure(name=repository_name)
+        blob_ids = _referenced_blobs(repo.pk, parsed)
+        child_ids = _referenced_children(repo.pk, parsed)
+        manifest = Manifest.objects.filter(repository=repo, digest=digest).first()
+        if manifest is None:
+            manifest = Manifest.objects.create(
+                repository=repo,
+                digest=digest,
+                media_type=parsed.media_type,
+                artifact_type=referrer_artifact_type(parsed),
+                payload=body,
+                size=len(body),
+                subject_digest=parsed.subject.digest if parsed.subject else "",
+                annotations=parsed.annotations,
+            )
+            ManifestBlob.objects.bulk_create(
+                [ManifestBlob(manifest=manifest, blob_id=b) for b in blob_ids],
+                ignore_conflicts=True,
+            )
+            ManifestChild.objects.bulk_create(
+                [ManifestChild(parent=manifest, child_id=c) for c in child_ids],
+                ignore_conflicts=True,
+            )
+        for tag in dict.fromkeys(tags):
+            _tag_put(repo_id=repo.pk, name=tag, manifest_id=manifest.pk)
+    return PutResult(
+        digest=digest,
+        subject=parsed.subject.digest if parsed.subject else "",
+        tags=list(dict.fromkeys(tags)),
+    )
+
+
+def _tag_put(*, repo_id: int, name: str, manifest_id: int) -> None:
+    """Point a tag at a manifest: one atomic upsert, no read-modify-write race."""
+    Tag.objects.bulk_create(
+        [Tag(repository_id=repo_id, name=name, manifest_id=manifest_id, updated_at=timezone.now())],
+        update_conflicts=True,
+        unique_fields=["repository", "name"],
+        update_fields=["manifest", "updated_at"],
+    )
+
+
+def _referenced_blobs(repo_id: int, parsed: ParsedManifest) -> list[int]:
+    wanted = [d for d in ([parsed.config] if parsed.config else []) + parsed.layers]
+    required = {d.digest: d for d in wanted if not d.foreign}
+    optional = {d.digest: d for d in wanted if d.foreign}
+    found = {
+        digest: (pk, size)
+        for digest, pk, size in RepositoryBlob.objects.filter(
+            repository_id=repo_id, blob__digest__in=list(required) + list(optional)
+        ).values_list("blob__digest", "blob_id", "blob__size")
+    }
+    for digest, descriptor in required.items():
+        if digest not in found:
+            raise RegistryError(Code.MANIFEST_BLOB_UNKNOWN, detail={"digest": digest})
+        if found[digest][1] != descriptor.size:
+            raise RegistryError(
+                Code.MANIFEST_INVALID,
+                "descriptor size does not match the blob",
+                detail={"digest": digest, "size": descriptor.size, "actual": found[digest][1]},
+            )
+    return [pk for pk, _ in found.values()]
+
+
+def _referenced_children(repo_id: int, parsed: ParsedManifest) -> list[int]:
+    if not parsed.manifests:
+        return []
+    digests = {d.digest: d for d in parsed.manifests}
+    found = dict(
+        Manifest.objects.filter(repository_id=repo_id, digest__in=list(digests)).values_list(
+            "digest", "pk"
+        )
+    )
+    for digest in digests:
+        if digest not in found:
+            raise RegistryError(Code.MANIFEST_BLOB_UNKNOWN, detail={"digest": digest})
+    return list(found.values())
+
+
+def manifest_delete(*, repository_name: str, reference: str) -> None:
+    """DELETE by digest removes the manifest and its tags; by tag, just the tag."""
+    if not looks_like_digest(reference):
+        deleted, _ = Tag.objects.filter(
+            repository__name=repository_name, name=check_tag(reference)
+        ).delete()
+        if not deleted:
+            raise RegistryError(Code.MANIFEST_UNKNOWN, detail={"reference": reference[:200]})
+        return
+    digest = str(parse_digest(reference))
+    with transaction.atomic():
+        manifest = Manifest.objects.filter(repository__name=repository_name, digest=digest).first()
+        if manifest is None:
+            raise RegistryError(Code.MANIFEST_UNKNOWN, detail={"reference": digest})
+        parents = list(
+            ManifestChild.objects.filter(child=manifest).values_list("parent__digest", flat=True)[
+                :5
+            ]
+        )
+        if parents:
+            raise RegistryError(
+                Code.IN_USE,
+                "manifest is listed by an index in this repository; delete the index first",
+                detail={"digest": digest, "indexes": parents},
+            )
+        try:
+            manifest.delete()
+        except ProtectedError:
+            raise RegistryError(Code.IN_USE, detail={"digest": digest}) from None
+
+
+def _page(values: list[str], n: int) -> tuple[list[str], bool]:
+    return values[:n], len(values) > n
+
+
+def tags_list(*, repository_name: str, n: int, last: str) -> tuple[list[str], bool]:
+    """A page of tag names in lexical order after ``last``; True if more follow."""
+
+    repo_id = Repository.objects.filter(name=repository_name).values_list("pk", flat=True).first()
+    if repo_id is None:
+        raise RegistryError(Code.NAME_UNKNOWN, detail={"name": repository_name})
+    rows = Tag.objects.filter(repository_id=repo_id)
+    if last:
+        rows = rows.filter(name__gt=last)
+    names = list(rows.order_by("name").values_list("name", flat=True)[: n + 1])
+    return _page(names, n)
+
+
+def catalog_list(*, n: int, last: str) -> tuple[list[str], bool]:
+
+    rows = Repository.objects.all()
+    if last:
+        rows = rows.filter(name__gt=last)
+    names = list(rows.order_by("name").values_list("name", flat=True)[: n + 1])
+    return _page(names, n)
+
+
+def referrers_list(
+    *, repository_name: str, digest: str, artifact_type: str, limit: int
+) -> list[dict[str, Any]]:
+    """Descriptors of the manifests whose subject is ``digest``."""
+    rows = Manifest.objects.filter(repository__name=repository_name, subject_digest=digest)
+    if artifact_type:
+        rows = rows.filter(artifact_type=artifact_type)
+    out = []
+    for media_type, ref_digest, size, a_type, notes in rows.order_by("digest").values_list(
+        "media_type", "digest", "size", "artifact_type", "annotations"
+    )[:limit]:
+        descriptor: dict[str, Any] = {"mediaType": media_type, "digest": ref_digest, "size": size}
+        if a_type:
+            descriptor["artifactType"] = a_type
+        if notes:
+            descriptor["annotations"] = notes
+        out.append(descriptor)
+    return out

@@ -1,0 +1,255 @@
+"""Blob upload sessions: start, append, complete, cancel, purge.
+
+Bytes are hashed once as they stream in and written once. The sha256 of the
+bytes accepted so far is kept on the session row, so a session can be finished by
+any process; the running hash object is kept in-process to continue appends
+without re-reading (and rebuilt from the stored bytes after a restart).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import threading
+import uuid
+from collections import OrderedDict
+from typing import BinaryIO
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from registry.errors import Code, RegistryError
+from registry.models import Blob, Upload
+from registry.reference import Digest
+from registry.services.blobs import blob_register
+from registry.storage import UploadBusy, blob_store
+
+CHUNK = 1024 * 1024
+EMPTY_SHA256 = hashlib.sha256().hexdigest()
+
+
+class _HashCache:
+    """Running sha256 objects of recent uploads, keyed by (upload id, size)."""
+
+    def __init__(self, limit: int = 512) -> None:
+        self._items: OrderedDict[str, tuple[int, hashlib._Hash]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._limit = limit
+
+    def take(self, upload_id: str, size: int) -> hashlib._Hash | None:
+        with self._lock:
+            item = self._items.pop(upload_id, None)
+        if item is None or item[0] != size:
+            return None
+        return item[1]
+
+    def put(self, upload_id: str, size: int, hasher: hashlib._Hash) -> None:
+        with self._lock:
+            self._items[upload_id] = (size, hasher)
+            while len(self._items) > self._limit:
+                self._items.popitem(last=False)
+
+    def drop(self, upload_id: str) -> None:
+        with self._lock:
+            self._items.pop(upload_id, None)
+
+
+_hashes = _HashCache()
+
+
+def range_header(size: int) -> str:
+    return f"0-{max(size - 1, 0)}"
+
+
+def upload_get(*, repository_name: str, upload_id: str) -> Upload:
+    try:
+        key = uuid.UUID(upload_id)
+    except ValueError:
+        raise RegistryError(Code.BLOB_UPLOAD_UNKNOWN, detail={"uuid": upload_id[:64]}) from None
+    upload = Upload.objects.filter(pk=key, repository_name=repository_name).first()
+    if upload is None:
+        raise RegistryError(Code.BLOB_UPLOAD_UNKNOWN, detail={"uuid": upload_id[:64]})
+    return upload
+
+
+def upload_start(*, repository_name: str, owner: str) -> Upload:
+    limit = settings.BERTH_UPLOADS_PER_CLIENT
+    if Upload.objects.filter(owner=owner).count() >= limit:
+        raise RegistryError(
+            Code.TOOMANYREQUESTS,
+            f"too many open uploads (limit {limit}); finish or cancel some",
+            headers={"Retry-After": "60"},
+        )
+    upload = Upload.objects.create(
+        repository_name=repository_name, owner=owner, sha256=EMPTY_SHA256
+    )
+    blob_store().start_upload(str(upload.id))
+    return upload
+
+
+def _hasher(upload: Upload) -> hashlib._Hash:
+    hasher = _hashes.take(str(upload.id), upload.size)
+    if hasher is not None:
+        return hasher
+    # Another process, or a restart, holds the running state: rebuild it from the
+    # accepted bytes (rare; the normal path never re-reads).
+    hasher = hashlib.sha256()
+    for data in blob_store().read_upload(str(upload.id), upload.size):
+        hasher.update(data)
+    if hasher.hexdigest() != upload.sha256:
+        raise RegistryError(Code.BLOB_UPLOAD_INVALID, "stored upload is corrupt; start again")
+    return hasher
+
+
+def _copy(stream: BinaryIO, length: int | None, writer, hasher: hashlib._Hash) -> int:
+    """Stream ``length`` bytes (or to EOF when None) from the client into storage."""
+    total = 0
+    remaining = length
+    while remaining is None or remaining > 0:
+        data = stream.read(CHUNK if remaining is None else min(CHUNK, remaining))
+        if not data:
+            break
+        hasher.update(data)
+        writer.write(data)
+        total += len(data)
+        if remaining is not None:
+            remaining -= len(data)
+    if remaining:
+        raise RegistryError(
+            Code.SIZE_INVALID,
+            f"request body ended after {total} bytes of the {length} announced",
+        )
+    return total
+
+
+def _append(upload: Upload, writer, stream, length, start) -> tuple[int, hashlib._Hash]:
+    """Append a request body at the session's current end, under the writer lock."""
+    if start is not None and start != upload.size:
+        raise RegistryError(
+            Code.RANGE_INVALID,
+            f"chunk starts at {start}, upload is at {upload.size}",
+            headers={"Range": range_header(upload.size)},
+        )
+    hasher = _hasher(upload)
+    added = _copy(stream, length, writer, hasher) if length != 0 else 0
+    return upload.size + added, hasher
+
+
+def _save_progress(upload: Upload, size: int, hasher: hashlib._Hash) -> None:
+    upload.size = size
+    upload.sha256 = hasher.hexdigest()
+    upload.updated_at = timezone.now()
+    Upload.objects.filter(pk=upload.pk).update(
+        size=size, sha256=upload.sha256, updated_at=upload.updated_at
+    )
+    _hashes.put(str(upload.id), size, hasher)
+
+
+def upload_append(
+    *, upload: Upload, stream: BinaryIO, length: int | None, start: int | None
+) -> Upload:
+    """PATCH: append a chunk (``start`` from Content-Range) or a whole stream."""
+    store = blob_store()
+    try:
+        with store.upload_writer(str(upload.id), upload.size) as writer:
+            upload.refresh_from_db()
+            size, hasher = _append(upload, writer, stream, length, start)
+            _save_progress(upload, size, hasher)
+    except UploadBusy:
+        raise RegistryError(
+            Code.RANGE_INVALID,
+            "another request is writing to this upload",
+            headers={"Range": range_header(upload.size)},
+        ) from None
+    return upload
+
+
+def upload_complete(
+    *,
+    upload: Upload,
+    digest: Digest,
+    stream: BinaryIO,
+    length: int | None,
+    start: int | None,
+) -> Blob:
+    """PUT: append the last chunk if any, verify the digest, make the blob visible."""
+    store = blob_store()
+    upload_id = str(upload.id)
+    try:
+        with store.upload_writer(upload_id, upload.size) as writer:
+            upload.refresh_from_db()
+            size, hasher = _append(upload, writer, stream, length, start)
+            if size != upload.size:
+                _save_progress(upload, size, hasher)
+            actual = _final_digest(upload, digest, hasher)
+            if actual != digest.hex:
+                _discard(upload)
+                raise RegistryError(
+                    Code.DIGEST_INVALID,
+                    "uploaded content does not match the digest",
+                    detail={"digest": str(digest)},
+                )
+            store.commit_upload(upload_id, str(digest), size)
+    except UploadBusy:
+        raise RegistryError(
+            Code.RANGE_INVALID,
+            "another request is writing to this upload",
+            headers={"Range": range_header(upload.size)},
+        ) from None
+    with transaction.atomic():
+        blob = blob_register(repository_name=upload.repository_name, digest=str(digest), size=size)
+        Upload.objects.filter(pk=upload.pk).delete()
+    _hashes.drop(upload_id)
+    return blob
+
+
+def _final_digest(upload: Upload, digest: Digest, hasher: hashlib._Hash) -> str:
+    if digest.algorithm == "sha256":
+        return hasher.hexdigest()
+    other = hashlib.new(digest.algorithm)
+    for data in blob_store().read_upload(str(upload.id), upload.size):
+        other.update(data)
+    return other.hexdigest()
+
+
+def _discard(upload: Upload) -> None:
+    Upload.objects.filter(pk=upload.pk).delete()
+    blob_store().delete_upload(str(upload.id))
+    _hashes.drop(str(upload.id))
+
+
+def upload_cancel(*, upload: Upload) -> None:
+    _discard(upload)
+
+
+def upload_monolithic(
+    *, repository_name: str, owner: str, digest: Digest, stream: BinaryIO, length: int | None
+) -> Blob:
+    """POST with ?digest=: the whole blob in one request."""
+    upload = upload_start(repository_name=repository_name, owner=owner)
+    try:
+        return upload_complete(upload=upload, digest=digest, stream=stream, length=length, start=0)
+    except BaseException:
+        _discard(upload)
+        raise
+
+
+def uploads_purge(*, older_than: datetime.timedelta) -> int:
+    """Cancel sessions idle for longer than ``older_than``; drop stray upload bytes."""
+    store = blob_store()
+    cutoff = timezone.now() - older_than
+    stale = list(Upload.objects.filter(updated_at__lt=cutoff).values_list("pk", flat=True))
+    for pk in stale:
+        Upload.objects.filter(pk=pk, updated_at__lt=cutoff).delete()
+        store.delete_upload(str(pk))
+        _hashes.drop(str(pk))
+    # Bytes with no session row are left by a crash between deleting the row and
+    # the bytes. A session's row is created before its bytes, so listing the bytes
+    # first and the rows second never mistakes a new session for a stray.
+    on_disk = list(store.upload_ids())
+    known = {str(pk) for pk in Upload.objects.values_list("pk", flat=True)}
+    for upload_id in on_disk:
+        if upload_id not in known:
+            store.delete_upload(upload_id)
+    return len(stale)

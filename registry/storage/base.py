@@ -1,0 +1,52 @@
+"""The contract every blob store keeps (one shared test suite checks it:
+tests/registry/test_storage_contract.py).
+
+- Upload bytes live under an upload id until ``commit_upload`` makes them the
+  blob with a given digest; the caller has verified the digest first.
+- ``commit_upload`` is atomic and durable: afterwards the blob is complete on
+  stable storage; before it, nothing is visible under the blob's digest.
+- ``upload_writer(upload_id, offset)`` discards anything past ``offset`` (bytes of
+  a request that failed or a process that crashed) and appends; if the block
+  raises, the upload is cut back to ``offset``: a failed request adds nothing.
+- Blobs are opened for reading as seekable binary files, never loaded whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import BinaryIO, Protocol
+
+
+class UploadBusy(Exception):
+    """Another request is writing to this upload right now."""
+
+
+class UploadWriter(Protocol):
+    def write(self, data: bytes) -> None: ...
+
+
+class BlobStore(Protocol):
+    def start_upload(self, upload_id: str) -> None: ...
+
+    def upload_writer(
+        self, upload_id: str, offset: int
+    ) -> AbstractContextManager[UploadWriter]: ...
+
+    def read_upload(self, upload_id: str, size: int) -> Iterator[bytes]: ...
+
+    def commit_upload(self, upload_id: str, digest: str, size: int) -> None: ...
+
+    def delete_upload(self, upload_id: str) -> None: ...
+
+    def upload_ids(self) -> Iterator[str]: ...
+
+    def blob_exists(self, digest: str) -> bool: ...
+
+    def blob_size(self, digest: str) -> int: ...
+
+    def open_blob(self, digest: str) -> BinaryIO: ...
+
+    def delete_blob(self, digest: str) -> None: ...
+
+    def blob_digests(self) -> Iterator[str]: ...

@@ -1,0 +1,143 @@
+"""Shared fixtures: an in-process /v2 client and a live Berth server process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from django.test import Client
+from django.test.client import ClientHandler
+
+from portal.wsgi import LeanHandlerMixin
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class _RegistryClientHandler(LeanHandlerMixin, ClientHandler):
+    pass
+
+
+class RegistryClient(Client):
+    """Django's test client through the same lean handler /v2 uses in production."""
+
+    def __init__(self, **defaults: object) -> None:
+        super().__init__(**defaults)
+        self.handler = _RegistryClientHandler(enforce_csrf_checks=True)
+
+
+@pytest.fixture
+def v2(db, tmp_path, settings) -> RegistryClient:
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "blobs": {
+            "BACKEND": "registry.storage.filesystem.FileSystemBlobStore",
+            "OPTIONS": {"location": str(tmp_path / "registry")},
+        },
+    }
+    return RegistryClient()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class BerthServer:
+    """``manage.py serve`` in a subprocess with its own data directory."""
+
+    def __init__(self, data_dir: Path, role: str = "web", env: dict[str, str] | None = None):
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.addr = f"127.0.0.1:{self.port}"
+        self.url = f"http://{self.addr}"
+        self.role = role
+        self.extra_env = env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir.parent / f"berth-{self.port}.log"
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BERTH_")}
+        env.update(
+            {
+                "BERTH_DATA_DIR": str(self.data_dir),
+                "DJANGO_SETTINGS_MODULE": "portal.settings",
+                "BERTH_LOG_LEVEL": "WARNING",
+                **self.extra_env,
+            }
+        )
+        env.pop("DATABASE_URL", None)
+        return env
+
+    def start(self, timeout: float = 30) -> BerthServer:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
+        self.proc = subprocess.Popen(
+            [sys.executable, "manage.py", "serve", "--role", self.role, "--addr", self.addr],
+            cwd=REPO_ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"berth exited early: {self.log_path.read_text()[-3000:]}")
+            try:
+                if requests.get(f"{self.url}/v2/", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"berth did not start: {self.log_path.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, 15)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, 9)
+                self.proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: no cleanup runs anywhere."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, 9)
+            self.proc.wait()
+
+    def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=REPO_ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=600,
+        )
+
+
+@pytest.fixture(scope="session")
+def berth(tmp_path_factory) -> Iterator[BerthServer]:
+    """One live Berth (web role) shared by the real-client tests."""
+    server = BerthServer(tmp_path_factory.mktemp("berth") / "data").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fresh_berth(tmp_path) -> Iterator[BerthServer]:
+    """A live Berth of the test's own (for tests that kill or fill it)."""
+    server = BerthServer(tmp_path / "data")
+    yield server
+    server.stop()

@@ -1,0 +1,92 @@
+"""Building OCI content in tests: blobs, image manifests, indexes, referrers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Any
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+EMPTY_JSON = b"{}"
+EMPTY_TYPE = "application/vnd.oci.empty.v1+json"
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def descriptor(media_type: str, data: bytes, **extra: Any) -> dict[str, Any]:
+    return {"mediaType": media_type, "digest": sha256(data), "size": len(data), **extra}
+
+
+def image(
+    config: bytes | None = None, layers: list[bytes] | None = None, **extra: Any
+) -> tuple[bytes, dict[str, bytes]]:
+    """An OCI image manifest and the blobs it needs (digest → bytes)."""
+    config = config if config is not None else json.dumps({"architecture": "amd64"}).encode()
+    layers = layers if layers is not None else [os.urandom(1024)]
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": descriptor(OCI_CONFIG, config),
+        "layers": [descriptor(OCI_LAYER, layer) for layer in layers],
+        **extra,
+    }
+    blobs = {sha256(b): b for b in [config, *layers]}
+    return json.dumps(doc).encode(), blobs
+
+
+def index(manifests: list[bytes], **extra: Any) -> bytes:
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [descriptor(OCI_MANIFEST, m) for m in manifests],
+        **extra,
+    }
+    return json.dumps(doc).encode()
+
+
+def artifact(subject: bytes, artifact_type: str, payload: bytes) -> tuple[bytes, dict[str, bytes]]:
+    """An OCI 1.1 artifact (empty config) that refers to ``subject``."""
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": artifact_type,
+        "config": descriptor(EMPTY_TYPE, EMPTY_JSON),
+        "layers": [descriptor("application/octet-stream", payload)],
+        "subject": descriptor(OCI_MANIFEST, subject),
+        "annotations": {"org.example.note": "hello"},
+    }
+    return json.dumps(doc).encode(), {sha256(EMPTY_JSON): EMPTY_JSON, sha256(payload): payload}
+
+
+class InProcess:
+    """Pushes through the in-process /v2 client (tests/conftest.py: v2)."""
+
+    def __init__(self, client: Any) -> None:
+        self.c = client
+
+    def put_blob(self, name: str, data: bytes) -> str:
+        digest = sha256(data)
+        r = self.c.post(
+            f"/v2/{name}/blobs/uploads/?digest={digest}",
+            data=data,
+            content_type="application/octet-stream",
+        )
+        assert r.status_code == 201, r.content
+        return digest
+
+    def put_manifest(self, name: str, ref: str, body: bytes, media_type: str = OCI_MANIFEST):
+        return self.c.put(f"/v2/{name}/manifests/{ref}", data=body, content_type=media_type)
+
+    def push_image(self, name: str, tag: str, **kw: Any) -> tuple[str, bytes]:
+        body, blobs = image(**kw)
+        for data in blobs.values():
+            self.put_blob(name, data)
+        r = self.put_manifest(name, tag, body)
+        assert r.status_code == 201, r.content
+        return r["Docker-Content-Digest"], body

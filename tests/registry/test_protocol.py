@@ -1,0 +1,392 @@
+"""The /v2 protocol through the in-process client: blobs, uploads, manifests,
+tags, catalog, referrers, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from registry.models import Blob, Manifest, RepositoryBlob, Tag, Upload
+
+from .helpers import (
+    OCI_INDEX,
+    OCI_MANIFEST,
+    InProcess,
+    artifact,
+    image,
+    index,
+    sha256,
+)
+
+
+@pytest.fixture
+def reg(v2) -> InProcess:
+    return InProcess(v2)
+
+
+def error_code(response) -> str:
+    return json.loads(response.content)["errors"][0]["code"]
+
+
+def test_version_check(v2):
+    r = v2.get("/v2/")
+    assert r.status_code == 200
+    assert r["Docker-Distribution-API-Version"] == "registry/2.0"
+
+
+def test_monolithic_blob_push_then_pull(v2, reg):
+    data = os.urandom(5000)
+    digest = reg.put_blob("team/app", data)
+    head = v2.head(f"/v2/team/app/blobs/{digest}")
+    assert head.status_code == 200
+    assert head["Content-Length"] == "5000"
+    assert head["Docker-Content-Digest"] == digest
+    got = v2.get(f"/v2/team/app/blobs/{digest}")
+    assert got.status_code == 200
+    assert b"".join(got.streaming_content) == data
+
+
+def test_blob_range_requests(v2, reg):
+    data = bytes(range(256)) * 40
+    digest = reg.put_blob("r/a", data)
+    r = v2.get(f"/v2/r/a/blobs/{digest}", HTTP_RANGE="bytes=10-19")
+    assert r.status_code == 206
+    assert r["Content-Range"] == f"bytes 10-19/{len(data)}"
+    assert b"".join(r.streaming_content) == data[10:20]
+    r = v2.get(f"/v2/r/a/blobs/{digest}", HTTP_RANGE="bytes=-5")
+    assert b"".join(r.streaming_content) == data[-5:]
+    r = v2.get(f"/v2/r/a/blobs/{digest}", HTTP_RANGE=f"bytes={len(data)}-")
+    assert r.status_code == 416
+    assert r["Content-Range"] == f"bytes */{len(data)}"
+
+
+def test_chunked_upload_with_status_and_out_of_order(v2):
+    data = os.urandom(3 * 1000)
+    r = v2.post("/v2/c/x/blobs/uploads/")
+    assert r.status_code == 202
+    loc = r["Location"]
+    assert r["Range"] == "0-0"
+    r = v2.patch(
+        loc, data=data[:1000], content_type="application/octet-stream", HTTP_CONTENT_RANGE="0-999"
+    )
+    assert r.status_code == 202
+    assert r["Range"] == "0-999"
+    # Out of order: skips bytes 1000-1999.
+    r = v2.patch(
+        loc,
+        data=data[2000:],
+        content_type="application/octet-stream",
+        HTTP_CONTENT_RANGE="2000-2999",
+    )
+    assert r.status_code == 416
+    assert r["Range"] == "0-999"
+    # Overlapping: starts inside what was accepted.
+    r = v2.patch(
+        loc,
+        data=data[500:1500],
+        content_type="application/octet-stream",
+        HTTP_CONTENT_RANGE="500-1499",
+    )
+    assert r.status_code == 416
+    status = v2.get(loc)
+    assert status.status_code == 204
+    assert status["Range"] == "0-999"
+    r = v2.patch(
+        loc,
+        data=data[1000:2000],
+        content_type="application/octet-stream",
+        HTTP_CONTENT_RANGE="1000-1999",
+    )
+    assert r.status_code == 202
+    digest = sha256(data)
+    r = v2.put(
+        f"{loc}?digest={digest}",
+        data=data[2000:],
+        content_type="application/octet-stream",
+        HTTP_CONTENT_RANGE="2000-2999",
+    )
+    assert r.status_code == 201, r.content
+    assert r["Location"] == f"/v2/c/x/blobs/{digest}"
+    got = v2.get(f"/v2/c/x/blobs/{digest}")
+    assert b"".join(got.streaming_content) == data
+    assert not Upload.objects.exists()
+
+
+def test_upload_resumes_after_restart_without_hash_state(v2):
+    """Sessions survive a restart: the running hash is rebuilt from stored bytes."""
+    from registry.services import uploads
+
+    data = os.urandom(4096)
+    loc = v2.post("/v2/s/r/blobs/uploads/")["Location"]
+    v2.patch(loc, data=data[:2048], content_type="application/octet-stream")
+    uploads._hashes._items.clear()  # what a new process starts with
+    v2.patch(loc, data=data[2048:], content_type="application/octet-stream")
+    uploads._hashes._items.clear()
+    r = v2.put(f"{loc}?digest={sha256(data)}")
+    assert r.status_code == 201, r.content
+
+
+def test_cancel_upload(v2):
+    loc = v2.post("/v2/a/b/blobs/uploads/")["Location"]
+    assert v2.delete(loc).status_code == 204
+    assert v2.get(loc).status_code == 404
+    assert error_code(v2.get(loc)) == "BLOB_UPLOAD_UNKNOWN"
+
+
+def test_upload_is_scoped_to_its_repository(v2):
+    loc = v2.post("/v2/a/one/blobs/uploads/")["Location"]
+    other = loc.replace("/a/one/", "/a/two/")
+    assert v2.get(other).status_code == 404
+    assert v2.get(loc).status_code == 204
+
+
+def test_sha512_digest(v2):
+    import hashlib
+
+    data = b"sha512 content"
+    digest = "sha512:" + hashlib.sha512(data).hexdigest()
+    loc = v2.post("/v2/h/five/blobs/uploads/")["Location"]
+    v2.patch(loc, data=data, content_type="application/octet-stream")
+    r = v2.put(f"{loc}?digest={digest}")
+    assert r.status_code == 201, r.content
+    assert v2.head(f"/v2/h/five/blobs/{digest}").status_code == 200
+
+
+def test_cross_repository_mount(v2, reg):
+    digest = reg.put_blob("src/repo", b"mounted bytes")
+    r = v2.post(f"/v2/dst/repo/blobs/uploads/?mount={digest}&from=src/repo")
+    assert r.status_code == 201
+    assert r["Location"] == f"/v2/dst/repo/blobs/{digest}"
+    assert v2.head(f"/v2/dst/repo/blobs/{digest}").status_code == 200
+
+
+def test_mount_without_from(v2, reg):
+    digest = reg.put_blob("src/any", b"findable bytes")
+    r = v2.post(f"/v2/dst/auto/blobs/uploads/?mount={digest}")
+    assert r.status_code == 201
+    assert v2.head(f"/v2/dst/auto/blobs/{digest}").status_code == 200
+
+
+def test_mount_of_unknown_blob_falls_back_to_upload(v2):
+    digest = sha256(b"nobody has this")
+    r = v2.post(f"/v2/dst/repo/blobs/uploads/?mount={digest}&from=src/repo")
+    assert r.status_code == 202
+    assert "/blobs/uploads/" in r["Location"]
+    assert v2.head(f"/v2/dst/repo/blobs/{digest}").status_code == 404
+
+
+def test_blob_is_readable_only_where_linked(v2, reg):
+    digest = reg.put_blob("one/a", b"private to one")
+    assert v2.head(f"/v2/one/b/blobs/{digest}").status_code == 404
+    assert Blob.objects.filter(digest=digest).count() == 1
+
+
+def test_blob_stored_once_for_two_repositories(v2, reg):
+    data = os.urandom(100)
+    reg.put_blob("dedupe/a", data)
+    reg.put_blob("dedupe/b", data)
+    assert Blob.objects.filter(digest=sha256(data)).count() == 1
+    assert RepositoryBlob.objects.filter(blob__digest=sha256(data)).count() == 2
+
+
+def test_manifest_put_get_head_by_tag_and_digest(v2, reg):
+    digest, body = reg.push_image("app/web", "v1")
+    assert digest == sha256(body)
+    for ref in ("v1", digest):
+        r = v2.get(f"/v2/app/web/manifests/{ref}", HTTP_ACCEPT=OCI_MANIFEST)
+        assert r.status_code == 200
+        assert r.content == body
+        assert r["Content-Type"] == OCI_MANIFEST
+        assert r["Docker-Content-Digest"] == digest
+        h = v2.head(f"/v2/app/web/manifests/{ref}")
+        assert h.status_code == 200
+        assert h["Content-Length"] == str(len(body))
+        assert h["Docker-Content-Digest"] == digest
+
+
+def test_manifest_put_by_digest_with_tag_parameters(v2, reg):
+    body, blobs = image()
+    for data in blobs.values():
+        reg.put_blob("app/tagged", data)
+    digest = sha256(body)
+    r = v2.put(
+        f"/v2/app/tagged/manifests/{digest}?tag=a&tag=b", data=body, content_type=OCI_MANIFEST
+    )
+    assert r.status_code == 201
+    assert r["OCI-Tag"] == "a, b"
+    tags = json.loads(v2.get("/v2/app/tagged/tags/list").content)["tags"]
+    assert tags == ["a", "b"]
+
+
+def test_docker_schema2_and_manifest_list(v2, reg):
+    docker_mt = "application/vnd.docker.distribution.manifest.v2+json"
+    list_mt = "application/vnd.docker.distribution.manifest.list.v2+json"
+    config, layer = b'{"os":"linux"}', os.urandom(300)
+    reg.put_blob("d/img", config)
+    reg.put_blob("d/img", layer)
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": docker_mt,
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "digest": sha256(config),
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                    "digest": sha256(layer),
+                    "size": len(layer),
+                }
+            ],
+        }
+    ).encode()
+    assert reg.put_manifest("d/img", "amd64", manifest, docker_mt).status_code == 201
+    mlist = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": list_mt,
+            "manifests": [
+                {
+                    "mediaType": docker_mt,
+                    "digest": sha256(manifest),
+                    "size": len(manifest),
+                    "platform": {"architecture": "amd64", "os": "linux"},
+                }
+            ],
+        }
+    ).encode()
+    assert reg.put_manifest("d/img", "latest", mlist, list_mt).status_code == 201
+    r = v2.get("/v2/d/img/manifests/latest")
+    assert r["Content-Type"] == list_mt
+    assert r.content == mlist
+
+
+def test_index_requires_children_and_protects_them(v2, reg):
+    child_digest, child = reg.push_image("multi/arch", "amd64")
+    idx = index([child])
+    missing = index([image()[0]])
+    r = reg.put_manifest("multi/arch", "bad", missing, OCI_INDEX)
+    assert r.status_code == 400
+    assert error_code(r) == "MANIFEST_BLOB_UNKNOWN"
+    assert reg.put_manifest("multi/arch", "latest", idx, OCI_INDEX).status_code == 201
+    r = v2.delete(f"/v2/multi/arch/manifests/{child_digest}")
+    assert r.status_code == 409
+    assert Manifest.objects.filter(digest=child_digest).exists()
+    assert v2.delete(f"/v2/multi/arch/manifests/{sha256(idx)}").status_code == 202
+    assert v2.delete(f"/v2/multi/arch/manifests/{child_digest}").status_code == 202
+
+
+def test_delete_tag_keeps_manifest(v2, reg):
+    digest, _ = reg.push_image("del/tag", "v1")
+    assert v2.delete("/v2/del/tag/manifests/v1").status_code == 202
+    assert v2.get("/v2/del/tag/manifests/v1").status_code == 404
+    assert v2.get(f"/v2/del/tag/manifests/{digest}").status_code == 200
+
+
+def test_delete_manifest_removes_its_tags(v2, reg):
+    digest, _ = reg.push_image("del/man", "v1")
+    assert v2.delete(f"/v2/del/man/manifests/{digest}").status_code == 202
+    assert v2.get("/v2/del/man/manifests/v1").status_code == 404
+    assert not Tag.objects.filter(name="v1", repository__name="del/man").exists()
+    assert v2.delete(f"/v2/del/man/manifests/{digest}").status_code == 404
+
+
+def test_delete_blob_referenced_by_manifest_is_refused(v2, reg):
+    layer = os.urandom(64)
+    digest, _ = reg.push_image("del/blob", "v1", layers=[layer])
+    r = v2.delete(f"/v2/del/blob/blobs/{sha256(layer)}")
+    assert r.status_code == 409
+    assert v2.head(f"/v2/del/blob/blobs/{sha256(layer)}").status_code == 200
+    v2.delete(f"/v2/del/blob/manifests/{digest}")
+    assert v2.delete(f"/v2/del/blob/blobs/{sha256(layer)}").status_code == 202
+    assert v2.head(f"/v2/del/blob/blobs/{sha256(layer)}").status_code == 404
+
+
+def test_tag_list_pagination_lexical(v2, reg):
+    _digest, body = reg.push_image("pg/tags", "t0")
+    for tag in ["b", "a", "c", "A", "z9", "10"]:
+        assert reg.put_manifest("pg/tags", tag, body).status_code == 201
+    everything = json.loads(v2.get("/v2/pg/tags/tags/list").content)["tags"]
+    assert everything == sorted(["b", "a", "c", "A", "z9", "10", "t0"])
+    r = v2.get("/v2/pg/tags/tags/list?n=3")
+    page = json.loads(r.content)["tags"]
+    assert page == everything[:3]
+    assert r["Link"] == f'</v2/pg/tags/tags/list?last={page[-1]}&n=3>; rel="next"'
+    r = v2.get(f"/v2/pg/tags/tags/list?n=3&last={page[-1]}")
+    assert json.loads(r.content)["tags"] == everything[3:6]
+    r = v2.get(f"/v2/pg/tags/tags/list?n=3&last={everything[5]}")
+    assert json.loads(r.content)["tags"] == everything[6:]
+    assert "Link" not in r
+
+
+def test_tag_list_of_unknown_repository(v2):
+    r = v2.get("/v2/no/such/tags/list")
+    assert r.status_code == 404
+    assert error_code(r) == "NAME_UNKNOWN"
+
+
+def test_catalog_pagination(v2, reg):
+    for name in ["cat/b", "cat/a", "cat/c"]:
+        reg.push_image(name, "v1")
+    r = v2.get("/v2/_catalog?n=2")
+    assert json.loads(r.content)["repositories"] == ["cat/a", "cat/b"]
+    assert r["Link"] == '</v2/_catalog?last=cat%2Fb&n=2>; rel="next"'
+    r = v2.get("/v2/_catalog?n=2&last=cat/b")
+    assert json.loads(r.content)["repositories"] == ["cat/c"]
+
+
+def test_referrers(v2, reg):
+    subject_digest, subject = reg.push_image("ref/app", "v1")
+    sig, blobs = artifact(subject, "application/vnd.example.signature", b"sig")
+    sbom, blobs2 = artifact(subject, "application/vnd.example.sbom", b"sbom")
+    for data in {**blobs, **blobs2}.values():
+        reg.put_blob("ref/app", data)
+    r = reg.put_manifest("ref/app", sha256(sig), sig)
+    assert r.status_code == 201
+    assert r["OCI-Subject"] == subject_digest
+    reg.put_manifest("ref/app", sha256(sbom), sbom)
+    r = v2.get(f"/v2/ref/app/referrers/{subject_digest}")
+    assert r.status_code == 200
+    assert r["Content-Type"] == OCI_INDEX
+    found = json.loads(r.content)["manifests"]
+    assert {m["digest"] for m in found} == {sha256(sig), sha256(sbom)}
+    assert {m["artifactType"] for m in found} == {
+        "application/vnd.example.signature",
+        "application/vnd.example.sbom",
+    }
+    assert found[0]["annotations"] == {"org.example.note": "hello"}
+    r = v2.get(f"/v2/ref/app/referrers/{subject_digest}?artifactType=application/vnd.example.sbom")
+    assert r["OCI-Filters-Applied"] == "artifactType"
+    assert [m["digest"] for m in json.loads(r.content)["manifests"]] == [sha256(sbom)]
+
+
+def test_referrers_empty_is_an_index_not_404(v2):
+    r = v2.get(f"/v2/nothing/here/referrers/{sha256(b'x')}")
+    assert r.status_code == 200
+    assert json.loads(r.content) == {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+
+
+def test_subject_may_be_pushed_before_its_target(v2, reg):
+    target, _ = image()
+    art, blobs = artifact(target, "application/vnd.example.early", b"early")
+    for data in blobs.values():
+        reg.put_blob("early/ref", data)
+    assert reg.put_manifest("early/ref", sha256(art), art).status_code == 201
+    r = v2.get(f"/v2/early/ref/referrers/{sha256(target)}")
+    assert [m["digest"] for m in json.loads(r.content)["manifests"]] == [sha256(art)]
+
+
+def test_unsupported_method_is_an_oci_error(v2):
+    r = v2.post("/v2/_catalog")
+    assert r.status_code == 405
+    assert error_code(r) == "UNSUPPORTED"
+
+
+def test_unknown_v2_path(v2):
+    r = v2.get("/v2/a/b/c/unknown-endpoint")
+    assert r.status_code == 404
+    assert "errors" in json.loads(r.content)
