@@ -126,6 +126,8 @@ BERTH_UPLOADS_PER_CLIENT = env.int("BERTH_UPLOADS_PER_CLIENT", default=1000)
 BERTH_PAGE_MAX = env.int("BERTH_PAGE_MAX", default=1000)
 BERTH_WEB_WORKERS = env.int("BERTH_WEB_WORKERS", default=1)
 BERTH_WEB_THREADS = env.int("BERTH_WEB_THREADS", default=32)
+# Seconds a client may take to send its request headers (slowloris guard).
+BERTH_HEADER_TIMEOUT = env.int("BERTH_HEADER_TIMEOUT", default=30)
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 

@@ -27,6 +27,22 @@ Typical use (pytest)::
         digest = dockerd.push(f"{reg}/t/app:1")
         dockerd.rmi(f"{reg}/t/app:1")
         assert dockerd.pull(f"{reg}/t/app:1") == image_id
+
+How the clients reach a plain-HTTP registry on loopback (measured with
+Distribution 2.8 behind a TCP proxy that classified connections):
+
+* skopeo / podman with ``--tls-verify=false`` and dockerd (127.0.0.0/8 is
+  insecure by default) always open ONE TLS connection first (``GET https://
+  HOST/v2/``), per process invocation / per docker pull or push, then fall
+  back to ``http://``.  Fallback happens whatever the plain-HTTP server does
+  with the ClientHello: an HTTP 400 answer (Distribution, gunicorn, granian,
+  nginx all do that at once), FIN or RST -> no measurable delay.  A server
+  that reads the ClientHello and says nothing costs 10 s per invocation (Go's
+  TLS handshake timeout), then the operation still succeeds over HTTP.
+* With TLS verification on (the podman/skopeo default) there is no fallback:
+  "http: server gave HTTP response to HTTPS client".
+* ``ctr --plain-http`` goes straight to HTTP (no TLS attempt, no ``/v2/`` ping:
+  its first request is ``HEAD /v2/<name>/manifests/<ref>``).
 """
 
 from __future__ import annotations
@@ -51,6 +67,7 @@ import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "ClientError",
@@ -154,7 +171,7 @@ def run_cmd(
     check: bool = True,
     cwd: str | os.PathLike[str] | None = None,
     text: bool = True,
-) -> subprocess.CompletedProcess:
+) -> subprocess.CompletedProcess[Any]:
     """Run ``cmd`` in its own process group with a timeout.
 
     On timeout the whole process group is SIGKILLed and :class:`ClientTimeout`
@@ -165,7 +182,7 @@ def run_cmd(
     argv = [os.fspath(c) for c in cmd]
     if isinstance(input, str) and not text:
         input = input.encode()
-    proc = subprocess.Popen(
+    proc: subprocess.Popen[Any] = subprocess.Popen(
         argv,
         stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -197,7 +214,9 @@ def run_cmd(
     # anything still in the group (e.g. a helper left behind) is killed.
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    result = subprocess.CompletedProcess(argv, proc.returncode, out, err)
+    result: subprocess.CompletedProcess[Any] = subprocess.CompletedProcess(
+        argv, proc.returncode, out, err
+    )
     if check and proc.returncode != 0:
         raise ClientError(argv, proc.returncode, _as_text(out), _as_text(err))
     return result
@@ -292,7 +311,7 @@ def _unmount_under(*roots: Path) -> None:
         )
 
 
-def _stop_popen(proc: subprocess.Popen | None, timeout: float) -> None:
+def _stop_popen(proc: subprocess.Popen[Any] | None, timeout: float) -> None:
     if proc is None or proc.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):
@@ -318,7 +337,7 @@ def _wait_for(
     probe: Callable[[], bool],
     *,
     timeout: float,
-    proc: subprocess.Popen | None,
+    proc: subprocess.Popen[bytes] | None,
     what: str,
     log: Path | None,
     cmd: Sequence[str],
@@ -435,7 +454,7 @@ class DockerDaemon:
         self.extra_args = list(extra_args)
         self.startup_timeout = startup_timeout
         self.cmd_timeout = cmd_timeout
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.tmpdir: Path | None = None
         self.data_root: Path | None = None
         self.config_dir: Path | None = None
@@ -560,7 +579,7 @@ class DockerDaemon:
         input: str | None = None,
         env: Mapping[str, str] | None = None,
         cwd: str | os.PathLike[str] | None = None,
-    ) -> subprocess.CompletedProcess:
+    ) -> subprocess.CompletedProcess[Any]:
         """Run ``docker ARGS`` against this daemon with a private config dir."""
         if self.proc is None:
             raise RuntimeError("DockerDaemon not started")
@@ -599,7 +618,7 @@ class DockerDaemon:
         self.run("tag", src, dst)
 
     def image_id(self, ref: str) -> str:
-        return self.run("image", "inspect", "--format", "{{.Id}}", ref).stdout.strip()
+        return str(self.run("image", "inspect", "--format", "{{.Id}}", ref).stdout).strip()
 
     def repo_digests(self, ref: str) -> list[str]:
         out = self.run("image", "inspect", "--format", "{{json .RepoDigests}}", ref).stdout
@@ -741,7 +760,7 @@ class Podman:
         timeout: float | None = None,
         check: bool = True,
         input: str | None = None,
-    ) -> subprocess.CompletedProcess:
+    ) -> subprocess.CompletedProcess[Any]:
         argv: list[str | os.PathLike[str]] = [self.podman_bin, *self.global_args(), *args]
         if self.isolate_blob_cache:
             argv = [*_cache_wrapper(self.cache_dir), *argv]
@@ -813,11 +832,11 @@ class Podman:
         return digest
 
     def image_id(self, ref: str) -> str:
-        out = self.run("image", "inspect", "--format", "{{.Id}}", ref).stdout.strip()
+        out = str(self.run("image", "inspect", "--format", "{{.Id}}", ref).stdout).strip()
         return out if out.startswith("sha256:") else "sha256:" + out
 
     def image_digest(self, ref: str) -> str:
-        return self.run("image", "inspect", "--format", "{{.Digest}}", ref).stdout.strip()
+        return str(self.run("image", "inspect", "--format", "{{.Digest}}", ref).stdout).strip()
 
     def rmi(self, *refs: str, force: bool = False) -> None:
         self.run("rmi", *(["--force"] if force else []), *refs)
@@ -863,7 +882,7 @@ class ContainerdDaemon:
         self.snapshotter = snapshotter
         self.startup_timeout = startup_timeout
         self.cmd_timeout = cmd_timeout
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.base: Path | None = None
         self.root: Path | None = None
         self.sock_dir: Path | None = None
@@ -965,7 +984,7 @@ class ContainerdDaemon:
         *args: str | os.PathLike[str],
         timeout: float | None = None,
         check: bool = True,
-    ) -> subprocess.CompletedProcess:
+    ) -> subprocess.CompletedProcess[Any]:
         """Run ``ctr -a SOCK -n NAMESPACE ARGS``."""
         if self.sock is None:
             raise RuntimeError("ContainerdDaemon not started")
@@ -1050,7 +1069,7 @@ class ContainerdDaemon:
             env=_clean_env(),
             text=False,
         )
-        return r.stdout
+        return bytes(r.stdout)
 
     def _config_digest(self, digest: str, platform: str | None) -> str | None:
         want_os, want_arch = (platform or "linux/amd64").split("/")[:2]
@@ -1117,7 +1136,7 @@ class Skopeo:
         check: bool = True,
         input: str | None = None,
         text: bool = True,
-    ) -> subprocess.CompletedProcess:
+    ) -> subprocess.CompletedProcess[Any]:
         argv: list[str | os.PathLike[str]] = [
             self.skopeo_bin,
             "--insecure-policy",
@@ -1210,13 +1229,16 @@ class Skopeo:
             args.append("--config")
         if creds:
             args += ["--creds", creds]
-        return self.run(*args, ref, timeout=timeout, text=False).stdout
+        return bytes(self.run(*args, ref, timeout=timeout, text=False).stdout)
 
-    def inspect(self, ref: str, *, tls_verify: bool = False, creds: str | None = None) -> dict:
+    def inspect(
+        self, ref: str, *, tls_verify: bool = False, creds: str | None = None
+    ) -> dict[str, Any]:
         args = ["inspect", f"--tls-verify={str(tls_verify).lower()}"]
         if creds:
             args += ["--creds", creds]
-        return json.loads(self.run(*args, ref).stdout)
+        result: dict[str, Any] = json.loads(self.run(*args, ref).stdout)
+        return result
 
     def list_tags(
         self, repo_ref: str, *, tls_verify: bool = False, creds: str | None = None
@@ -1326,7 +1348,7 @@ def write_oci_layout(
         blobs[digest] = len(data)
         return digest, len(data)
 
-    def make_layer(name: str) -> tuple[dict, str]:
+    def make_layer(name: str) -> tuple[dict[str, Any], str]:
         tar = _tar_one_file(name, os.urandom(layer_size))
         diff_id = sha256_digest(tar)
         gz = gzip.compress(tar, compresslevel=6, mtime=0)
@@ -1335,12 +1357,12 @@ def write_oci_layout(
 
     shared = make_layer("base.bin") if shared_base_layer and layers_per_image > 0 else None
     images: list[OciImage] = []
-    descriptors: list[dict] = []
+    descriptors: list[dict[str, Any]] = []
     for plat in platforms:
         parts = plat.split("/")
         os_name, arch = parts[0], parts[1]
         variant = parts[2] if len(parts) > 2 else None
-        layer_descs: list[dict] = []
+        layer_descs: list[dict[str, Any]] = []
         diff_ids: list[str] = []
         for i in range(layers_per_image):
             if i == 0 and shared is not None:
@@ -1351,7 +1373,7 @@ def write_oci_layout(
                 )
             layer_descs.append(desc)
             diff_ids.append(diff_id)
-        config: dict = {
+        config: dict[str, Any] = {
             "created": "1970-01-01T00:00:00Z",
             "architecture": arch,
             "os": os_name,
@@ -1389,7 +1411,11 @@ def write_oci_layout(
         )
 
     if as_index:
-        index: dict = {"schemaVersion": 2, "mediaType": MT_OCI_INDEX, "manifests": descriptors}
+        index: dict[str, Any] = {
+            "schemaVersion": 2,
+            "mediaType": MT_OCI_INDEX,
+            "manifests": descriptors,
+        }
         if index_annotations:
             index["annotations"] = dict(index_annotations)
         raw = _canonical_json(index)
@@ -1532,7 +1558,7 @@ class DistributionRegistry:
         self.delete_enabled = delete_enabled
         self.htpasswd = htpasswd
         self.startup_timeout = startup_timeout
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.base: Path | None = None
         self.log_path: Path | None = None
         self._logfh: io.BufferedWriter | None = None
@@ -1588,7 +1614,7 @@ class DistributionRegistry:
         def ready() -> bool:
             try:
                 with urllib.request.urlopen(self.url + "/v2/", timeout=2) as resp:
-                    return resp.status == 200
+                    return bool(resp.status == 200)
             except urllib.error.HTTPError as exc:
                 return exc.code == 401
             except OSError:

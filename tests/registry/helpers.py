@@ -90,3 +90,34 @@ class InProcess:
         r = self.put_manifest(name, tag, body)
         assert r.status_code == 201, r.content
         return r["Docker-Content-Digest"], body
+
+
+class Remote:
+    """Pushes to a live registry over HTTP with requests."""
+
+    def __init__(self, url: str) -> None:
+        import requests
+
+        self.url = url
+        self.http = requests.Session()
+
+    def put_blob(self, name: str, data: bytes) -> str:
+        digest = sha256(data)
+        r = self.http.post(f"{self.url}/v2/{name}/blobs/uploads/?digest={digest}", data=data)
+        assert r.status_code == 201, r.text
+        return digest
+
+    def put_manifest(self, name: str, ref: str, body: bytes, media_type: str = OCI_MANIFEST):
+        return self.http.put(
+            f"{self.url}/v2/{name}/manifests/{ref}",
+            data=body,
+            headers={"Content-Type": media_type},
+        )
+
+    def push_image(self, name: str, tag: str, **kw: Any) -> tuple[str, bytes]:
+        body, blobs = image(**kw)
+        for data in blobs.values():
+            self.put_blob(name, data)
+        r = self.put_manifest(name, tag, body)
+        assert r.status_code == 201, r.text
+        return r.headers["Docker-Content-Digest"], body

@@ -35,7 +35,7 @@ def web_command(addr: str) -> list[str]:
         "--blocking-threads", str(settings.BERTH_WEB_THREADS),
         "--http", "1",
         "--no-ws",
-        "--http1-header-read-timeout", "30000",
+        "--http1-header-read-timeout", str(settings.BERTH_HEADER_TIMEOUT * 1000),
         "--respawn-failed-workers",
         "--workers-kill-timeout", "15",
         "--log-level", settings.LOG_LEVEL.lower(),
