@@ -713,7 +713,8 @@ class Podman:
         self.cmd_timeout = cmd_timeout
         self.base = _mkdir(Path(tmpdir).resolve())
         self.root = _mkdir(self.base / "root")
-        self.runroot = _mkdir(self.base / "runroot")
+        # podman refuses a runroot path longer than 50 characters.
+        self.runroot = _short_dir("berth-podman-")
         self.libpod_tmp = _mkdir(self.base / "libpod-tmp")
         self.image_tmp = _mkdir(self.base / "image-tmp")
         self.netdir = _mkdir(self.base / "networks")
@@ -843,9 +844,10 @@ class Podman:
 
     def stop(self) -> None:
         """Remove the private storage (podman leaves no processes after pull/push)."""
-        _kill_pids(_pids_referencing([str(self.base)]))
-        _unmount_under(self.base)
+        _kill_pids(_pids_referencing([str(self.base), str(self.runroot)]))
+        _unmount_under(self.base, self.runroot)
         shutil.rmtree(self.base, ignore_errors=True)
+        shutil.rmtree(self.runroot, ignore_errors=True)
 
     def __enter__(self) -> Podman:
         return self

@@ -13,7 +13,7 @@ from django.utils import timezone
 from registry.errors import Code, RegistryError
 from registry.manifests import ParsedManifest, parse_manifest, referrer_artifact_type
 from registry.models import Manifest, ManifestBlob, ManifestChild, Repository, RepositoryBlob, Tag
-from registry.reference import Digest, check_tag, looks_like_digest, parse_digest
+from registry.reference import Digest, check_tag, is_tag, looks_like_digest, parse_digest
 from registry.services.repositories import repository_ensure
 
 
@@ -34,14 +34,27 @@ class PutResult:
 def manifest_get(*, repository_name: str, reference: str) -> ManifestContent:
     """One query: the manifest a tag or digest names in the repository."""
     rows = Manifest.objects.filter(repository__name=repository_name)
+    # A reference that cannot name anything is simply unknown on a read (the
+    # conformance suite requires 404 here); writes answer 400 with its code.
     if looks_like_digest(reference):
-        rows = rows.filter(digest=str(parse_digest(reference)))
+        if not _valid_digest(reference):
+            raise RegistryError(Code.MANIFEST_UNKNOWN, detail={"reference": reference[:200]})
+        rows = rows.filter(digest=reference)
+    elif is_tag(reference):
+        rows = rows.filter(tags__name=reference)
     else:
-        rows = rows.filter(tags__name=check_tag(reference))
+        raise RegistryError(Code.MANIFEST_UNKNOWN, detail={"reference": reference[:200]})
     row = rows.values_list("digest", "media_type", "payload").first()
     if row is None:
         raise RegistryError(Code.MANIFEST_UNKNOWN, detail={"reference": reference[:200]})
     return ManifestContent(digest=row[0], media_type=row[1], payload=bytes(row[2]))
+
+
+def _valid_digest(reference: str) -> bool:
+    try:
+        return str(parse_digest(reference)) == reference
+    except RegistryError:
+        return False
 
 
 def _digest_of(body: bytes, algorithm: str) -> str:

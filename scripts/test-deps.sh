@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs on a fresh Debian machine (as root):
+# the container clients from Debian, a virtualenv with Berth and its test
+# dependencies, and the Go-built peers (OCI conformance suite, oras, crane).
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+APT_PACKAGES=(docker.io skopeo podman containerd uidmap)
+
+missing=()
+for tool in dockerd skopeo podman ctr containerd newuidmap; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if ((${#missing[@]})); then
+  echo "test-deps: installing Debian packages (missing: ${missing[*]})"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${APT_PACKAGES[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.berth-deps
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/pip install -q -e '.[test]'
+  touch "$stamp"
+fi
+
+command -v go >/dev/null 2>&1 || export PATH="/usr/local/go/bin:$PATH"
+bash tests/peers/build-go-peers.sh
