@@ -210,7 +210,7 @@ def test_f41_disk_full_mid_upload(small_disk):
     try:
         reg = Remote(server.url)
         small = os.urandom(100_000)
-        digest, body = reg.push_image("live/full", "v1", layers=[small])
+        _, body = reg.push_image("live/full", "v1", layers=[small])
         big = os.urandom(20 * 1024 * 1024)
         r = requests.post(
             f"{server.url}/v2/live/full/blobs/uploads/?digest={sha256(big)}", data=big
