@@ -104,6 +104,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             ),
         }
     )
+# Keep database connections across requests (one per server thread): opening
+# one per request costs more than the registry's whole manifest lookup.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("BERTH_DB_CONN_MAX_AGE", default=600)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Blob bytes: content-addressed storage behind registry.storage (see docs/storage.md).
@@ -125,11 +129,25 @@ BERTH_UPLOAD_MAX_AGE = env.int("BERTH_UPLOAD_MAX_AGE", default=24 * 3600)
 BERTH_UPLOADS_PER_CLIENT = env.int("BERTH_UPLOADS_PER_CLIENT", default=1000)
 BERTH_PAGE_MAX = env.int("BERTH_PAGE_MAX", default=1000)
 BERTH_WEB_WORKERS = env.int("BERTH_WEB_WORKERS", default=1)
-BERTH_WEB_THREADS = env.int("BERTH_WEB_THREADS", default=32)
+BERTH_WEB_THREADS = env.int("BERTH_WEB_THREADS", default=16)
 # Seconds a client may take to send its request headers (slowloris guard).
 BERTH_HEADER_TIMEOUT = env.int("BERTH_HEADER_TIMEOUT", default=30)
 
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    # Manifest lookups (registry/services/cache.py). Process memory is coherent
+    # only while one process serves and writes; with several web processes and
+    # no shared cache there is no cache.
+    "manifests": (
+        {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "berth-manifests",
+            "OPTIONS": {"MAX_ENTRIES": 20_000},
+        }
+        if BERTH_WEB_WORKERS == 1
+        else {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}
+    ),
+}
 
 # Celery: a broker that needs no server by default (kombu's filesystem transport
 # in the data directory); redis:// or amqp:// when scaled out.

@@ -32,8 +32,17 @@ class RegistryClient(Client):
         self.handler = _RegistryClientHandler(enforce_csrf_checks=True)
 
 
+@pytest.fixture(autouse=True)
+def _empty_caches():
+    from django.core.cache import caches
+
+    for cache in caches.all():
+        cache.clear()
+
+
 @pytest.fixture
-def v2(db, tmp_path, settings) -> RegistryClient:
+def v2(transactional_db, tmp_path, settings) -> RegistryClient:
+    """/v2 in-process. Transactional: cache invalidation runs on commit, as in production."""
     settings.STORAGES = {
         **settings.STORAGES,
         "blobs": {
@@ -114,6 +123,14 @@ class BerthServer:
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, 9)
             self.proc.wait()
+        # Every part of the server died with it: the port no longer answers.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) != 0:
+                    return
+            time.sleep(0.05)
+        raise AssertionError(f"something still listens on {self.addr} after SIGKILL")
 
     def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

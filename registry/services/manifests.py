@@ -14,6 +14,7 @@ from registry.errors import Code, RegistryError
 from registry.manifests import ParsedManifest, parse_manifest, referrer_artifact_type
 from registry.models import Manifest, ManifestBlob, ManifestChild, Repository, RepositoryBlob, Tag
 from registry.reference import Digest, check_tag, is_tag, looks_like_digest, parse_digest
+from registry.services import cache
 from registry.services.repositories import repository_ensure
 
 
@@ -32,7 +33,17 @@ class PutResult:
 
 
 def manifest_get(*, repository_name: str, reference: str) -> ManifestContent:
-    """One query: the manifest a tag or digest names in the repository."""
+    """The manifest a tag or digest names in the repository: from the cache, or
+    one query."""
+    key = cache.lookup_key(repository_name, reference)
+    content = cache.get(key)
+    if content is None:
+        content = _manifest_query(repository_name, reference)
+        cache.put(key, content)
+    return content
+
+
+def _manifest_query(repository_name: str, reference: str) -> ManifestContent:
     rows = Manifest.objects.filter(repository__name=repository_name)
     # A reference that cannot name anything is simply unknown on a read (the
     # conformance suite requires 404 here); writes answer 400 with its code.
@@ -111,6 +122,7 @@ def manifest_put(
             )
         for tag in dict.fromkeys(tags):
             _tag_put(repo_id=repo.pk, name=tag, manifest_id=manifest.pk)
+        cache.invalidate(repository_name)
     return PutResult(
         digest=digest,
         subject=parsed.subject.digest if parsed.subject else "",
@@ -167,33 +179,35 @@ def _referenced_children(repo_id: int, parsed: ParsedManifest) -> list[int]:
 
 def manifest_delete(*, repository_name: str, reference: str) -> None:
     """DELETE by digest removes the manifest and its tags; by tag, just the tag."""
-    if not looks_like_digest(reference):
+    with transaction.atomic():
+        cache.invalidate(repository_name)  # runs once the delete has committed
+        if looks_like_digest(reference):
+            _manifest_delete(repository_name, str(parse_digest(reference)))
+            return
         deleted, _ = Tag.objects.filter(
             repository__name=repository_name, name=check_tag(reference)
         ).delete()
         if not deleted:
             raise RegistryError(Code.MANIFEST_UNKNOWN, detail={"reference": reference[:200]})
-        return
-    digest = str(parse_digest(reference))
-    with transaction.atomic():
-        manifest = Manifest.objects.filter(repository__name=repository_name, digest=digest).first()
-        if manifest is None:
-            raise RegistryError(Code.MANIFEST_UNKNOWN, detail={"reference": digest})
-        parents = list(
-            ManifestChild.objects.filter(child=manifest).values_list("parent__digest", flat=True)[
-                :5
-            ]
+
+
+def _manifest_delete(repository_name: str, digest: str) -> None:
+    manifest = Manifest.objects.filter(repository__name=repository_name, digest=digest).first()
+    if manifest is None:
+        raise RegistryError(Code.MANIFEST_UNKNOWN, detail={"reference": digest})
+    parents = list(
+        ManifestChild.objects.filter(child=manifest).values_list("parent__digest", flat=True)[:5]
+    )
+    if parents:
+        raise RegistryError(
+            Code.IN_USE,
+            "manifest is listed by an index in this repository; delete the index first",
+            detail={"digest": digest, "indexes": parents},
         )
-        if parents:
-            raise RegistryError(
-                Code.IN_USE,
-                "manifest is listed by an index in this repository; delete the index first",
-                detail={"digest": digest, "indexes": parents},
-            )
-        try:
-            manifest.delete()
-        except ProtectedError:
-            raise RegistryError(Code.IN_USE, detail={"digest": digest}) from None
+    try:
+        manifest.delete()
+    except ProtectedError:
+        raise RegistryError(Code.IN_USE, detail={"digest": digest}) from None
 
 
 def _page(values: list[str], n: int) -> tuple[list[str], bool]:

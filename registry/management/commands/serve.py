@@ -7,11 +7,14 @@ deployments (docs/scale-out.md).
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -61,6 +64,20 @@ def scheduler_command() -> list[str]:
     ]  # fmt: skip
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> Callable[[], None]:
+    """A pre-exec hook making the child receive SIGTERM when the supervisor dies.
+    libc is looked up here, in the parent: nothing but the prctl runs after fork."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+    def hook() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return hook
+
+
 class Command(BaseCommand):
     help = "Run Berth: migrate, then the web server, job worker and scheduler."
 
@@ -97,9 +114,13 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
+        pre_exec = _die_with_parent()
         try:
             for name, argv in commands.items():
-                children[name] = subprocess.Popen(argv, env=env, start_new_session=True)
+                # Same process group as the supervisor (Ctrl-C and kill -9 of the
+                # group reach every part), and a parent-death signal so no part
+                # outlives a supervisor that was killed alone.
+                children[name] = subprocess.Popen(argv, env=env, preexec_fn=pre_exec)
             while not stopping:
                 for name, child in children.items():
                     if child.poll() is not None:
@@ -113,11 +134,11 @@ class Command(BaseCommand):
     def _stop(self, children: dict[str, subprocess.Popen[bytes]]) -> None:
         for child in children.values():
             if child.poll() is None:
-                os.killpg(child.pid, signal.SIGTERM)
+                child.terminate()
         deadline = time.monotonic() + STOP_GRACE
         for child in children.values():
             try:
                 child.wait(timeout=max(deadline - time.monotonic(), 0.1))
             except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
+                child.kill()
                 child.wait()

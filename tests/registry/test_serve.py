@@ -1,0 +1,65 @@
+"""``manage.py serve``: all roles together, jobs really run, Ctrl-C stops all."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import requests
+
+from tests.conftest import BerthServer
+
+from .helpers import sha256
+
+
+def descendants(pid: int) -> set[int]:
+    out = subprocess.run(["ps", "-e", "-o", "pid=,pgid="], capture_output=True, text=True).stdout
+    return {int(p) for p, g in (line.split() for line in out.splitlines()) if int(g) == pid}
+
+
+def test_serve_all_runs_scheduled_jobs_and_stops_on_ctrl_c(tmp_path):
+    server = BerthServer(
+        tmp_path / "data",
+        role="all",
+        env={"BERTH_UPLOAD_MAX_AGE": "1", "BERTH_UPLOAD_PURGE_INTERVAL": "1"},
+    ).start()
+    try:
+        assert len(descendants(server.proc.pid)) >= 4  # supervisor, web, worker, beat
+        loc = (
+            server.url + requests.post(f"{server.url}/v2/jobs/r/blobs/uploads/").headers["Location"]
+        )
+        requests.patch(loc, data=b"abandoned")
+        deadline = time.monotonic() + 60
+        while requests.get(loc).status_code == 204 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        # The scheduler queued the purge, the worker ran it through the file broker.
+        assert requests.get(loc).status_code == 404
+        assert list((server.data_dir / "registry" / "uploads").iterdir()) == []
+        os.killpg(server.proc.pid, signal.SIGINT)
+        assert server.proc.wait(timeout=30) == 0
+        time.sleep(0.5)
+        assert descendants(server.proc.pid) == set()
+    finally:
+        server.kill()
+
+
+def test_upload_session_survives_a_restart(tmp_path):
+    server = BerthServer(tmp_path / "data").start()
+    try:
+        data = os.urandom(300_000)
+        loc = (
+            server.url
+            + requests.post(f"{server.url}/v2/restart/r/blobs/uploads/").headers["Location"]
+        )
+        assert requests.patch(loc, data=data[:100_000]).status_code == 202
+        server.stop()
+        server.start()
+        assert requests.get(loc).headers["Range"] == "0-99999"
+        assert requests.patch(loc, data=data[100_000:200_000]).status_code == 202
+        r = requests.put(f"{loc}?digest={sha256(data)}", data=data[200_000:])
+        assert r.status_code == 201, r.text
+        assert requests.get(f"{server.url}/v2/restart/r/blobs/{sha256(data)}").content == data
+    finally:
+        server.stop()
