@@ -152,8 +152,9 @@ def upload_append(
     """PATCH: append a chunk (``start`` from Content-Range) or a whole stream."""
     store = blob_store()
     try:
-        with store.upload_writer(str(upload.id), upload.size) as writer:
-            upload.refresh_from_db()
+        with store.upload_writer(str(upload.id)) as writer:
+            upload.refresh_from_db()  # the truth, now that no one else writes
+            writer.begin(upload.size)
             size, hasher = _append(upload, writer, stream, length, start)
             _save_progress(upload, size, hasher)
     except UploadBusy:
@@ -177,8 +178,9 @@ def upload_complete(
     store = blob_store()
     upload_id = str(upload.id)
     try:
-        with store.upload_writer(upload_id, upload.size) as writer:
+        with store.upload_writer(upload_id) as writer:
             upload.refresh_from_db()
+            writer.begin(upload.size)
             size, hasher = _append(upload, writer, stream, length, start)
             if size != upload.size:
                 _save_progress(upload, size, hasher)

@@ -5,9 +5,12 @@ tests/registry/test_storage_contract.py).
   blob with a given digest; the caller has verified the digest first.
 - ``commit_upload`` is atomic and durable: afterwards the blob is complete on
   stable storage; before it, nothing is visible under the blob's digest.
-- ``upload_writer(upload_id, offset)`` discards anything past ``offset`` (bytes of
-  a request that failed or a process that crashed) and appends; if the block
-  raises, the upload is cut back to ``offset``: a failed request adds nothing.
+- ``upload_writer(upload_id)`` holds the upload exclusively (``UploadBusy`` when
+  another writer has it); inside, the caller reads the accepted size from the
+  database and calls ``begin(size)``, which discards anything past it (bytes of a
+  request that failed or a process that crashed) and refuses a size the stored
+  bytes do not reach. If the block raises, the upload is cut back to that size:
+  a failed request adds nothing.
 - Blobs are opened for reading as seekable binary files, never loaded whole.
 """
 
@@ -23,6 +26,8 @@ class UploadBusy(Exception):
 
 
 class UploadWriter(Protocol):
+    def begin(self, offset: int) -> None: ...
+
     def write(self, data: bytes) -> None: ...
 
 

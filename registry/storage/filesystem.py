@@ -36,9 +36,24 @@ def _fsync_dir(path: str) -> None:
 class _FileWriter:
     def __init__(self, fh: BinaryIO) -> None:
         self._fh = fh
+        self._offset: int | None = None
+
+    def begin(self, offset: int) -> None:
+        size = os.fstat(self._fh.fileno()).st_size
+        if size < offset:
+            raise OSError(errno.EIO, f"upload holds {size} bytes, {offset} were accepted")
+        self._fh.truncate(offset)
+        self._fh.seek(offset)
+        self._offset = offset
 
     def write(self, data: bytes) -> None:
+        if self._offset is None:
+            raise RuntimeError("begin(offset) before write")
         self._fh.write(data)
+
+    def rollback(self) -> None:
+        if self._offset is not None:
+            self._fh.truncate(self._offset)
 
 
 class FileSystemBlobStore(FileSystemStorage):
@@ -58,14 +73,13 @@ class FileSystemBlobStore(FileSystemStorage):
             pass
 
     @contextmanager
-    def upload_writer(self, upload_id: str, offset: int) -> Iterator[_FileWriter]:
+    def upload_writer(self, upload_id: str) -> Iterator[_FileWriter]:
         path = self._upload_path(upload_id)
         try:
             fh = open(path, "r+b", buffering=0)  # noqa: SIM115 - closed below
         except FileNotFoundError:
-            # The row outlived its bytes (crash between the two): start them again.
-            if offset:
-                raise
+            # The row outlived its bytes (a crash between the two): begin() refuses
+            # any offset beyond what is really there.
             os.makedirs(os.path.dirname(path), exist_ok=True)
             fh = open(path, "w+b", buffering=0)  # noqa: SIM115
         try:
@@ -73,12 +87,11 @@ class FileSystemBlobStore(FileSystemStorage):
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError as exc:
                 raise UploadBusy(upload_id) from exc
-            fh.truncate(offset)
-            fh.seek(offset)
+            writer = _FileWriter(fh)
             try:
-                yield _FileWriter(fh)
+                yield writer
             except BaseException:
-                fh.truncate(offset)
+                writer.rollback()
                 raise
         finally:
             fh.close()

@@ -31,11 +31,9 @@ def raw_request(addr: str, head: bytes, body_parts: list[bytes], close_write: bo
             pass  # the server answered and stopped reading: the answer is below
         if close_write:
             s.shutdown(socket.SHUT_WR)
-        data = b""
+        data = b""  # every request here says Connection: close: read to EOF
         while chunk := s.recv(65536):
             data += chunk
-            if b"\r\n\r\n" in data and not close_write:
-                break
     status = int(data.split(b" ", 2)[1])
     return status, data
 

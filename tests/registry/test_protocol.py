@@ -390,3 +390,23 @@ def test_unknown_v2_path(v2):
     r = v2.get("/v2/a/b/c/unknown-endpoint")
     assert r.status_code == 404
     assert "errors" in json.loads(r.content)
+
+
+def test_request_that_lost_a_race_destroys_nothing(v2):
+    """A stale view of a session (read before another request appended) must
+    neither truncate the other request's bytes nor add its own."""
+    import io
+
+    from registry.errors import RegistryError
+    from registry.services.uploads import upload_append, upload_get
+
+    loc = v2.post("/v2/race/up/blobs/uploads/")["Location"]
+    stale = upload_get(repository_name="race/up", upload_id=loc.rsplit("/", 1)[1])
+    winner = os.urandom(100)
+    v2.patch(loc, data=winner, content_type="application/octet-stream", HTTP_CONTENT_RANGE="0-99")
+    with pytest.raises(RegistryError) as raised:
+        upload_append(upload=stale, stream=io.BytesIO(b"loser"), length=5, start=0)
+    assert raised.value.code.name == "RANGE_INVALID"
+    assert v2.get(loc)["Range"] == "0-99"
+    r = v2.put(f"{loc}?digest={sha256(winner)}")
+    assert r.status_code == 201, r.content

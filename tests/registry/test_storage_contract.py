@@ -41,9 +41,11 @@ def read_all(store: BlobStore, digest: str) -> bytes:
 def test_upload_append_commit_read(store):
     data = os.urandom(3 * 1024 * 1024 + 17)
     store.start_upload("u1")
-    with store.upload_writer("u1", 0) as w:
+    with store.upload_writer("u1") as w:
+        w.begin(0)
         w.write(data[:1000])
-    with store.upload_writer("u1", 1000) as w:
+    with store.upload_writer("u1") as w:
+        w.begin(1000)
         w.write(data[1000:])
     assert b"".join(store.read_upload("u1", len(data))) == data
     digest = digest_of(data)
@@ -59,7 +61,8 @@ def test_upload_append_commit_read(store):
 def test_open_blob_is_seekable(store):
     data = bytes(range(256)) * 10
     store.start_upload("u")
-    with store.upload_writer("u", 0) as w:
+    with store.upload_writer("u") as w:
+        w.begin(0)
         w.write(data)
     store.commit_upload("u", digest_of(data), len(data))
     with store.open_blob(digest_of(data)) as fh:
@@ -69,9 +72,11 @@ def test_open_blob_is_seekable(store):
 
 def test_failed_write_adds_nothing(store):
     store.start_upload("u")
-    with store.upload_writer("u", 0) as w:
+    with store.upload_writer("u") as w:
+        w.begin(0)
         w.write(b"kept")
-    with pytest.raises(RuntimeError), store.upload_writer("u", 4) as w:
+    with pytest.raises(RuntimeError), store.upload_writer("u") as w:
+        w.begin(4)
         w.write(b"lost bytes")
         raise RuntimeError("client went away")
     assert b"".join(store.read_upload("u", 4)) == b"kept"
@@ -82,9 +87,11 @@ def test_failed_write_adds_nothing(store):
 def test_writer_discards_bytes_past_offset(store):
     """Bytes of a crashed request beyond the accepted offset are dropped."""
     store.start_upload("u")
-    with store.upload_writer("u", 0) as w:
+    with store.upload_writer("u") as w:
+        w.begin(0)
         w.write(b"accepted+garbage")
-    with store.upload_writer("u", 8) as w:
+    with store.upload_writer("u") as w:
+        w.begin(8)
         w.write(b"-more")
     assert b"".join(store.read_upload("u", 13)) == b"accepted-more"
 
@@ -94,7 +101,8 @@ def test_concurrent_writer_is_refused(store):
     entered, release = threading.Event(), threading.Event()
 
     def hold():
-        with store.upload_writer("u", 0) as w:
+        with store.upload_writer("u") as w:
+            w.begin(0)
             w.write(b"a")
             entered.set()
             release.wait(10)
@@ -103,18 +111,29 @@ def test_concurrent_writer_is_refused(store):
     t.start()
     entered.wait(10)
     try:
-        with pytest.raises(UploadBusy), store.upload_writer("u", 0):
+        with pytest.raises(UploadBusy), store.upload_writer("u"):
             pass
     finally:
         release.set()
         t.join()
 
 
+def test_begin_refuses_an_offset_the_bytes_do_not_reach(store):
+    store.start_upload("short")
+    with store.upload_writer("short") as w:
+        w.begin(0)
+        w.write(b"abc")
+    with pytest.raises(OSError), store.upload_writer("short") as w:
+        w.begin(10)
+    assert b"".join(store.read_upload("short", 3)) == b"abc"
+
+
 def test_commit_of_existing_blob_keeps_it_intact(store):
     data = b"same content twice"
     for upload_id in ("a", "b"):
         store.start_upload(upload_id)
-        with store.upload_writer(upload_id, 0) as w:
+        with store.upload_writer(upload_id) as w:
+            w.begin(0)
             w.write(data)
         store.commit_upload(upload_id, digest_of(data), len(data))
     assert read_all(store, digest_of(data)) == data
@@ -123,7 +142,8 @@ def test_commit_of_existing_blob_keeps_it_intact(store):
 
 def test_commit_truncates_to_the_verified_size(store):
     store.start_upload("u")
-    with store.upload_writer("u", 0) as w:
+    with store.upload_writer("u") as w:
+        w.begin(0)
         w.write(b"verified" + b"tail-from-a-crash")
     store.commit_upload("u", digest_of(b"verified"), 8)
     assert read_all(store, digest_of(b"verified")) == b"verified"
@@ -135,7 +155,8 @@ def test_delete_upload_and_blob(store):
     store.delete_upload("gone")  # idempotent
     assert list(store.upload_ids()) == []
     store.start_upload("b")
-    with store.upload_writer("b", 0) as w:
+    with store.upload_writer("b") as w:
+        w.begin(0)
         w.write(b"x")
     store.commit_upload("b", digest_of(b"x"), 1)
     store.delete_blob(digest_of(b"x"))
