@@ -54,8 +54,12 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "accounts",
     "registry",
+    "rest_framework",
 ]
+
+AUTH_USER_MODEL = "accounts.User"
 
 # The full stack serves the portal, the admin and the API. /v2 does not pass
 # through it: portal.wsgi routes /v2 to a handler with no middleware at all.
@@ -130,6 +134,14 @@ BERTH_UPLOADS_PER_CLIENT = env.int("BERTH_UPLOADS_PER_CLIENT", default=1000)
 BERTH_PAGE_MAX = env.int("BERTH_PAGE_MAX", default=1000)
 BERTH_WEB_WORKERS = env.int("BERTH_WEB_WORKERS", default=1)
 BERTH_WEB_THREADS = env.int("BERTH_WEB_THREADS", default=16)
+# Token service and logins.
+BERTH_TOKEN_TTL = env.int("BERTH_TOKEN_TTL", default=1800)
+BERTH_REFRESH_TOKEN_TTL = env.int("BERTH_REFRESH_TOKEN_TTL", default=7 * 24 * 3600)
+BERTH_LOGIN_FAILURES_ALLOWED = env.int("BERTH_LOGIN_FAILURES_ALLOWED", default=10)
+BERTH_LOGIN_THROTTLE_SECONDS = env.int("BERTH_LOGIN_THROTTLE_SECONDS", default=60)
+BERTH_SELF_REGISTRATION = env.bool("BERTH_SELF_REGISTRATION", default=False)
+# "everyone" or "adminonly": who may create projects.
+BERTH_PROJECT_CREATION = env.str("BERTH_PROJECT_CREATION", default="everyone")
 # Seconds a client may take to send its request headers (slowloris guard).
 BERTH_HEADER_TIMEOUT = env.int("BERTH_HEADER_TIMEOUT", default=30)
 
@@ -154,12 +166,13 @@ CACHES = {
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _queue = DATA_DIR / "queue"
-    for _sub in ("in", "processed"):
+    for _sub in ("in", "processed", "control"):
         (_queue / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue / "in"),
         "data_folder_out": str(_queue / "in"),
         "processed_folder": str(_queue / "processed"),
+        "control_folder": str(_queue / "control"),
         "store_processed": False,
     }
 CELERY_TASK_ACKS_LATE = True
@@ -174,12 +187,41 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []
+# Passwords: Argon2 (slow, salted); checked once at login or token issue, never
+# per registry request (verified credentials and tokens are cached).
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [{"NAME": "accounts.passwords.HarborPasswordPolicy"}]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.api.auth.BasicAuthentication",
+        "accounts.api.auth.HarborSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "EXCEPTION_HANDLER": "accounts.api.errors.handle",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "UNAUTHENTICATED_USER": None,
+}
+
+# Browser sessions as Harbor's clients expect them.
+SESSION_COOKIE_NAME = "sid"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_NAME = "__csrf"
+CSRF_HEADER_NAME = "HTTP_X_HARBOR_CSRF_TOKEN"
+SESSION_COOKIE_SECURE = env.bool(
+    "BERTH_SECURE_COOKIES", default=BERTH_EXTERNAL_URL.startswith("https://")
+)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"

@@ -1,10 +1,15 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from accounts.views import login_view, logout_view, token
 from portal import views
 
 urlpatterns = [
     path("", include("registry.oci.urls")),
+    path("service/token", token, name="token"),
+    path("c/login", login_view, name="login"),
+    path("c/log_out", logout_view, name="logout"),
+    path("api/v2.0/", include("accounts.api.urls")),
     path("admin/", admin.site.urls),
     path("", views.home, name="home"),
 ]

@@ -8,11 +8,38 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 
 
-class Repository(models.Model):
+class Project(models.Model):
+    """A namespace: the first component of every repository name in it."""
+
     name = models.CharField(max_length=255, unique=True)
+    public = models.BooleanField(default=False, db_index=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="owned_projects",
+    )
+    # Harbor's other metadata keys (string values), besides "public".
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Repository(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="repositories")
+    name = models.CharField(max_length=255, unique=True)
+    description = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

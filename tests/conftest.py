@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
 import subprocess
@@ -18,6 +19,57 @@ from django.test.client import ClientHandler
 from portal.wsgi import LeanHandlerMixin
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+ADMIN_PASSWORD = "Harbor12345"
+ADMIN = ("admin", ADMIN_PASSWORD)
+# Projects the registry tests push into (the first component of their names).
+TEST_PROJECTS = [
+    "a",
+    "a10",
+    "a11",
+    "a12",
+    "a13",
+    "a2",
+    "a3",
+    "a4",
+    "a5",
+    "a6",
+    "a7",
+    "a8",
+    "a9",
+    "app",
+    "artifacts",
+    "c",
+    "cache",
+    "cat",
+    "chk",
+    "conformance",
+    "conformance-main",
+    "crash",
+    "d",
+    "dedupe",
+    "del",
+    "dst",
+    "early",
+    "h",
+    "jobs",
+    "live",
+    "multi",
+    "no",
+    "nothing",
+    "one",
+    "pg",
+    "r",
+    "race",
+    "ref",
+    "restart",
+    "s",
+    "src",
+    "team",
+]
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 class _RegistryClientHandler(LeanHandlerMixin, ClientHandler):
@@ -41,8 +93,34 @@ def _empty_caches():
 
 
 @pytest.fixture
-def v2(transactional_db, tmp_path, settings) -> RegistryClient:
-    """/v2 in-process. Transactional: cache invalidation runs on commit, as in production."""
+def fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def bootstrapped(transactional_db, fast_passwords, monkeypatch):
+    """First start: admin (id 1) with ADMIN_PASSWORD, library, signing key."""
+    from accounts.services import tokens
+    from accounts.services.bootstrap import bootstrap
+
+    monkeypatch.setenv("BERTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
+    tokens._keys.reset()
+    bootstrap()
+    yield
+    tokens._keys.reset()
+
+
+@pytest.fixture
+def test_projects(bootstrapped):
+    from registry.models import Project
+
+    Project.objects.bulk_create([Project(name=name, owner_id=1) for name in TEST_PROJECTS])
+
+
+@pytest.fixture
+def v2(test_projects, tmp_path, settings) -> RegistryClient:
+    """/v2 in-process as the sysadmin (Basic). Transactional: cache invalidation
+    runs on commit, as in production."""
     settings.STORAGES = {
         **settings.STORAGES,
         "blobs": {
@@ -50,7 +128,7 @@ def v2(transactional_db, tmp_path, settings) -> RegistryClient:
             "OPTIONS": {"location": str(tmp_path / "registry")},
         },
     }
-    return RegistryClient()
+    return RegistryClient(HTTP_AUTHORIZATION=basic(*ADMIN))
 
 
 def free_port() -> int:
@@ -71,6 +149,8 @@ class BerthServer:
         self.extra_env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"berth-{self.port}.log"
+        self.http = requests.Session()
+        self.http.auth = ADMIN
 
     @property
     def env(self) -> dict[str, str]:
@@ -80,6 +160,7 @@ class BerthServer:
                 "BERTH_DATA_DIR": str(self.data_dir),
                 "DJANGO_SETTINGS_MODULE": "portal.settings",
                 "BERTH_LOG_LEVEL": "WARNING",
+                "BERTH_ADMIN_PASSWORD": ADMIN_PASSWORD,
                 **self.extra_env,
             }
         )
@@ -102,12 +183,20 @@ class BerthServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"berth exited early: {self.log_path.read_text()[-3000:]}")
             try:
-                if requests.get(f"{self.url}/v2/", timeout=1).status_code == 200:
+                if requests.get(f"{self.url}/v2/", timeout=1, auth=ADMIN).status_code == 200:
                     return self
             except requests.RequestException:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"berth did not start: {self.log_path.read_text()[-3000:]}")
+
+    def create_projects(self, names: list[str], public: bool = False) -> None:
+        for name in names:
+            r = self.http.post(
+                f"{self.url}/api/v2.0/projects",
+                json={"project_name": name, "metadata": {"public": str(public).lower()}},
+            )
+            assert r.status_code in (201, 409), r.text
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -148,6 +237,7 @@ class BerthServer:
 def berth(tmp_path_factory) -> Iterator[BerthServer]:
     """One live Berth (web role) shared by the real-client tests."""
     server = BerthServer(tmp_path_factory.mktemp("berth") / "data").start()
+    server.create_projects(TEST_PROJECTS)
     yield server
     server.stop()
 

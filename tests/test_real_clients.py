@@ -14,7 +14,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import requests
 
 from tests.clients import (
     ContainerdDaemon,
@@ -26,10 +25,12 @@ from tests.clients import (
     read_oci_layout,
     run_cmd,
 )
+from tests.conftest import ADMIN, ADMIN_PASSWORD
 
 pytestmark = pytest.mark.clients
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+CREDS = f"admin:{ADMIN_PASSWORD}"
 PEERS = Path(os.environ.get("BERTH_PEERS_BIN", REPO_ROOT / ".peers" / "bin"))
 
 
@@ -46,6 +47,7 @@ def docker_image(berth, tmp_path_factory):
     daemon = DockerDaemon().start(tmp / "daemon")
     try:
         ref = f"{berth.addr}/library/scratch-app:v1"
+        daemon.login(berth.addr, *ADMIN)
         image_id = build_scratch_image(daemon, ref, tmp / "build", layers=3)
         digest = daemon.push(ref)
         yield daemon, ref, image_id, digest
@@ -55,7 +57,7 @@ def docker_image(berth, tmp_path_factory):
 
 def test_docker_push_rmi_pull_same_image(berth, docker_image):
     daemon, ref, image_id, digest = docker_image
-    r = requests.get(
+    r = berth.http.get(
         f"{berth.url}/v2/library/scratch-app/manifests/v1",
         headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
     )
@@ -70,6 +72,8 @@ def test_docker_push_rmi_pull_same_image(berth, docker_image):
 
 
 def test_podman_and_ctr_pull_docker_image(berth, docker_image, tmp_path):
+    """Anonymous pulls from the public project `library` (401 challenge, then an
+    anonymous token), as Kubernetes nodes without pull secrets do."""
     _, ref, image_id, digest = docker_image
     podman = Podman(tmp_path / "podman")
     try:
@@ -87,19 +91,24 @@ def test_skopeo_multiarch_index_round_trip(berth, tmp_path):
     skopeo = Skopeo(tmp_path / "skopeo")
     try:
         layout = push_multiarch_index(
-            berth.addr, "multi/arch", "v1", tmp_path / "in", skopeo=skopeo
+            berth.addr, "multi/arch", "v1", tmp_path / "in", skopeo=skopeo, creds=CREDS
         )
-        raw = skopeo.inspect_raw(f"docker://{berth.addr}/multi/arch:v1")
+        raw = skopeo.inspect_raw(f"docker://{berth.addr}/multi/arch:v1", creds=CREDS)
         assert raw == layout.raw
         out = tmp_path / "out"
-        skopeo.copy(f"docker://{berth.addr}/multi/arch:v1", f"oci:{out}:v1", preserve_digests=True)
+        skopeo.copy(
+            f"docker://{berth.addr}/multi/arch:v1",
+            f"oci:{out}:v1",
+            preserve_digests=True,
+            src_creds=CREDS,
+        )
         back = read_oci_layout(out, "v1")
         assert back.digest == layout.digest
         assert back.manifest_digests == layout.manifest_digests
         assert back.blobs == layout.blobs
     finally:
         skopeo.stop()
-    tags = requests.get(f"{berth.url}/v2/multi/arch/tags/list").json()["tags"]
+    tags = berth.http.get(f"{berth.url}/v2/multi/arch/tags/list").json()["tags"]
     assert tags == ["v1"]
 
 
@@ -107,14 +116,14 @@ def test_podman_pulls_platform_from_index(berth, tmp_path):
     skopeo = Skopeo(tmp_path / "skopeo")
     try:
         layout = push_multiarch_index(
-            berth.addr, "multi/platform", "v1", tmp_path / "in", skopeo=skopeo
+            berth.addr, "multi/platform", "v1", tmp_path / "in", skopeo=skopeo, creds=CREDS
         )
     finally:
         skopeo.stop()
     arm = next(im for im in layout.images if im.platform == "linux/arm64")
     podman = Podman(tmp_path / "podman")
     try:
-        pulled = podman.pull(f"{berth.addr}/multi/platform:v1", platform="linux/arm64")
+        pulled = podman.pull(f"{berth.addr}/multi/platform:v1", platform="linux/arm64", creds=CREDS)
         assert pulled.image_id == arm.config_digest
     finally:
         podman.stop()
@@ -125,7 +134,7 @@ def test_oras_artifact_referrer_discover(berth, tmp_path):
     (tmp_path / "artifact.txt").write_text("hello from oras\n")
     (tmp_path / "sig.json").write_text('{"signed": true}\n')
     ref = f"{berth.addr}/artifacts/demo:v1"
-    common = ["--plain-http"]
+    common = ["--plain-http", "-u", ADMIN[0], "-p", ADMIN[1]]
     run_cmd(
         [
             oras,
@@ -167,13 +176,13 @@ def test_oras_artifact_referrer_discover(berth, tmp_path):
     found = json.loads(out)
     referrers = found.get("referrers") or found.get("manifests")
     assert [m["artifactType"] for m in referrers] == ["application/vnd.example.signature"]
-    manifest = requests.get(
+    manifest = berth.http.get(
         f"{berth.url}/v2/artifacts/demo/manifests/v1",
         headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
     )
     assert manifest.json()["artifactType"] == "application/vnd.example.thing"
     subject = manifest.headers["Docker-Content-Digest"]
-    listed = requests.get(f"{berth.url}/v2/artifacts/demo/referrers/{subject}").json()
+    listed = berth.http.get(f"{berth.url}/v2/artifacts/demo/referrers/{subject}").json()
     assert [m["artifactType"] for m in listed["manifests"]] == ["application/vnd.example.signature"]
     pulled = tmp_path / "pulled"
     run_cmd([oras, "pull", *common, "-o", str(pulled), ref])
@@ -184,6 +193,8 @@ def test_oci_conformance_suite_v1_1_1(berth, tmp_path):
     env = {
         **os.environ,
         "OCI_ROOT_URL": berth.url,
+        "OCI_USERNAME": ADMIN[0],
+        "OCI_PASSWORD": ADMIN[1],
         "OCI_NAMESPACE": "conformance/repo1",
         "OCI_CROSSMOUNT_NAMESPACE": "conformance/repo2",
         "OCI_AUTOMATIC_CROSSMOUNT": "1",
@@ -217,6 +228,8 @@ def test_oci_conformance_suite_main(berth, tmp_path):
     env = {
         **os.environ,
         "OCI_REGISTRY": berth.addr,
+        "OCI_USERNAME": ADMIN[0],
+        "OCI_PASSWORD": ADMIN[1],
         "OCI_TLS": "disabled",
         "OCI_REPO1": "conformance-main/repo1",
         "OCI_REPO2": "conformance-main/repo2",

@@ -7,12 +7,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.db.models import ProtectedError
+from django.db.models import ProtectedError, QuerySet
 from django.utils import timezone
 
 from registry.errors import Code, RegistryError
 from registry.manifests import ParsedManifest, parse_manifest, referrer_artifact_type
-from registry.models import Manifest, ManifestBlob, ManifestChild, Repository, RepositoryBlob, Tag
+from registry.models import (
+    Manifest,
+    ManifestBlob,
+    ManifestChild,
+    Project,
+    Repository,
+    RepositoryBlob,
+    Tag,
+)
 from registry.reference import Digest, check_tag, is_tag, looks_like_digest, parse_digest
 from registry.services import cache
 from registry.services.repositories import repository_ensure
@@ -227,9 +235,9 @@ def tags_list(*, repository_name: str, n: int, last: str) -> tuple[list[str], bo
     return _page(names, n)
 
 
-def catalog_list(*, n: int, last: str) -> tuple[list[str], bool]:
-
-    rows = Repository.objects.all()
+def catalog_list(*, n: int, last: str, projects: QuerySet[Project]) -> tuple[list[str], bool]:
+    """A page of the repositories in ``projects`` (those the caller may see)."""
+    rows = Repository.objects.filter(project__in=projects)
     if last:
         rows = rows.filter(name__gt=last)
     names = list(rows.order_by("name").values_list("name", flat=True)[: n + 1])

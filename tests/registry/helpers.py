@@ -98,8 +98,11 @@ class Remote:
     def __init__(self, url: str) -> None:
         import requests
 
+        from tests.conftest import ADMIN
+
         self.url = url
         self.http = requests.Session()
+        self.http.auth = ADMIN
 
     def put_blob(self, name: str, data: bytes) -> str:
         digest = sha256(data)

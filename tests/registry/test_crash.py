@@ -12,6 +12,8 @@ import time
 import pytest
 import requests
 
+from tests.conftest import ADMIN
+
 from .helpers import OCI_MANIFEST, image, sha256
 
 ROUNDS = int(os.environ.get("BERTH_CRASH_ROUNDS", "20"))
@@ -20,6 +22,7 @@ ROUNDS = int(os.environ.get("BERTH_CRASH_ROUNDS", "20"))
 def pusher(url: str, stop: threading.Event, acked: dict[str, str], moving: list[str], seed: int):
     rng = random.Random(seed)
     s = requests.Session()
+    s.auth = ADMIN
     n = 0
     while not stop.is_set():
         n += 1
@@ -59,6 +62,7 @@ def test_f40_kill_minus_nine_loop(fresh_berth):
     moving: list[str] = []
     for round_no in range(ROUNDS):
         fresh_berth.start()
+        fresh_berth.create_projects(["crash"])
         stop = threading.Event()
         threads = [
             threading.Thread(
@@ -78,6 +82,7 @@ def test_f40_kill_minus_nine_loop(fresh_berth):
     check = fresh_berth.manage("registry_check", check=False)
     assert check.returncode == 0, check.stdout + check.stderr
     s = requests.Session()
+    s.auth = ADMIN
     for tag, digest in acked.items():
         r = s.get(f"{fresh_berth.url}/v2/crash/app/manifests/{tag}")
         assert r.status_code == 200, tag

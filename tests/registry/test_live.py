@@ -15,9 +15,13 @@ import time
 import pytest
 import requests
 
-from tests.conftest import BerthServer
+from tests.conftest import ADMIN, BerthServer, basic
 
 from .helpers import OCI_MANIFEST, Remote, image, sha256
+
+http = requests.Session()
+http.auth = ADMIN
+AUTH_LINE = f"Authorization: {basic(*ADMIN)}\r\n"
 
 
 def raw_request(addr: str, head: bytes, body_parts: list[bytes], close_write: bool = False):
@@ -46,10 +50,10 @@ def test_head_carries_exact_content_length(berth):
     reg = Remote(berth.url)
     data = os.urandom(12345)
     digest, body = reg.push_image("live/head", "v1", layers=[data])
-    r = requests.head(f"{berth.url}/v2/live/head/blobs/{digest_of(data)}")
+    r = http.head(f"{berth.url}/v2/live/head/blobs/{digest_of(data)}")
     assert r.status_code == 200
     assert r.headers["Content-Length"] == "12345"
-    r = requests.head(f"{berth.url}/v2/live/head/manifests/v1")
+    r = http.head(f"{berth.url}/v2/live/head/manifests/v1")
     assert r.headers["Content-Length"] == str(len(body))
     assert r.headers["Docker-Content-Digest"] == digest
 
@@ -61,53 +65,53 @@ def digest_of(data: bytes) -> str:
 def test_chunked_transfer_patch_and_monolithic_post(berth):
     parts = [os.urandom(70_000) for _ in range(5)]
     data = b"".join(parts)
-    r = requests.post(f"{berth.url}/v2/live/chunked/blobs/uploads/")
+    r = http.post(f"{berth.url}/v2/live/chunked/blobs/uploads/")
     loc = berth.url + r.headers["Location"]
-    r = requests.patch(loc, data=iter(parts))  # generator → Transfer-Encoding: chunked
+    r = http.patch(loc, data=iter(parts))  # generator → Transfer-Encoding: chunked
     assert r.status_code == 202, r.text
     assert r.headers["Range"] == f"0-{len(data) - 1}"
-    r = requests.put(f"{loc}?digest={sha256(data)}")
+    r = http.put(f"{loc}?digest={sha256(data)}")
     assert r.status_code == 201, r.text
     other = os.urandom(200_000)
-    r = requests.post(
+    r = http.post(
         f"{berth.url}/v2/live/chunked/blobs/uploads/?digest={sha256(other)}",
         data=iter([other[:100_000], other[100_000:]]),
     )
     assert r.status_code == 201, r.text
     for blob in (data, other):
-        got = requests.get(f"{berth.url}/v2/live/chunked/blobs/{sha256(blob)}")
+        got = http.get(f"{berth.url}/v2/live/chunked/blobs/{sha256(blob)}")
         assert got.content == blob
 
 
 def test_a4_lying_content_length_adds_nothing(berth):
-    r = requests.post(f"{berth.url}/v2/live/lying/blobs/uploads/")
+    r = http.post(f"{berth.url}/v2/live/lying/blobs/uploads/")
     path = r.headers["Location"]
     loc = berth.url + path
-    requests.patch(loc, data=b"x" * 100)
+    http.patch(loc, data=b"x" * 100)
     head = (
-        f"PATCH {path} HTTP/1.1\r\nHost: {berth.addr}\r\nContent-Length: 1000\r\n"
+        f"PATCH {path} HTTP/1.1\r\nHost: {berth.addr}\r\nContent-Length: 1000\r\n{AUTH_LINE}"
         "Content-Type: application/octet-stream\r\nConnection: close\r\n\r\n"
     ).encode()
     status, _ = raw_request(berth.addr, head, [b"y" * 300], close_write=True)
     assert status == 400
-    r = requests.get(loc)
+    r = http.get(loc)
     assert r.status_code == 204
     assert r.headers["Range"] == "0-99"
-    r = requests.put(f"{loc}?digest={sha256(b'x' * 100)}")
+    r = http.put(f"{loc}?digest={sha256(b'x' * 100)}")
     assert r.status_code == 201, r.text
 
 
 def test_a8_chunked_manifest_over_limit(berth):
     body = json.dumps({"schemaVersion": 2, "pad": "x" * (5 * 1024 * 1024)}).encode()
     head = (
-        f"PUT /v2/live/big/manifests/v1 HTTP/1.1\r\nHost: {berth.addr}\r\n"
+        f"PUT /v2/live/big/manifests/v1 HTTP/1.1\r\nHost: {berth.addr}\r\n{AUTH_LINE}"
         f"Content-Type: {OCI_MANIFEST}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
     ).encode()
     parts = [body[i : i + (1 << 20)] for i in range(0, len(body), 1 << 20)]
     status, data = raw_request(berth.addr, head, [chunked(parts)])
     assert status == 413
     assert b"SIZE_INVALID" in data
-    assert requests.get(f"{berth.url}/v2/live/big/manifests/v1").status_code == 404
+    assert http.get(f"{berth.url}/v2/live/big/manifests/v1").status_code == 404
 
 
 def test_a13_slow_headers_are_cut_off(tmp_path):
@@ -152,11 +156,11 @@ def test_f38_concurrent_pushes_to_one_tag(berth):
     with concurrent.futures.ThreadPoolExecutor(32) as pool:
         statuses = list(pool.map(put, bodies))
     assert statuses == [201] * 32
-    r = requests.get(f"{berth.url}/v2/live/race/manifests/hot")
+    r = http.get(f"{berth.url}/v2/live/race/manifests/hot")
     assert r.content in bodies
-    r = requests.get(f"{berth.url}/v2/live/race/manifests/keep")
+    r = http.get(f"{berth.url}/v2/live/race/manifests/keep")
     assert r.headers["Docker-Content-Digest"] == keep_digest
-    tags = requests.get(f"{berth.url}/v2/live/race/tags/list").json()["tags"]
+    tags = http.get(f"{berth.url}/v2/live/race/tags/list").json()["tags"]
     assert tags == ["hot", "keep"]
 
 
@@ -167,16 +171,16 @@ def test_f39_parallel_uploads_of_one_digest(berth):
 
     def upload(i: int) -> int:
         s = requests.Session()
-        loc = (
-            berth.url
-            + s.post(f"{berth.url}/v2/live/same{i % 4}/blobs/uploads/").headers["Location"]
-        )
+        s.auth = ADMIN
+        started = s.post(f"{berth.url}/v2/live/same{i % 4}/blobs/uploads/")
+        assert started.status_code == 202, started.text
+        loc = berth.url + started.headers["Location"]
         s.patch(loc, data=data[: len(data) // 2])
         return s.put(f"{loc}?digest={digest}", data=data[len(data) // 2 :]).status_code
 
     def read(i: int) -> None:
         for _ in range(20):
-            r = requests.get(f"{berth.url}/v2/live/same{i % 4}/blobs/{digest}")
+            r = http.get(f"{berth.url}/v2/live/same{i % 4}/blobs/{digest}")
             seen.append(r.status_code)
             if r.status_code == 200:
                 assert r.content == data
@@ -205,26 +209,23 @@ def small_disk(tmp_path):
 
 def test_f41_disk_full_mid_upload(small_disk):
     server = BerthServer(small_disk / "data").start()
+    server.create_projects(["live"])
     try:
         reg = Remote(server.url)
         small = os.urandom(100_000)
         _, body = reg.push_image("live/full", "v1", layers=[small])
         big = os.urandom(20 * 1024 * 1024)
-        r = requests.post(
-            f"{server.url}/v2/live/full/blobs/uploads/?digest={sha256(big)}", data=big
-        )
+        r = http.post(f"{server.url}/v2/live/full/blobs/uploads/?digest={sha256(big)}", data=big)
         assert r.status_code == 503
         assert r.json()["errors"][0]["message"] == "storage is full"
         assert "Retry-After" in r.headers
         # Nothing half-committed; pulls keep working.
-        assert requests.head(f"{server.url}/v2/live/full/blobs/{sha256(big)}").status_code == 404
-        assert requests.get(f"{server.url}/v2/live/full/manifests/v1").content == body
-        assert requests.get(f"{server.url}/v2/live/full/blobs/{sha256(small)}").content == small
+        assert http.head(f"{server.url}/v2/live/full/blobs/{sha256(big)}").status_code == 404
+        assert http.get(f"{server.url}/v2/live/full/manifests/v1").content == body
+        assert http.get(f"{server.url}/v2/live/full/blobs/{sha256(small)}").content == small
         # Space returns: pushes recover.
         subprocess.run(["mount", "-o", "remount,size=96m", str(small_disk)], check=True)
-        r = requests.post(
-            f"{server.url}/v2/live/full/blobs/uploads/?digest={sha256(big)}", data=big
-        )
+        r = http.post(f"{server.url}/v2/live/full/blobs/uploads/?digest={sha256(big)}", data=big)
         assert r.status_code == 201, r.text
         assert "0 errors" in server.manage("registry_check").stdout
     finally:

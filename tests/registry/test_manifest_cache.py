@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from django.test import Client
 
 from registry.services import cache
 from registry.services.manifests import manifest_get
+from tests.conftest import ADMIN, basic
 
 from .helpers import InProcess
 
@@ -15,13 +17,19 @@ def reg(v2) -> InProcess:
     return InProcess(v2)
 
 
-def test_repeated_get_by_tag_makes_no_query(v2, reg, django_assert_num_queries):
+def test_repeated_get_by_tag_with_a_token_makes_no_query(v2, reg, django_assert_num_queries):
+    """The path docker takes: a Bearer token (verified once, then cached) and a
+    cached manifest lookup: no database query at all."""
     digest, body = reg.push_image("cache/hit", "v1")
+    token = Client(HTTP_AUTHORIZATION=basic(*ADMIN)).get(
+        "/service/token?service=harbor-registry&scope=repository:cache/hit:pull"
+    )
+    bearer = {"HTTP_AUTHORIZATION": "Bearer " + token.json()["token"]}
     with django_assert_num_queries(1):
-        assert v2.get("/v2/cache/hit/manifests/v1").content == body
+        assert v2.get("/v2/cache/hit/manifests/v1", **bearer).content == body
     with django_assert_num_queries(0):
-        assert v2.get("/v2/cache/hit/manifests/v1").content == body
-        assert v2.head("/v2/cache/hit/manifests/v1")["Docker-Content-Digest"] == digest
+        assert v2.get("/v2/cache/hit/manifests/v1", **bearer).content == body
+        assert v2.head("/v2/cache/hit/manifests/v1", **bearer)["Docker-Content-Digest"] == digest
 
 
 def test_retag_is_seen_at_once(v2, reg):

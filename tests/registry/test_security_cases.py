@@ -13,9 +13,11 @@ import threading
 
 import pytest
 
-from registry.models import Blob, Manifest, Repository, Upload
+from accounts.models import Member, Role, User
+from registry.models import Blob, Manifest, Project, Repository, Upload
 from registry.services.check import registry_check
 from registry.tasks import purge_stale_uploads
+from tests.conftest import basic
 
 from .helpers import OCI_INDEX, OCI_MANIFEST, InProcess, descriptor, image, sha256
 
@@ -400,7 +402,10 @@ def test_a13_open_upload_cap_per_client(v2, settings):
     assert r.status_code == 429
     assert code(r) == "TOOMANYREQUESTS"
     assert r["Retry-After"] == "60"
-    other = v2.post("/v2/a13/r/blobs/uploads/", REMOTE_ADDR="10.9.9.9")
+    # Another principal has a cap of its own.
+    User.objects.create_user("dev13", password="Dev13pass")
+    Member.objects.create(project=Project.objects.get(name="a13"), user_id=2, role=Role.DEVELOPER)
+    other = v2.post("/v2/a13/r/blobs/uploads/", HTTP_AUTHORIZATION=basic("dev13", "Dev13pass"))
     assert other.status_code == 202
 
 

@@ -9,9 +9,12 @@ import time
 
 import requests
 
-from tests.conftest import BerthServer
+from tests.conftest import ADMIN, BerthServer
 
 from .helpers import sha256
+
+http = requests.Session()
+http.auth = ADMIN
 
 
 def descendants(pid: int) -> set[int]:
@@ -25,17 +28,16 @@ def test_serve_all_runs_scheduled_jobs_and_stops_on_ctrl_c(tmp_path):
         role="all",
         env={"BERTH_UPLOAD_MAX_AGE": "1", "BERTH_UPLOAD_PURGE_INTERVAL": "1"},
     ).start()
+    server.create_projects(["jobs"])
     try:
         assert len(descendants(server.proc.pid)) >= 4  # supervisor, web, worker, beat
-        loc = (
-            server.url + requests.post(f"{server.url}/v2/jobs/r/blobs/uploads/").headers["Location"]
-        )
-        requests.patch(loc, data=b"abandoned")
+        loc = server.url + http.post(f"{server.url}/v2/jobs/r/blobs/uploads/").headers["Location"]
+        http.patch(loc, data=b"abandoned")
         deadline = time.monotonic() + 60
-        while requests.get(loc).status_code == 204 and time.monotonic() < deadline:
+        while http.get(loc).status_code == 204 and time.monotonic() < deadline:
             time.sleep(0.5)
         # The scheduler queued the purge, the worker ran it through the file broker.
-        assert requests.get(loc).status_code == 404
+        assert http.get(loc).status_code == 404
         assert list((server.data_dir / "registry" / "uploads").iterdir()) == []
         os.killpg(server.proc.pid, signal.SIGINT)
         assert server.proc.wait(timeout=30) == 0
@@ -47,19 +49,19 @@ def test_serve_all_runs_scheduled_jobs_and_stops_on_ctrl_c(tmp_path):
 
 def test_upload_session_survives_a_restart(tmp_path):
     server = BerthServer(tmp_path / "data").start()
+    server.create_projects(["restart"])
     try:
         data = os.urandom(300_000)
         loc = (
-            server.url
-            + requests.post(f"{server.url}/v2/restart/r/blobs/uploads/").headers["Location"]
+            server.url + http.post(f"{server.url}/v2/restart/r/blobs/uploads/").headers["Location"]
         )
-        assert requests.patch(loc, data=data[:100_000]).status_code == 202
+        assert http.patch(loc, data=data[:100_000]).status_code == 202
         server.stop()
         server.start()
-        assert requests.get(loc).headers["Range"] == "0-99999"
-        assert requests.patch(loc, data=data[100_000:200_000]).status_code == 202
-        r = requests.put(f"{loc}?digest={sha256(data)}", data=data[200_000:])
+        assert http.get(loc).headers["Range"] == "0-99999"
+        assert http.patch(loc, data=data[100_000:200_000]).status_code == 202
+        r = http.put(f"{loc}?digest={sha256(data)}", data=data[200_000:])
         assert r.status_code == 201, r.text
-        assert requests.get(f"{server.url}/v2/restart/r/blobs/{sha256(data)}").content == data
+        assert http.get(f"{server.url}/v2/restart/r/blobs/{sha256(data)}").content == data
     finally:
         server.stop()

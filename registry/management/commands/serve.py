@@ -21,6 +21,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from accounts.services.bootstrap import bootstrap
+
 ROLES = ("all", "web", "worker", "scheduler")
 STOP_GRACE = 20.0
 
@@ -91,6 +93,7 @@ class Command(BaseCommand):
     ) -> None:
         if role in ("all", "web") and not no_migrate:
             call_command("migrate", interactive=False, verbosity=0)
+            bootstrap()
         addr = addr or settings.BERTH_ADDR
         commands: dict[str, list[str]] = {}
         if role in ("all", "web"):

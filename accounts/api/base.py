@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.access import Actor
+from accounts.api.auth import actor_of
+from accounts.errors import Invalid
+
+
+class HarborView(APIView):
+    """Thin views: parse, call a service with the actor, render."""
+
+    def actor(self, request: Request) -> Actor:
+        return actor_of(request)
+
+
+def body(request: Request) -> dict[str, Any]:
+    data = request.data
+    if not isinstance(data, dict):
+        raise Invalid("the body must be a JSON object")
+    return data
+
+
+def created(location: str, payload: Any = None) -> Response:
+    response = Response(payload, status=201)
+    response["Location"] = location
+    return response
+
+
+def int_id(value: str) -> int:
+    if not value.isdigit():
+        raise Invalid("id must be an integer")
+    return int(value)

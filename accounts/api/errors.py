@@ -1,0 +1,74 @@
+"""Every API failure as Harbor's envelope ``{"errors":[{"code","message"}]}``,
+mapped in this one place. Database error text never reaches a client."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import DatabaseError
+from django.http import Http404
+from rest_framework import exceptions
+from rest_framework.response import Response
+
+from accounts.access import Denied, NotFound
+from accounts.errors import Conflict, Invalid, PreconditionFailed, Unauthenticated
+
+log = logging.getLogger("berth.api")
+
+_DOMAIN = {
+    Invalid: (400, "BAD_REQUEST"),
+    Unauthenticated: (401, "UNAUTHORIZED"),
+    Denied: (403, "FORBIDDEN"),
+    NotFound: (404, "NOT_FOUND"),
+    Conflict: (409, "CONFLICT"),
+    PreconditionFailed: (412, "PRECONDITION"),
+}
+_DRF = {
+    exceptions.ParseError: "BAD_REQUEST",
+    exceptions.ValidationError: "BAD_REQUEST",
+    exceptions.AuthenticationFailed: "UNAUTHORIZED",
+    exceptions.NotAuthenticated: "UNAUTHORIZED",
+    exceptions.PermissionDenied: "FORBIDDEN",
+    exceptions.NotFound: "NOT_FOUND",
+    exceptions.MethodNotAllowed: "METHOD_NOT_ALLOWED",
+    exceptions.UnsupportedMediaType: "UNSUPPORTED_MEDIA_TYPE",
+    exceptions.Throttled: "TOO_MANY_REQUESTS",
+}
+
+
+def envelope(status: int, code: str, message: str) -> Response:
+    return Response({"errors": [{"code": code, "message": message}]}, status=status)
+
+
+def handle(exc: Exception, context: dict[str, Any]) -> Response | None:
+    for kind, (status, code) in _DOMAIN.items():
+        if isinstance(exc, kind):
+            message = str(exc) or code.lower().replace("_", " ")
+            if kind is NotFound:
+                message = "not found"  # never echo what exists
+            return envelope(status, code, message)
+    if isinstance(exc, Http404):
+        return envelope(404, "NOT_FOUND", "not found")
+    for kind, code in _DRF.items():
+        if isinstance(exc, kind):
+            response = envelope(exc.status_code, code, _text(exc.detail))
+            if isinstance(exc, exceptions.Throttled) and exc.wait:
+                response["Retry-After"] = str(int(exc.wait))
+            if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+                response["WWW-Authenticate"] = 'Basic realm="harbor"'
+            return response
+    if isinstance(exc, DatabaseError):
+        log.exception("database error in the API")
+        response = envelope(503, "UNAVAILABLE", "the database is unavailable; retry later")
+        response["Retry-After"] = "5"
+        return response
+    return None
+
+
+def _text(detail: Any) -> str:
+    if isinstance(detail, dict):
+        return "; ".join(f"{k}: {_text(v)}" for k, v in detail.items())
+    if isinstance(detail, list):
+        return "; ".join(_text(v) for v in detail)
+    return str(detail)

@@ -1,0 +1,80 @@
+"""Harbor's pagination (``page``, ``page_size``, ``X-Total-Count``, ``Link``) and
+its ``q=`` query syntax, restricted to the fields each endpoint documents."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import urlencode
+
+from django.db.models import QuerySet
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.errors import Invalid
+
+MAX_PAGE_SIZE = 100
+
+
+def _positive(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise Invalid(f"{name} must be a positive integer")
+    return int(raw)
+
+
+def paginate(
+    request: Request,
+    rows: QuerySet[Any],
+    render: Callable[[Iterable[Any]], list[Any]],
+) -> Response:
+    page = _positive(request, "page", 1)
+    size = min(_positive(request, "page_size", 10), MAX_PAGE_SIZE)
+    total = rows.count()
+    items = render(rows[(page - 1) * size : page * size])
+    response = Response(items)
+    response["X-Total-Count"] = str(total)
+    links = []
+    params = {k: v for k, v in request.query_params.items() if k not in ("page", "page_size")}
+
+    def link(to: int, rel: str) -> str:
+        query = urlencode({**params, "page": to, "page_size": size})
+        return f'<{request.path}?{query}>; rel="{rel}"'
+
+    if page > 1:
+        links.append(link(page - 1, "prev"))
+    if page * size < total:
+        links.append(link(page + 1, "next"))
+    if links:
+        response["Link"] = ", ".join(links)
+    return response
+
+
+def parse_q(request: Request, fields: dict[str, str]) -> dict[str, Any]:
+    """``q=k1=v1,k2=~v2`` → ORM lookups, only for ``fields`` (query key → model
+    field); anything else (``password``, ``salt``…) is refused."""
+    raw = request.query_params.get("q", "")
+    lookups: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or key not in fields:
+            raise Invalid(f"cannot filter on {key!r}")
+        if value.startswith("~"):
+            lookups[f"{fields[key]}__icontains"] = value[1:]
+        else:
+            lookups[fields[key]] = value
+    return lookups
+
+
+def apply_sort(rows: QuerySet[Any], request: Request, fields: dict[str, str]) -> QuerySet[Any]:
+    raw = request.query_params.get("sort", "")
+    order = []
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        descending = part.startswith("-")
+        key = part.lstrip("-")
+        if key not in fields:
+            raise Invalid(f"cannot sort on {key!r}")
+        order.append(("-" if descending else "") + fields[key])
+    return rows.order_by(*order) if order else rows

@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+from django.db.models import Count
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts import access
+from accounts.api import render
+from accounts.api.base import HarborView, body, created
+from accounts.api.paging import apply_sort, paginate, parse_q
+from accounts.errors import NotFound
+from accounts.models import Member
+from accounts.services import projects as svc
+
+Q_FIELDS = {"name": "name", "public": "public", "owner": "owner__username"}
+SORT_FIELDS = {"name": "name", "creation_time": "created_at", "update_time": "updated_at"}
+
+
+def _by_name(request: Request) -> bool | None:
+    header = request.headers.get("X-Is-Resource-Name")
+    return True if header and header.lower() == "true" else None
+
+
+def project_from(request: Request, ref: str, actor: access.Actor):  # type: ignore[no-untyped-def]
+    return svc.project_lookup(actor=actor, ref=ref, by_name=_by_name(request))
+
+
+class ProjectList(HarborView):
+    def get(self, request: Request) -> Response:
+        actor = self.actor(request)
+        rows = access.visible_projects(actor).select_related("owner")
+        filters = parse_q(request, Q_FIELDS)
+        if "public" in filters:
+            filters["public"] = str(filters["public"]).lower() == "true"
+        name = request.query_params.get("name")
+        if name:
+            filters["name__icontains"] = name
+        public = request.query_params.get("public")
+        if public in ("true", "false"):
+            filters["public"] = public == "true"
+        rows = apply_sort(
+            rows.filter(**filters).annotate(n_repos=Count("repositories", distinct=True)),
+            request,
+            SORT_FIELDS,
+        )
+        roles = (
+            dict(Member.objects.filter(user_id=actor.id).values_list("project_id", "role"))
+            if actor.kind == "user"
+            else {}
+        )
+
+        def rendered(page):  # type: ignore[no-untyped-def]
+            return [render.project(p, role=roles.get(p.pk), repo_count=p.n_repos) for p in page]
+
+        return paginate(request, rows, rendered)
+
+    def post(self, request: Request) -> Response:
+        data = body(request)
+        project = svc.project_create(
+            actor=self.actor(request),
+            name=data.get("project_name", ""),
+            public=data.get("public"),
+            metadata=data.get("metadata"),
+        )
+        return created(f"/api/v2.0/projects/{project.pk}")
+
+    def head(self, request: Request) -> Response:
+        name = request.query_params.get("project_name", "")
+        exists = access.visible_projects(self.actor(request)).filter(name=name).exists()
+        if not exists:
+            raise NotFound(name)
+        return Response(status=200)
+
+
+class ProjectDetail(HarborView):
+    def get(self, request: Request, ref: str) -> Response:
+        actor = self.actor(request)
+        project = project_from(request, ref, actor)
+        return Response(
+            render.project(
+                project,
+                role=access.member_role(actor, project),
+                repo_count=project.repositories.count(),
+            )
+        )
+
+    def put(self, request: Request, ref: str) -> Response:
+        actor = self.actor(request)
+        data = body(request)
+        svc.project_update(
+            actor=actor,
+            project=project_from(request, ref, actor),
+            metadata=data.get("metadata"),
+            public=data.get("public"),
+        )
+        return Response(status=200)
+
+    def delete(self, request: Request, ref: str) -> Response:
+        actor = self.actor(request)
+        svc.project_delete(actor=actor, project=project_from(request, ref, actor))
+        return Response(status=200)
+
+
+class ProjectDeletable(HarborView):
+    def get(self, request: Request, ref: str) -> Response:
+        actor = self.actor(request)
+        project = project_from(request, ref, actor)
+        access.require(actor, "project", "delete", project)
+        ok, why = svc.project_deletable(project=project)
+        return Response({"deletable": ok, "message": why})
+
+
+class ProjectSummary(HarborView):
+    def get(self, request: Request, ref: str) -> Response:
+        actor = self.actor(request)
+        return Response(svc.project_summary(actor=actor, project=project_from(request, ref, actor)))
+
+
+class MemberList(HarborView):
+    def get(self, request: Request, ref: str) -> Response:
+        actor = self.actor(request)
+        project = project_from(request, ref, actor)
+        rows = svc.member_list(
+            actor=actor, project=project, entityname=request.query_params.get("entityname", "")
+        )
+        return paginate(request, rows, lambda page: [render.member(m) for m in page])
+
+    def post(self, request: Request, ref: str) -> Response:
+        actor = self.actor(request)
+        project = project_from(request, ref, actor)
+        data = body(request)
+        user = data.get("member_user") or {}
+        member = svc.member_add(
+            actor=actor,
+            project=project,
+            user_id=user.get("user_id"),
+            username=user.get("username"),
+            role_id=data.get("role_id"),
+        )
+        return created(f"/api/v2.0/projects/{project.pk}/members/{member.pk}")
+
+
+class MemberDetail(HarborView):
+    def get(self, request: Request, ref: str, mid: int) -> Response:
+        actor = self.actor(request)
+        member = svc.member_get(
+            actor=actor, project=project_from(request, ref, actor), member_id=mid
+        )
+        return Response(render.member(member))
+
+    def put(self, request: Request, ref: str, mid: int) -> Response:
+        actor = self.actor(request)
+        svc.member_update(
+            actor=actor,
+            project=project_from(request, ref, actor),
+            member_id=mid,
+            role_id=body(request).get("role_id"),
+        )
+        return Response(status=200)
+
+    def delete(self, request: Request, ref: str, mid: int) -> Response:
+        actor = self.actor(request)
+        svc.member_remove(actor=actor, project=project_from(request, ref, actor), member_id=mid)
+        return Response(status=200)

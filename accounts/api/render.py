@@ -1,0 +1,75 @@
+"""Harbor's JSON shapes for the control plane's objects."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from accounts.models import Member, Robot, Role, User
+from registry.models import Project
+
+
+def ts(value: datetime.datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def project(p: Project, *, role: int | None, repo_count: int) -> dict[str, Any]:
+    return {
+        "project_id": p.pk,
+        "name": p.name,
+        "owner_id": p.owner_id,
+        "owner_name": p.owner.username if p.owner_id and p.owner else "",
+        "creation_time": ts(p.created_at),
+        "update_time": ts(p.updated_at),
+        "deleted": False,
+        "repo_count": repo_count,
+        "registry_id": None,
+        "togglable": True,
+        "current_user_role_id": role or 0,
+        "current_user_role_ids": [role] if role else [],
+        "metadata": {**p.metadata, "public": "true" if p.public else "false"},
+        "cve_allowlist": {"items": [], "project_id": p.pk},
+    }
+
+
+def member(m: Member) -> dict[str, Any]:
+    return {
+        "id": m.pk,
+        "project_id": m.project_id,
+        "entity_name": m.user.username,
+        "entity_id": m.user_id,
+        "entity_type": "u",
+        "role_id": m.role,
+        "role_name": Role(m.role).label,
+    }
+
+
+def user(u: User) -> dict[str, Any]:
+    return {
+        "user_id": u.pk,
+        "username": u.username,
+        "email": u.email,
+        "realname": u.realname,
+        "comment": u.comment,
+        "sysadmin_flag": u.is_superuser,
+        "admin_role_in_auth": False,
+        "creation_time": ts(u.date_joined),
+        "update_time": ts(u.date_joined),
+    }
+
+
+def robot(r: Robot) -> dict[str, Any]:
+    return {
+        "id": r.pk,
+        "name": r.name,
+        "description": r.description,
+        "level": r.level,
+        "duration": r.duration,
+        "editable": True,
+        "disable": r.disabled,
+        "expires_at": int(r.expires_at.timestamp()) if r.expires_at else -1,
+        "permissions": r.permissions,
+        "creator_type": r.creator.split(":", 1)[0] if r.creator else "",
+        "creation_time": ts(r.created_at),
+        "update_time": ts(r.updated_at),
+    }

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.api import render
+from accounts.api.base import HarborView, body, created
+from accounts.api.paging import paginate, parse_q
+from accounts.errors import Invalid, Unauthenticated
+from accounts.services import robots as svc
+from registry.models import Project
+
+Q_FIELDS = {"Level": "level", "ProjectID": "project_id", "name": "name"}
+
+
+class RobotList(HarborView):
+    def get(self, request: Request) -> Response:
+        actor = self.actor(request)
+        if not actor.authenticated:
+            raise Unauthenticated()
+        filters = parse_q(request, Q_FIELDS)
+        project = None
+        project_id = filters.pop("project_id", None)
+        level = filters.pop("level", None)
+        if project_id is not None:
+            if not str(project_id).isdigit():
+                raise Invalid("ProjectID must be an integer")
+            project = Project.objects.filter(pk=int(project_id)).first()
+            if project is None:
+                raise Invalid("no such project")
+        rows = svc.robots_visible(actor=actor, project=project)
+        if level == "system":
+            rows = rows.filter(project__isnull=True)
+        elif level == "project":
+            rows = rows.filter(project__isnull=False)
+        if "name__icontains" in filters or "name" in filters:
+            rows = rows.filter(**filters)
+        return paginate(request, rows.order_by("id"), lambda page: [render.robot(r) for r in page])
+
+    def post(self, request: Request) -> Response:
+        data = body(request)
+        robot, secret = svc.robot_create(
+            actor=self.actor(request),
+            name=data.get("name", ""),
+            level=data.get("level", ""),
+            permissions=data.get("permissions"),
+            duration=data.get("duration", -1),
+            description=data.get("description", "") or "",
+            disable=bool(data.get("disable", False)),
+            secret=data.get("secret"),
+        )
+        return created(
+            f"/api/v2.0/robots/{robot.pk}",
+            {
+                "id": robot.pk,
+                "name": robot.name,
+                "secret": secret,
+                "creation_time": render.ts(robot.created_at),
+                "expires_at": int(robot.expires_at.timestamp()) if robot.expires_at else -1,
+            },
+        )
+
+
+class RobotDetail(HarborView):
+    def get(self, request: Request, rid: int) -> Response:
+        return Response(render.robot(svc.robot_get(actor=self.actor(request), robot_id=rid)))
+
+    def put(self, request: Request, rid: int) -> Response:
+        data = body(request)
+        svc.robot_update(
+            actor=self.actor(request),
+            robot_id=rid,
+            disable=data.get("disable"),
+            description=data.get("description"),
+            duration=data.get("duration"),
+            permissions=data.get("permissions"),
+        )
+        return Response(status=200)
+
+    def patch(self, request: Request, rid: int) -> Response:
+        """Refresh the secret: a new random one, or the one given (``secret``)."""
+        secret = svc.robot_refresh_secret(
+            actor=self.actor(request), robot_id=rid, secret=body(request).get("secret")
+        )
+        return Response({"secret": secret})
+
+    def delete(self, request: Request, rid: int) -> Response:
+        svc.robot_delete(actor=self.actor(request), robot_id=rid)
+        return Response(status=200)

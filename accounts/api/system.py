@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import connection
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.api.base import HarborView
+
+VERSION = "v2.16.0-berth"
+
+
+class Ping(HarborView):
+    def get(self, request: Request) -> Response:
+        from django.http import HttpResponse
+
+        return HttpResponse("Pong", content_type="text/plain")  # type: ignore[return-value]
+
+
+class Health(HarborView):
+    def get(self, request: Request) -> Response:
+        components = []
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            components.append({"name": "database", "status": "healthy"})
+        except Exception:
+            components.append({"name": "database", "status": "unhealthy", "error": "unavailable"})
+        status = "healthy" if all(c["status"] == "healthy" for c in components) else "unhealthy"
+        return Response({"status": status, "components": components})
+
+
+class SystemInfo(HarborView):
+    def get(self, request: Request) -> Response:
+        info = {
+            "auth_mode": "db_auth",
+            "harbor_version": VERSION,
+            "self_registration": settings.BERTH_SELF_REGISTRATION,
+            "project_creation_restriction": settings.BERTH_PROJECT_CREATION,
+            "registry_url": settings.BERTH_EXTERNAL_URL or request.get_host(),
+            "external_url": settings.BERTH_EXTERNAL_URL
+            or f"{request.scheme}://{request.get_host()}",
+            "has_ca_root": False,
+            "read_only": False,
+            "with_chartmuseum": False,
+            "notification_enable": False,
+        }
+        return Response(info)

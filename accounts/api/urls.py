@@ -1,0 +1,23 @@
+from django.urls import path
+
+from accounts.api import projects, robots, system, users
+
+urlpatterns = [
+    path("ping", system.Ping.as_view()),
+    path("health", system.Health.as_view()),
+    path("systeminfo", system.SystemInfo.as_view()),
+    path("projects", projects.ProjectList.as_view()),
+    path("projects/<str:ref>", projects.ProjectDetail.as_view()),
+    path("projects/<str:ref>/_deletable", projects.ProjectDeletable.as_view()),
+    path("projects/<str:ref>/summary", projects.ProjectSummary.as_view()),
+    path("projects/<str:ref>/members", projects.MemberList.as_view()),
+    path("projects/<str:ref>/members/<int:mid>", projects.MemberDetail.as_view()),
+    path("users", users.UserList.as_view()),
+    path("users/current", users.UserCurrent.as_view()),
+    path("users/search", users.UserSearch.as_view()),
+    path("users/<int:uid>", users.UserDetail.as_view()),
+    path("users/<int:uid>/password", users.UserPassword.as_view()),
+    path("users/<int:uid>/sysadmin", users.UserSysadmin.as_view()),
+    path("robots", robots.RobotList.as_view()),
+    path("robots/<int:rid>", robots.RobotDetail.as_view()),
+]

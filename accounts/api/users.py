@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.api import render
+from accounts.api.base import HarborView, body, created
+from accounts.api.paging import apply_sort, paginate, parse_q
+from accounts.errors import Denied, Unauthenticated
+from accounts.models import User
+from accounts.services import users as svc
+
+Q_FIELDS = {"username": "username", "email": "email"}
+SORT_FIELDS = {"username": "username", "creation_time": "date_joined"}
+
+
+class UserList(HarborView):
+    def get(self, request: Request) -> Response:
+        if not self.actor(request).sysadmin:
+            raise Denied("only system administrators may list users")
+        rows = apply_sort(User.objects.filter(**parse_q(request, Q_FIELDS)), request, SORT_FIELDS)
+        return paginate(request, rows, lambda page: [render.user(u) for u in page])
+
+    def post(self, request: Request) -> Response:
+        data = body(request)
+        # Only these fields are read: sysadmin_flag, admin, role... are ignored.
+        user = svc.user_create(
+            actor=self.actor(request),
+            username=str(data.get("username", "")),
+            password=str(data.get("password", "")),
+            email=str(data.get("email", "") or ""),
+            realname=str(data.get("realname", "") or ""),
+            comment=str(data.get("comment", "") or ""),
+        )
+        return created(f"/api/v2.0/users/{user.pk}")
+
+
+class UserCurrent(HarborView):
+    def get(self, request: Request) -> Response:
+        actor = self.actor(request)
+        if actor.kind != "user":
+            raise Unauthenticated()
+        return Response(render.user(svc.user_get(actor=actor, user_id=actor.id or 0)))
+
+
+class UserSearch(HarborView):
+    def get(self, request: Request) -> Response:
+        if not self.actor(request).authenticated:
+            raise Unauthenticated()
+        name = request.query_params.get("username", "")
+        rows = User.objects.filter(username__icontains=name).order_by("username")
+        return paginate(
+            request, rows, lambda page: [{"user_id": u.pk, "username": u.username} for u in page]
+        )
+
+
+class UserDetail(HarborView):
+    def get(self, request: Request, uid: int) -> Response:
+        return Response(render.user(svc.user_get(actor=self.actor(request), user_id=uid)))
+
+    def delete(self, request: Request, uid: int) -> Response:
+        svc.user_delete(actor=self.actor(request), user_id=uid)
+        return Response(status=200)
+
+
+class UserPassword(HarborView):
+    def put(self, request: Request, uid: int) -> Response:
+        data = body(request)
+        svc.user_set_password(
+            actor=self.actor(request),
+            user_id=uid,
+            old=str(data.get("old_password", "") or ""),
+            new=str(data.get("new_password", "") or ""),
+        )
+        return Response(status=200)
+
+
+class UserSysadmin(HarborView):
+    def put(self, request: Request, uid: int) -> Response:
+        flag = body(request).get("sysadmin_flag")
+        svc.user_set_sysadmin(actor=self.actor(request), user_id=uid, flag=flag is True)
+        return Response(status=200)

@@ -1,0 +1,91 @@
+"""Identity and access: users, projects, memberships, robots, the token signing key."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+
+
+class User(AbstractUser):
+    """Berth's user. ``is_superuser`` is Harbor's ``sysadmin_flag``."""
+
+    realname = models.CharField(max_length=255, blank=True, default="")
+    comment = models.CharField(max_length=1024, blank=True, default="")
+
+    class Meta:
+        ordering = ["id"]
+
+    @property
+    def sysadmin(self) -> bool:
+        return self.is_superuser
+
+
+class Role(models.IntegerChoices):
+    PROJECT_ADMIN = 1, "projectAdmin"
+    DEVELOPER = 2, "developer"
+    GUEST = 3, "guest"
+    MAINTAINER = 4, "maintainer"
+    LIMITED_GUEST = 5, "limitedGuest"
+
+
+class Member(models.Model):
+    project = models.ForeignKey(
+        "registry.Project", on_delete=models.CASCADE, related_name="members"
+    )
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    role = models.IntegerField(choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="member_project_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}@{self.project_id}:{self.role}"
+
+
+class Robot(models.Model):
+    """Harbor v2 robot account: ``robot$<name>`` or ``robot$<project>+<name>``."""
+
+    name = models.CharField(max_length=255)
+    description = models.CharField(max_length=1024, blank=True, default="")
+    project = models.ForeignKey(
+        "registry.Project", on_delete=models.CASCADE, null=True, blank=True, related_name="robots"
+    )
+    secret_hash = models.CharField(max_length=255)
+    disabled = models.BooleanField(default=False)
+    duration = models.IntegerField(default=-1)  # days; -1 = never expires
+    expires_at = models.DateTimeField(null=True, blank=True)
+    # [{"kind": "project"|"system", "namespace": "<project>"|"*"|"/",
+    #   "access": [{"resource", "action", "effect"}]}]
+    permissions = models.JSONField(default=list)
+    creator = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["name"], name="robot_name_unique"),
+        ]
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def level(self) -> str:
+        return "project" if self.project_id else "system"
+
+
+class SigningKey(models.Model):
+    """The token service's RSA key: created at first start, shared by every replica
+    through the database."""
+
+    kid = models.CharField(max_length=64, unique=True)
+    private_pem = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.kid

@@ -1,0 +1,204 @@
+"""Harbor v2 robot accounts: system and project level, never above their creator."""
+
+from __future__ import annotations
+
+import datetime
+import re
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts import access
+from accounts.access import Actor, Grant, robot_grants
+from accounts.errors import Conflict, Denied, Invalid, NotFound, Unauthenticated
+from accounts.models import Robot
+from accounts.passwords import POLICY, password_ok
+from accounts.rbac import PROJECT_RESOURCES, SYSTEM_PERMISSIONS
+from accounts.services.secrets import generate_secret, hash_secret
+from registry.models import Project
+
+NAME_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
+PREFIX = "robot$"
+
+
+def _clean_permissions(raw: Any) -> list[dict[str, Any]]:
+    if not isinstance(raw, list) or not raw:
+        raise Invalid("permissions must be a non-empty list")
+    out = []
+    for perm in raw:
+        if not isinstance(perm, dict):
+            raise Invalid("each permission must be an object")
+        kind = perm.get("kind")
+        namespace = perm.get("namespace")
+        accesses = perm.get("access")
+        if kind not in ("project", "system") or not isinstance(namespace, str):
+            raise Invalid("permission kind must be project or system, with a namespace")
+        if not isinstance(accesses, list) or not accesses:
+            raise Invalid("permission access must be a non-empty list")
+        pool = PROJECT_RESOURCES if kind == "project" else SYSTEM_PERMISSIONS
+        cleaned = []
+        for item in accesses:
+            resource = item.get("resource") if isinstance(item, dict) else None
+            action = item.get("action") if isinstance(item, dict) else None
+            effect = item.get("effect", "allow") if isinstance(item, dict) else None
+            if (
+                resource not in pool
+                or action not in pool[resource]
+                or effect not in ("allow", "deny")
+            ):
+                raise Invalid(f"unknown {kind} permission {resource}:{action}")
+            cleaned.append({"resource": resource, "action": action, "effect": effect})
+        out.append({"kind": kind, "namespace": namespace, "access": cleaned})
+    return out
+
+
+def _creator_holds(actor: Actor, grant: Grant) -> bool:
+    """A robot never exceeds its creator."""
+    if grant.kind == "system":
+        return access.system_can(actor, grant.resource, grant.action)
+    if grant.namespace == "*":
+        return actor.sysadmin
+    project = Project.objects.filter(name=grant.namespace).first()
+    if project is None:
+        raise Invalid(f"no project {grant.namespace}")
+    return access.can(actor, grant.resource, grant.action, project)
+
+
+def _expiry(duration: Any) -> datetime.datetime | None:
+    if (
+        not isinstance(duration, int)
+        or isinstance(duration, bool)
+        or duration == 0
+        or duration < -1
+    ):
+        raise Invalid("duration must be a positive number of days or -1")
+    return None if duration == -1 else timezone.now() + datetime.timedelta(days=duration)
+
+
+def robot_create(
+    *,
+    actor: Actor,
+    name: str,
+    level: str,
+    permissions: Any,
+    duration: Any = -1,
+    description: str = "",
+    disable: bool = False,
+    secret: str | None = None,
+) -> tuple[Robot, str]:
+    if not actor.authenticated:
+        raise Unauthenticated()
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or len(name) > 200:
+        raise Invalid("robot name must be lower-case letters and digits separated by . _ or -")
+    perms = _clean_permissions(permissions)
+    project = None
+    if level == "project":
+        if len(perms) != 1 or perms[0]["kind"] != "project" or perms[0]["namespace"] == "*":
+            raise Invalid("a project robot has exactly one permission, on its own project")
+        project = Project.objects.filter(name=perms[0]["namespace"]).first()
+        if project is None or not access.project_actions(actor, project, "project"):
+            raise NotFound(perms[0]["namespace"])
+        access.require(actor, "robot", "create", project)
+        full_name = f"{PREFIX}{project.name}+{name}"
+    elif level == "system":
+        if not access.system_can(actor, "robot", "create"):
+            raise Denied("only system administrators may create system robots")
+        full_name = f"{PREFIX}{name}"
+    else:
+        raise Invalid("level must be system or project")
+    for grant in robot_grants(perms):
+        if not _creator_holds(actor, grant):
+            raise Denied(
+                f"a robot cannot be granted {grant.resource}:{grant.action}, "
+                "which its creator does not hold"
+            )
+    if secret is not None and not password_ok(secret):
+        raise Invalid(f"secret must have {POLICY}")
+    secret = secret or generate_secret()
+    robot = Robot(
+        name=full_name,
+        description=description or "",
+        project=project,
+        secret_hash=hash_secret(secret),
+        disabled=bool(disable),
+        duration=duration,
+        expires_at=_expiry(duration),
+        permissions=perms,
+        creator=f"{actor.kind}:{actor.name}",
+    )
+    try:
+        with transaction.atomic():
+            robot.save()
+    except IntegrityError:
+        raise Conflict(f"robot {full_name} already exists") from None
+    return robot, secret
+
+
+def _require_robot_permission(actor: Actor, robot: Robot, action: str) -> None:
+    if robot.project_id is None:
+        if not access.system_can(actor, "robot", action):
+            raise NotFound(str(robot.pk))
+        return
+    project = robot.project
+    assert project is not None
+    if not access.project_actions(actor, project, "project"):
+        raise NotFound(str(robot.pk))
+    access.require(actor, "robot", action, project)
+
+
+def robots_visible(*, actor: Actor, project: Project | None) -> Any:
+    if project is not None:
+        access.require(actor, "robot", "list", project)
+        return Robot.objects.filter(project=project).select_related("project")
+    if not access.system_can(actor, "robot", "list"):
+        raise Denied("listing all robots needs system robot:list")
+    return Robot.objects.select_related("project")
+
+
+def robot_get(*, actor: Actor, robot_id: int, action: str = "read") -> Robot:
+    robot = Robot.objects.filter(pk=robot_id).select_related("project").first()
+    if robot is None:
+        raise NotFound(str(robot_id))
+    _require_robot_permission(actor, robot, action)
+    return robot
+
+
+def robot_refresh_secret(*, actor: Actor, robot_id: int, secret: str | None = None) -> str:
+    robot = robot_get(actor=actor, robot_id=robot_id, action="update")
+    if secret is not None and not password_ok(secret):
+        raise Invalid(f"secret must have {POLICY}")
+    secret = secret or generate_secret()
+    robot.secret_hash = hash_secret(secret)
+    robot.save(update_fields=["secret_hash", "updated_at"])
+    return secret
+
+
+def robot_update(
+    *, actor: Actor, robot_id: int, disable: Any, description: Any, duration: Any, permissions: Any
+) -> Robot:
+    robot = robot_get(actor=actor, robot_id=robot_id, action="update")
+    if permissions is not None:
+        perms = _clean_permissions(permissions)
+        for grant in robot_grants(perms):
+            if not _creator_holds(actor, grant):
+                raise Denied(f"cannot grant {grant.resource}:{grant.action}")
+        if robot.project_id is not None and (
+            len(perms) != 1 or perms[0]["namespace"] != robot.project.name  # type: ignore[union-attr]
+        ):
+            raise Invalid("a project robot keeps one permission on its own project")
+        robot.permissions = perms
+    if disable is not None:
+        robot.disabled = bool(disable)
+    if description is not None:
+        robot.description = str(description)
+    if duration is not None and duration != robot.duration:
+        robot.expires_at = _expiry(duration)
+        robot.duration = duration
+    robot.save()
+    return robot
+
+
+def robot_delete(*, actor: Actor, robot_id: int) -> None:
+    robot = robot_get(actor=actor, robot_id=robot_id, action="delete")
+    robot.delete()

@@ -1,0 +1,92 @@
+"""Users: create (by a sysadmin, or self-registration when enabled), passwords,
+the sysadmin flag, delete, search."""
+
+from __future__ import annotations
+
+import re
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from accounts.access import Actor
+from accounts.errors import Conflict, Denied, Invalid, NotFound, Unauthenticated
+from accounts.models import User
+from accounts.passwords import POLICY, password_ok
+
+USERNAME_RE = re.compile(r"[^\s,~#$%\"':;*?<>|/\\]{1,255}")
+
+
+def user_create(
+    *,
+    actor: Actor,
+    username: str,
+    password: str,
+    email: str = "",
+    realname: str = "",
+    comment: str = "",
+) -> User:
+    """Only these fields are read: a body carrying ``sysadmin_flag`` or ``admin``
+    cannot raise privileges (the API never passes them)."""
+    if not actor.sysadmin and (actor.authenticated or not settings.BERTH_SELF_REGISTRATION):
+        raise Denied("only system administrators may create users")
+    if not USERNAME_RE.fullmatch(username or "") or username.startswith("robot$"):
+        raise Invalid("invalid username")
+    if not password_ok(password or ""):
+        raise Invalid(f"password must have {POLICY}")
+    user = User(
+        username=username, email=email or "", realname=realname or "", comment=comment or ""
+    )
+    user.set_password(password)
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError:
+        raise Conflict(f"user {username} already exists") from None
+    return user
+
+
+def user_get(*, actor: Actor, user_id: int) -> User:
+    if not (actor.sysadmin or (actor.kind == "user" and actor.id == user_id)):
+        raise Denied("not allowed")
+    user = User.objects.filter(pk=user_id).first()
+    if user is None:
+        raise NotFound(str(user_id))
+    return user
+
+
+def user_set_password(*, actor: Actor, user_id: int, old: str, new: str) -> None:
+    if not actor.authenticated:
+        raise Unauthenticated()
+    user = user_get(actor=actor, user_id=user_id)
+    own = actor.kind == "user" and actor.id == user.pk
+    if own and not user.check_password(old or ""):
+        raise Invalid("the old password is wrong")
+    if not own and not actor.sysadmin:
+        raise Denied("not allowed")
+    if not password_ok(new or ""):
+        raise Invalid(f"password must have {POLICY}")
+    if own and old == new:
+        raise Invalid("the new password must differ from the old one")
+    user.set_password(new)
+    user.save(update_fields=["password"])
+
+
+def user_set_sysadmin(*, actor: Actor, user_id: int, flag: bool) -> User:
+    if not actor.sysadmin or actor.kind != "user":
+        raise Denied("only system administrators may change the sysadmin flag")
+    user = user_get(actor=actor, user_id=user_id)
+    if user.pk == 1 and not flag:
+        raise Invalid("the initial administrator stays a sysadmin")
+    user.is_superuser = user.is_staff = bool(flag)
+    user.save(update_fields=["is_superuser", "is_staff"])
+    return user
+
+
+def user_delete(*, actor: Actor, user_id: int) -> None:
+    if not actor.sysadmin:
+        raise Denied("only system administrators may delete users")
+    if user_id == 1 or (actor.kind == "user" and actor.id == user_id):
+        raise Invalid("this user cannot be deleted")
+    deleted, _ = User.objects.filter(pk=user_id).delete()
+    if not deleted:
+        raise NotFound(str(user_id))

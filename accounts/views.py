@@ -1,0 +1,127 @@
+"""``/service/token``: the Docker token service (GET) and its OAuth2 form (POST)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+from accounts.access import ANONYMOUS, Actor
+from accounts.models import User
+from accounts.services import tokens
+from accounts.services.auth import Throttled, actor_from_claims, authenticate
+
+
+def _error(status: int, code: str, message: str, **headers: str) -> JsonResponse:
+    response = JsonResponse({"errors": [{"code": code, "message": message}]}, status=status)
+    for key, value in headers.items():
+        response[key.replace("_", "-")] = value
+    return response
+
+
+def _basic(request: HttpRequest) -> tuple[str, str] | None:
+    scheme, _, value = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        username, _, password = base64.b64decode(value.strip()).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return ("", "")
+    return username, password
+
+
+def _password_hash(actor: Actor) -> str:
+    if actor.kind != "user":
+        return ""
+    return User.objects.filter(pk=actor.id).values_list("password", flat=True).first() or ""
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def token(request: HttpRequest) -> HttpResponse:
+    client = request.META.get("REMOTE_ADDR", "")
+    try:
+        if request.method == "POST":
+            return _oauth2(request, client)
+        credentials = _basic(request)
+        actor = ANONYMOUS
+        if credentials is not None:
+            found = authenticate(username=credentials[0], password=credentials[1], client=client)
+            if found is None:
+                return _error(401, "UNAUTHORIZED", "invalid username or password")
+            actor = found
+    except Throttled as exc:
+        return _error(429, "TOOMANYREQUESTS", str(exc), Retry_After=str(exc.retry_after))
+    scopes = tokens.parse_scopes(request.GET.getlist("scope"))
+    body = tokens.issue(actor, tokens.grant(actor, scopes))
+    if request.GET.get("offline_token") == "true" and actor.authenticated:
+        body["refresh_token"] = tokens.issue_refresh(actor, _password_hash(actor))
+    return JsonResponse(body)
+
+
+def _oauth2(request: HttpRequest, client: str) -> HttpResponse:
+    grant_type = request.POST.get("grant_type", "")
+    scopes = tokens.parse_scopes(request.POST.get("scope", "").split(" "))
+    if grant_type == "password":
+        actor = authenticate(
+            username=request.POST.get("username", ""),
+            password=request.POST.get("password", ""),
+            client=client,
+        )
+        if actor is None:
+            return _error(401, "UNAUTHORIZED", "invalid username or password")
+    elif grant_type == "refresh_token":
+        try:
+            claims = tokens.verify(
+                request.POST.get("refresh_token", ""), audience=tokens.REFRESH_AUDIENCE
+            )
+        except tokens.InvalidToken:
+            return _error(401, "UNAUTHORIZED", "invalid refresh token")
+        actor = actor_from_claims(claims.get("kind", "user"), claims["sub"])
+        current = tokens.password_version(_password_hash(actor))
+        if not actor.authenticated or claims.get("pwv") != current:
+            return _error(401, "UNAUTHORIZED", "refresh token revoked")
+    else:
+        return _error(400, "UNSUPPORTED", "grant_type must be password or refresh_token")
+    body = tokens.issue(actor, tokens.grant(actor, scopes))
+    response = {
+        "access_token": body["access_token"],
+        "scope": request.POST.get("scope", ""),
+        "expires_in": body["expires_in"],
+        "issued_at": body["issued_at"],
+    }
+    if request.POST.get("access_type") == "offline" or grant_type == "refresh_token":
+        response["refresh_token"] = tokens.issue_refresh(actor, _password_hash(actor))
+    return JsonResponse(response)
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+def login_view(request: HttpRequest) -> HttpResponse:
+    """Harbor's browser login: form fields ``principal`` and ``password`` → ``sid``."""
+    from django.contrib.auth import login
+
+    try:
+        actor = authenticate(
+            username=request.POST.get("principal", ""),
+            password=request.POST.get("password", ""),
+            client=request.META.get("REMOTE_ADDR", ""),
+        )
+    except Throttled as exc:
+        return _error(429, "TOOMANYREQUESTS", str(exc), Retry_After=str(exc.retry_after))
+    if actor is None or actor.kind != "user":
+        return _error(401, "UNAUTHORIZED", "invalid username or password")
+    user = User.objects.get(pk=actor.id)
+    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    return HttpResponse(status=200)
+
+
+@require_http_methods(["GET"])
+def logout_view(request: HttpRequest) -> HttpResponse:
+    from django.contrib.auth import logout
+
+    logout(request)
+    return HttpResponse(status=200)
