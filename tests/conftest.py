@@ -114,7 +114,9 @@ def bootstrapped(transactional_db, fast_passwords, monkeypatch):
 def test_projects(bootstrapped):
     from registry.models import Project
 
-    Project.objects.bulk_create([Project(name=name, owner_id=1) for name in TEST_PROJECTS])
+    Project.objects.bulk_create(
+        [Project(name=name, owner_id=1) for name in TEST_PROJECTS], ignore_conflicts=True
+    )
 
 
 @pytest.fixture

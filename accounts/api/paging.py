@@ -68,7 +68,11 @@ def parse_q(request: Request, fields: dict[str, str]) -> dict[str, Any]:
     return lookups
 
 
-def apply_sort(rows: QuerySet[Any], request: Request, fields: dict[str, str]) -> QuerySet[Any]:
+def apply_sort(
+    rows: QuerySet[Any], request: Request, fields: dict[str, str], default: str = "pk"
+) -> QuerySet[Any]:
+    """``sort=a,-b`` over documented fields; ``default`` otherwise (explicit: Django
+    ignores Meta.ordering in aggregated queries, and pages need a stable order)."""
     raw = request.query_params.get("sort", "")
     order = []
     for part in filter(None, (p.strip() for p in raw.split(","))):
@@ -77,4 +81,4 @@ def apply_sort(rows: QuerySet[Any], request: Request, fields: dict[str, str]) ->
         if key not in fields:
             raise Invalid(f"cannot sort on {key!r}")
         order.append(("-" if descending else "") + fields[key])
-    return rows.order_by(*order) if order else rows
+    return rows.order_by(*order, "pk") if order else rows.order_by(default, "pk")

@@ -42,6 +42,7 @@ class ProjectList(HarborView):
             rows.filter(**filters).annotate(n_repos=Count("repositories", distinct=True)),
             request,
             SORT_FIELDS,
+            default="name",
         )
         roles = (
             dict(Member.objects.filter(user_id=actor.id).values_list("project_id", "role"))

@@ -18,7 +18,9 @@ class UserList(HarborView):
     def get(self, request: Request) -> Response:
         if not self.actor(request).sysadmin:
             raise Denied("only system administrators may list users")
-        rows = apply_sort(User.objects.filter(**parse_q(request, Q_FIELDS)), request, SORT_FIELDS)
+        rows = apply_sort(
+            User.objects.filter(**parse_q(request, Q_FIELDS)), request, SORT_FIELDS, "username"
+        )
         return paginate(request, rows, lambda page: [render.user(u) for u in page])
 
     def post(self, request: Request) -> Response:
