@@ -13,6 +13,19 @@ from accounts.access import ANONYMOUS, Actor
 from accounts.models import User
 from accounts.services import tokens
 from accounts.services.auth import Throttled, actor_from_claims, authenticate
+from audit.events import Operation, Resource, Result
+from audit.services import record_later
+
+
+def _login_event(username: str, client: str, ok: bool) -> None:
+    record_later(
+        actor=Actor(kind="robot" if username.startswith("robot$") else "user", name=username),
+        operation=Operation.LOGIN,
+        resource_type=Resource.SESSION,
+        resource=username,
+        client_ip=client,
+        result=Result.SUCCESS if ok else Result.FAILURE,
+    )
 
 
 def _error(status: int, code: str, message: str, **headers: str) -> JsonResponse:
@@ -50,6 +63,9 @@ def token(request: HttpRequest) -> HttpResponse:
         actor = ANONYMOUS
         if credentials is not None:
             found = authenticate(username=credentials[0], password=credentials[1], client=client)
+            if not request.GET.getlist("scope") or found is None:
+                # A token request with credentials and no scope is `docker login`.
+                _login_event(credentials[0], client, found is not None)
             if found is None:
                 return _error(401, "UNAUTHORIZED", "invalid username or password")
             actor = found
@@ -112,6 +128,11 @@ def login_view(request: HttpRequest) -> HttpResponse:
         )
     except Throttled as exc:
         return _error(429, "TOOMANYREQUESTS", str(exc), Retry_After=str(exc.retry_after))
+    _login_event(
+        request.POST.get("principal", ""),
+        request.META.get("REMOTE_ADDR", ""),
+        actor is not None and actor.kind == "user",
+    )
     if actor is None or actor.kind != "user":
         return _error(401, "UNAUTHORIZED", "invalid username or password")
     user = User.objects.get(pk=actor.id)

@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "accounts",
     "registry",
+    "audit",
     "rest_framework",
 ]
 
@@ -142,6 +143,11 @@ BERTH_LOGIN_THROTTLE_SECONDS = env.int("BERTH_LOGIN_THROTTLE_SECONDS", default=6
 BERTH_SELF_REGISTRATION = env.bool("BERTH_SELF_REGISTRATION", default=False)
 # "everyone" or "adminonly": who may create projects.
 BERTH_PROJECT_CREATION = env.str("BERTH_PROJECT_CREATION", default="everyone")
+# Seconds between writes of buffered audit events (pushes, pulls, logins).
+BERTH_AUDIT_FLUSH_SECONDS = env.float("BERTH_AUDIT_FLUSH_SECONDS", default=1.0)
+# Write them from a background thread (off in the in-process test suite, which
+# flushes explicitly).
+BERTH_AUDIT_BACKGROUND = env.bool("BERTH_AUDIT_BACKGROUND", default=True)
 # Seconds a client may take to send its request headers (slowloris guard).
 BERTH_HEADER_TIMEOUT = env.int("BERTH_HEADER_TIMEOUT", default=30)
 

@@ -40,6 +40,9 @@ class Repository(models.Model):
     project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="repositories")
     name = models.CharField(max_length=255, unique=True)
     description = models.TextField(blank=True, default="")
+    # Kept by the audit flusher (audit/services.py), off the pull's request path.
+    pull_count = models.BigIntegerField(default=0)
+    last_pulled_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

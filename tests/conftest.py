@@ -92,6 +92,18 @@ def _empty_caches():
         cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _audit_in_the_foreground(settings):
+    """No background writer inside the test process (it would race the test
+    database's teardown); tests that look at buffered events call flush()."""
+    from audit.services import discard
+
+    settings.BERTH_AUDIT_BACKGROUND = False
+    discard()
+    yield
+    discard()
+
+
 @pytest.fixture
 def fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -250,3 +262,6 @@ def fresh_berth(tmp_path) -> Iterator[BerthServer]:
     server = BerthServer(tmp_path / "data")
     yield server
     server.stop()
+
+
+from tests.roles import team  # noqa: E402, F401 - the `team` fixture, for every test package

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from accounts.api import projects, robots, system, users
+from audit.api import AuditLogList, ProjectLogs
 
 urlpatterns = [
     path("ping", system.Ping.as_view()),
@@ -12,6 +13,8 @@ urlpatterns = [
     path("projects/<str:ref>/summary", projects.ProjectSummary.as_view()),
     path("projects/<str:ref>/members", projects.MemberList.as_view()),
     path("projects/<str:ref>/members/<int:mid>", projects.MemberDetail.as_view()),
+    path("projects/<str:ref>/logs", ProjectLogs.as_view()),
+    path("audit-logs", AuditLogList.as_view()),
     path("users", users.UserList.as_view()),
     path("users/current", users.UserCurrent.as_view()),
     path("users/search", users.UserSearch.as_view()),

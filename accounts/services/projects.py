@@ -12,6 +12,8 @@ from accounts import access
 from accounts.access import Actor
 from accounts.errors import Conflict, Denied, Invalid, NotFound, PreconditionFailed, Unauthenticated
 from accounts.models import Member, Role, User
+from audit.events import Operation, Resource
+from audit.services import record
 from registry.models import Project
 
 PROJECT_NAME_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
@@ -73,6 +75,13 @@ def project_create(
             )
             if actor.kind == "user":
                 Member.objects.create(project=project, user_id=actor.id, role=Role.PROJECT_ADMIN)
+            record(
+                actor=actor,
+                operation=Operation.CREATE,
+                resource_type=Resource.PROJECT,
+                resource=name,
+                project=project,
+            )
     except IntegrityError:
         raise Conflict(f"project {name} already exists") from None
     return project
@@ -98,7 +107,16 @@ def project_update(
     if "public" in meta or public is not None:
         project.public = _flag(meta.pop("public", public))
     project.metadata = {**project.metadata, **meta}
-    project.save(update_fields=["public", "metadata", "updated_at"])
+    with transaction.atomic():
+        project.save(update_fields=["public", "metadata", "updated_at"])
+        record(
+            actor=actor,
+            operation=Operation.UPDATE,
+            resource_type=Resource.PROJECT,
+            resource=project.name,
+            project=project,
+            detail={"public": project.public, "metadata": project.metadata},
+        )
     return project
 
 
@@ -113,7 +131,15 @@ def project_delete(*, actor: Actor, project: Project) -> None:
     ok, why = project_deletable(project=project)
     if not ok:
         raise PreconditionFailed(why)
-    project.delete()
+    with transaction.atomic():
+        record(
+            actor=actor,
+            operation=Operation.DELETE,
+            resource_type=Resource.PROJECT,
+            resource=project.name,
+            project=project,
+        )
+        project.delete()
 
 
 def project_summary(*, actor: Actor, project: Project) -> dict[str, Any]:
@@ -153,7 +179,16 @@ def member_add(
         raise Invalid("no such user")
     try:
         with transaction.atomic():
-            return Member.objects.create(project=project, user=user, role=role)
+            member = Member.objects.create(project=project, user=user, role=role)
+            record(
+                actor=actor,
+                operation=Operation.CREATE,
+                resource_type=Resource.MEMBER,
+                resource=user.username,
+                project=project,
+                detail={"role_id": role},
+            )
+            return member
     except IntegrityError:
         raise Conflict(f"{user.username} is already a member") from None
 
@@ -178,11 +213,28 @@ def member_update(*, actor: Actor, project: Project, member_id: int, role_id: An
     access.require(actor, "member", "update", project)
     member = member_get(actor=actor, project=project, member_id=member_id)
     member.role = _role(role_id)
-    member.save(update_fields=["role", "updated_at"])
+    with transaction.atomic():
+        member.save(update_fields=["role", "updated_at"])
+        record(
+            actor=actor,
+            operation=Operation.UPDATE,
+            resource_type=Resource.MEMBER,
+            resource=member.user.username,
+            project=project,
+            detail={"role_id": member.role},
+        )
     return member
 
 
 def member_remove(*, actor: Actor, project: Project, member_id: int) -> None:
     access.require(actor, "member", "delete", project)
     member = member_get(actor=actor, project=project, member_id=member_id)
-    member.delete()
+    with transaction.atomic():
+        record(
+            actor=actor,
+            operation=Operation.DELETE,
+            resource_type=Resource.MEMBER,
+            resource=member.user.username,
+            project=project,
+        )
+        member.delete()

@@ -16,6 +16,8 @@ from accounts.models import Robot
 from accounts.passwords import POLICY, password_ok
 from accounts.rbac import PROJECT_RESOURCES, SYSTEM_PERMISSIONS
 from accounts.services.secrets import generate_secret, hash_secret
+from audit.events import Operation, Resource
+from audit.services import record
 from registry.models import Project
 
 NAME_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
@@ -130,6 +132,14 @@ def robot_create(
     try:
         with transaction.atomic():
             robot.save()
+            record(
+                actor=actor,
+                operation=Operation.CREATE,
+                resource_type=Resource.ROBOT,
+                resource=full_name,
+                project=project,
+                detail={"permissions": perms},
+            )
     except IntegrityError:
         raise Conflict(f"robot {full_name} already exists") from None
     return robot, secret
@@ -170,7 +180,16 @@ def robot_refresh_secret(*, actor: Actor, robot_id: int, secret: str | None = No
         raise Invalid(f"secret must have {POLICY}")
     secret = secret or generate_secret()
     robot.secret_hash = hash_secret(secret)
-    robot.save(update_fields=["secret_hash", "updated_at"])
+    with transaction.atomic():
+        robot.save(update_fields=["secret_hash", "updated_at"])
+        record(
+            actor=actor,
+            operation=Operation.UPDATE,
+            resource_type=Resource.ROBOT,
+            resource=robot.name,
+            project=robot.project,
+            detail={"field": "secret"},
+        )
     return secret
 
 
@@ -195,10 +214,27 @@ def robot_update(
     if duration is not None and duration != robot.duration:
         robot.expires_at = _expiry(duration)
         robot.duration = duration
-    robot.save()
+    with transaction.atomic():
+        robot.save()
+        record(
+            actor=actor,
+            operation=Operation.UPDATE,
+            resource_type=Resource.ROBOT,
+            resource=robot.name,
+            project=robot.project,
+            detail={"disable": robot.disabled, "permissions": robot.permissions},
+        )
     return robot
 
 
 def robot_delete(*, actor: Actor, robot_id: int) -> None:
     robot = robot_get(actor=actor, robot_id=robot_id, action="delete")
-    robot.delete()
+    with transaction.atomic():
+        record(
+            actor=actor,
+            operation=Operation.DELETE,
+            resource_type=Resource.ROBOT,
+            resource=robot.name,
+            project=robot.project,
+        )
+        robot.delete()

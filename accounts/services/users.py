@@ -12,6 +12,8 @@ from accounts.access import Actor
 from accounts.errors import Conflict, Denied, Invalid, NotFound, Unauthenticated
 from accounts.models import User
 from accounts.passwords import POLICY, password_ok
+from audit.events import Operation, Resource
+from audit.services import record
 
 USERNAME_RE = re.compile(r"[^\s,~#$%\"':;*?<>|/\\]{1,255}")
 
@@ -40,6 +42,12 @@ def user_create(
     try:
         with transaction.atomic():
             user.save()
+            record(
+                actor=actor,
+                operation=Operation.CREATE,
+                resource_type=Resource.USER,
+                resource=username,
+            )
     except IntegrityError:
         raise Conflict(f"user {username} already exists") from None
     return user
@@ -68,7 +76,15 @@ def user_set_password(*, actor: Actor, user_id: int, old: str, new: str) -> None
     if own and old == new:
         raise Invalid("the new password must differ from the old one")
     user.set_password(new)
-    user.save(update_fields=["password"])
+    with transaction.atomic():
+        user.save(update_fields=["password"])
+        record(
+            actor=actor,
+            operation=Operation.UPDATE,
+            resource_type=Resource.USER,
+            resource=user.username,
+            detail={"field": "password"},
+        )
 
 
 def user_set_sysadmin(*, actor: Actor, user_id: int, flag: bool) -> User:
@@ -78,7 +94,15 @@ def user_set_sysadmin(*, actor: Actor, user_id: int, flag: bool) -> User:
     if user.pk == 1 and not flag:
         raise Invalid("the initial administrator stays a sysadmin")
     user.is_superuser = user.is_staff = bool(flag)
-    user.save(update_fields=["is_superuser", "is_staff"])
+    with transaction.atomic():
+        user.save(update_fields=["is_superuser", "is_staff"])
+        record(
+            actor=actor,
+            operation=Operation.UPDATE,
+            resource_type=Resource.USER,
+            resource=user.username,
+            detail={"sysadmin_flag": user.is_superuser},
+        )
     return user
 
 
@@ -87,6 +111,14 @@ def user_delete(*, actor: Actor, user_id: int) -> None:
         raise Denied("only system administrators may delete users")
     if user_id == 1 or (actor.kind == "user" and actor.id == user_id):
         raise Invalid("this user cannot be deleted")
-    deleted, _ = User.objects.filter(pk=user_id).delete()
-    if not deleted:
-        raise NotFound(str(user_id))
+    with transaction.atomic():
+        user = User.objects.filter(pk=user_id).first()
+        if user is None:
+            raise NotFound(str(user_id))
+        record(
+            actor=actor,
+            operation=Operation.DELETE,
+            resource_type=Resource.USER,
+            resource=user.username,
+        )
+        user.delete()

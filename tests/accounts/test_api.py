@@ -11,8 +11,7 @@ from accounts.models import Member, Robot, Role, User
 from registry.models import Project
 from tests.conftest import RegistryClient, basic
 from tests.registry.helpers import InProcess
-
-from .conftest import PASSWORD, api, token
+from tests.roles import PASSWORD, api, token
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -18,8 +18,7 @@ from accounts.models import Member, Robot, User
 from accounts.services import tokens
 from accounts.services.bootstrap import bootstrap
 from tests.conftest import ADMIN, RegistryClient, basic
-
-from .conftest import PASSWORD, api, granted, token
+from tests.roles import PASSWORD, api, granted, token
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+from audit.events import Operation, Resource
+from audit.services import record_later
 from registry.errors import Code, RegistryError
 from registry.oci.access import Action, Principal
 from registry.oci.dispatch import endpoint, read_bounded
@@ -16,8 +18,27 @@ def _content_headers(response: HttpResponse, digest: str, media_type: str, size:
     response["ETag"] = f'"{digest}"'
 
 
+def _audit(
+    request: HttpRequest, principal: Principal, operation: Operation, resource: str, name: str
+) -> None:
+    record_later(
+        actor=principal.actor,
+        operation=operation,
+        resource_type=Resource.ARTIFACT,
+        resource=resource,
+        project=name.partition("/")[0],
+        client_ip=principal.client,
+        pulled_repository=name if operation is Operation.PULL else None,
+    )
+
+
+def _ref(name: str, reference: str) -> str:
+    return f"{name}@{reference}" if ":" in reference else f"{name}:{reference}"
+
+
 def _get(request: HttpRequest, principal: Principal, name: str, reference: str) -> HttpResponse:
     content = manifest_get(repository_name=name, reference=reference)
+    _audit(request, principal, Operation.PULL, _ref(name, reference), name)
     response = HttpResponse(content.payload)
     _content_headers(response, content.digest, content.media_type, len(content.payload))
     return response
@@ -44,6 +65,7 @@ def _put(request: HttpRequest, principal: Principal, name: str, reference: str) 
         content_type=request.META.get("CONTENT_TYPE", ""),
         extra_tags=request.GET.getlist("tag"),
     )
+    _audit(request, principal, Operation.PUSH, _ref(name, reference), name)
     response = HttpResponse(status=201)
     response["Location"] = f"/v2/{name}/manifests/{result.digest}"
     response["Docker-Content-Digest"] = result.digest
@@ -57,6 +79,7 @@ def _put(request: HttpRequest, principal: Principal, name: str, reference: str) 
 
 def _delete(request: HttpRequest, principal: Principal, name: str, reference: str) -> HttpResponse:
     manifest_delete(repository_name=name, reference=reference)
+    _audit(request, principal, Operation.DELETE, _ref(name, reference), name)
     return HttpResponse(status=202)
 
 

@@ -1,4 +1,5 @@
-"""A private project with one user per Harbor role, plus an outsider."""
+"""Role fixtures: a private project with one user per Harbor role, plus an outsider
+(registered as a fixture in tests/conftest.py)."""
 
 from __future__ import annotations
 

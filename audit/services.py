@@ -1,0 +1,207 @@
+"""Recording audit events.
+
+- ``record(...)``: for control-plane changes. Call it inside the change's own
+  transaction: the row commits or rolls back with the change.
+- ``record_later(...)``: for the registry's hot path (pushes, pulls, deletes).
+  Events go to an in-process buffer that a background thread writes in batches,
+  together with the repositories' pull counts; the buffer is flushed when the
+  process exits normally, so a graceful shutdown loses nothing.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import multiprocessing.util
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import close_old_connections, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from audit.events import Operation, Resource, Result
+from audit.models import AuditEvent
+
+log = logging.getLogger("berth.audit")
+
+FLUSH_SIZE = 500
+
+
+def record(
+    *,
+    actor: Any,
+    operation: Operation,
+    resource_type: Resource,
+    resource: str,
+    project: Any = None,
+    result: Result = Result.SUCCESS,
+    client_ip: str = "",
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:
+    return AuditEvent.objects.create(
+        **_fields(
+            actor,
+            operation,
+            resource_type,
+            resource,
+            project,
+            result,
+            client_ip,
+            detail,
+            timezone.now(),
+        )
+    )
+
+
+def _fields(actor, operation, resource_type, resource, project, result, client_ip, detail, when):  # type: ignore[no-untyped-def]
+    return {
+        "occurred_at": when,
+        "username": getattr(actor, "name", "") if getattr(actor, "authenticated", False) else "",
+        "actor_kind": getattr(actor, "kind", "anonymous"),
+        "operation": operation,
+        "resource_type": resource_type,
+        "resource": resource[:512],
+        "project_name": project if isinstance(project, str) else getattr(project, "name", ""),
+        "result": result,
+        "client_ip": client_ip[:64],
+        "detail": detail,
+    }
+
+
+@dataclass
+class _Pending:
+    events: list[dict[str, Any]] = field(default_factory=list)
+    pulls: Counter[str] = field(default_factory=Counter)
+    last_pull: dict[str, datetime] = field(default_factory=dict)
+
+
+class _Buffer:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending = _Pending()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def add(self, event: dict[str, Any], pulled_repository: str | None) -> None:
+        with self._lock:
+            self._pending.events.append(event)
+            if pulled_repository:
+                self._pending.pulls[pulled_repository] += 1
+                self._pending.last_pull[pulled_repository] = event["occurred_at"]
+            size = len(self._pending.events)
+        from django.conf import settings
+
+        if settings.BERTH_AUDIT_BACKGROUND:
+            self._ensure_thread()
+        if size >= FLUSH_SIZE:
+            self._wake.set()
+
+    def _ensure_thread(self) -> None:
+        import os
+
+        if self._thread is not None and self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._thread is None or self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, name="audit-flush", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        from django.conf import settings
+
+        while True:
+            self._wake.wait(settings.BERTH_AUDIT_FLUSH_SECONDS)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:
+                log.exception("could not write audit events; keeping them for the next try")
+            finally:
+                close_old_connections()
+
+    def flush(self) -> int:
+        with self._lock:
+            pending, self._pending = self._pending, _Pending()
+        if not pending.events:
+            return 0
+        try:
+            _write(pending)
+        except Exception:
+            with self._lock:  # put them back in front of newer ones
+                self._pending.events[:0] = pending.events
+                self._pending.pulls.update(pending.pulls)
+                for repo, when in pending.last_pull.items():
+                    self._pending.last_pull.setdefault(repo, when)
+            raise
+        return len(pending.events)
+
+
+def _write(pending: _Pending) -> None:
+    from registry.models import Repository
+
+    with transaction.atomic():
+        AuditEvent.objects.bulk_create([AuditEvent(**e) for e in pending.events])
+        for name, count in pending.pulls.items():
+            Repository.objects.filter(name=name).update(
+                pull_count=F("pull_count") + count, last_pulled_at=pending.last_pull[name]
+            )
+
+
+_buffer = _Buffer()
+
+
+def record_later(
+    *,
+    actor: Any,
+    operation: Operation,
+    resource_type: Resource,
+    resource: str,
+    project: Any = None,
+    client_ip: str = "",
+    pulled_repository: str | None = None,
+    result: Result = Result.SUCCESS,
+) -> None:
+    """Queue an event (and a pull) without touching the database on this request."""
+    event = _fields(
+        actor,
+        operation,
+        resource_type,
+        resource,
+        project,
+        result,
+        client_ip,
+        None,
+        timezone.now(),
+    )
+    _buffer.add(event, pulled_repository)
+
+
+def flush() -> int:
+    """Write everything buffered now (tests, shutdown)."""
+    return _buffer.flush()
+
+
+def discard() -> None:
+    """Forget everything buffered (tests)."""
+    with _buffer._lock:
+        _buffer._pending = _Pending()
+
+
+def _flush_at_exit() -> None:
+    try:
+        _buffer.flush()
+    except Exception:
+        log.exception("audit events lost at exit")
+
+
+# A normal interpreter exit runs atexit; the web server's workers are
+# multiprocessing children, which leave through multiprocessing's own exit path
+# (it runs Finalize callbacks, not atexit). Either way the buffer is written.
+atexit.register(_flush_at_exit)
+multiprocessing.util.Finalize(None, _flush_at_exit, exitpriority=100)

@@ -1,0 +1,146 @@
+"""The audit trail: control-plane changes in their own transaction, registry
+events buffered off the request path and never lost on a graceful shutdown."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import requests
+
+from audit.models import AuditEvent
+from audit.services import flush
+from tests.conftest import ADMIN, BerthServer
+from tests.registry.helpers import Remote
+from tests.roles import PASSWORD, api
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def post(client, path, body):
+    return client.post(path, data=json.dumps(body), content_type="application/json")
+
+
+def test_control_plane_changes_are_recorded_with_the_change(team):
+    flush()
+    AuditEvent.objects.all().delete()
+    assert post(api("dev"), "/api/v2.0/projects", {"project_name": "audited"}).status_code == 201
+    assert post(api("dev"), "/api/v2.0/projects", {"project_name": "audited"}).status_code == 409
+    r = post(
+        api("dev"),
+        "/api/v2.0/projects/audited/members",
+        {"role_id": 3, "member_user": {"username": "guest"}},
+    )
+    assert r.status_code == 201
+    rows = list(
+        AuditEvent.objects.order_by("id").values_list(
+            "username", "operation", "resource_type", "resource", "project_name"
+        )
+    )
+    assert rows == [
+        ("dev", "create", "project", "audited", "audited"),
+        ("dev", "create", "member", "guest", "audited"),
+    ]
+
+
+def test_audit_log_api_filters_and_scopes(team):
+    flush()
+    AuditEvent.objects.all().delete()
+    post(
+        api("padmin"),
+        "/api/v2.0/projects/team/members",
+        {"role_id": 2, "member_user": {"username": "outsider"}},
+    )
+    post(api("admin"), "/api/v2.0/projects", {"project_name": "elsewhere"})
+    everything = api("admin").get("/api/v2.0/audit-logs").json()
+    assert [(e["operation"], e["resource"]) for e in everything] == [
+        ("create", "elsewhere"),
+        ("create", "outsider"),
+    ]
+    assert set(everything[0]) >= {
+        "id",
+        "username",
+        "resource",
+        "resource_type",
+        "operation",
+        "op_time",
+    }
+    mine = api("padmin").get("/api/v2.0/audit-logs").json()
+    assert [e["resource"] for e in mine] == ["outsider"]  # only projects it may read logs of
+    r = api("admin").get("/api/v2.0/audit-logs?q=resource_type=member")
+    assert [e["resource"] for e in r.json()] == ["outsider"]
+    r = api("admin").get("/api/v2.0/audit-logs?q=op_time=[2000-01-01T00:00:00~2001-01-01T00:00:00]")
+    assert r.json() == []
+    assert api("admin").get("/api/v2.0/audit-logs?q=client_ip=1").status_code == 400
+    assert api("padmin").get("/api/v2.0/projects/team/logs").status_code == 200
+    assert api("dev").get("/api/v2.0/projects/team/logs").status_code == 403
+    assert api(None).get("/api/v2.0/audit-logs").status_code == 401
+    assert api("dev", PASSWORD).get("/api/v2.0/projects/team/logs?q=password=x").status_code in (
+        400,
+        403,
+    )
+
+
+def test_registry_events_pull_counts_and_graceful_shutdown(tmp_path):
+    # Flushes only at exit: whatever reaches the database came through shutdown.
+    server = BerthServer(tmp_path / "data", env={"BERTH_AUDIT_FLUSH_SECONDS": "3600"}).start()
+    try:
+        server.create_projects(["aud"])
+        reg = Remote(server.url)
+        digest, _ = reg.push_image("aud/app", "v1")
+        for _ in range(3):
+            assert reg.http.get(f"{server.url}/v2/aud/app/manifests/v1").status_code == 200
+        assert reg.http.delete(f"{server.url}/v2/aud/app/manifests/v1").status_code == 202
+        anon = requests.get(f"{server.url}/service/token?service=harbor-registry")
+        assert anon.status_code == 200
+        bad = requests.get(
+            f"{server.url}/service/token?service=harbor-registry", auth=("admin", "Wrong1234")
+        )
+        assert bad.status_code == 401
+        server.stop()  # SIGTERM: a graceful shutdown
+        server.start()
+        logs = server.http.get(f"{server.url}/api/v2.0/projects/aud/logs?page_size=50").json()
+        assert [(e["operation"], e["resource"]) for e in reversed(logs)] == [
+            ("create", "aud"),
+            ("push", "aud/app:v1"),
+            ("pull", "aud/app:v1"),
+            ("pull", "aud/app:v1"),
+            ("pull", "aud/app:v1"),
+            ("delete", "aud/app:v1"),
+        ]
+        logins = server.http.get(
+            f"{server.url}/api/v2.0/audit-logs?q=operation=login,username=admin"
+        ).json()
+        assert {e["operation_result"] for e in logins} == {False}  # the failed one
+        repo = server.http.get(f"{server.url}/api/v2.0/projects").json()
+        assert any(p["name"] == "aud" for p in repo)
+        check = server.manage(
+            "shell",
+            "--no-imports",
+            "-v",
+            "0",
+            "-c",
+            "from registry.models import Repository as R;"
+            "r=R.objects.get(name='aud/app');print(r.pull_count, bool(r.last_pulled_at))",
+        )
+        assert check.stdout.split() == ["3", "True"]
+        del digest
+    finally:
+        server.stop()
+
+
+def test_buffered_events_are_written_in_the_background(tmp_path):
+    server = BerthServer(tmp_path / "data", env={"BERTH_AUDIT_FLUSH_SECONDS": "0.2"}).start()
+    try:
+        server.create_projects(["bg"])
+        Remote(server.url).push_image("bg/app", "v1")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            logs = server.http.get(f"{server.url}/api/v2.0/projects/bg/logs").json()
+            if any(e["operation"] == "push" for e in logs):
+                break
+            time.sleep(0.1)
+        assert any(e["operation"] == "push" and e["username"] == ADMIN[0] for e in logs)
+    finally:
+        server.stop()
