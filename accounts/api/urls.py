@@ -2,6 +2,7 @@ from django.urls import path
 
 from accounts.api import projects, robots, system, users
 from audit.api import AuditLogList, ProjectLogs
+from registry import api as content
 
 urlpatterns = [
     path("ping", system.Ping.as_view()),
@@ -14,6 +15,24 @@ urlpatterns = [
     path("projects/<str:ref>/members", projects.MemberList.as_view()),
     path("projects/<str:ref>/members/<int:mid>", projects.MemberDetail.as_view()),
     path("projects/<str:ref>/logs", ProjectLogs.as_view()),
+    path("projects/<str:ref>/repositories", content.RepositoryList.as_view()),
+    # Repository names may hold slashes (sent as %2F or %252F): match the longest
+    # path that ends in a fixed suffix.
+    path(
+        "projects/<str:ref>/repositories/<path:repo>/artifacts/<str:reference>/tags/<str:tag>",
+        content.TagDetail.as_view(),
+    ),
+    path(
+        "projects/<str:ref>/repositories/<path:repo>/artifacts/<str:reference>/tags",
+        content.TagList.as_view(),
+    ),
+    path(
+        "projects/<str:ref>/repositories/<path:repo>/artifacts/<str:reference>",
+        content.ArtifactDetail.as_view(),
+    ),
+    path("projects/<str:ref>/repositories/<path:repo>/artifacts", content.ArtifactList.as_view()),
+    path("projects/<str:ref>/repositories/<path:repo>", content.RepositoryDetail.as_view()),
+    path("repositories", content.AllRepositories.as_view()),
     path("audit-logs", AuditLogList.as_view()),
     path("users", users.UserList.as_view()),
     path("users/current", users.UserCurrent.as_view()),

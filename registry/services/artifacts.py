@@ -1,0 +1,119 @@
+"""Artifacts (manifests) and tags as Harbor's API presents them: list, get,
+delete, tag, untag, copy between repositories. Permission checks happen in the
+API layer through accounts.access; these functions keep the content rules."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import Prefetch, QuerySet
+
+from registry.errors import Code, RegistryError
+from registry.models import Manifest, Repository, RepositoryBlob, Tag
+from registry.reference import check_tag, looks_like_digest, parse_digest
+from registry.services import cache
+from registry.services.manifests import _tag_put, manifest_delete, manifest_put
+from registry.services.repositories import repository_ensure
+
+MAX_COPY_DEPTH = 8
+
+
+def repositories_in(projects: QuerySet) -> QuerySet[Repository]:  # type: ignore[type-arg]
+    return Repository.objects.filter(project__in=projects).select_related("project")
+
+
+def artifacts_of(repository: Repository) -> QuerySet[Manifest]:
+    """Every manifest of the repository with its tags: two queries for a page."""
+    return (
+        Manifest.objects.filter(repository=repository)
+        .defer("payload")
+        .prefetch_related(Prefetch("tags", queryset=Tag.objects.order_by("name")))
+        .order_by("-created_at", "-id")
+    )
+
+
+def artifact_get(*, repository: Repository, reference: str) -> Manifest:
+    rows = Manifest.objects.filter(repository=repository).prefetch_related("tags")
+    if looks_like_digest(reference):
+        manifest = rows.filter(digest=str(parse_digest(reference))).first()
+    else:
+        manifest = rows.filter(tags__name=check_tag(reference)).first()
+    if manifest is None:
+        raise RegistryError(Code.MANIFEST_UNKNOWN, detail={"reference": reference[:200]})
+    return manifest
+
+
+def artifact_delete(*, repository: Repository, reference: str) -> Manifest:
+    manifest = artifact_get(repository=repository, reference=reference)
+    manifest_delete(repository_name=repository.name, reference=manifest.digest)
+    return manifest
+
+
+def tag_create(*, repository: Repository, reference: str, name: str) -> None:
+    manifest = artifact_get(repository=repository, reference=reference)
+    check_tag(name)
+    if Tag.objects.filter(repository=repository, name=name).exists():
+        raise RegistryError(Code.IN_USE, f"tag {name} already exists")
+    with transaction.atomic():
+        _tag_put(repo_id=repository.pk, name=name, manifest_id=manifest.pk)
+        cache.invalidate(repository.name)
+
+
+def tag_delete(*, repository: Repository, reference: str, name: str) -> None:
+    manifest = artifact_get(repository=repository, reference=reference)
+    with transaction.atomic():
+        deleted, _ = Tag.objects.filter(
+            repository=repository, manifest=manifest, name=name
+        ).delete()
+        if not deleted:
+            raise RegistryError(Code.MANIFEST_UNKNOWN, detail={"tag": name[:200]})
+        cache.invalidate(repository.name)
+
+
+def artifact_copy(*, source: Repository, reference: str, target_name: str) -> Manifest:
+    """Copy an artifact (and, for an index, its children) into another repository:
+    blobs are linked, never copied; the caller has been checked to read the source
+    and push to the target."""
+    manifest = artifact_get(repository=source, reference=reference)
+    with transaction.atomic():
+        repository_ensure(name=target_name)
+        _copy(source, manifest, target_name, depth=0)
+        if not looks_like_digest(reference):
+            manifest_put(
+                repository_name=target_name,
+                reference=reference,
+                body=bytes(manifest.payload),
+                content_type=manifest.media_type,
+            )
+    return Manifest.objects.get(repository__name=target_name, digest=manifest.digest)
+
+
+def _copy(source: Repository, manifest: Manifest, target_name: str, depth: int) -> None:
+    if depth > MAX_COPY_DEPTH:
+        raise RegistryError(Code.MANIFEST_INVALID, "index nesting too deep to copy")
+    target = Repository.objects.get(name=target_name)
+    for child in Manifest.objects.filter(parent_refs__parent=manifest):
+        _copy(source, child, target_name, depth + 1)
+    blob_ids = manifest.blob_refs.values_list("blob_id", flat=True)
+    RepositoryBlob.objects.bulk_create(
+        [RepositoryBlob(repository=target, blob_id=b) for b in blob_ids], ignore_conflicts=True
+    )
+    manifest_put(
+        repository_name=target_name,
+        reference=manifest.digest,
+        body=bytes(manifest.payload),
+        content_type=manifest.media_type,
+    )
+
+
+def repository_delete(*, repository: Repository) -> None:
+    """Delete a repository with all its artifacts and tags (bytes stay for GC)."""
+    with transaction.atomic():
+        Tag.objects.filter(repository=repository).delete()
+        # Children are protected while an index lists them: delete parents first.
+        for _ in range(MAX_COPY_DEPTH + 1):
+            top = Manifest.objects.filter(repository=repository, parent_refs__isnull=True)
+            if not top.exists():
+                break
+            top.delete()
+        repository.delete()
+        cache.invalidate(repository.name)
