@@ -1,0 +1,254 @@
+"""C25: every API route x method has an expected answer for anonymous, each of
+the five roles, a non-member, a project robot, a system robot and the sysadmin.
+The routes come from the URL configuration: a new route without an entry here
+fails this test."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.db import transaction
+from django.test import Client
+from django.urls import URLPattern
+
+from accounts.api import urls as api_urls
+from accounts.models import Member, Robot, User
+from accounts.services import robots
+from accounts.services.auth import actor_for_user
+from tests.conftest import ADMIN, basic
+from tests.registry.helpers import InProcess
+from tests.roles import PASSWORD
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PRINCIPALS = [
+    "anon",
+    "lguest",
+    "guest",
+    "dev",
+    "maint",
+    "padmin",
+    "outsider",
+    "probot",
+    "srobot",
+    "admin",
+]
+MEMBERS = "lguest guest dev maint padmin"
+EVERYONE = " ".join(PRINCIPALS)
+AUTHENTICATED = " ".join(p for p in PRINCIPALS if p != "anon")
+
+# (method, route) -> (who may, body). "Who may" gets neither 401, 403 nor 404;
+# everyone else gets one of those.
+TABLE: dict[tuple[str, str], tuple[str, dict | None]] = {
+    ("GET", "ping"): (EVERYONE, None),
+    ("GET", "health"): (EVERYONE, None),
+    ("GET", "systeminfo"): (EVERYONE, None),
+    ("GET", "projects"): (EVERYONE, None),
+    ("POST", "projects"): (
+        "lguest guest dev maint padmin outsider srobot admin",
+        {"project_name": "fresh"},
+    ),
+    ("HEAD", "projects"): (f"{MEMBERS} probot admin", None),
+    ("GET", "projects/<str:ref>"): (f"{MEMBERS} probot admin", None),
+    ("PUT", "projects/<str:ref>"): ("padmin admin", {"metadata": {"public": "false"}}),
+    ("DELETE", "projects/<str:ref>"): ("padmin admin", None),
+    ("GET", "projects/<str:ref>/_deletable"): ("padmin admin", None),
+    ("GET", "projects/<str:ref>/summary"): (f"{MEMBERS} admin", None),
+    ("GET", "projects/<str:ref>/members"): ("guest dev maint padmin admin", None),
+    ("POST", "projects/<str:ref>/members"): (
+        "padmin admin",
+        {"role_id": 3, "member_user": {"username": "outsider"}},
+    ),
+    ("GET", "projects/<str:ref>/members/<int:mid>"): ("guest dev maint padmin admin", None),
+    ("PUT", "projects/<str:ref>/members/<int:mid>"): ("padmin admin", {"role_id": 2}),
+    ("DELETE", "projects/<str:ref>/members/<int:mid>"): ("padmin admin", None),
+    ("GET", "projects/<str:ref>/logs"): ("padmin admin", None),
+    ("GET", "projects/<str:ref>/repositories"): (f"{MEMBERS} probot admin", None),
+    ("GET", "projects/<str:ref>/repositories/<path:repo>"): (f"{MEMBERS} probot admin", None),
+    ("PUT", "projects/<str:ref>/repositories/<path:repo>"): (
+        "dev maint padmin admin",
+        {"description": "x"},
+    ),
+    ("DELETE", "projects/<str:ref>/repositories/<path:repo>"): ("maint padmin admin", None),
+    ("GET", "projects/<str:ref>/repositories/<path:repo>/artifacts"): (
+        f"{MEMBERS} probot admin",
+        None,
+    ),
+    ("POST", "projects/<str:ref>/repositories/<path:repo>/artifacts"): (
+        "dev maint padmin admin",
+        None,
+    ),
+    ("GET", "projects/<str:ref>/repositories/<path:repo>/artifacts/<str:reference>"): (
+        f"{MEMBERS} probot admin",
+        None,
+    ),
+    ("DELETE", "projects/<str:ref>/repositories/<path:repo>/artifacts/<str:reference>"): (
+        "maint padmin admin",
+        None,
+    ),
+    ("GET", "projects/<str:ref>/repositories/<path:repo>/artifacts/<str:reference>/tags"): (
+        f"{MEMBERS} probot admin",
+        None,
+    ),
+    ("POST", "projects/<str:ref>/repositories/<path:repo>/artifacts/<str:reference>/tags"): (
+        "dev maint padmin probot admin",
+        {"name": "newtag"},
+    ),
+    (
+        "DELETE",
+        "projects/<str:ref>/repositories/<path:repo>/artifacts/<str:reference>/tags/<str:tag>",
+    ): ("maint padmin admin", None),
+    ("GET", "repositories"): (EVERYONE, None),
+    ("GET", "audit-logs"): (AUTHENTICATED, None),
+    ("GET", "users"): ("admin", None),
+    ("POST", "users"): ("admin", {"username": "made", "password": "Strong123"}),
+    ("GET", "users/current"): ("lguest guest dev maint padmin outsider admin", None),
+    ("GET", "users/search"): (AUTHENTICATED, None),
+    ("GET", "users/<int:uid>"): ("dev admin", None),
+    ("DELETE", "users/<int:uid>"): ("admin", None),
+    ("PUT", "users/<int:uid>/password"): (
+        "dev admin",
+        {"old_password": PASSWORD, "new_password": "Another123"},
+    ),
+    ("PUT", "users/<int:uid>/sysadmin"): ("admin", {"sysadmin_flag": True}),
+    ("GET", "robots"): ("srobot admin", None),
+    ("POST", "robots"): (
+        "padmin admin",
+        {
+            "name": "made",
+            "level": "project",
+            "duration": -1,
+            "permissions": [
+                {
+                    "kind": "project",
+                    "namespace": "team",
+                    "access": [{"resource": "repository", "action": "pull"}],
+                }
+            ],
+        },
+    ),
+    ("GET", "robots/<int:rid>"): ("guest dev maint padmin admin", None),
+    ("PUT", "robots/<int:rid>"): ("padmin admin", {"description": "x"}),
+    ("PATCH", "robots/<int:rid>"): ("padmin admin", {}),
+    ("DELETE", "robots/<int:rid>"): ("padmin admin", None),
+}
+
+METHODS = ("get", "post", "put", "patch", "delete", "head")
+
+
+def discovered() -> set[tuple[str, str]]:
+    """(method, route) for every handler the API's views define."""
+    routes = set()
+    for pattern in api_urls.urlpatterns:
+        assert isinstance(pattern, URLPattern)
+        view = pattern.callback.view_class
+        routes |= {(m.upper(), str(pattern.pattern)) for m in METHODS if m in view.__dict__}
+    return routes
+
+
+def test_every_route_has_an_entry():
+    assert discovered() == set(TABLE)
+
+
+@pytest.fixture
+def world(team, v2):
+    InProcess(v2).push_image("team/app", "v1")
+    padmin = actor_for_user(User.objects.get(username="padmin"))
+    probot, probot_secret = robots.robot_create(
+        actor=padmin,
+        name="probe",
+        level="project",
+        duration=-1,
+        permissions=[
+            {
+                "kind": "project",
+                "namespace": "team",
+                "access": [
+                    {"resource": r, "action": a}
+                    for r, a in [
+                        ("repository", "pull"),
+                        ("repository", "push"),
+                        ("repository", "list"),
+                        ("repository", "read"),
+                        ("artifact", "list"),
+                        ("artifact", "read"),
+                        ("tag", "list"),
+                        ("tag", "create"),
+                    ]
+                ],
+            }
+        ],
+    )
+    admin = actor_for_user(User.objects.get(pk=1))
+    srobot, srobot_secret = robots.robot_create(
+        actor=admin,
+        name="sysprobe",
+        level="system",
+        duration=-1,
+        permissions=[
+            {
+                "kind": "system",
+                "namespace": "/",
+                "access": [
+                    {"resource": r, "action": a}
+                    for r, a in [("project", "create"), ("robot", "list"), ("audit-log", "list")]
+                ],
+            }
+        ],
+    )
+    credentials = {
+        name: basic(name, PASSWORD)
+        for name in ["lguest", "guest", "dev", "maint", "padmin", "outsider"]
+    }
+    credentials.update(
+        admin=basic(*ADMIN),
+        probot=basic(probot.name, probot_secret),
+        srobot=basic(srobot.name, srobot_secret),
+    )
+    params = {
+        "ref": "team",
+        "mid": Member.objects.get(user__username="guest").pk,
+        "uid": User.objects.get(username="dev").pk,
+        "rid": probot.pk,
+        "repo": "app",
+        "reference": "v1",
+        "tag": "v1",
+    }
+    return credentials, params
+
+
+def concrete(route: str, params: dict) -> str:
+    path = route
+    for key, value in params.items():
+        for kind in ("str", "int", "path"):
+            path = path.replace(f"<{kind}:{key}>", str(value))
+    query = {
+        "projects": "?project_name=team",
+        "projects/team/repositories/app/artifacts": "?from=team/app:v1",
+    }
+    return "/api/v2.0/" + path + query.get(path, "")
+
+
+@pytest.mark.parametrize("key", sorted(TABLE), ids=lambda k: f"{k[0]} {k[1]}")
+def test_route_answers_by_role(world, key):
+    credentials, params = world
+    method, route = key
+    allowed, payload = TABLE[key]
+    url = concrete(route, params)
+    if key == ("POST", "projects/<str:ref>/repositories/<path:repo>/artifacts"):
+        url = "/api/v2.0/projects/team/repositories/copy/artifacts?from=team/app:v1"
+    outcomes = {}
+    for who in PRINCIPALS:
+        client = Client(HTTP_AUTHORIZATION=credentials[who]) if who != "anon" else Client()
+        with transaction.atomic():
+            kwargs = {"content_type": "application/json"}
+            if payload is not None:
+                kwargs["data"] = json.dumps(payload)
+            response = getattr(client, method.lower())(url, **kwargs)
+            transaction.set_rollback(True)
+        outcomes[who] = response.status_code
+    expected = {who: who in allowed.split() for who in PRINCIPALS}
+    actual = {who: status not in (401, 403, 404) for who, status in outcomes.items()}
+    assert actual == expected, outcomes
+    assert Robot.objects.count() == 2  # nothing leaked out of the rolled-back calls
