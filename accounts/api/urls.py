@@ -1,6 +1,6 @@
 from django.urls import path
 
-from accounts.api import projects, robots, system, users
+from accounts.api import overview, projects, robots, system, users
 from audit.api import AuditLogList, ProjectLogs
 from registry import api as content
 
@@ -8,6 +8,13 @@ urlpatterns = [
     path("ping", system.Ping.as_view()),
     path("health", system.Health.as_view()),
     path("systeminfo", system.SystemInfo.as_view()),
+    path("statistics", overview.Statistics.as_view()),
+    path("search", overview.Search.as_view()),
+    path("quotas", overview.QuotaList.as_view()),
+    path("quotas/<int:qid>", overview.QuotaDetail.as_view()),
+    path("configurations", overview.Configurations.as_view()),
+    path("permissions", overview.PermissionPool.as_view()),
+    path("users/current/permissions", overview.CurrentUserPermissions.as_view()),
     path("projects", projects.ProjectList.as_view()),
     path("projects/<str:ref>", projects.ProjectDetail.as_view()),
     path("projects/<str:ref>/_deletable", projects.ProjectDeletable.as_view()),

@@ -478,3 +478,60 @@ def test_browser_login_sets_sid_and_csrf_protects_writes(team):
     assert browser.get("/c/log_out").status_code == 200
     assert browser.get("/api/v2.0/users/current").status_code == 401
     assert api("padmin", "nope").post("/c/login").status_code in (401, 405)
+
+
+# overviews --------------------------------------------------------------------------
+
+
+def test_statistics_and_search_show_only_what_the_caller_may_see(team, v2):
+    reg = InProcess(v2)
+    reg.push_image("team/hidden-app", "v1")
+    reg.push_image("pub/shown-app", "v1")
+    anon = api(None).get("/api/v2.0/statistics").json()
+    assert anon["public_repo_count"] == 1 and anon["private_repo_count"] == 0
+    assert "total_storage_consumption" not in anon
+    assert api("guest").get("/api/v2.0/statistics").json()["private_repo_count"] == 1
+    assert api("admin").get("/api/v2.0/statistics").json()["total_storage_consumption"] > 0
+    found = api(None).get("/api/v2.0/search?q=app").json()
+    assert [r["repository_name"] for r in found["repository"]] == ["pub/shown-app"]
+    found = api("guest").get("/api/v2.0/search?q=app").json()
+    assert [r["repository_name"] for r in found["repository"]] == [
+        "pub/shown-app",
+        "team/hidden-app",
+    ]
+
+
+def test_quota_usage_counts_each_blob_once_per_project(team, v2):
+    reg = InProcess(v2)
+    layer = b"x" * 5000
+    reg.push_image("team/one", "v1", config=b'{"a":1}', layers=[layer])
+    reg.push_image("team/two", "v1", config=b'{"a":1}', layers=[layer])
+    team_id = Project.objects.get(name="team").pk
+    quota = api("guest").get(f"/api/v2.0/quotas/{team_id}").json()
+    assert quota["used"]["storage"] == 5000 + len(b'{"a":1}')
+    assert quota["hard"]["storage"] == -1
+    listed = api("admin").get("/api/v2.0/quotas?page_size=50").json()
+    assert {q["ref"]["name"]: q["used"]["storage"] for q in listed}["team"] == 5007
+
+
+def test_current_user_permissions(team):
+    team_id = Project.objects.get(name="team").pk
+    mine = (
+        api("dev")
+        .get(f"/api/v2.0/users/current/permissions?scope=/project/{team_id}&relative=true")
+        .json()
+    )
+    assert {"resource": "repository", "action": "push"} in mine
+    assert {"resource": "repository", "action": "delete"} not in mine
+    assert api("dev").get("/api/v2.0/users/current/permissions?scope=/").json() == []
+    admin = api("admin").get("/api/v2.0/users/current/permissions?scope=/").json()
+    assert {"resource": "/user", "action": "create"} in admin
+
+
+def test_configurations_and_permission_pool(team):
+    config = api("admin").get("/api/v2.0/configurations").json()
+    assert config["self_registration"] == {"value": False, "editable": False}
+    pool = api("padmin").get("/api/v2.0/permissions").json()
+    assert {"resource": "repository", "action": "pull"} in pool["project"]
+    assert "system" not in pool
+    assert "system" in api("admin").get("/api/v2.0/permissions").json()
