@@ -1,10 +1,12 @@
 from django.urls import path
+from drf_spectacular.views import SpectacularAPIView
 
 from accounts.api import overview, projects, robots, system, users
 from audit.api import AuditLogList, ProjectLogs
 from registry import api as content
 
 urlpatterns = [
+    path("openapi.json", SpectacularAPIView.as_view(), name="openapi"),
     path("ping", system.Ping.as_view()),
     path("health", system.Health.as_view()),
     path("systeminfo", system.SystemInfo.as_view()),

@@ -535,3 +535,15 @@ def test_configurations_and_permission_pool(team):
     assert {"resource": "repository", "action": "pull"} in pool["project"]
     assert "system" not in pool
     assert "system" in api("admin").get("/api/v2.0/permissions").json()
+
+
+def test_openapi_document_describes_every_route(team):
+    from accounts.api import urls as api_urls
+
+    r = api(None).get("/api/v2.0/openapi.json", HTTP_ACCEPT="application/json")
+    assert r.status_code == 200
+    paths = r.json()["paths"]
+    routes = {str(p.pattern) for p in api_urls.urlpatterns} - {"openapi.json"}
+    assert len(paths) == len(routes)
+    assert "/api/v2.0/projects/{ref}/members/{mid}" in paths
+    assert set(paths["/api/v2.0/robots/{rid}"]) == {"get", "put", "patch", "delete"}

@@ -41,6 +41,7 @@ AUTHENTICATED = " ".join(p for p in PRINCIPALS if p != "anon")
 # (method, route) -> (who may, body). "Who may" gets neither 401, 403 nor 404;
 # everyone else gets one of those.
 TABLE: dict[tuple[str, str], tuple[str, dict | None]] = {
+    ("GET", "openapi.json"): (EVERYONE, None),
     ("GET", "ping"): (EVERYONE, None),
     ("GET", "health"): (EVERYONE, None),
     ("GET", "systeminfo"): (EVERYONE, None),
