@@ -54,8 +54,15 @@ def main() -> None:
             if method not in METHODS:
                 continue
             key = (method.upper(), normalise(path))
-            rows.append((op.get("tags", ["other"])[0], method.upper(), path,
-                         op.get("operationId", ""), key in served))
+            rows.append(
+                (
+                    op.get("tags", ["other"])[0],
+                    method.upper(),
+                    path,
+                    op.get("operationId", ""),
+                    key in served,
+                )
+            )
     done = sum(1 for r in rows if r[4])
     lines = [
         "# Harbor API coverage",
@@ -67,8 +74,9 @@ def main() -> None:
         "| area | method | path | operation | Berth |",
         "|---|---|---|---|---|",
     ]
-    lines += [f"| {t} | {m} | `{p}` | {o} | {'yes' if ok else 'not yet'} |"
-              for t, m, p, o, ok in rows]
+    lines += [
+        f"| {t} | {m} | `{p}` | {o} | {'yes' if ok else 'not yet'} |" for t, m, p, o, ok in rows
+    ]
     (ROOT / "docs" / "harbor-api-coverage.md").write_text("\n".join(lines) + "\n")
     print(f"{done}/{len(rows)} Harbor operations served")
 
