@@ -403,8 +403,8 @@ def test_a13_open_upload_cap_per_client(v2, settings):
     assert code(r) == "TOOMANYREQUESTS"
     assert r["Retry-After"] == "60"
     # Another principal has a cap of its own.
-    User.objects.create_user("dev13", password="Dev13pass")
-    Member.objects.create(project=Project.objects.get(name="a13"), user_id=2, role=Role.DEVELOPER)
+    dev = User.objects.create_user("dev13", password="Dev13pass")
+    Member.objects.create(project=Project.objects.get(name="a13"), user=dev, role=Role.DEVELOPER)
     other = v2.post("/v2/a13/r/blobs/uploads/", HTTP_AUTHORIZATION=basic("dev13", "Dev13pass"))
     assert other.status_code == 202
 
