@@ -1,8 +1,7 @@
-from django.contrib import admin
 from django.urls import include, path
 
 from accounts.views import login_view, logout_view, token
-from portal import views
+from portal import admin, views  # admin: Berth's site (portal/admin.py)
 
 urlpatterns = [
     path("", include("registry.oci.urls")),

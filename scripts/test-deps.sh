@@ -7,10 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
-APT_PACKAGES=(docker.io skopeo podman containerd uidmap)
+APT_PACKAGES=(docker.io skopeo podman containerd uidmap chromium chromium-driver)
 
 missing=()
-for tool in dockerd skopeo podman ctr containerd newuidmap; do
+for tool in dockerd skopeo podman ctr containerd newuidmap chromium chromedriver; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if ((${#missing[@]})); then

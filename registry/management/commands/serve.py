@@ -42,6 +42,10 @@ def web_command(addr: str) -> list[str]:
         "--no-ws",
         "--http1-header-read-timeout", str(settings.BERTH_HEADER_TIMEOUT * 1000),
         "--respawn-failed-workers",
+        # The admin's and portal's static files, collected at start, served by
+        # granian itself (no Python per file).
+        "--static-path-route", "/" + settings.STATIC_URL.strip("/"),
+        "--static-path-mount", str(settings.STATIC_ROOT),
         "--workers-kill-timeout", "15",
         "--log-level", settings.LOG_LEVEL.lower(),
         "portal.wsgi:application",
@@ -94,6 +98,8 @@ class Command(BaseCommand):
         if role in ("all", "web") and not no_migrate:
             call_command("migrate", interactive=False, verbosity=0)
             bootstrap()
+        if role in ("all", "web"):
+            call_command("collectstatic", interactive=False, verbosity=0)
         addr = addr or settings.BERTH_ADDR
         commands: dict[str, list[str]] = {}
         if role in ("all", "web"):

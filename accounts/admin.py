@@ -1,0 +1,403 @@
+"""Users, members and robots in the admin.
+
+Every change with a rule goes through ``accounts.services`` (through
+``portal.admin.ServiceForm``); querysets and permissions follow the requesting
+user's roles (``portal.admin.AdminScope``). Users are for system administrators
+only; members and robots are also managed by project administrators, within the
+projects they administer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth import forms as auth_forms
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from accounts.models import Member, Robot, User
+from accounts.rbac import PROJECT_RESOURCES, SYSTEM_PERMISSIONS
+from accounts.services.projects import member_add, member_remove, member_update
+from accounts.services.robots import (
+    robot_create,
+    robot_delete,
+    robot_refresh_secret,
+    robot_update,
+)
+from accounts.services.users import user_create, user_delete, user_set_sysadmin
+from portal.admin import (
+    SERVICE_ERRORS,
+    AdminScope,
+    ProjectScopedAdmin,
+    ServiceForm,
+    ServiceFormAdmin,
+    SysadminOnlyAdmin,
+    count_of,
+    site,
+)
+from registry.models import Project
+
+# members ----------------------------------------------------------------------
+
+
+class MemberAddForm(ServiceForm):
+    project = forms.ModelChoiceField(queryset=Project.objects.none())
+    username = forms.CharField(max_length=255, help_text="The user to add, by user name.")
+
+    class Meta:
+        model = Member
+        fields = ("role",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["project"].queryset = self.scope.projects("member", "create")  # type: ignore[attr-defined]
+
+    def perform(self, data: dict[str, Any]) -> Member:
+        return member_add(
+            actor=self.actor,
+            project=data["project"],
+            user_id=None,
+            username=data["username"],
+            role_id=data["role"],
+        )
+
+
+class MemberChangeForm(ServiceForm):
+    class Meta:
+        model = Member
+        fields = ("role",)
+
+    def perform(self, data: dict[str, Any]) -> Member:
+        return member_update(
+            actor=self.actor,
+            project=self.instance.project,
+            member_id=self.instance.pk,
+            role_id=data["role"],
+        )
+
+
+@admin.register(Member, site=site)
+class MemberAdmin(ServiceFormAdmin, ProjectScopedAdmin):
+    resource = "member"
+    form = MemberChangeForm
+    list_display = ("username", "project", "role", "updated_at")
+    list_select_related = ("user", "project")
+    list_filter = ("role", ("project", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("^user__username", "^project__name")
+    ordering = ("project__name", "user__username")
+
+    @admin.display(description="user", ordering="user__username")
+    def username(self, obj: Member) -> str:
+        return obj.user.username
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):  # type: ignore[no-untyped-def]
+        if obj is None:
+            kwargs["form"] = MemberAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None):  # type: ignore[no-untyped-def]
+        if obj is None:
+            return [(None, {"fields": ("project", "username", "role")})]
+        return [(None, {"fields": ("username", "project", "role", "created_at", "updated_at")})]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return () if obj is None else ("username", "project", "created_at", "updated_at")
+
+    def delete_model(self, request: HttpRequest, obj: Member) -> None:
+        member_remove(actor=AdminScope.of(request).actor, project=obj.project, member_id=obj.pk)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Member]) -> None:
+        for member in queryset.select_related("project"):
+            self.delete_model(request, member)
+
+
+# robots -----------------------------------------------------------------------
+
+
+def _access_choices(pool: dict[str, frozenset[str]]) -> list[tuple[str, str]]:
+    return [(f"{res}:{act}", f"{res}: {act}") for res in sorted(pool) for act in sorted(pool[res])]
+
+
+PROJECT_ACCESS = _access_choices(PROJECT_RESOURCES)
+SYSTEM_ACCESS = _access_choices(SYSTEM_PERMISSIONS)
+
+
+def _permissions(
+    project: Project | None, project_access: list[str], system_access: list[str]
+) -> list[dict[str, Any]]:
+    """The robot permission document (Harbor's v2 shape) for the ticked boxes: a
+    project robot's grants on its project; a system robot's on every project ("*")
+    and on the system."""
+
+    def accesses(values: list[str]) -> list[dict[str, str]]:
+        return [
+            {"resource": res, "action": act, "effect": "allow"}
+            for res, _, act in (value.partition(":") for value in values)
+        ]
+
+    perms = []
+    if project_access:
+        namespace = project.name if project is not None else "*"
+        perms.append(
+            {"kind": "project", "namespace": namespace, "access": accesses(project_access)}
+        )
+    if system_access:
+        perms.append({"kind": "system", "namespace": "/", "access": accesses(system_access)})
+    return perms
+
+
+def _ticked(robot: Robot, kind: str) -> list[str]:
+    return [
+        f"{item['resource']}:{item['action']}"
+        for perm in robot.permissions
+        if perm.get("kind") == kind
+        for item in perm.get("access", [])
+        if item.get("effect", "allow") == "allow"
+    ]
+
+
+def _access_field(choices: list[tuple[str, str]], label: str) -> forms.MultipleChoiceField:
+    return forms.MultipleChoiceField(
+        choices=choices, required=False, label=label, widget=forms.CheckboxSelectMultiple
+    )
+
+
+class RobotAddForm(ServiceForm):
+    project = forms.ModelChoiceField(
+        queryset=Project.objects.none(),
+        required=False,
+        help_text="Empty for a system robot (system administrators only).",
+    )
+    robot_name = forms.CharField(
+        label="Name",
+        max_length=200,
+        help_text="Becomes robot$<project>+<name>, or robot$<name> for a system robot.",
+    )
+    project_access = _access_field(PROJECT_ACCESS, "Project permissions")
+    system_access = _access_field(SYSTEM_ACCESS, "System permissions")
+    secret: str = ""
+
+    class Meta:
+        model = Robot
+        fields = ("description", "duration", "disabled")
+        help_texts = {"duration": "Days until the robot expires; -1 for never."}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["project"].queryset = self.scope.projects("robot", "create")  # type: ignore[attr-defined]
+        if not self.scope.sysadmin:
+            self.fields["project"].required = True
+            del self.fields["system_access"]
+
+    def perform(self, data: dict[str, Any]) -> Robot:
+        project = data["project"]
+        robot, self.secret = robot_create(
+            actor=self.actor,
+            name=data["robot_name"],
+            level="system" if project is None else "project",
+            permissions=_permissions(
+                project, data["project_access"], data.get("system_access") or []
+            ),
+            duration=data["duration"],
+            description=data["description"],
+            disable=data["disabled"],
+        )
+        return robot
+
+
+class RobotChangeForm(ServiceForm):
+    project_access = _access_field(PROJECT_ACCESS, "Project permissions")
+    system_access = _access_field(SYSTEM_ACCESS, "System permissions")
+
+    class Meta:
+        model = Robot
+        fields = ("description", "duration", "disabled")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["project_access"].initial = _ticked(self.instance, "project")
+        if self.instance.project_id is None:
+            self.fields["system_access"].initial = _ticked(self.instance, "system")
+        else:
+            del self.fields["system_access"]
+
+    def perform(self, data: dict[str, Any]) -> Robot:
+        robot = self.instance
+        permissions = None
+        if {"project_access", "system_access"} & set(self.changed_data):
+            permissions = _permissions(
+                robot.project, data["project_access"], data.get("system_access") or []
+            )
+        return robot_update(
+            actor=self.actor,
+            robot_id=robot.pk,
+            disable=data["disabled"],
+            description=data["description"],
+            duration=data["duration"],
+            permissions=permissions,
+        )
+
+
+@admin.register(Robot, site=site)
+class RobotAdmin(ServiceFormAdmin, ProjectScopedAdmin):
+    resource = "robot"
+    form = RobotChangeForm
+    list_display = ("name", "project", "level", "disabled", "expires_at", "creator", "created_at")
+    list_select_related = ("project",)
+    list_filter = ("disabled", ("project", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("^name",)
+    actions = ("refresh_secret",)
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):  # type: ignore[no-untyped-def]
+        if obj is None:
+            kwargs["form"] = RobotAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None):  # type: ignore[no-untyped-def]
+        system = ("system_access",) if AdminScope.of(request).sysadmin else ()
+        if obj is None:
+            fields = ("project", "robot_name", "description", "duration", "disabled")
+            return [(None, {"fields": fields}), ("Access", {"fields": ("project_access", *system)})]
+        fields = ("name", "project", "level", "description", "duration", "expires_at", "disabled")
+        access = ("project_access",) if obj.project_id else ("project_access", "system_access")
+        return [
+            (None, {"fields": fields}),
+            ("Access", {"fields": access}),
+            ("History", {"fields": ("creator", "created_at", "updated_at")}),
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        if obj is None:
+            return ()
+        return ("name", "project", "level", "expires_at", "creator", "created_at", "updated_at")
+
+    def save_model(self, request: HttpRequest, obj: Robot, form: Any, change: bool) -> None:
+        if not change:
+            messages.success(
+                request,
+                f"The secret of {obj.name} is {form.secret} — copy it now: it is shown "
+                "only this once and cannot be read again (refresh it to get a new one).",
+            )
+
+    def delete_model(self, request: HttpRequest, obj: Robot) -> None:
+        robot_delete(actor=AdminScope.of(request).actor, robot_id=obj.pk)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Robot]) -> None:
+        for robot in queryset:
+            self.delete_model(request, robot)
+
+    @admin.action(description="Refresh the secret of the selected robots", permissions=["change"])
+    def refresh_secret(self, request: HttpRequest, queryset: QuerySet[Robot]) -> None:
+        actor = AdminScope.of(request).actor
+        for robot in queryset:
+            try:
+                secret = robot_refresh_secret(actor=actor, robot_id=robot.pk)
+            except SERVICE_ERRORS as exc:
+                messages.error(request, f"{robot.name}: {exc}")
+                continue
+            messages.success(
+                request, f"The new secret of {robot.name} is {secret} — shown only this once."
+            )
+
+
+# users ------------------------------------------------------------------------
+
+
+class UserAddForm(ServiceForm, auth_forms.AdminUserCreationForm):
+    usable_password = None  # Berth users log in with a password (or SSO, later)
+
+    class Meta(auth_forms.AdminUserCreationForm.Meta):
+        model = User
+        fields = ("username", "email", "realname")
+
+    def perform(self, data: dict[str, Any]) -> User:
+        return user_create(
+            actor=self.actor,
+            username=data["username"],
+            password=data["password1"],
+            email=data.get("email") or "",
+            realname=data.get("realname") or "",
+        )
+
+
+PROFILE_FIELDS = ("email", "realname", "comment", "is_active")
+
+
+class UserChangeForm(ServiceForm, auth_forms.UserChangeForm):
+    class Meta(auth_forms.UserChangeForm.Meta):
+        model = User
+        fields = (*PROFILE_FIELDS, "is_superuser")
+        labels = {"is_superuser": "System administrator"}
+        help_texts = {"is_superuser": "May do everything, in every project."}
+
+    def clean_is_active(self) -> bool:
+        active = self.cleaned_data["is_active"]
+        if not active and self.instance.pk in (1, self.actor.id):
+            raise ValidationError("The initial administrator and you yourself stay active.")
+        return active
+
+    def perform(self, data: dict[str, Any]) -> User:
+        user = self.instance
+        if "is_superuser" in self.changed_data:
+            user_set_sysadmin(actor=self.actor, user_id=user.pk, flag=data["is_superuser"])
+        profile = [name for name in PROFILE_FIELDS if name in self.changed_data]
+        if profile:
+            user.save(update_fields=profile)
+        return User.objects.get(pk=user.pk)
+
+
+@admin.register(User, site=site)
+class UserAdmin(SysadminOnlyAdmin, ServiceFormAdmin, BaseUserAdmin):
+    form = UserChangeForm
+    add_form = UserAddForm
+    list_display = (
+        "username",
+        "email",
+        "realname",
+        "is_superuser",
+        "is_active",
+        "project_count",
+        "last_login",
+    )
+    list_filter = ("is_superuser", "is_active")
+    search_fields = ("^username", "^email", "realname")
+    ordering = ("id",)
+    filter_horizontal = ()
+    readonly_fields = ("username", "last_login", "date_joined")
+    fieldsets = (
+        (None, {"fields": ("username", "password")}),
+        ("Profile", {"fields": ("realname", "email", "comment")}),
+        ("Access", {"fields": ("is_active", "is_superuser")}),
+        ("Dates", {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = (
+        (
+            None,
+            {"fields": ("username", "email", "realname", "password1", "password2")},
+        ),
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
+        return super().get_queryset(request).annotate(project_count=count_of(Member, "user"))
+
+    @admin.display(description="projects", ordering="project_count")
+    def project_count(self, obj: Any) -> int:
+        return obj.project_count
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return () if obj is None else self.readonly_fields
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        scope = AdminScope.of(request)
+        return scope.sysadmin and (obj is None or obj.pk not in (1, request.user.pk))
+
+    def delete_model(self, request: HttpRequest, obj: User) -> None:
+        user_delete(actor=AdminScope.of(request).actor, user_id=obj.pk)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        for user in queryset:
+            self.delete_model(request, user)

@@ -1,0 +1,252 @@
+"""Projects and registry content in the admin.
+
+Projects are created, changed and deleted through ``accounts.services.projects``
+(a project is deleted only when empty). Repositories, manifests, tags and blobs
+are content written by the registry protocol: read-only here, on changelists
+built for big tables (no full count, prefix or exact searches, payloads deferred).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+
+from accounts.models import Member, Robot
+from accounts.services.projects import project_create, project_delete, project_update
+from portal.admin import (
+    AdminScope,
+    ProjectScopedAdmin,
+    ReadOnlyMixin,
+    ServiceForm,
+    ServiceFormAdmin,
+    SysadminOnlyAdmin,
+    count_of,
+    site,
+)
+from registry.models import Blob, Manifest, Project, Repository, Tag
+
+PAYLOAD_SHOWN = 64 * 1024
+
+# projects ---------------------------------------------------------------------
+
+
+class ProjectAddForm(ServiceForm):
+    class Meta:
+        model = Project
+        fields = ("name", "public")
+
+    def perform(self, data: dict[str, Any]) -> Project:
+        return project_create(actor=self.actor, name=data["name"], public=data["public"])
+
+
+class ProjectChangeForm(ServiceForm):
+    class Meta:
+        model = Project
+        fields = ("public",)
+
+    def perform(self, data: dict[str, Any]) -> Project:
+        return project_update(
+            actor=self.actor, project=self.instance, metadata=None, public=data["public"]
+        )
+
+
+@admin.register(Project, site=site)
+class ProjectAdmin(ServiceFormAdmin, ProjectScopedAdmin):
+    resource = "project"
+    project_path = "pk"
+    form = ProjectChangeForm
+    list_display = (
+        "name",
+        "public",
+        "owner_name",
+        "repository_count",
+        "member_count",
+        "robot_count",
+        "created_at",
+    )
+    list_select_related = ("owner",)
+    list_filter = ("public",)
+    search_fields = ("^name",)
+
+    def project_of(self, obj: Project) -> Project:
+        return obj
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Project]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                repository_count=count_of(Repository, "project"),
+                member_count=count_of(Member, "project"),
+                robot_count=count_of(Robot, "project"),
+            )
+        )
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):  # type: ignore[no-untyped-def]
+        if obj is None:
+            kwargs["form"] = ProjectAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        if obj is None:
+            return ("name", "public")
+        return (
+            "name",
+            "public",
+            "owner_name",
+            "metadata",
+            "members",
+            "robots",
+            "created_at",
+            "updated_at",
+        )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        if obj is None:
+            return ()
+        return ("name", "owner_name", "metadata", "members", "robots", "created_at", "updated_at")
+
+    @admin.display(description="owner", ordering="owner__username")
+    def owner_name(self, obj: Project) -> str:
+        return obj.owner.username if obj.owner else ""
+
+    @admin.display(description="repositories", ordering="repository_count")
+    def repository_count(self, obj: Any) -> int:
+        return obj.repository_count
+
+    @admin.display(description="members", ordering="member_count")
+    def member_count(self, obj: Any) -> int:
+        return obj.member_count
+
+    @admin.display(description="robots", ordering="robot_count")
+    def robot_count(self, obj: Any) -> int:
+        return obj.robot_count
+
+    @admin.display(description="members")
+    def members(self, obj: Project) -> str:
+        url = reverse("admin:accounts_member_changelist")
+        return format_html('<a href="{}?project__id__exact={}">members of {}</a>', url, obj.pk, obj)
+
+    @admin.display(description="robots")
+    def robots(self, obj: Project) -> str:
+        url = reverse("admin:accounts_robot_changelist")
+        return format_html('<a href="{}?project__id__exact={}">robots of {}</a>', url, obj.pk, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        """Whoever may create projects through the API (the service decides again)."""
+        scope = AdminScope.of(request)
+        return scope.sysadmin or (
+            settings.BERTH_PROJECT_CREATION == "everyone" and scope.may_use_admin()
+        )
+
+    def delete_model(self, request: HttpRequest, obj: Project) -> None:
+        project_delete(actor=AdminScope.of(request).actor, project=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Project]) -> None:
+        for project in queryset:
+            self.delete_model(request, project)
+
+
+# content ----------------------------------------------------------------------
+
+
+@admin.register(Repository, site=site)
+class RepositoryAdmin(ReadOnlyMixin, ProjectScopedAdmin):
+    resource = "repository"
+    list_display = ("name", "project", "tag_count", "manifest_count", "updated_at")
+    list_select_related = ("project",)
+    search_fields = ("^name",)
+    show_full_result_count = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Repository]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                tag_count=count_of(Tag, "repository"),
+                manifest_count=count_of(Manifest, "repository"),
+            )
+        )
+
+    @admin.display(description="tags")
+    def tag_count(self, obj: Any) -> int:
+        return obj.tag_count
+
+    @admin.display(description="manifests")
+    def manifest_count(self, obj: Any) -> int:
+        return obj.manifest_count
+
+
+@admin.register(Manifest, site=site)
+class ManifestAdmin(ReadOnlyMixin, ProjectScopedAdmin):
+    resource = "repository"
+    project_path = "repository__project"
+    list_display = ("digest", "repository", "media_type", "size", "created_at")
+    list_select_related = ("repository",)
+    search_fields = ("=digest", "^repository__name")
+    show_full_result_count = False
+    fields = (
+        "repository",
+        "digest",
+        "media_type",
+        "artifact_type",
+        "size",
+        "subject_digest",
+        "annotations",
+        "created_at",
+        "payload_text",
+    )
+    readonly_fields = ("payload_text",)
+
+    def project_of(self, obj: Manifest) -> Project:
+        return obj.repository.project
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Manifest]:
+        return super().get_queryset(request).defer("payload")
+
+    @admin.display(description="payload")
+    def payload_text(self, obj: Manifest) -> str:
+        payload = bytes(obj.payload)
+        try:
+            text = json.dumps(json.loads(payload), indent=2)
+        except ValueError:
+            text = payload[:PAYLOAD_SHOWN].decode("utf-8", "replace")
+        if len(text) > PAYLOAD_SHOWN:
+            text = text[:PAYLOAD_SHOWN] + "\n…"
+        return format_html("<pre>{}</pre>", text)
+
+
+@admin.register(Tag, site=site)
+class TagAdmin(ReadOnlyMixin, ProjectScopedAdmin):
+    resource = "repository"
+    project_path = "repository__project"
+    list_display = ("name", "repository", "manifest_digest", "updated_at")
+    list_select_related = ("repository", "manifest")
+    search_fields = ("=name", "^repository__name")
+    show_full_result_count = False
+
+    def project_of(self, obj: Tag) -> Project:
+        return obj.repository.project
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Tag]:
+        return super().get_queryset(request).defer("manifest__payload")
+
+    @admin.display(description="manifest")
+    def manifest_digest(self, obj: Tag) -> str:
+        return obj.manifest.digest
+
+
+@admin.register(Blob, site=site)
+class BlobAdmin(ReadOnlyMixin, SysadminOnlyAdmin):
+    """Blobs are shared by every project that links them: system administrators only."""
+
+    list_display = ("digest", "size", "created_at")
+    search_fields = ("=digest",)
+    show_full_result_count = False
