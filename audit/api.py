@@ -38,6 +38,20 @@ def render(event: AuditEvent) -> dict[str, Any]:
     }
 
 
+def render_ext(event: AuditEvent) -> dict[str, Any]:
+    """Harbor 2.13's AuditLogExt shape."""
+    return {
+        "id": event.pk,
+        "username": event.username,
+        "resource": event.resource,
+        "resource_type": event.resource_type,
+        "operation": event.operation,
+        "operation_description": f"{event.operation} {event.resource_type} {event.resource}",
+        "operation_result": event.result == "success",
+        "op_time": ts(event.occurred_at),
+    }
+
+
 def _time(value: str) -> datetime:
     try:
         moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
@@ -78,6 +92,8 @@ class AuditLogList(HarborView):
     """System administrators (and system robots granted audit-log:list) see
     everything; others see the logs of projects whose logs they may list."""
 
+    renderer = staticmethod(render)
+
     def get(self, request: Request) -> Response:
         actor = self.actor(request)
         if not actor.authenticated:
@@ -90,13 +106,27 @@ class AuditLogList(HarborView):
                 if access.can(actor, "log", "list", p)
             ]
             rows = rows.filter(Q(project_name__in=names))
-        return paginate(request, filtered(rows, request), lambda page: [render(e) for e in page])
+        return paginate(
+            request, filtered(rows, request), lambda page: [self.renderer(e) for e in page]
+        )
 
 
 class ProjectLogs(HarborView):
+    renderer = staticmethod(render)
+
     def get(self, request: Request, ref: str) -> Response:
         actor = self.actor(request)
         project = project_lookup(actor=actor, ref=ref, by_name=True)
         access.require(actor, "log", "list", project)
         rows = AuditEvent.objects.filter(project_name=project.name)
-        return paginate(request, filtered(rows, request), lambda page: [render(e) for e in page])
+        return paginate(
+            request, filtered(rows, request), lambda page: [self.renderer(e) for e in page]
+        )
+
+
+class AuditLogExtList(AuditLogList):
+    renderer = staticmethod(render_ext)
+
+
+class ProjectLogExts(ProjectLogs):
+    renderer = staticmethod(render_ext)

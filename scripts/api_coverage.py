@@ -39,7 +39,7 @@ def berth_routes() -> set[tuple[str, str]]:
     for pattern in api_urls.urlpatterns:
         view = pattern.callback.view_class
         for method in METHODS:
-            if method in view.__dict__:
+            if hasattr(view, method):
                 out.add((method.upper(), normalise(str(pattern.pattern))))
     return out
 

@@ -152,6 +152,7 @@ class Configurations(HarborView):
                 "project_creation_restriction": item(settings.BERTH_PROJECT_CREATION),
                 "token_expiration": item(settings.BERTH_TOKEN_TTL // 60),
                 "robot_token_duration": item(-1),
+                "robot_name_prefix": item("robot$"),
                 "read_only": item(False),
             }
         )

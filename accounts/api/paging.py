@@ -16,12 +16,14 @@ from accounts.errors import Invalid
 MAX_PAGE_SIZE = 100
 
 
-def _positive(request: Request, name: str, default: int) -> int:
+def _number(request: Request, name: str, default: int) -> int:
+    """A page number or size; 0 or absent means the default (Harbor's clients
+    send page=0&page_size=0 meaning "from the start, as many as allowed")."""
     raw = request.query_params.get(name)
-    if raw in (None, ""):
+    if raw in (None, "", "0"):
         return default
-    if not raw.isdigit() or int(raw) < 1:
-        raise Invalid(f"{name} must be a positive integer")
+    if not raw.isdigit():
+        raise Invalid(f"{name} must be a non-negative integer")
     return int(raw)
 
 
@@ -30,8 +32,10 @@ def paginate(
     rows: QuerySet[Any],
     render: Callable[[Iterable[Any]], list[Any]],
 ) -> Response:
-    page = _positive(request, "page", 1)
-    size = min(_positive(request, "page_size", 10), MAX_PAGE_SIZE)
+    page = _number(request, "page", 1)
+    size = min(_number(request, "page_size", 10), MAX_PAGE_SIZE)
+    if request.query_params.get("page_size") == "0":
+        size = MAX_PAGE_SIZE
     total = rows.count()
     items = render(rows[(page - 1) * size : page * size])
     response = Response(items)

@@ -6,6 +6,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api.base import HarborView
+from accounts.errors import NotFound
 
 VERSION = "v2.16.0-berth"
 
@@ -46,3 +47,12 @@ class SystemInfo(HarborView):
             "notification_enable": False,
         }
         return Response(info)
+
+
+class Unknown(HarborView):
+    """Any other path under /api/v2.0: Harbor's JSON 404, not an HTML page."""
+
+    def _missing(self, request: Request, rest: str = "") -> Response:
+        raise NotFound(rest)
+
+    get = post = put = patch = delete = head = _missing

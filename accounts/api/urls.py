@@ -2,7 +2,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 
 from accounts.api import overview, projects, robots, system, users
-from audit.api import AuditLogList, ProjectLogs
+from audit.api import AuditLogExtList, AuditLogList, ProjectLogExts, ProjectLogs
 from registry import api as content
 
 urlpatterns = [
@@ -43,6 +43,8 @@ urlpatterns = [
     path("projects/<str:ref>/repositories/<path:repo>", content.RepositoryDetail.as_view()),
     path("repositories", content.AllRepositories.as_view()),
     path("audit-logs", AuditLogList.as_view()),
+    path("auditlog-exts", AuditLogExtList.as_view()),
+    path("projects/<str:ref>/auditlog-exts", ProjectLogExts.as_view()),
     path("users", users.UserList.as_view()),
     path("users/current", users.UserCurrent.as_view()),
     path("users/search", users.UserSearch.as_view()),
@@ -51,4 +53,6 @@ urlpatterns = [
     path("users/<int:uid>/sysadmin", users.UserSysadmin.as_view()),
     path("robots", robots.RobotList.as_view()),
     path("robots/<int:rid>", robots.RobotDetail.as_view()),
+    # Last: everything else is Harbor's JSON 404.
+    path("<path:rest>", system.Unknown.as_view()),
 ]

@@ -547,3 +547,51 @@ def test_openapi_document_describes_every_route(team):
     assert len(paths) == len(routes)
     assert "/api/v2.0/projects/{ref}/members/{mid}" in paths
     assert set(paths["/api/v2.0/robots/{rid}"]) == {"get", "put", "patch", "delete"}
+
+
+# what harbor-cli (go-client v0.213) sends, replayed -----------------------------------
+
+
+def test_zero_page_and_page_size_mean_defaults(team):
+    r = api("admin").get("/api/v2.0/projects?page=0&page_size=0")
+    assert r.status_code == 200
+    assert [p["name"] for p in r.json()] == ["library", "pub", "team"]
+    assert api("admin").get("/api/v2.0/robots?page=0&page_size=0").status_code == 200
+    assert api("admin").get("/api/v2.0/projects?page=-1").status_code == 400
+
+
+def test_configurations_carry_the_robot_name_prefix(team):
+    config = api("admin").get("/api/v2.0/configurations").json()
+    assert config["robot_name_prefix"]["value"] == "robot$"
+
+
+def test_auditlog_exts(team):
+    from audit.services import flush
+
+    post(
+        api("padmin"),
+        "/api/v2.0/projects/team/members",
+        {"role_id": 2, "member_user": {"username": "outsider"}},
+    )
+    flush()
+    ext = api("padmin").get("/api/v2.0/projects/team/auditlog-exts").json()
+    assert ext[0]["operation_result"] is True
+    assert ext[0]["operation_description"] == "create member outsider"
+    assert set(ext[0]) == {
+        "id",
+        "username",
+        "resource",
+        "resource_type",
+        "operation",
+        "operation_description",
+        "operation_result",
+        "op_time",
+    }
+    assert api("admin").get("/api/v2.0/auditlog-exts").json()[0]["resource"] == "outsider"
+
+
+def test_unknown_api_paths_are_json_404(team):
+    for method in ("get", "post", "delete"):
+        r = getattr(api("admin"), method)("/api/v2.0/projects/team/immutabletagrules")
+        assert r.status_code == 404
+        assert r.json()["errors"][0]["code"] == "NOT_FOUND"

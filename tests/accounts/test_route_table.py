@@ -109,6 +109,8 @@ TABLE: dict[tuple[str, str], tuple[str, dict | None]] = {
     ): ("maint padmin admin", None),
     ("GET", "repositories"): (EVERYONE, None),
     ("GET", "audit-logs"): (AUTHENTICATED, None),
+    ("GET", "auditlog-exts"): (AUTHENTICATED, None),
+    ("GET", "projects/<str:ref>/auditlog-exts"): ("padmin admin", None),
     ("GET", "users"): ("admin", None),
     ("POST", "users"): ("admin", {"username": "made", "password": "Strong123"}),
     ("GET", "users/current"): ("lguest guest dev maint padmin outsider admin", None),
@@ -141,6 +143,10 @@ TABLE: dict[tuple[str, str], tuple[str, dict | None]] = {
     ("PATCH", "robots/<int:rid>"): ("padmin admin", {}),
     ("DELETE", "robots/<int:rid>"): ("padmin admin", None),
 }
+# Any other path is a JSON 404 for everyone.
+TABLE.update(
+    {(m, "<path:rest>"): ("", None) for m in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")}
+)
 
 METHODS = ("get", "post", "put", "patch", "delete", "head")
 
@@ -151,7 +157,7 @@ def discovered() -> set[tuple[str, str]]:
     for pattern in api_urls.urlpatterns:
         assert isinstance(pattern, URLPattern)
         view = pattern.callback.view_class
-        routes |= {(m.upper(), str(pattern.pattern)) for m in METHODS if m in view.__dict__}
+        routes |= {(m.upper(), str(pattern.pattern)) for m in METHODS if hasattr(view, m)}
     return routes
 
 
@@ -222,6 +228,7 @@ def world(team, v2):
         "qid": Member.objects.get(user__username="guest").project_id,
         "repo": "app",
         "reference": "v1",
+        "rest": "immutabletagrules/nothing-here",
         "tag": "v1",
     }
     return credentials, params
