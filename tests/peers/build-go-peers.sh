@@ -112,6 +112,14 @@ ORAS_COMMIT=210747c29c1d38732b3194878dfd8b5a6b9ad7eb
 ORAS_SUM='h1:RjnR1eCb8EwEbte6tgx10u7gzwFJ+UzSDgUBjphluy0='
 CRANE_PKG=github.com/google/go-containerregistry/cmd/crane
 CRANE_VER=v0.22.1
+# harbor-cli (github.com/goharbor/harbor-cli, Harbor's own CLI) is NOT built:
+# the mirror answers 403 for every form of it that was tried (@v/list, @latest
+# is 404, the tags v0.0.1..v0.0.20 and v0.1.0..v0.5.0, @main, @master, commit
+# hashes 6e827f697528/014ab17ed8e0/3aa4ab754fee, .info/.mod/.zip alike) and the
+# checksum DB has no entry for it (lookup 404). Its dependencies (e.g.
+# github.com/goharbor/go-client v0.213.1) are served. If the mirror starts
+# serving it, add a build_harbor like build_oras (binary `harbor` from
+# ./cmd/harbor, pinned version + h1:). See docs/harbor-cli.md.
 
 # ---- build environment ------------------------------------------------------
 export CGO_ENABLED=0
