@@ -8,7 +8,7 @@ from accounts import access
 from accounts.api import render
 from accounts.api.base import HarborView, body, created
 from accounts.api.paging import apply_sort, paginate, parse_q
-from accounts.errors import NotFound
+from accounts.errors import Invalid, NotFound
 from accounts.models import Member
 from accounts.services import projects as svc
 
@@ -162,4 +162,40 @@ class MemberDetail(HarborView):
     def delete(self, request: Request, ref: str, mid: int) -> Response:
         actor = self.actor(request)
         svc.member_remove(actor=actor, project=project_from(request, ref, actor), member_id=mid)
+        return Response(status=200)
+
+
+class MetadataList(HarborView):
+    def get(self, request: Request, ref: str) -> Response:
+        actor = self.actor(request)
+        return Response(svc.metadata_read(actor=actor, project=project_from(request, ref, actor)))
+
+    def post(self, request: Request, ref: str) -> Response:
+        actor = self.actor(request)
+        project = project_from(request, ref, actor)
+        svc.metadata_set(actor=actor, project=project, values=body(request), action="create")
+        return Response(status=200)
+
+
+class MetadataDetail(HarborView):
+    def get(self, request: Request, ref: str, name: str) -> Response:
+        actor = self.actor(request)
+        values = svc.metadata_read(actor=actor, project=project_from(request, ref, actor))
+        if name not in values:
+            raise NotFound(name)
+        return Response({name: values[name]})
+
+    def put(self, request: Request, ref: str, name: str) -> Response:
+        actor = self.actor(request)
+        data = body(request)
+        if set(data) != {name}:
+            raise Invalid(f"the body must be {{{name!r}: value}}")
+        svc.metadata_set(
+            actor=actor, project=project_from(request, ref, actor), values=data, action="update"
+        )
+        return Response(status=200)
+
+    def delete(self, request: Request, ref: str, name: str) -> Response:
+        actor = self.actor(request)
+        svc.metadata_delete(actor=actor, project=project_from(request, ref, actor), name=name)
         return Response(status=200)

@@ -238,3 +238,51 @@ def member_remove(*, actor: Actor, project: Project, member_id: int) -> None:
             project=project,
         )
         member.delete()
+
+
+# metadata ------------------------------------------------------------------------
+
+
+def metadata_read(*, actor: Actor, project: Project) -> dict[str, str]:
+    access.require(actor, "metadata", "read", project)
+    return {**project.metadata, "public": "true" if project.public else "false"}
+
+
+def metadata_set(*, actor: Actor, project: Project, values: Any, action: str) -> None:
+    """``action`` is create (POST) or update (PUT): Harbor's metadata permissions."""
+    access.require(actor, "metadata", action, project)
+    meta = _clean_metadata(values)
+    if not meta:
+        raise Invalid("no metadata given")
+    if "public" in meta:
+        project.public = _flag(meta.pop("public"))
+    project.metadata = {**project.metadata, **meta}
+    with transaction.atomic():
+        project.save(update_fields=["public", "metadata", "updated_at"])
+        record(
+            actor=actor,
+            operation=Operation.UPDATE,
+            resource_type=Resource.PROJECT,
+            resource=project.name,
+            project=project,
+            detail={"metadata": meta},
+        )
+
+
+def metadata_delete(*, actor: Actor, project: Project, name: str) -> None:
+    access.require(actor, "metadata", "delete", project)
+    if name == "public":
+        raise Invalid("public cannot be deleted; set it to false")
+    if name not in project.metadata:
+        raise NotFound(name)
+    project.metadata = {k: v for k, v in project.metadata.items() if k != name}
+    with transaction.atomic():
+        project.save(update_fields=["metadata", "updated_at"])
+        record(
+            actor=actor,
+            operation=Operation.DELETE,
+            resource_type=Resource.PROJECT,
+            resource=project.name,
+            project=project,
+            detail={"metadata": name},
+        )

@@ -595,3 +595,21 @@ def test_unknown_api_paths_are_json_404(team):
         r = getattr(api("admin"), method)("/api/v2.0/projects/team/immutabletagrules")
         assert r.status_code == 404
         assert r.json()["errors"][0]["code"] == "NOT_FOUND"
+
+
+def test_project_metadatas(team):
+    padmin = api("padmin")
+    base = "/api/v2.0/projects/team/metadatas"
+    assert padmin.get(base).json() == {"public": "false"}
+    assert post(padmin, base, {"auto_scan": "true"}).status_code == 200
+    assert padmin.get(f"{base}/auto_scan").json() == {"auto_scan": "true"}
+    assert put(padmin, f"{base}/public", {"public": "true"}).status_code == 200
+    assert Project.objects.get(name="team").public is True
+    assert put(padmin, f"{base}/public", {"auto_scan": "x"}).status_code == 400
+    assert post(padmin, base, {"password": "x"}).status_code == 400
+    assert padmin.delete(f"{base}/auto_scan").status_code == 200
+    assert padmin.get(f"{base}/auto_scan").status_code == 404
+    assert padmin.delete(f"{base}/public").status_code == 400
+    assert api("maint").get(base).status_code == 200
+    assert post(api("maint"), base, {"auto_scan": "true"}).status_code == 403
+    assert api("dev").get(base).status_code == 403

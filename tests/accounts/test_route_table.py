@@ -63,6 +63,11 @@ TABLE: dict[tuple[str, str], tuple[str, dict | None]] = {
     ("DELETE", "projects/<str:ref>"): ("padmin admin", None),
     ("GET", "projects/<str:ref>/_deletable"): ("padmin admin", None),
     ("GET", "projects/<str:ref>/summary"): (f"{MEMBERS} admin", None),
+    ("GET", "projects/<str:ref>/metadatas"): ("maint padmin admin", None),
+    ("POST", "projects/<str:ref>/metadatas"): ("padmin admin", {"auto_scan": "true"}),
+    ("GET", "projects/<str:ref>/metadatas/<str:name>"): ("maint padmin admin", None),
+    ("PUT", "projects/<str:ref>/metadatas/<str:name>"): ("padmin admin", {"public": "true"}),
+    ("DELETE", "projects/<str:ref>/metadatas/<str:name>"): ("padmin admin", None),
     ("GET", "projects/<str:ref>/members"): ("guest dev maint padmin admin", None),
     ("POST", "projects/<str:ref>/members"): (
         "padmin admin",
@@ -229,6 +234,7 @@ def world(team, v2):
         "repo": "app",
         "reference": "v1",
         "rest": "immutabletagrules/nothing-here",
+        "name": "public",
         "tag": "v1",
     }
     return credentials, params
