@@ -94,10 +94,21 @@ TEMPLATES = [
     },
 ]
 
+# sqlite:///path (the default) or postgres://user:password@host:port/name (also
+# postgresql://; psycopg 3), query parameters becoming connection options
+# (?sslmode=require). Set but empty is unset. See docs/scale-out.md.
 DATABASES = {
-    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'berth.sqlite3'}"),
+    "default": env.db_url_config(
+        env.str("DATABASE_URL", default="") or f"sqlite:///{DATA_DIR / 'berth.sqlite3'}"
+    ),
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # An unreachable server fails a request in seconds instead of hanging its
+    # thread; the name shows up in pg_stat_activity.
+    _pg = DATABASES["default"].setdefault("OPTIONS", {})
+    _pg.setdefault("connect_timeout", 10)
+    _pg.setdefault("application_name", "berth")
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers run beside the one writer; IMMEDIATE transactions take the
     # write lock up front so two writers queue instead of deadlocking on upgrade;
     # synchronous=FULL makes a committed push survive a crash or power loss.
@@ -134,6 +145,8 @@ BERTH_MANIFEST_MAX_BYTES = env.int("BERTH_MANIFEST_MAX_BYTES", default=4 * 1024 
 BERTH_UPLOAD_MAX_AGE = env.int("BERTH_UPLOAD_MAX_AGE", default=24 * 3600)
 BERTH_UPLOADS_PER_CLIENT = env.int("BERTH_UPLOADS_PER_CLIENT", default=1000)
 BERTH_PAGE_MAX = env.int("BERTH_PAGE_MAX", default=1000)
+# false: /v2 refuses to delete manifests, tags and blobs (405 UNSUPPORTED).
+BERTH_DELETES_ENABLED = env.bool("BERTH_DELETES_ENABLED", default=True)
 BERTH_WEB_WORKERS = env.int("BERTH_WEB_WORKERS", default=1)
 BERTH_WEB_THREADS = env.int("BERTH_WEB_THREADS", default=16)
 # Token service and logins.

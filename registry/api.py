@@ -14,7 +14,7 @@ from accounts.access import Actor
 from accounts.api.base import HarborView, body, created
 from accounts.api.paging import apply_sort, paginate, parse_q
 from accounts.api.render import ts
-from accounts.errors import Conflict, Invalid, NotFound
+from accounts.errors import Conflict, Denied, Invalid, NotFound
 from accounts.services.projects import project_lookup
 from audit.events import Operation, Resource
 from audit.services import record
@@ -53,6 +53,8 @@ def _content_error(exc: RegistryError) -> Exception:
         return NotFound(exc.message)
     if exc.code.status == 409:
         return Conflict(exc.message)
+    if exc.code.status in (403, 405):
+        return Denied(exc.message)
     return Invalid(exc.message)
 
 
@@ -147,7 +149,10 @@ class RepositoryDetail(HarborView):
         project = _project(actor, ref)
         access.require(actor, "repository", "delete", project)
         repository = _repository(actor, project, repo)
-        svc.repository_delete(repository=repository)
+        try:
+            svc.repository_delete(repository=repository)
+        except RegistryError as exc:
+            raise _content_error(exc) from None
         record(
             actor=actor,
             operation=Operation.DELETE,

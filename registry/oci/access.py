@@ -18,7 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 
-from accounts.access import ANONYMOUS, Actor
+from accounts.access import ANONYMOUS, Actor, project_actions, project_for_repository
 from accounts.services.auth import Throttled, actor_from_claims, authenticate
 from accounts.services.tokens import (
     SERVICE,
@@ -55,6 +55,14 @@ class Principal:
         if self.claims is not None:
             return token_allows(self.claims, "repository", name, action)
         return action in repository_actions(self.actor, name)
+
+    def may_update(self, name: str) -> bool:
+        """May the caller change what is already there (move a tag)? Tokens carry
+        only pull/push/delete, so this asks the access rules directly."""
+        project = project_for_repository(name)
+        if project is None:
+            return False
+        return "update" in project_actions(self.full_actor(), project, "repository")
 
     def full_actor(self) -> Actor:
         """The actor with its current roles (a token carries only a name)."""

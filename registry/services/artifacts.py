@@ -11,6 +11,7 @@ from registry.errors import Code, RegistryError
 from registry.models import Manifest, Repository, RepositoryBlob, Tag
 from registry.reference import check_tag, looks_like_digest, parse_digest
 from registry.services import cache
+from registry.services.deletes import require_deletes_enabled
 from registry.services.manifests import _tag_put, manifest_delete, manifest_put
 from registry.services.repositories import repository_ensure
 
@@ -59,6 +60,7 @@ def tag_create(*, repository: Repository, reference: str, name: str) -> None:
 
 
 def tag_delete(*, repository: Repository, reference: str, name: str) -> None:
+    require_deletes_enabled()
     manifest = artifact_get(repository=repository, reference=reference)
     with transaction.atomic():
         deleted, _ = Tag.objects.filter(
@@ -107,6 +109,7 @@ def _copy(source: Repository, manifest: Manifest, target_name: str, depth: int) 
 
 def repository_delete(*, repository: Repository) -> None:
     """Delete a repository with all its artifacts and tags (bytes stay for GC)."""
+    require_deletes_enabled()
     with transaction.atomic():
         Tag.objects.filter(repository=repository).delete()
         # Children are protected while an index lists them: delete parents first.

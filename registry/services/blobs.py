@@ -8,6 +8,7 @@ from django.db import transaction
 
 from registry.errors import Code, RegistryError
 from registry.models import Blob, ManifestBlob, RepositoryBlob
+from registry.services.deletes import require_deletes_enabled
 from registry.services.repositories import repository_ensure
 
 
@@ -64,6 +65,7 @@ def blob_unlink(*, repository_name: str, digest: str) -> None:
     Refused while a manifest of the repository references it: every manifest's
     references must keep existing.
     """
+    require_deletes_enabled()
     with transaction.atomic():
         link = (
             RepositoryBlob.objects.select_related("blob")

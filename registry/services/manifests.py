@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ from registry.models import (
 )
 from registry.reference import Digest, check_tag, is_tag, looks_like_digest, parse_digest
 from registry.services import cache
+from registry.services.deletes import require_deletes_enabled
 from registry.services.repositories import repository_ensure
 
 
@@ -87,9 +89,14 @@ def manifest_put(
     body: bytes,
     content_type: str,
     extra_tags: list[str] | None = None,
+    may_move_tags: Callable[[], bool] = lambda: True,
 ) -> PutResult:
     """Store a manifest (by tag or by digest, with optional extra tags) after
-    checking that everything it references exists in the repository."""
+    checking that everything it references exists in the repository.
+
+    Moving a tag that already names another manifest asks ``may_move_tags`` (the
+    caller's right to update the repository; case C26); it is asked only then.
+    """
     tags = [check_tag(t) for t in extra_tags or []]
     if looks_like_digest(reference):
         wanted: Digest | None = parse_digest(reference)
@@ -127,6 +134,13 @@ def manifest_put(
             ManifestChild.objects.bulk_create(
                 [ManifestChild(parent=manifest, child_id=c) for c in child_ids],
                 ignore_conflicts=True,
+            )
+        moving = Tag.objects.filter(repository=repo, name__in=tags).exclude(manifest=manifest)
+        if moving.exists() and not may_move_tags():
+            raise RegistryError(
+                Code.DENIED,
+                "moving an existing tag needs the right to update the repository",
+                detail={"tags": sorted(moving.values_list("name", flat=True))},
             )
         for tag in dict.fromkeys(tags):
             _tag_put(repo_id=repo.pk, name=tag, manifest_id=manifest.pk)
@@ -187,6 +201,7 @@ def _referenced_children(repo_id: int, parsed: ParsedManifest) -> list[int]:
 
 def manifest_delete(*, repository_name: str, reference: str) -> None:
     """DELETE by digest removes the manifest and its tags; by tag, just the tag."""
+    require_deletes_enabled()
     with transaction.atomic():
         cache.invalidate(repository_name)  # runs once the delete has committed
         if looks_like_digest(reference):

@@ -422,3 +422,74 @@ def test_a13_stale_uploads_purged(v2, settings, tmp_path):
     assert v2.get(loc).status_code == 404
     assert v2.get(fresh).status_code == 204
     assert sorted(p.name for p in uploads_dir.iterdir()) == [fresh.rsplit("/", 1)[1]]
+
+
+# C26, C29 -------------------------------------------------------------------------
+
+
+def test_c26_moving_a_tag_needs_update(v2, reg):
+    """A robot that may push but not update adds new tags but cannot move one."""
+    from accounts.services.auth import actor_for_user
+    from accounts.services.robots import robot_create
+
+    reg.push_image("app/moved", "stable")
+    other_body, blobs = image()
+    for data in blobs.values():
+        reg.put_blob("app/moved", data)
+    robot, secret = robot_create(
+        actor=actor_for_user(User.objects.get(pk=1)),
+        name="pusher",
+        level="project",
+        permissions=[
+            {
+                "kind": "project",
+                "namespace": "app",
+                "access": [
+                    {"resource": "repository", "action": "pull"},
+                    {"resource": "repository", "action": "push"},
+                ],
+            }
+        ],
+    )
+    from tests.conftest import RegistryClient
+
+    pusher = RegistryClient(HTTP_AUTHORIZATION=basic(robot.name, secret))
+    r = pusher.put("/v2/app/moved/manifests/fresh", data=other_body, content_type=OCI_MANIFEST)
+    assert r.status_code == 201
+    before = v2.get("/v2/app/moved/manifests/stable")["Docker-Content-Digest"]
+    r = pusher.put("/v2/app/moved/manifests/stable", data=other_body, content_type=OCI_MANIFEST)
+    assert r.status_code == 403
+    assert code(r) == "DENIED"
+    r = pusher.put(
+        f"/v2/app/moved/manifests/{sha256(other_body)}?tag=stable",
+        data=other_body,
+        content_type=OCI_MANIFEST,
+    )
+    assert r.status_code == 403
+    assert v2.get("/v2/app/moved/manifests/stable")["Docker-Content-Digest"] == before
+    # A developer (who holds repository:update) may move it.
+    assert reg.put_manifest("app/moved", "stable", other_body).status_code == 201
+
+
+def test_c29_deletes_disabled_means_tags_too(v2, reg, settings):
+    from django.test import Client
+
+    from tests.conftest import ADMIN
+
+    digest, body = reg.push_image("del/off", "v1")
+    layer = json.loads(body)["layers"][0]["digest"]
+    settings.BERTH_DELETES_ENABLED = False
+    for path in (
+        f"/v2/del/off/manifests/{digest}",
+        "/v2/del/off/manifests/v1",
+        f"/v2/del/off/blobs/{layer}",
+    ):
+        r = v2.delete(path)
+        assert r.status_code == 405
+        assert code(r) == "UNSUPPORTED"
+    api = Client(HTTP_AUTHORIZATION=basic(*ADMIN))
+    base = "/api/v2.0/projects/del/repositories/off"
+    assert api.delete(f"{base}/artifacts/v1/tags/v1").status_code == 403
+    assert api.delete(f"{base}/artifacts/v1").status_code == 403
+    assert api.delete(base).status_code == 403
+    assert v2.get("/v2/del/off/manifests/v1").status_code == 200

@@ -64,6 +64,7 @@ def _put(request: HttpRequest, principal: Principal, name: str, reference: str) 
         body=body,
         content_type=request.META.get("CONTENT_TYPE", ""),
         extra_tags=request.GET.getlist("tag"),
+        may_move_tags=lambda: principal.may_update(name),
     )
     _audit(request, principal, Operation.PUSH, _ref(name, reference), name)
     response = HttpResponse(status=201)
