@@ -19,8 +19,9 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from accounts.models import Member, Robot, User
+from accounts.models import Member, Robot, SystemSetting, User
 from accounts.rbac import PROJECT_RESOURCES, SYSTEM_PERMISSIONS
+from accounts.services import config
 from accounts.services.projects import member_add, member_remove, member_update
 from accounts.services.robots import (
     robot_create,
@@ -401,3 +402,35 @@ class UserAdmin(SysadminOnlyAdmin, ServiceFormAdmin, BaseUserAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         for user in queryset:
             self.delete_model(request, user)
+
+
+# settings --------------------------------------------------------------------------
+
+
+class SettingForm(ServiceForm):
+    """One editable setting; saved (and validated) by accounts.services.config."""
+
+    key = forms.ChoiceField(choices=[(k, k) for k in config.EDITABLE])
+
+    class Meta:
+        model = SystemSetting
+        fields = ("key", "value")
+
+    def perform(self, data: dict[str, Any]) -> SystemSetting:
+        key = data.get("key") or self.instance.key
+        config.update(actor=self.actor, values={key: data["value"]})
+        return SystemSetting.objects.get(key=key)
+
+
+@admin.register(SystemSetting, site=site)
+class SystemSettingAdmin(ServiceFormAdmin, SysadminOnlyAdmin):
+    """Runtime settings a sysadmin may change (the rest come from the environment)."""
+
+    form = SettingForm
+    list_display = ("key", "value", "updated_at")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return ("key",) if obj is not None else ()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

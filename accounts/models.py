@@ -89,3 +89,15 @@ class SigningKey(models.Model):
 
     def __str__(self) -> str:
         return self.kid
+
+
+class SystemSetting(models.Model):
+    """A runtime setting a sysadmin changed (through the API or the admin);
+    absent keys fall back to the environment (accounts/services/config.py)."""
+
+    key = models.CharField(max_length=64, primary_key=True)
+    value = models.JSONField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.key

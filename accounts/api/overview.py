@@ -11,11 +11,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts import access
-from accounts.api.base import HarborView
+from accounts.api.base import HarborView, body
 from accounts.api.paging import paginate
 from accounts.api.render import ts
 from accounts.errors import Denied, Invalid, NotFound, Unauthenticated
 from accounts.rbac import PROJECT_RESOURCES, SYSTEM_PERMISSIONS
+from accounts.services import config
 from registry.models import Blob, Project, Repository
 
 
@@ -135,27 +136,33 @@ class QuotaDetail(HarborView):
 
 
 class Configurations(HarborView):
-    """The settings Berth has, in Harbor's shape. They come from the environment
-    (docs/configuration.md), so none is editable here."""
+    """The settings Berth has, in Harbor's shape. Self-registration and the
+    project-creation restriction are editable (PUT); the rest come from the
+    environment (docs/configuration.md)."""
 
     def get(self, request: Request) -> Response:
         if not self.actor(request).sysadmin:
             raise Denied("configurations are for system administrators")
+        values = config.current()
 
-        def item(value: Any) -> dict[str, Any]:
-            return {"value": value, "editable": False}
+        def item(value: Any, editable: bool = False) -> dict[str, Any]:
+            return {"value": value, "editable": editable}
 
         return Response(
             {
                 "auth_mode": item("db_auth"),
-                "self_registration": item(settings.BERTH_SELF_REGISTRATION),
-                "project_creation_restriction": item(settings.BERTH_PROJECT_CREATION),
+                "self_registration": item(values["self_registration"], True),
+                "project_creation_restriction": item(values["project_creation_restriction"], True),
                 "token_expiration": item(settings.BERTH_TOKEN_TTL // 60),
                 "robot_token_duration": item(-1),
                 "robot_name_prefix": item("robot$"),
                 "read_only": item(False),
             }
         )
+
+    def put(self, request: Request) -> Response:
+        config.update(actor=self.actor(request), values=body(request))
+        return Response(status=200)
 
 
 class PermissionPool(HarborView):

@@ -7,6 +7,7 @@ from rest_framework.response import Response
 
 from accounts.api.base import HarborView
 from accounts.errors import NotFound
+from accounts.services import config
 
 VERSION = "v2.16.0-berth"
 
@@ -36,8 +37,7 @@ class SystemInfo(HarborView):
         info = {
             "auth_mode": "db_auth",
             "harbor_version": VERSION,
-            "self_registration": settings.BERTH_SELF_REGISTRATION,
-            "project_creation_restriction": settings.BERTH_PROJECT_CREATION,
+            **config.current(),
             "registry_url": settings.BERTH_EXTERNAL_URL or request.get_host(),
             "external_url": settings.BERTH_EXTERNAL_URL
             or f"{request.scheme}://{request.get_host()}",

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import transaction
+from django.core.management.color import no_style
+from django.db import connections, transaction
 
 from accounts.models import User
 from accounts.passwords import POLICY, password_ok
@@ -49,6 +50,12 @@ def _create_admin() -> None:
     admin = User(pk=1, username="admin", is_superuser=True, is_staff=True, realname="admin")
     admin.set_password(password)
     admin.save()
+    # An explicit id does not advance PostgreSQL's identity sequence: move it past
+    # the admin, or the next user created gets id 1 too (a no-op on SQLite).
+    connection = connections[User.objects.db]
+    with connection.cursor() as cursor:
+        for sql in connection.ops.sequence_reset_sql(no_style(), [User]):
+            cursor.execute(sql)
     if generated:
         path = Path(settings.DATA_DIR) / "initial-admin-password"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from accounts import access
 from accounts.access import Actor
 from accounts.errors import Conflict, Denied, Invalid, NotFound, PreconditionFailed, Unauthenticated
 from accounts.models import Member, Role, User
+from accounts.services import config
 from audit.events import Operation, Resource
 from audit.services import record
 from registry.models import Project
@@ -59,7 +59,7 @@ def project_create(
     if actor.kind == "robot":
         if not access.system_can(actor, "project", "create"):
             raise Denied("only system robots granted project:create may create projects")
-    elif settings.BERTH_PROJECT_CREATION == "adminonly" and not actor.sysadmin:
+    elif config.get("project_creation_restriction") == "adminonly" and not actor.sysadmin:
         raise Denied("only system administrators may create projects")
     if not (1 <= len(name) <= 255) or not PROJECT_NAME_RE.fullmatch(name):
         raise Invalid("project name must be lower-case letters and digits separated by . _ or -")

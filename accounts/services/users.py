@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import re
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from accounts.access import Actor
 from accounts.errors import Conflict, Denied, Invalid, NotFound, Unauthenticated
 from accounts.models import User
 from accounts.passwords import POLICY, password_ok
+from accounts.services import config
 from audit.events import Operation, Resource
 from audit.services import record
 
@@ -29,7 +29,7 @@ def user_create(
 ) -> User:
     """Only these fields are read: a body carrying ``sysadmin_flag`` or ``admin``
     cannot raise privileges (the API never passes them)."""
-    if not actor.sysadmin and (actor.authenticated or not settings.BERTH_SELF_REGISTRATION):
+    if not actor.sysadmin and (actor.authenticated or not config.get("self_registration")):
         raise Denied("only system administrators may create users")
     if not USERNAME_RE.fullmatch(username or "") or username.startswith("robot$"):
         raise Invalid("invalid username")

@@ -530,7 +530,7 @@ def test_current_user_permissions(team):
 
 def test_configurations_and_permission_pool(team):
     config = api("admin").get("/api/v2.0/configurations").json()
-    assert config["self_registration"] == {"value": False, "editable": False}
+    assert config["self_registration"] == {"value": False, "editable": True}
     pool = api("padmin").get("/api/v2.0/permissions").json()
     assert {"resource": "repository", "action": "pull"} in pool["project"]
     assert "system" not in pool
@@ -613,3 +613,55 @@ def test_project_metadatas(team):
     assert api("maint").get(base).status_code == 200
     assert post(api("maint"), base, {"auto_scan": "true"}).status_code == 403
     assert api("dev").get(base).status_code == 403
+
+
+def test_configurations_update_runtime_settings(team):
+    admin = api("admin")
+    assert (
+        post(api(None), "/api/v2.0/users", {"username": "x1", "password": "Strong123"}).status_code
+        == 403
+    )
+    r = put(
+        admin,
+        "/api/v2.0/configurations",
+        {"self_registration": True, "project_creation_restriction": "adminonly"},
+    )
+    assert r.status_code == 200
+    config = admin.get("/api/v2.0/configurations").json()
+    assert config["self_registration"] == {"value": True, "editable": True}
+    assert api(None).get("/api/v2.0/systeminfo").json()["self_registration"] is True
+    assert (
+        post(api(None), "/api/v2.0/users", {"username": "x1", "password": "Strong123"}).status_code
+        == 201
+    )
+    assert post(api("dev"), "/api/v2.0/projects", {"project_name": "nope"}).status_code == 403
+    assert put(admin, "/api/v2.0/configurations", {"token_expiration": 5}).status_code == 400
+    assert put(admin, "/api/v2.0/configurations", {"self_registration": "yes"}).status_code == 400
+    assert (
+        put(api("padmin"), "/api/v2.0/configurations", {"self_registration": False}).status_code
+        == 403
+    )
+
+
+def test_settings_in_the_admin(team):
+    from django.test import Client
+
+    from accounts.models import SystemSetting
+    from tests.conftest import ADMIN
+
+    browser = Client()
+    browser.post("/admin/login/", {"username": ADMIN[0], "password": ADMIN[1], "next": "/admin/"})
+    r = browser.post(
+        "/admin/accounts/systemsetting/add/",
+        {"key": "project_creation_restriction", "value": '"adminonly"'},
+    )
+    assert r.status_code == 302
+    assert SystemSetting.objects.get(key="project_creation_restriction").value == "adminonly"
+    r = browser.post(
+        "/admin/accounts/systemsetting/add/", {"key": "self_registration", "value": '"maybe"'}
+    )
+    assert r.status_code == 200  # the form shows the service's refusal
+    assert b"self_registration must be true or false" in r.content
+    padmin = Client()
+    padmin.post("/admin/login/", {"username": "padmin", "password": PASSWORD, "next": "/admin/"})
+    assert padmin.get("/admin/accounts/systemsetting/").status_code in (302, 403)

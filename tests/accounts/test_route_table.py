@@ -51,6 +51,7 @@ TABLE: dict[tuple[str, str], tuple[str, dict | None]] = {
     ("GET", "quotas"): ("admin", None),
     ("GET", "quotas/<int:qid>"): (f"{MEMBERS} admin", None),
     ("GET", "configurations"): ("admin", None),
+    ("PUT", "configurations"): ("admin", {"self_registration": True}),
     ("GET", "permissions"): (AUTHENTICATED, None),
     ("GET", "users/current/permissions"): ("lguest guest dev maint padmin outsider admin", None),
     ("POST", "projects"): (
