@@ -14,11 +14,10 @@ from accounts.access import Actor
 from accounts.api.base import HarborView, body, created
 from accounts.api.paging import apply_sort, paginate, parse_q
 from accounts.api.render import ts
-from accounts.errors import Conflict, Denied, Invalid, NotFound
+from accounts.errors import Invalid, NotFound
 from accounts.services.projects import project_lookup
 from audit.events import Operation, Resource
 from audit.services import record
-from registry.errors import RegistryError
 from registry.manifests import INDEX_TYPES
 from registry.models import Manifest, Project, Repository
 from registry.services import artifacts as svc
@@ -46,16 +45,6 @@ def _repository(actor: Actor, project: Project, raw: str) -> Repository:
     if repo is None:
         raise NotFound(raw)
     return repo
-
-
-def _content_error(exc: RegistryError) -> Exception:
-    if exc.code.status == 404:
-        return NotFound(exc.message)
-    if exc.code.status == 409:
-        return Conflict(exc.message)
-    if exc.code.status in (403, 405):
-        return Denied(exc.message)
-    return Invalid(exc.message)
 
 
 def render_repo(repo: Repository, artifact_count: int) -> dict[str, Any]:
@@ -149,10 +138,7 @@ class RepositoryDetail(HarborView):
         project = _project(actor, ref)
         access.require(actor, "repository", "delete", project)
         repository = _repository(actor, project, repo)
-        try:
-            svc.repository_delete(repository=repository)
-        except RegistryError as exc:
-            raise _content_error(exc) from None
+        svc.repository_delete(repository=repository)
         record(
             actor=actor,
             operation=Operation.DELETE,
@@ -195,10 +181,7 @@ class ArtifactList(HarborView):
         if source_repo is None:
             raise NotFound(source_name)
         target = _repo_name(project, repo)
-        try:
-            copied = svc.artifact_copy(source=source_repo, reference=reference, target_name=target)
-        except RegistryError as exc:
-            raise _content_error(exc) from None
+        copied = svc.artifact_copy(source=source_repo, reference=reference, target_name=target)
         record(
             actor=actor,
             operation=Operation.CREATE,
@@ -218,10 +201,7 @@ class ArtifactDetail(HarborView):
         project = _project(actor, ref)
         access.require(actor, "artifact", "read", project)
         repository = _repository(actor, project, repo)
-        try:
-            manifest = svc.artifact_get(repository=repository, reference=reference)
-        except RegistryError as exc:
-            raise _content_error(exc) from None
+        manifest = svc.artifact_get(repository=repository, reference=reference)
         return Response(render_artifact(manifest, repository))
 
     def delete(self, request: Request, ref: str, repo: str, reference: str) -> Response:
@@ -229,10 +209,7 @@ class ArtifactDetail(HarborView):
         project = _project(actor, ref)
         access.require(actor, "artifact", "delete", project)
         repository = _repository(actor, project, repo)
-        try:
-            manifest = svc.artifact_delete(repository=repository, reference=reference)
-        except RegistryError as exc:
-            raise _content_error(exc) from None
+        manifest = svc.artifact_delete(repository=repository, reference=reference)
         record(
             actor=actor,
             operation=Operation.DELETE,
@@ -249,10 +226,7 @@ class TagList(HarborView):
         project = _project(actor, ref)
         access.require(actor, "tag", "list", project)
         repository = _repository(actor, project, repo)
-        try:
-            manifest = svc.artifact_get(repository=repository, reference=reference)
-        except RegistryError as exc:
-            raise _content_error(exc) from None
+        manifest = svc.artifact_get(repository=repository, reference=reference)
         tags = manifest.tags.order_by("name")
         return paginate(
             request,
@@ -277,10 +251,7 @@ class TagList(HarborView):
         access.require(actor, "tag", "create", project)
         repository = _repository(actor, project, repo)
         name = str(body(request).get("name", ""))
-        try:
-            svc.tag_create(repository=repository, reference=reference, name=name)
-        except RegistryError as exc:
-            raise _content_error(exc) from None
+        svc.tag_create(repository=repository, reference=reference, name=name)
         record(
             actor=actor,
             operation=Operation.CREATE,
@@ -300,10 +271,7 @@ class TagDetail(HarborView):
         project = _project(actor, ref)
         access.require(actor, "tag", "delete", project)
         repository = _repository(actor, project, repo)
-        try:
-            svc.tag_delete(repository=repository, reference=reference, name=tag)
-        except RegistryError as exc:
-            raise _content_error(exc) from None
+        svc.tag_delete(repository=repository, reference=reference, name=tag)
         record(
             actor=actor,
             operation=Operation.DELETE,

@@ -6,13 +6,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError
 from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
 
 from accounts.access import Denied, NotFound
 from accounts.errors import Conflict, Invalid, PreconditionFailed, Unauthenticated
+from registry.errors import RegistryError
 
 log = logging.getLogger("berth.api")
 
@@ -37,6 +38,18 @@ _DRF = {
 }
 
 
+def _registry(exc: RegistryError) -> Response:
+    """Content rules broken through the API (registry/services) in Harbor's codes."""
+    status = exc.code.status
+    if status == 404:
+        return envelope(404, "NOT_FOUND", "not found")
+    if status == 409:
+        return envelope(409, "CONFLICT", exc.message)
+    if status in (403, 405):
+        return envelope(403, "FORBIDDEN", exc.message)
+    return envelope(400, "BAD_REQUEST", exc.message)
+
+
 def envelope(status: int, code: str, message: str) -> Response:
     return Response({"errors": [{"code": code, "message": message}]}, status=status)
 
@@ -48,6 +61,8 @@ def handle(exc: Exception, context: dict[str, Any]) -> Response | None:
             if kind is NotFound:
                 message = "not found"  # never echo what exists
             return envelope(status, code, message)
+    if isinstance(exc, RegistryError):
+        return _registry(exc)
     if isinstance(exc, Http404):
         return envelope(404, "NOT_FOUND", "not found")
     for kind, code in _DRF.items():
@@ -58,6 +73,11 @@ def handle(exc: Exception, context: dict[str, Any]) -> Response | None:
             if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
                 response["WWW-Authenticate"] = 'Basic realm="harbor"'
             return response
+    if isinstance(exc, DataError):
+        # A value the database cannot store or compare (on PostgreSQL: a NUL, a
+        # string longer than its column): the request's fault, not an outage.
+        log.warning("value refused by the database: %s", exc)
+        return envelope(400, "BAD_REQUEST", "a value in the request cannot be stored or searched")
     if isinstance(exc, DatabaseError):
         log.exception("database error in the API")
         response = envelope(503, "UNAVAILABLE", "the database is unavailable; retry later")

@@ -104,8 +104,16 @@ def project_update(
 ) -> Project:
     access.require(actor, "project", "update", project)
     meta = _clean_metadata(metadata)
-    if "public" in meta or public is not None:
-        project.public = _flag(meta.pop("public", public))
+    if public is not None:
+        meta.setdefault("public", str(public).lower() if isinstance(public, bool) else public)
+    _save_metadata(actor, project, meta)
+    return project
+
+
+def _save_metadata(actor: Actor, project: Project, meta: dict[str, str]) -> None:
+    """Apply cleaned metadata (``public`` goes to its column) and audit it."""
+    if "public" in meta:
+        project.public = _flag(meta.pop("public"))
     project.metadata = {**project.metadata, **meta}
     with transaction.atomic():
         project.save(update_fields=["public", "metadata", "updated_at"])
@@ -117,7 +125,6 @@ def project_update(
             project=project,
             detail={"public": project.public, "metadata": project.metadata},
         )
-    return project
 
 
 def project_deletable(*, project: Project) -> tuple[bool, str]:
@@ -254,19 +261,7 @@ def metadata_set(*, actor: Actor, project: Project, values: Any, action: str) ->
     meta = _clean_metadata(values)
     if not meta:
         raise Invalid("no metadata given")
-    if "public" in meta:
-        project.public = _flag(meta.pop("public"))
-    project.metadata = {**project.metadata, **meta}
-    with transaction.atomic():
-        project.save(update_fields=["public", "metadata", "updated_at"])
-        record(
-            actor=actor,
-            operation=Operation.UPDATE,
-            resource_type=Resource.PROJECT,
-            resource=project.name,
-            project=project,
-            detail={"metadata": meta},
-        )
+    _save_metadata(actor, project, meta)
 
 
 def metadata_delete(*, actor: Actor, project: Project, name: str) -> None:
