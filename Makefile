@@ -19,5 +19,24 @@ lint: deps
 	.venv/bin/ruff format --check .
 	.venv/bin/python manage.py makemigrations --check --dry-run
 
+# The suite runs on each database Berth supports: SQLite (the embedded default)
+# and PostgreSQL (a private server from Debian's package, scripts/postgres.sh,
+# stopped afterwards). TEST_DATABASES=sqlite (or postgres) runs one only;
+# PYTEST_ARGS go to every run. Every run happens; any failure fails the target.
+TEST_DATABASES ?= sqlite postgres
+PYTEST_ARGS ?=
+
 test: lint
-	.venv/bin/python -m pytest
+	@failed=; for db in $(TEST_DATABASES); do \
+	  case $$db in \
+	    sqlite) echo "== the test suite on SQLite"; \
+	      env -u DATABASE_URL .venv/bin/python -m pytest $(PYTEST_ARGS) || failed="$$failed $$db";; \
+	    postgres) url=$$(bash scripts/postgres.sh start) || exit 1; \
+	      echo "== the test suite on PostgreSQL ($$url)"; \
+	      DATABASE_URL=$$url .venv/bin/python -m pytest $(PYTEST_ARGS) || failed="$$failed $$db"; \
+	      bash scripts/postgres.sh stop;; \
+	    *) echo "TEST_DATABASES: unknown database $$db"; exit 2;; \
+	  esac; \
+	done; \
+	if [ -n "$$failed" ]; then echo "== tests failed on:$$failed"; exit 1; fi
+

@@ -57,17 +57,25 @@ def record(
     )
 
 
+def _text(value: str, limit: int) -> str:
+    """What a client sent (a failed login's name), cut to fit its column and without
+    NUL, which PostgreSQL refuses: one unwritable event would hold back the batch."""
+    return value.replace("\x00", "")[:limit]
+
+
 def _fields(actor, operation, resource_type, resource, project, result, client_ip, detail, when):  # type: ignore[no-untyped-def]
+    username = getattr(actor, "name", "") if getattr(actor, "authenticated", False) else ""
+    project_name = project if isinstance(project, str) else getattr(project, "name", "")
     return {
         "occurred_at": when,
-        "username": getattr(actor, "name", "") if getattr(actor, "authenticated", False) else "",
+        "username": _text(username, 255),
         "actor_kind": getattr(actor, "kind", "anonymous"),
         "operation": operation,
         "resource_type": resource_type,
-        "resource": resource[:512],
-        "project_name": project if isinstance(project, str) else getattr(project, "name", ""),
+        "resource": _text(resource, 512),
+        "project_name": _text(project_name, 255),
         "result": result,
-        "client_ip": client_ip[:64],
+        "client_ip": _text(client_ip, 64),
         "detail": detail,
     }
 

@@ -140,6 +140,55 @@ STORAGES = {
     },
 }
 
+# Blobs on S3 or an S3-compatible server (docs/scale-out.md):
+#   BERTH_STORAGE_URL=s3://bucket/prefix?endpoint=http://minio:9000&region=us-east-1&path_style=true
+# Credentials come from boto3's default chain (AWS_ACCESS_KEY_ID and
+# AWS_SECRET_ACCESS_KEY, a profile, an instance role), never from this URL.
+BERTH_STORAGE_URL = env.str("BERTH_STORAGE_URL", default="")
+if BERTH_STORAGE_URL:
+    from urllib.parse import parse_qsl, urlsplit
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    _s3 = urlsplit(BERTH_STORAGE_URL)
+    if _s3.scheme != "s3" or not _s3.hostname or "@" in _s3.netloc:
+        raise ImproperlyConfigured(
+            "BERTH_STORAGE_URL must look like s3://bucket/prefix?endpoint=…; credentials "
+            "go in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, not in the URL"
+        )
+    _s3_query = dict(parse_qsl(_s3.query))
+    _s3_known = {"endpoint", "region", "path_style", "create_bucket", "part_size", "lock_ttl"}
+    if set(_s3_query) - _s3_known:
+        raise ImproperlyConfigured(
+            f"BERTH_STORAGE_URL: unknown options {sorted(set(_s3_query) - _s3_known)}"
+        )
+
+    def _s3_flag(name: str, default: bool) -> bool:
+        value = _s3_query.get(name, str(default)).lower()
+        if value not in ("true", "false", "1", "0", "yes", "no"):
+            raise ImproperlyConfigured(f"BERTH_STORAGE_URL: {name} must be true or false")
+        return value in ("true", "1", "yes")
+
+    _s3_options: dict[str, object] = {
+        "bucket_name": _s3.netloc,
+        "location": _s3.path.strip("/"),
+        "endpoint_url": _s3_query.get("endpoint") or None,
+        "region_name": _s3_query.get("region") or None,
+        "create_bucket": _s3_flag("create_bucket", True),
+    }
+    if _s3_flag("path_style", False):
+        _s3_options["addressing_style"] = "path"
+    try:
+        if "part_size" in _s3_query:
+            _s3_options["part_size"] = int(_s3_query["part_size"])
+        if "lock_ttl" in _s3_query:
+            _s3_options["lock_ttl"] = float(_s3_query["lock_ttl"])
+    except ValueError:
+        raise ImproperlyConfigured("BERTH_STORAGE_URL: part_size, lock_ttl: numbers") from None
+    STORAGES["blobs"] = {"BACKEND": "registry.storage.s3.S3BlobStore", "OPTIONS": _s3_options}
+# true: blob GETs answer 307 to a presigned URL of the bucket (S3 storage only).
+BERTH_STORAGE_REDIRECT = env.bool("BERTH_STORAGE_REDIRECT", default=False)
+
 # Registry limits (docs/configuration.md).
 BERTH_MANIFEST_MAX_BYTES = env.int("BERTH_MANIFEST_MAX_BYTES", default=4 * 1024 * 1024)
 BERTH_UPLOAD_MAX_AGE = env.int("BERTH_UPLOAD_MAX_AGE", default=24 * 3600)

@@ -28,6 +28,7 @@ class Code(enum.Enum):
     UNSUPPORTED = (405, "the operation is unsupported")
     TOOMANYREQUESTS = (429, "too many requests")
     PAGINATION_NUMBER_INVALID = (400, "invalid number of results requested")
+    VALUE_INVALID = (400, "a value in the request cannot be stored or searched")
     RANGE_INVALID = (416, "invalid content range")
     MANIFEST_TOO_LARGE = (413, "manifest exceeds the size limit")
     IN_USE = (409, "the resource is referenced and cannot be deleted")
@@ -52,6 +53,7 @@ _WIRE = {
     Code.RANGE_INVALID: "BLOB_UPLOAD_INVALID",
     Code.MANIFEST_TOO_LARGE: "SIZE_INVALID",
     Code.IN_USE: "DENIED",
+    Code.VALUE_INVALID: "UNSUPPORTED",
     Code.INTERNAL: "UNKNOWN",
     Code.UNAVAILABLE: "UNAVAILABLE",
 }

@@ -33,6 +33,8 @@ FOREIGN_LAYER_TYPES = {
     "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
 }
 MAX_DESCRIPTORS = 10_000
+# RFC 6838: type and subtype of at most 127 characters each (Manifest.artifact_type).
+MEDIA_TYPE_MAX = 255
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,9 @@ def _load(body: bytes) -> dict[str, Any]:
 def _str(value: Any, what: str) -> str:
     if not isinstance(value, str):
         raise _invalid(f"{what} must be a string")
+    if "\x00" in value:
+        # Kept in text columns, where PostgreSQL refuses NUL; no media type has one.
+        raise _invalid(f"{what} must not contain NUL")
     return value
 
 
@@ -176,7 +181,11 @@ def parse_manifest(body: bytes, content_type: str) -> ParsedManifest:
             isinstance(v, str) for v in annotations.values()
         ):
             raise _invalid("annotations must map strings to strings")
+        if any("\x00" in k or "\x00" in v for k, v in annotations.items()):
+            raise _invalid("annotations must not contain NUL")  # PostgreSQL's jsonb refuses it
         parsed.annotations = annotations
+    if len(referrer_artifact_type(parsed)) > MEDIA_TYPE_MAX:
+        raise _invalid(f"artifact type longer than {MEDIA_TYPE_MAX} characters")
     return parsed
 
 

@@ -41,7 +41,8 @@ class Repository(models.Model):
     name = models.CharField(max_length=255, unique=True)
     description = models.TextField(blank=True, default="")
     # Kept by the audit flusher (audit/services.py), off the pull's request path.
-    pull_count = models.BigIntegerField(default=0)
+    # db_default: rows inserted by replicas still on older code get it too.
+    pull_count = models.BigIntegerField(default=0, db_default=0)
     last_pulled_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -7,12 +7,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
-APT_PACKAGES=(docker.io skopeo podman containerd uidmap chromium chromium-driver)
+APT_PACKAGES=(docker.io skopeo podman containerd uidmap chromium chromium-driver postgresql)
 
 missing=()
 for tool in dockerd skopeo podman ctr containerd newuidmap chromium chromedriver; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
+# Debian keeps PostgreSQL's server programs off PATH (scripts/postgres.sh finds them).
+compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || missing+=(postgresql)
 if ((${#missing[@]})); then
   echo "test-deps: installing Debian packages (missing: ${missing[*]})"
   export DEBIAN_FRONTEND=noninteractive

@@ -151,8 +151,67 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+_live_databases: list[str] = []
+
+
+def _postgres_admin(url: str, *statements: object) -> list[tuple]:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows: list[tuple] = []
+        for statement in statements:
+            cur = conn.execute(statement)  # type: ignore[arg-type]
+            if cur.description:
+                rows.extend(cur.fetchall())
+        return rows
+
+
+def _drop_live_databases(url: str, names: list[str]) -> None:
+    from psycopg import sql
+
+    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+    _postgres_admin(url, *(drop.format(sql.Identifier(name)) for name in names))
+
+
+def live_database_url(port: int) -> str | None:
+    """With DATABASE_URL on PostgreSQL, the URL of a fresh database for one live
+    server (several run at once; the outer database is pytest-django's). They are
+    dropped when the test process exits, not on stop(): a stopped server may be
+    started again on the same data. Without it, None: the server uses SQLite in
+    its data directory."""
+    import atexit
+    import urllib.parse
+
+    from psycopg import sql
+
+    url = os.environ.get("DATABASE_URL", "")
+    if url.partition(":")[0] not in ("postgres", "postgresql", "pgsql", "psql"):
+        return None
+    if not _live_databases:
+        atexit.register(_drop_live_databases, url, _live_databases)
+        # Leftovers of test processes that died before they could drop theirs.
+        found = _postgres_admin(
+            url, "SELECT datname FROM pg_database WHERE datname LIKE 'berth_live_%'"
+        )
+        stale = []
+        for (name,) in found:
+            try:
+                os.kill(int(name.split("_")[2]), 0)
+            except ProcessLookupError:
+                stale.append(name)
+            except (ValueError, IndexError, PermissionError):
+                pass
+        _drop_live_databases(url, stale)
+    name = f"berth_live_{os.getpid()}_{port}"
+    _drop_live_databases(url, [name])
+    _postgres_admin(url, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    _live_databases.append(name)
+    return urllib.parse.urlsplit(url)._replace(path=f"/{name}").geturl()
+
+
 class BerthServer:
-    """``manage.py serve`` in a subprocess with its own data directory."""
+    """``manage.py serve`` in a subprocess with its own data directory (and, when
+    the tests run on PostgreSQL, its own database)."""
 
     def __init__(self, data_dir: Path, role: str = "web", env: dict[str, str] | None = None):
         self.data_dir = data_dir
@@ -165,6 +224,7 @@ class BerthServer:
         self.log_path = data_dir.parent / f"berth-{self.port}.log"
         self.http = requests.Session()
         self.http.auth = ADMIN
+        self.database_url = live_database_url(self.port)
 
     @property
     def env(self) -> dict[str, str]:
@@ -179,6 +239,8 @@ class BerthServer:
             }
         )
         env.pop("DATABASE_URL", None)
+        if self.database_url:
+            env["DATABASE_URL"] = self.database_url
         return env
 
     def start(self, timeout: float = 30) -> BerthServer:

@@ -75,8 +75,11 @@ def authenticate(*, username: str, password: str, client: str = "") -> Actor | N
     """The actor these credentials prove, or None. Raises Throttled."""
     throttle = _Throttle("login-fail:" + _digest(username, client))
     throttle.check()
-    actor = _robot(username, password) if username.startswith(ROBOT_PREFIX) else None
-    if actor is None and not username.startswith(ROBOT_PREFIX):
+    if "\x00" in username:
+        actor = None  # no account has one, and PostgreSQL cannot even compare it
+    elif username.startswith(ROBOT_PREFIX):
+        actor = _robot(username, password)
+    else:
         actor = _user(username, password)
     if actor is None:
         throttle.failed()

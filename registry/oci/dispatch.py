@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -67,6 +67,13 @@ def endpoint(routes: dict[str, tuple[Action, Handler]]) -> Callable[..., HttpRes
             response = handler(request, principal, **kwargs)
         except RegistryError as error:
             response = error_response(error)
+        except DataError as exc:
+            # A value the database cannot store or compare (on PostgreSQL: a NUL, a
+            # string longer than its column): the request's fault, not an outage.
+            log.warning(
+                "value refused by the database on %s %s: %s", request.method, request.path, exc
+            )
+            response = error_response(RegistryError(Code.VALUE_INVALID))
         except DatabaseError:
             log.exception("database error on %s %s", request.method, request.path)
             response = error_response(RegistryError(Code.UNAVAILABLE, headers={"Retry-After": "5"}))

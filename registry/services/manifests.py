@@ -263,6 +263,8 @@ def referrers_list(
     *, repository_name: str, digest: str, artifact_type: str, limit: int
 ) -> list[dict[str, Any]]:
     """Descriptors of the manifests whose subject is ``digest``."""
+    if "\x00" in artifact_type:
+        return []  # no artifact type holds a NUL (PostgreSQL cannot even compare one)
     rows = Manifest.objects.filter(repository__name=repository_name, subject_digest=digest)
     if artifact_type:
         rows = rows.filter(artifact_type=artifact_type)

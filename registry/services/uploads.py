@@ -133,6 +133,7 @@ def _append(upload: Upload, writer, stream, length, start) -> tuple[int, hashlib
         )
     hasher = _hasher(upload)
     added = _copy(stream, length, writer, hasher) if length != 0 else 0
+    writer.flush()  # stored before the session row says so (S3 buffers a part)
     return upload.size + added, hasher
 
 

@@ -10,7 +10,9 @@ tests/registry/test_storage_contract.py).
   database and calls ``begin(size)``, which discards anything past it (bytes of a
   request that failed or a process that crashed) and refuses a size the stored
   bytes do not reach. If the block raises, the upload is cut back to that size:
-  a failed request adds nothing.
+  a failed request adds nothing. ``flush()`` returns when every byte written so
+  far is stored (a store may buffer writes); the caller flushes before it
+  records the new size, and leaving the block without an error flushes too.
 - Blobs are opened for reading as seekable binary files, never loaded whole.
 """
 
@@ -30,13 +32,13 @@ class UploadWriter(Protocol):
 
     def write(self, data: bytes) -> None: ...
 
+    def flush(self) -> None: ...
+
 
 class BlobStore(Protocol):
     def start_upload(self, upload_id: str) -> None: ...
 
-    def upload_writer(
-        self, upload_id: str, offset: int
-    ) -> AbstractContextManager[UploadWriter]: ...
+    def upload_writer(self, upload_id: str) -> AbstractContextManager[UploadWriter]: ...
 
     def read_upload(self, upload_id: str, size: int) -> Iterator[bytes]: ...
 

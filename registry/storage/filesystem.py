@@ -51,6 +51,9 @@ class _FileWriter:
             raise RuntimeError("begin(offset) before write")
         self._fh.write(data)
 
+    def flush(self) -> None:
+        """Unbuffered: every write is already in the file."""
+
     def rollback(self) -> None:
         if self._offset is not None:
             self._fh.truncate(self._offset)

@@ -13,6 +13,8 @@
 #                          (the upstream-recommended form; OCI_REGISTRY etc.)
 #   oras                   oras CLI
 #   crane                  go-containerregistry's crane CLI
+#   minio                  MinIO server: the real S3 the S3 blob store is tested
+#                          against (optional: a failed build only warns)
 #
 # Each tool has a stamp file in BIN_DIR/.stamps/; a tool whose stamp matches the
 # pinned version (and Go version) and whose binary exists is skipped, so
@@ -112,6 +114,16 @@ ORAS_COMMIT=210747c29c1d38732b3194878dfd8b5a6b9ad7eb
 ORAS_SUM='h1:RjnR1eCb8EwEbte6tgx10u7gzwFJ+UzSDgUBjphluy0='
 CRANE_PKG=github.com/google/go-containerregistry/cmd/crane
 CRANE_VER=v0.22.1
+# MinIO: the mirror serves exactly one version of github.com/minio/minio. Its
+# @v/list names only this pseudo-version (commit 7aac2a2c5b7c, 2026-02-12, also
+# what @master resolves to); the RELEASE.* tags (e.g. RELEASE.2025-09-07T16-13-09Z,
+# RELEASE.2025-04-22T22-12-26Z, RELEASE.2024-12-18T13-15-44Z) are 403 and @latest
+# is 404. The checksum DB has it, so it is verified like any module.
+MINIO_MOD=github.com/minio/minio
+MINIO_VER=v0.0.0-20260212201848-7aac2a2c5b7c
+MINIO_COMMIT=7aac2a2c5b7c882e68c1ce017d8256be2feea27f
+MINIO_TIME=2026-02-12T20:18:48Z
+MINIO_SUM='h1:/qdoYujxF5MBLDMVLeiYJ/7fBa1HikX39Dvzb9Ji8pA='
 # harbor-cli (github.com/goharbor/harbor-cli, Harbor's own CLI) is NOT built:
 # the mirror answers 403 for every form of it that was tried (@v/list, @latest
 # is 404, the tags v0.0.1..v0.0.20 and v0.1.0..v0.5.0, @main, @master, commit
@@ -253,8 +265,37 @@ build_crane() {
   log "crane: $CRANE_VER ($("$BIN_DIR/crane" version 2>&1 | head -n1)) [built in $(elapsed "$t")]"
 }
 
+# minio: from a copy of the module source with its own go.mod/go.sum, with the
+# version ldflags of its buildscripts/gen-ldflags.go (a non-release build).
+# Optional: only the S3 storage tests need it, so a failure warns.
+build_minio() {
+  local name=minio key="$MINIO_MOD@$MINIO_VER $GO_VERSION" t src tag
+  if stamp_ok "$name" "$key"; then
+    log "minio: $MINIO_VER [up to date]"
+    return
+  fi
+  t="$(now)"
+  if ! src="$(fetch_module "$MINIO_MOD" "$MINIO_VER" "$MINIO_SUM" "$MINIO_COMMIT" master)"; then
+    warn "skipping optional minio (the S3 storage tests will fail)"
+    return 0
+  fi
+  tag="DEVELOPMENT.${MINIO_TIME//:/-}"
+  if ! (cd "$src" && "$GO" build -o "$BIN_DIR/$name" -ldflags="-s -w \
+        -X $MINIO_MOD/cmd.Version=$MINIO_TIME \
+        -X $MINIO_MOD/cmd.CopyrightYear=${MINIO_TIME:0:4} \
+        -X $MINIO_MOD/cmd.ReleaseTag=$tag \
+        -X $MINIO_MOD/cmd.CommitID=$MINIO_COMMIT \
+        -X $MINIO_MOD/cmd.ShortCommitID=${MINIO_COMMIT:0:12}" .); then
+    warn "skipping optional minio: build failed (the S3 storage tests will fail)"
+    return 0
+  fi
+  stamp_write "$name" "$key"
+  log "minio: $MINIO_VER ($("$BIN_DIR/minio" --version 2>&1 | head -n1)) [built in $(elapsed "$t")]"
+}
+
 log "build-go-peers: $GO_VERSION -> $BIN_DIR"
 build_conformance_v111
 build_conformance_main
 build_oras
 build_crane
+build_minio

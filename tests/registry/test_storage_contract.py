@@ -21,7 +21,14 @@ def filesystem(tmp: Path) -> BlobStore:
     return FileSystemBlobStore(location=str(tmp / "store"))
 
 
-BACKENDS: dict[str, Callable[[Path], BlobStore]] = {"filesystem": filesystem}
+def s3(tmp: Path) -> BlobStore:
+    """A fresh bucket on a real MinIO server (tests/s3.py)."""
+    from tests.s3 import s3_store
+
+    return s3_store()
+
+
+BACKENDS: dict[str, Callable[[Path], BlobStore]] = {"filesystem": filesystem, "s3": s3}
 
 
 @pytest.fixture(params=sorted(BACKENDS))

@@ -14,17 +14,21 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection
 
 from accounts.services.bootstrap import bootstrap
 
 ROLES = ("all", "web", "worker", "scheduler")
 STOP_GRACE = 20.0
+# pg_advisory_lock key serialising `migrate` + bootstrap across replicas ("berth").
+MIGRATION_LOCK = 0x6265727468
 
 
 def web_command(addr: str) -> list[str]:
@@ -84,6 +88,24 @@ def _die_with_parent() -> Callable[[], None]:
     return hook
 
 
+@contextmanager
+def _one_replica_at_a_time() -> Iterator[None]:
+    """Web replicas started together migrate and bootstrap one after the other
+    (the next finds nothing left to do) instead of racing to create the same
+    tables. PostgreSQL: a session advisory lock, released with the connection if
+    the process dies. SQLite serves one machine: nothing to take."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [MIGRATION_LOCK])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [MIGRATION_LOCK])
+
+
 class Command(BaseCommand):
     help = "Run Berth: migrate, then the web server, job worker and scheduler."
 
@@ -96,8 +118,9 @@ class Command(BaseCommand):
         self, *args: Any, role: str, addr: str | None, no_migrate: bool, **opts: Any
     ) -> None:
         if role in ("all", "web") and not no_migrate:
-            call_command("migrate", interactive=False, verbosity=0)
-            bootstrap()
+            with _one_replica_at_a_time():
+                call_command("migrate", interactive=False, verbosity=0)
+                bootstrap()
         if role in ("all", "web"):
             call_command("collectstatic", interactive=False, verbosity=0)
         addr = addr or settings.BERTH_ADDR

@@ -34,7 +34,9 @@ def page_params(request: HttpRequest) -> tuple[int, str]:
     last = request.GET.get("last", "")
     if len(last) > 255:
         raise RegistryError(Code.PAGINATION_NUMBER_INVALID, "invalid last", detail=None)
-    return n, last
+    # No name holds a NUL (PostgreSQL cannot even compare one): the names after
+    # "x\0..." are exactly those after "x".
+    return n, last.partition("\x00")[0]
 
 
 def paged_response(

@@ -4,6 +4,7 @@ import re
 from collections.abc import Iterator
 from typing import BinaryIO
 
+from django.conf import settings
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 
 from registry.oci.access import Action, Principal
@@ -68,7 +69,16 @@ def _get(request: HttpRequest, principal: Principal, name: str, digest: str) -> 
         response = HttpResponse(status=416)
         response["Content-Range"] = f"bytes */{blob.size}"
         return response
-    fh = blob_store().open_blob(blob.digest)
+    store = blob_store()
+    if settings.BERTH_STORAGE_REDIRECT and hasattr(store, "blob_url"):
+        # The bytes go from the bucket to the client (a Range header follows the
+        # redirect); the grant is the URL's signature, valid for 20 minutes.
+        response = HttpResponse(status=307)
+        response["Location"] = store.blob_url(blob.digest, expires=1200)
+        response["Docker-Content-Digest"] = blob.digest
+        response["Cache-Control"] = "no-store"
+        return response
+    fh = store.open_blob(blob.digest)
     if wanted is None:
         response: HttpResponse = BlobFileResponse(fh, content_type="application/octet-stream")
         del response["Content-Disposition"]
