@@ -40,3 +40,8 @@ test: lint
 	done; \
 	if [ -n "$$failed" ]; then echo "== tests failed on:$$failed"; exit 1; fi
 
+# Benchmarks side by side with Distribution and Pulp (docs/benchmarks.md).
+# BENCH_ARGS="--quick" or "--only berth,distribution-2.8 --workloads manifests" for parts.
+.PHONY: bench
+bench: .venv/.berth-run
+	.venv/bin/python -m bench.run $(BENCH_ARGS)

@@ -7,10 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
-APT_PACKAGES=(docker.io skopeo podman containerd uidmap chromium chromium-driver postgresql)
+APT_PACKAGES=(docker.io skopeo podman containerd uidmap chromium chromium-driver docker-registry nginx wrk apache2-utils postgresql)
 
 missing=()
-for tool in dockerd skopeo podman ctr containerd newuidmap chromium chromedriver; do
+for tool in dockerd skopeo podman ctr containerd newuidmap chromium chromedriver docker-registry nginx wrk ab; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 # Debian keeps PostgreSQL's server programs off PATH (scripts/postgres.sh finds them).

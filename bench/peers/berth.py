@@ -1,0 +1,180 @@
+"""Berth from this work tree: the embedded default and the scaled-out configuration."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import secrets
+import subprocess
+from pathlib import Path
+
+from bench import procs
+from bench.context import REPO_ROOT
+from bench.peers.base import Peer, Unavailable, clean_env
+from bench.peers.services import Postgres, Redis
+
+
+def berth_version() -> str:
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}  # read-only: never refresh the index
+    try:
+        rev = procs.run(["git", "-C", REPO_ROOT, "rev-parse", "--short", "HEAD"], env=env).stdout
+        dirty = procs.run(
+            ["git", "-C", REPO_ROOT, "status", "--porcelain", "--untracked-files=no"], env=env
+        ).stdout.strip()
+    except (OSError, RuntimeError, subprocess.SubprocessError):
+        return "?"
+    return f"git {rev.strip()}" + (" (+ uncommitted changes)" if dirty else "")
+
+
+class Berth(Peer):
+    """``manage.py serve`` (role ``all``: web server, job worker and scheduler).
+
+    The embedded default: SQLite and blobs on the local disk under one data
+    directory, no other server. ``BERTH_ADMIN_PASSWORD`` is set so that once
+    access control lands the admin exists and the harness authenticates as
+    ``admin`` (token flow); until then /v2 is open and no token is used.
+    """
+
+    name = "berth"
+    title = "Berth (embedded: SQLite, filesystem)"
+    settings_note = (
+        "manage.py serve (all roles: granian WSGI 1 process x 16 threads, Celery worker, "
+        "beat), SQLite WAL synchronous=FULL, filesystem blobs, BERTH_LOG_LEVEL=WARNING"
+    )
+
+    def __init__(self, ctx) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(ctx)
+        # Meets Harbor's password policy (8+ characters, upper, lower, digit).
+        self.password = "Bench" + secrets.token_hex(8) + "Z9"
+        self.creds = ("admin", self.password)
+        self.extra_env: dict[str, str] = {}
+
+    def install(self) -> None:
+        py = self.ctx.berth_python
+        r = procs.run([py, "-c", "import django, granian, celery"], check=False, cwd=REPO_ROOT)
+        if r.returncode != 0:
+            raise Unavailable(
+                f"{py} cannot import Berth's dependencies (run `make run` or "
+                f"`bash scripts/test-deps.sh` first): {r.stderr[-300:]}"
+            )
+
+    def version(self) -> str:
+        return berth_version()
+
+    @property
+    def data_dir(self) -> Path:
+        return self.workdir / "data"
+
+    def data_paths(self) -> list[Path]:
+        return [self.data_dir]
+
+    def env(self) -> dict[str, str]:
+        return clean_env(
+            BERTH_DATA_DIR=str(self.data_dir),
+            BERTH_LOG_LEVEL="WARNING",
+            BERTH_ADMIN_PASSWORD=self.password,
+            DJANGO_SETTINGS_MODULE="portal.settings",
+            **self.extra_env,
+        )
+
+    def prepare(self) -> None:
+        super().prepare()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.port = procs.free_port()
+
+    def launch(self) -> None:
+        self.spawn(
+            "berth",
+            [self.ctx.berth_python, "manage.py", "serve", "--addr", self.host],
+            env=self.env(),
+            cwd=REPO_ROOT,
+        )
+
+    def ensure_projects(self, names: list[str]) -> None:
+        """Create the projects through Berth's Harbor-compatible API (as admin).
+
+        Like Harbor, Berth only accepts pushes into existing projects. A Berth
+        without that API (before access control) answers 404: nothing to do.
+        """
+        auth = base64.b64encode(f"admin:{self.password}".encode()).decode()
+        for name in names:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            try:
+                body = json.dumps({"project_name": name, "metadata": {"public": "false"}})
+                conn.request(
+                    "POST",
+                    "/api/v2.0/projects",
+                    body=body,
+                    headers={"Authorization": f"Basic {auth}", "Content-Type": "application/json"},
+                )
+                resp = conn.getresponse()
+                data = resp.read()
+            finally:
+                conn.close()
+            if resp.status == 404:
+                return
+            if resp.status not in (201, 409):
+                raise RuntimeError(f"creating project {name}: {resp.status} {data[:300]!r}")
+
+    @property
+    def auth_note(self) -> str:  # type: ignore[override]
+        return "token auth if Berth challenges (admin / BERTH_ADMIN_PASSWORD)"
+
+
+class BerthScaled(Berth):
+    """Berth on PostgreSQL + Redis with several web processes.
+
+    Not available until Berth's scale-out milestone lands: the harness checks
+    that Berth's Python environment has a PostgreSQL driver and a Redis client,
+    and otherwise records why it skipped this configuration.
+    """
+
+    name = "berth-scaled"
+    title = "Berth (scaled out: PostgreSQL + Redis)"
+    settings_note = (
+        "manage.py serve (all roles) with DATABASE_URL=postgres (private PostgreSQL), "
+        "CELERY_BROKER_URL=redis (private Redis), BERTH_WEB_WORKERS=2"
+    )
+
+    def install(self) -> None:
+        super().install()
+        missing = [
+            need
+            for module, need in (
+                ("psycopg", "DATABASE_URL=postgres support (a PostgreSQL driver)"),
+                ("redis", "a Redis broker (the redis client for CELERY_BROKER_URL=redis://)"),
+            )
+            if procs.run(
+                [self.ctx.berth_python, "-c", f"import {module}"], check=False, cwd=REPO_ROOT
+            ).returncode
+        ]
+        if missing:
+            raise Unavailable(
+                "not available yet: needs " + " and ".join(missing) + " in Berth's environment "
+                "(Berth's scale-out milestone)"
+            )
+
+    def prepare(self) -> None:
+        super().prepare()
+        self.pg = Postgres(self.workdir / "postgres").start()
+        self.redis = Redis(self.workdir / "redis").start()
+        assert self.pg.proc is not None and self.redis.proc is not None
+        self.dep_roots = [self.pg.proc.pid, self.redis.proc.pid]
+        url = self.pg.create_database("berth", "berth", "berth")
+        self.extra_env = {
+            "DATABASE_URL": url,
+            "CELERY_BROKER_URL": self.redis.url,
+            "BERTH_WEB_WORKERS": "2",
+        }
+
+    def teardown(self) -> None:
+        super().teardown()
+        for svc in (getattr(self, "redis", None), getattr(self, "pg", None)):
+            if svc is not None:
+                svc.stop()
+
+    def data_paths(self) -> list[Path]:
+        pg = getattr(self, "pg", None)
+        return super().data_paths() + ([pg.data] if pg is not None else [])

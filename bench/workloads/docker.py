@@ -1,0 +1,67 @@
+"""``docker push`` and ``docker pull`` of a 10-layer image: wall time.
+
+A private dockerd (tests/clients.py's DockerDaemon: vfs storage, no network
+setup) is started once per run. For every registry a fresh FROM-scratch image
+with 10 layers of random bytes is built (untimed), pushed (timed), removed
+locally, and pulled back (timed). Where the registry asked for credentials the
+daemon logs in first (docker runs the token flow itself).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from typing import Any
+
+from bench.client import Registry
+from bench.context import Context
+from bench.peers.base import Peer, apt_install
+
+
+def dockerd(ctx: Context) -> Any:
+    from tests.clients import DockerDaemon
+
+    if "dockerd" not in ctx.shared:
+        if not (shutil.which("dockerd") and shutil.which("docker")):
+            apt_install(ctx, "docker.io")
+        ctx.shared["dockerd"] = DockerDaemon().start(ctx.workdir / "docker")
+    return ctx.shared["dockerd"]
+
+
+def stop(ctx: Context) -> None:
+    d = ctx.shared.pop("dockerd", None)
+    if d is not None:
+        d.stop()
+
+
+def run(ctx: Context, peer: Peer, reg: Registry) -> dict[str, Any]:
+    from tests.clients import build_scratch_image
+
+    d = dockerd(ctx)
+    layers = ctx.p["docker_layers"]
+    size = ctx.p["docker_layer_size"]
+    ref = f"{peer.host}/dock/app:1"
+    image_id = build_scratch_image(
+        d, ref, ctx.workdir / "docker-build", layers=layers, layer_size=size, timeout=900
+    )
+    if peer.creds and reg.auth_mode != "none":
+        d.login(peer.host, *peer.creds)
+    t0 = time.perf_counter()
+    digest = d.push(ref, timeout=1200)
+    push_s = time.perf_counter() - t0
+    d.rmi(ref)
+    t0 = time.perf_counter()
+    pulled = d.pull(ref, timeout=1200)
+    pull_s = time.perf_counter() - t0
+    d.rmi(ref)
+    if pulled != image_id:
+        raise RuntimeError(f"docker pulled image {pulled}, pushed {image_id}")
+    ctx.log(f"  docker push {push_s:.2f} s, pull {pull_s:.2f} s ({layers} x {size} B layers)")
+    return {
+        "layers": layers,
+        "layer_size": size,
+        "push_seconds": push_s,
+        "pull_seconds": pull_s,
+        "digest": digest,
+        "login": bool(peer.creds and reg.auth_mode != "none"),
+    }

@@ -1,0 +1,103 @@
+"""Smoke run of the benchmark harness (bench/, docs/benchmarks.md) so that it does not rot.
+
+Runs ``python -m bench.run --smoke`` (1 MiB blobs, 1 s load runs, 100 tags and
+repositories, 20 concurrent pushes) against Berth and CNCF Distribution 2.8
+(plus nginx, the pull limit) and checks that every workload produced sane,
+verified results and that the report renders. No Pulp and no Go-built peers:
+those are for full runs (``make bench``). The harness installs Debian's
+docker-registry, wrk, apache2-utils and nginx if they are missing (as root).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PEERS = ["nginx", "distribution-2.8", "berth"]
+WORKLOADS = "startup,blobs,manifests,concurrent,listing,rss"
+
+
+def test_bench_smoke(tmp_path: Path) -> None:
+    needed = ["docker-registry", "wrk", "ab", "nginx"]
+    if os.geteuid() != 0 and not all(shutil.which(t) for t in needed):
+        pytest.skip(f"needs {', '.join(needed)} (or root to install them)")
+    cmd = [
+        sys.executable, "-m", "bench.run", "--smoke", "--only", ",".join(PEERS),
+        "--workloads", WORKLOADS, "--out", str(tmp_path), "--no-render",
+        "--berth-python", sys.executable,
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        out, _ = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)  # the harness stops its registries on SIGTERM
+        out, _ = proc.communicate(timeout=120)
+        pytest.fail(f"bench smoke run timed out:\n{out[-6000:]}")
+    assert proc.returncode == 0, out[-8000:]
+
+    (run,) = [p for p in tmp_path.iterdir() if (p / "run.json").exists()]
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["status"] == "done" and meta["profile"] == "smoke"
+    assert meta["sha256"]["Bps"] > 1e7
+    assert meta["machine"]["nproc"] >= 1
+
+    nginx = json.loads((run / "nginx.json").read_text())
+    assert nginx["status"] == "ok", nginx
+    assert nginx["workloads"]["blobs"]["pull_verified"] is True
+    assert nginx["workloads"]["blobs"]["pull"]["best_Bps"] > 0
+
+    size = meta["sizes"]["blob_size"]
+    for name in ("distribution-2.8", "berth"):
+        res = json.loads((run / f"{name}.json").read_text())
+        assert res["status"] == "ok", (name, res.get("reason"), res.get("errors"))
+        w = res["workloads"]
+        assert 0 < w["startup"]["warm_seconds"] < 120
+        assert 0 < w["startup"]["cold_seconds"] < 120
+
+        blobs = w["blobs"]
+        assert blobs["size"] == size
+        assert blobs["pull_verified"] is True
+        assert blobs["pull"]["bytes"] == size
+        for kind in ("push_monolithic", "push_chunked", "push_streamed"):
+            assert blobs[kind]["Bps"] > 0, (name, kind, blobs[kind])
+        # The chunked push sends the file behind a 16-byte prefix: one more PATCH.
+        assert blobs["push_chunked"]["patches"] == size // meta["sizes"]["chunk_size"] + 1
+
+        runs = w["manifests"]["runs"]
+        for method in ("GET", "HEAD"):
+            for conns in meta["sizes"]["wrk_connections"]:
+                r = runs[f"{method} c={conns}"]
+                assert r["valid"] and r["rps"] > 0 and r["requests"] > 0, (name, method, r)
+                assert r["p50_ms"] >= 0 and r["p99_ms"] >= r["p50_ms"]
+
+        conc = w["concurrent"]
+        assert conc["ok"] == conc["pushes"] == meta["sizes"]["concurrent_pushes"], conc
+
+        listing = w["listing"]
+        assert listing["tags"]["complete"], listing["tags"]
+        assert listing["tags"]["largest"]["entries"] == meta["sizes"]["list_tags"]
+        assert listing["catalog"]["complete"], listing["catalog"]
+        # The catalog also holds the repositories the other workloads pushed to.
+        assert listing["catalog"]["largest"]["entries"] >= meta["sizes"]["list_repos"]
+
+        assert res["memory_idle"]["rss"] > 0 and res["memory_idle"]["processes"] >= 1
+        assert res["memory_peak"]["rss"] >= res["memory_idle"]["rss"] * 0.5
+
+    berth = json.loads((run / "berth.json").read_text())
+    assert berth["memory_idle"]["processes"] >= 2  # web server plus the job worker/scheduler
+
+    from bench import render
+
+    doc = render.render(run)
+    assert "## Targets" in doc and "manifest GET by tag" in doc
+    assert "Berth" in doc and "Distribution 2.8" in doc
