@@ -21,6 +21,7 @@ from audit.services import record
 from registry.manifests import INDEX_TYPES
 from registry.models import Manifest, Project, Repository
 from registry.services import artifacts as svc
+from registry.services import immutability
 
 REPO_Q = {"name": "name"}
 IMAGE_CONFIGS = {
@@ -60,7 +61,12 @@ def render_repo(repo: Repository, artifact_count: int) -> dict[str, Any]:
     }
 
 
-def render_artifact(manifest: Manifest, repo: Repository, with_tag: bool = True) -> dict[str, Any]:
+def render_artifact(
+    manifest: Manifest,
+    repo: Repository,
+    with_tag: bool = True,
+    immutable: immutability.Matcher | None = None,
+) -> dict[str, Any]:
     out = {
         "id": manifest.pk,
         "type": "IMAGE"
@@ -89,7 +95,7 @@ def render_artifact(manifest: Manifest, repo: Repository, with_tag: bool = True)
                 "name": tag.name,
                 "push_time": ts(tag.updated_at),
                 "pull_time": ts(repo.last_pulled_at),
-                "immutable": False,
+                "immutable": bool(immutable and immutable(repo.name, tag.name)),
             }
             for tag in manifest.tags.all()
         ]
@@ -156,10 +162,11 @@ class ArtifactList(HarborView):
         access.require(actor, "artifact", "list", project)
         repository = _repository(actor, project, repo)
         with_tag = request.query_params.get("with_tag", "true") != "false"
+        immutable = immutability.matcher_for(project)
         return paginate(
             request,
             svc.artifacts_of(repository),
-            lambda page: [render_artifact(m, repository, with_tag) for m in page],
+            lambda page: [render_artifact(m, repository, with_tag, immutable) for m in page],
         )
 
     def post(self, request: Request, ref: str, repo: str) -> Response:
@@ -202,7 +209,8 @@ class ArtifactDetail(HarborView):
         access.require(actor, "artifact", "read", project)
         repository = _repository(actor, project, repo)
         manifest = svc.artifact_get(repository=repository, reference=reference)
-        return Response(render_artifact(manifest, repository))
+        immutable = immutability.matcher_for(project)
+        return Response(render_artifact(manifest, repository, True, immutable))
 
     def delete(self, request: Request, ref: str, repo: str, reference: str) -> Response:
         actor = self.actor(request)
@@ -228,6 +236,7 @@ class TagList(HarborView):
         repository = _repository(actor, project, repo)
         manifest = svc.artifact_get(repository=repository, reference=reference)
         tags = manifest.tags.order_by("name")
+        immutable = immutability.matcher_for(project)
         return paginate(
             request,
             tags,
@@ -239,7 +248,7 @@ class TagList(HarborView):
                     "name": t.name,
                     "push_time": ts(t.updated_at),
                     "pull_time": None,
-                    "immutable": False,
+                    "immutable": immutable(repository.name, t.name),
                 }
                 for t in page
             ],
@@ -280,3 +289,50 @@ class TagDetail(HarborView):
             project=project,
         )
         return Response(status=200)
+
+
+class ImmutableRuleList(HarborView):
+    """Harbor's ``/projects/{p}/immutabletagrules``: project admins and maintainers."""
+
+    def get(self, request: Request, ref: str) -> Response:
+        actor = self.actor(request)
+        project = _project(actor, ref)
+        access.require(actor, "immutable-tag", "list", project)
+        rows = project.immutable_rules.all()
+        return paginate(request, rows, lambda page: [immutability.render(r) for r in page])
+
+    def post(self, request: Request, ref: str) -> Response:
+        actor = self.actor(request)
+        project = _project(actor, ref)
+        access.require(actor, "immutable-tag", "create", project)
+        rule = immutability.rule_create(project=project, data=body(request))
+        _record_rule(actor, project, Operation.CREATE, rule)
+        return created(f"/api/v2.0/projects/{project.name}/immutabletagrules/{rule.pk}")
+
+
+class ImmutableRuleDetail(HarborView):
+    def put(self, request: Request, ref: str, rule_id: int) -> Response:
+        actor = self.actor(request)
+        project = _project(actor, ref)
+        access.require(actor, "immutable-tag", "update", project)
+        rule = immutability.rule_update(project=project, rule_id=rule_id, data=body(request))
+        _record_rule(actor, project, Operation.UPDATE, rule)
+        return Response(status=200)
+
+    def delete(self, request: Request, ref: str, rule_id: int) -> Response:
+        actor = self.actor(request)
+        project = _project(actor, ref)
+        access.require(actor, "immutable-tag", "delete", project)
+        rule = immutability.rule_delete(project=project, rule_id=rule_id)
+        _record_rule(actor, project, Operation.DELETE, rule)
+        return Response(status=200)
+
+
+def _record_rule(actor: Actor, project: Project, operation: Operation, rule: Any) -> None:
+    record(
+        actor=actor,
+        operation=operation,
+        resource_type=Resource.IMMUTABLE_RULE,
+        resource=f"{project.name}: {rule.repo_pattern} / {rule.tag_pattern}",
+        project=project,
+    )
