@@ -296,17 +296,13 @@ class ImmutableRuleList(HarborView):
 
     def get(self, request: Request, ref: str) -> Response:
         actor = self.actor(request)
-        project = _project(actor, ref)
-        access.require(actor, "immutable-tag", "list", project)
-        rows = project.immutable_rules.all()
+        rows = immutability.rule_list(actor=actor, project=_project(actor, ref))
         return paginate(request, rows, lambda page: [immutability.render(r) for r in page])
 
     def post(self, request: Request, ref: str) -> Response:
         actor = self.actor(request)
         project = _project(actor, ref)
-        access.require(actor, "immutable-tag", "create", project)
-        rule = immutability.rule_create(project=project, data=body(request))
-        _record_rule(actor, project, Operation.CREATE, rule)
+        rule = immutability.rule_create(actor=actor, project=project, data=body(request))
         return created(f"/api/v2.0/projects/{project.name}/immutabletagrules/{rule.pk}")
 
 
@@ -314,25 +310,10 @@ class ImmutableRuleDetail(HarborView):
     def put(self, request: Request, ref: str, rule_id: int) -> Response:
         actor = self.actor(request)
         project = _project(actor, ref)
-        access.require(actor, "immutable-tag", "update", project)
-        rule = immutability.rule_update(project=project, rule_id=rule_id, data=body(request))
-        _record_rule(actor, project, Operation.UPDATE, rule)
+        immutability.rule_update(actor=actor, project=project, rule_id=rule_id, data=body(request))
         return Response(status=200)
 
     def delete(self, request: Request, ref: str, rule_id: int) -> Response:
         actor = self.actor(request)
-        project = _project(actor, ref)
-        access.require(actor, "immutable-tag", "delete", project)
-        rule = immutability.rule_delete(project=project, rule_id=rule_id)
-        _record_rule(actor, project, Operation.DELETE, rule)
+        immutability.rule_delete(actor=actor, project=_project(actor, ref), rule_id=rule_id)
         return Response(status=200)
-
-
-def _record_rule(actor: Actor, project: Project, operation: Operation, rule: Any) -> None:
-    record(
-        actor=actor,
-        operation=operation,
-        resource_type=Resource.IMMUTABLE_RULE,
-        resource=f"{project.name}: {rule.repo_pattern} / {rule.tag_pattern}",
-        project=project,
-    )

@@ -16,9 +16,14 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from wcmatch import glob
 
+from accounts import access
+from accounts.access import Actor
 from accounts.errors import Conflict, Invalid, NotFound
+from audit.events import Operation, Resource
+from audit.services import record
 from registry.errors import Code, RegistryError
 from registry.models import ImmutableRule, Project
 
@@ -183,7 +188,24 @@ def _duplicate(project: Project, fields: dict[str, Any], exclude: int | None) ->
     return same.exclude(pk=exclude).exists() if exclude else same.exists()
 
 
-def rule_create(*, project: Project, data: Any) -> ImmutableRule:
+def _record(actor: Actor, project: Project, operation: Operation, rule: ImmutableRule) -> None:
+    record(
+        actor=actor,
+        operation=operation,
+        resource_type=Resource.IMMUTABLE_RULE,
+        resource=f"{project.name}: {rule.repo_pattern} / {rule.tag_pattern}",
+        project=project,
+    )
+
+
+def rule_list(*, actor: Actor, project: Project) -> QuerySet[ImmutableRule]:
+    access.require(actor, "immutable-tag", "list", project)
+    return project.immutable_rules.all()
+
+
+def rule_create(*, actor: Actor, project: Project, data: Any) -> ImmutableRule:
+    """Project admins and maintainers (and sysadmins): Harbor's matrix."""
+    access.require(actor, "immutable-tag", "create", project)
     fields = parse(data)
     fields.setdefault("repo_pattern", "**")
     fields.setdefault("repo_decoration", "repoMatches")
@@ -195,9 +217,11 @@ def rule_create(*, project: Project, data: Any) -> ImmutableRule:
         if _duplicate(project, fields, None):
             raise Conflict("an identical rule already exists")
         try:
-            return ImmutableRule.objects.create(project=project, **fields)
+            rule = ImmutableRule.objects.create(project=project, **fields)
         except IntegrityError:
             raise Conflict("the rule cannot be stored") from None
+        _record(actor, project, Operation.CREATE, rule)
+    return rule
 
 
 def rule_get(*, project: Project, rule_id: int) -> ImmutableRule:
@@ -207,7 +231,8 @@ def rule_get(*, project: Project, rule_id: int) -> ImmutableRule:
     return rule
 
 
-def rule_update(*, project: Project, rule_id: int, data: Any) -> ImmutableRule:
+def rule_update(*, actor: Actor, project: Project, rule_id: int, data: Any) -> ImmutableRule:
+    access.require(actor, "immutable-tag", "update", project)
     with transaction.atomic():
         rule = rule_get(project=project, rule_id=rule_id)
         for name, value in parse(data, partial_of=rule).items():
@@ -221,10 +246,14 @@ def rule_update(*, project: Project, rule_id: int, data: Any) -> ImmutableRule:
         if _duplicate(project, current, rule.pk):
             raise Conflict("an identical rule already exists")
         rule.save()
+        _record(actor, project, Operation.UPDATE, rule)
     return rule
 
 
-def rule_delete(*, project: Project, rule_id: int) -> ImmutableRule:
-    rule = rule_get(project=project, rule_id=rule_id)
-    rule.delete()
+def rule_delete(*, actor: Actor, project: Project, rule_id: int) -> ImmutableRule:
+    access.require(actor, "immutable-tag", "delete", project)
+    with transaction.atomic():
+        rule = rule_get(project=project, rule_id=rule_id)
+        rule.delete()
+        _record(actor, project, Operation.DELETE, rule)
     return rule

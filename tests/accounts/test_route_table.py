@@ -230,6 +230,7 @@ def world(team, v2):
         ],
     )
     rule = immutability.rule_create(
+        actor=admin,
         project=Project.objects.get(name="team"),
         data={"tag_selectors": [{"pattern": "release-*"}]},
     )
