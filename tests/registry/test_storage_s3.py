@@ -167,6 +167,35 @@ def test_missing_bucket_is_an_error_when_creation_is_off(minio):
         store.blob_exists("sha256:" + "0" * 64)
 
 
+def test_server_without_conditional_writes_is_refused(minio, monkeypatch):
+    """A server that ignores If-None-Match (simulated: the header never leaves the
+    client) would break upload leases: the store refuses to start, clearly."""
+    create = S3BlobStore._create_session
+
+    def session_without_conditions(self):  # type: ignore[no-untyped-def]
+        session = create(self)
+
+        def drop(params, **_):  # type: ignore[no-untyped-def]
+            params.pop("IfNoneMatch", None)
+
+        session.events.register("before-parameter-build.s3.PutObject", drop)
+        return session
+
+    monkeypatch.setattr(S3BlobStore, "_create_session", session_without_conditions)
+    store = S3BlobStore(**minio.store_options(new_bucket_name()))
+    with pytest.raises(ImproperlyConfigured, match="conditional writes"):
+        store.blob_exists("sha256:" + "0" * 64)
+    # The probe left nothing behind.
+    assert list(minio.client().list_objects_v2(Bucket=store.bucket_name).get("Contents", [])) == []
+
+
+def test_conditional_write_probe_passes_and_leaves_nothing(minio):
+    store = s3_store()
+    assert store.blob_exists("sha256:" + "0" * 64) is False
+    assert keys(store) == []
+    assert minio.client().list_objects_v2(Bucket=store.bucket_name).get("KeyCount") == 0
+
+
 def test_layout_under_the_prefix(minio):
     store = s3_store(location="team/registry", part_size=MIN_PART)
     data = upload(store, "u", [b"abc"])
