@@ -55,6 +55,7 @@ caller's block size: memory per reader is one block, never the blob.
 
 from __future__ import annotations
 
+import datetime
 import errno
 import io
 import logging
@@ -758,6 +759,31 @@ class S3BlobStore(S3Storage):
         for page in paginator.paginate(Bucket=self.bucket_name, Prefix=prefix, Delimiter="/"):
             for common in page.get("CommonPrefixes", ()):
                 yield common["Prefix"][len(prefix) :].rstrip("/")
+
+    def abort_stale_transfers(self, older_than: datetime.timedelta) -> int:
+        """Abort multipart uploads under this store's prefix started more than
+        ``older_than`` ago: a commit that died between creating and completing
+        one. Live commits take seconds, so an hour-old one is dead."""
+        client = self._client()
+        cutoff = datetime.datetime.now(datetime.UTC) - older_than
+        aborted = 0
+        paginator = client.get_paginator("list_multipart_uploads")
+        # No Prefix: MinIO lists only uploads of exactly the key given as prefix.
+        for page in paginator.paginate(Bucket=self.bucket_name):
+            for item in page.get("Uploads", ()):
+                if not item["Key"].startswith(self._root) or item["Initiated"] >= cutoff:
+                    continue
+                try:
+                    client.abort_multipart_upload(
+                        Bucket=self.bucket_name, Key=item["Key"], UploadId=item["UploadId"]
+                    )
+                    aborted += 1
+                except ClientError as exc:
+                    if not _missing(exc):  # completed or aborted meanwhile: fine
+                        raise
+        if aborted:
+            log.info("aborted %d unfinished multipart uploads", aborted)
+        return aborted
 
     # blobs -------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ creation, leases, ranged reads, the settings URL, and a live Berth on S3."""
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import io
 import json
@@ -194,6 +195,33 @@ def test_conditional_write_probe_passes_and_leaves_nothing(minio):
     assert store.blob_exists("sha256:" + "0" * 64) is False
     assert keys(store) == []
     assert minio.client().list_objects_v2(Bucket=store.bucket_name).get("KeyCount") == 0
+
+
+def test_unfinished_multipart_uploads_are_aborted(minio):
+    """A commit that died between creating and completing a multipart upload
+    leaves it billed and invisible; the purge job aborts those under the store's
+    prefix once old enough, and nothing else."""
+    store = s3_store()
+    store.upload_ids()  # the store creates its bucket on first use
+    assert list(store.upload_ids()) == []
+    client = minio.client()
+    bucket = store.bucket_name
+    dead = client.create_multipart_upload(Bucket=bucket, Key=store._key("blobs/sha256/aa/x"))
+    outside = client.create_multipart_upload(Bucket=bucket, Key="elsewhere/object")
+
+    def open_uploads() -> set[str]:
+        return {
+            u["UploadId"] for u in client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+        }
+
+    assert store.abort_stale_transfers(datetime.timedelta(hours=1)) == 0  # too young
+    assert open_uploads() == {dead["UploadId"], outside["UploadId"]}
+    time.sleep(1.1)
+    assert store.abort_stale_transfers(datetime.timedelta(seconds=1)) == 1
+    assert open_uploads() == {outside["UploadId"]}
+    client.abort_multipart_upload(
+        Bucket=bucket, Key="elsewhere/object", UploadId=outside["UploadId"]
+    )
 
 
 def test_layout_under_the_prefix(minio):
