@@ -31,7 +31,7 @@ from portal.admin import (
     count_of,
     site,
 )
-from registry.models import Blob, ImmutableRule, Manifest, Project, Repository, Tag
+from registry.models import Blob, ImmutableRule, Manifest, Project, Repository, ScheduledRun, Tag
 from registry.services import immutability
 
 PAYLOAD_SHOWN = 64 * 1024
@@ -357,3 +357,13 @@ class ImmutableRuleAdmin(ServiceFormAdmin, ProjectScopedAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ImmutableRule]) -> None:
         for rule in queryset.select_related("project"):
             self.delete_model(request, rule)
+
+
+@admin.register(ScheduledRun, site=site)
+class ScheduledRunAdmin(ReadOnlyMixin, SysadminOnlyAdmin):
+    """Which task ran each period of a scheduled job, and whether it finished."""
+
+    list_display = ("name", "period", "task_id", "claimed_at", "finished_at")
+    list_filter = ("name",)
+    ordering = ("-claimed_at",)
+    show_full_result_count = False
