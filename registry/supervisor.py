@@ -8,7 +8,9 @@ standard library: the supervisor stays at ~10 MiB instead of holding all of Djan
 (~85 MiB RSS) for the life of the server. Written by hand because it is forty
 lines of ``waitpid``/``kill`` that must not pull in a framework.
 
-On SIGTERM or SIGINT it forwards SIGTERM to every child still running (granian
+On SIGTERM or SIGINT it marks the server draining (``/readyz`` answers 503),
+keeps serving ``BERTH_DRAIN_SECONDS`` (default 0) so balancers notice, then
+forwards SIGTERM to every child still running (granian
 then stops accepting connections and lets in-flight requests finish; Celery
 finishes its running tasks), waits up to ``BERTH_STOP_GRACE`` seconds, kills what
 is left, and exits 0. When a child exits on its own, it stops the others and
@@ -69,6 +71,22 @@ def stop_children(children: dict[str, int], grace: float = STOP_GRACE) -> None:
     children.clear()
 
 
+def _seconds(name: str, default: float) -> float:
+    try:
+        return max(0.0, float(os.environ.get(name) or default))
+    except ValueError:
+        return default
+
+
+def _wait_for_balancers(children: dict[str, int], seconds: float) -> None:
+    """Keep serving for ``BERTH_DRAIN_SECONDS`` while readiness already answers
+    503, so a load balancer or Kubernetes takes the replica out of rotation
+    before it stops accepting connections. Ends early if a child exits."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not _reap(children):
+        time.sleep(0.05)
+
+
 def supervise(children: dict[str, int], grace: float = STOP_GRACE) -> int:
     stopping = False
 
@@ -89,6 +107,7 @@ def supervise(children: dict[str, int], grace: float = STOP_GRACE) -> int:
         time.sleep(0.2)
     if status == 0:
         mark_not_ready()
+        _wait_for_balancers(children, _seconds("BERTH_DRAIN_SECONDS", 0.0))
     stop_children(children, grace)
     path = os.environ.get("BERTH_DRAIN_FILE", "")
     if path:
@@ -99,7 +118,7 @@ def supervise(children: dict[str, int], grace: float = STOP_GRACE) -> int:
 
 def main(argv: list[str]) -> int:
     children = {name: int(pid) for name, _, pid in (arg.partition("=") for arg in argv)}
-    grace = float(os.environ.get("BERTH_STOP_GRACE") or STOP_GRACE)
+    grace = _seconds("BERTH_STOP_GRACE", STOP_GRACE)
     return supervise(children, grace)
 
 

@@ -103,3 +103,28 @@ def test_sigterm_drains_in_flight_downloads_and_refuses_new_connections(tmp_path
         assert list(server.data_dir.glob("draining-*")) == []
     finally:
         server.kill()
+
+
+def test_drain_seconds_keep_serving_while_readiness_says_503(tmp_path):
+    """BERTH_DRAIN_SECONDS: after SIGTERM, /readyz answers 503 at once while
+    requests are still served, so a balancer takes the replica out first; then
+    the server stops and exits 0."""
+    server = BerthServer(tmp_path / "data", env={"BERTH_DRAIN_SECONDS": "3"}).start()
+    try:
+        assert requests.get(f"{server.url}/readyz", timeout=10).status_code == 200
+        server.proc.send_signal(signal.SIGTERM)
+        seen = []
+        for _ in range(40):  # bounded: until readiness flips
+            r = requests.get(f"{server.url}/readyz", timeout=10)
+            seen.append(r.status_code)
+            if r.status_code == 503:
+                break
+            time.sleep(0.05)
+        assert seen[-1] == 503, seen
+        assert r.json()["status"] == "draining"
+        # Still serving during the window.
+        assert requests.get(f"{server.url}/v2/", timeout=10).status_code == 401
+        assert server.proc.poll() is None
+        assert server.proc.wait(timeout=40) == 0
+    finally:
+        server.kill()
