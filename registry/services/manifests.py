@@ -117,16 +117,26 @@ def manifest_put(
         child_ids = _referenced_children(repo.pk, parsed)
         manifest = Manifest.objects.filter(repository=repo, digest=digest).first()
         if manifest is None:
-            manifest = Manifest.objects.create(
-                repository=repo,
-                digest=digest,
-                media_type=parsed.media_type,
-                artifact_type=referrer_artifact_type(parsed),
-                payload=body,
-                size=len(body),
-                subject_digest=parsed.subject.digest if parsed.subject else "",
-                annotations=parsed.annotations,
+            # Insert-or-nothing: the same manifest pushed under several tags at
+            # once (docker push --all-tags, parallel CI jobs) must not collide on
+            # (repository, digest); on PostgreSQL the loser waits, then reads
+            # the winner's row.
+            Manifest.objects.bulk_create(
+                [
+                    Manifest(
+                        repository=repo,
+                        digest=digest,
+                        media_type=parsed.media_type,
+                        artifact_type=referrer_artifact_type(parsed),
+                        payload=body,
+                        size=len(body),
+                        subject_digest=parsed.subject.digest if parsed.subject else "",
+                        annotations=parsed.annotations,
+                    )
+                ],
+                ignore_conflicts=True,
             )
+            manifest = Manifest.objects.get(repository=repo, digest=digest)
             ManifestBlob.objects.bulk_create(
                 [ManifestBlob(manifest=manifest, blob_id=b) for b in blob_ids],
                 ignore_conflicts=True,
