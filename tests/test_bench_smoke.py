@@ -1,8 +1,9 @@
 """Smoke run of the benchmark harness (bench/, docs/benchmarks.md) so that it does not rot.
 
 Runs ``python -m bench.run --smoke`` (1 MiB blobs, 1 s load runs, 100 tags and
-repositories, 20 concurrent pushes) against Berth and CNCF Distribution 2.8
-(plus nginx, the pull limit) and checks that every workload produced sane,
+repositories, 20 concurrent pushes) against Berth (embedded, and scaled out on
+its own PostgreSQL and Redis) and CNCF Distribution 2.8 (plus nginx, the pull
+limit) and checks that every workload produced sane,
 verified results and that the report renders. No Pulp and no Go-built peers:
 those are for full runs (``make bench``). The harness installs Debian's
 docker-registry, wrk, apache2-utils and nginx if they are missing (as root).
@@ -21,12 +22,12 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-PEERS = ["nginx", "distribution-2.8", "berth"]
+PEERS = ["nginx", "distribution-2.8", "berth", "berth-scaled"]
 WORKLOADS = "startup,blobs,manifests,concurrent,listing,rss"
 
 
 def test_bench_smoke(tmp_path: Path) -> None:
-    needed = ["docker-registry", "wrk", "ab", "nginx"]
+    needed = ["docker-registry", "wrk", "ab", "nginx", "redis-server"]
     if os.geteuid() != 0 and not all(shutil.which(t) for t in needed):
         pytest.skip(f"needs {', '.join(needed)} (or root to install them)")
     cmd = [
@@ -38,7 +39,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
         cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     try:
-        out, _ = proc.communicate(timeout=300)
+        out, _ = proc.communicate(timeout=480)
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGTERM)  # the harness stops its registries on SIGTERM
         out, _ = proc.communicate(timeout=120)
@@ -57,7 +58,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert nginx["workloads"]["blobs"]["pull"]["best_Bps"] > 0
 
     size = meta["sizes"]["blob_size"]
-    for name in ("distribution-2.8", "berth"):
+    for name in ("distribution-2.8", "berth", "berth-scaled"):
         res = json.loads((run / f"{name}.json").read_text())
         assert res["status"] == "ok", (name, res.get("reason"), res.get("errors"))
         w = res["workloads"]
