@@ -50,10 +50,11 @@ RUN python3 -c "import tomllib; print('\\n'.join(tomllib.load(open('pyproject.to
 
 # Berth runs from its source tree, as with `make run`: manage.py, the apps and
 # templates/ side by side (.dockerignore lets nothing else in). PYTHONPATH makes
-# every app importable from any directory, for the `berth` command too.
+# every app importable from any directory; `berth` is manage.py, as the
+# console script of an install is.
 COPY . ./
-RUN pip install --no-compile --no-deps -e . \
- && rm -rf build \
+RUN printf '#!/bin/sh\nexec python3 /opt/berth/app/manage.py "$@"\n' >/opt/berth/venv/bin/berth \
+ && chmod 0755 /opt/berth/venv/bin/berth \
  && python3 -m compileall -q /opt/berth/app
 
 USER berth

@@ -126,7 +126,7 @@ tar --numeric-owner --xattrs -C "$ROOT" -c . |
     --change 'CMD ["/bin/bash"]' \
     --message "debootstrap --variant=minbase $SUITE + $PACKAGES" \
     - "$TAG" >/dev/null
-docker save "$TAG" | gzip -1 >"$SAVED.part"
-mv -- "$SAVED.part" "$SAVED"
+docker save "$TAG" | gzip -1 >"$SAVED.part.$$"
+mv -- "$SAVED.part.$$" "$SAVED"   # concurrent builds: each writes its own part
 log "$TAG: made in $(($(date +%s) - start))s, saved to $SAVED ($(du -h "$SAVED" | cut -f1))"
 printf '%s\n' "$TAG"

@@ -5,13 +5,13 @@
 #
 #   scripts/build-image.sh [TAG]       (default berth:dev; prints TAG when done)
 #
-# The last image built is kept as a layer cache (`docker save`, in
-# BERTH_CACHE_DIR, default ~/.cache/berth) and offered to the next build with
-# --cache-from, so a fresh daemon (a test run's) reinstalls the Python
-# dependencies only when pyproject.toml, the Dockerfile or the base change.
-# BERTH_IMAGE_CACHE=0 turns that off. Extra `docker build` arguments go in
-# BERTH_BUILD_ARGS. With a registry at hand, plain `docker build -t berth .`
-# does the same on python:3.11-slim-bookworm.
+# A layer cache for the next build on a fresh daemon (a test run's): the first
+# image built from a given Dockerfile, pyproject.toml and base is saved
+# (`docker save`, in BERTH_CACHE_DIR, default ~/.cache/berth) and offered to
+# later builds with --cache-from, so they reuse its dependency layer and only
+# copy Berth's code. BERTH_IMAGE_CACHE=0 turns that off. Extra `docker build`
+# arguments go in BERTH_BUILD_ARGS. With a registry at hand, plain
+# `docker build -t berth .` does the same on python:3.11-slim-bookworm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TAG="${1:-berth:dev}"
@@ -19,8 +19,9 @@ CACHE_DIR="${BERTH_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/berth}"
 log() { printf 'build-image: %s\n' "$*" >&2; }
 
 base="$(bash scripts/build-base-image.sh)"
-cache_ref="berth-build-cache:${base#*:}"
-cache_tar="$CACHE_DIR/image-${base#*:}.tar"
+deps="$(cat Dockerfile pyproject.toml | sha256sum | cut -c1-12)"
+cache_ref="berth-build-cache:${base#*:}-$deps"
+cache_tar="$CACHE_DIR/image-${base#*:}-$deps.tar"
 cache_args=()
 if [ "${BERTH_IMAGE_CACHE:-1}" = 1 ]; then
   if ! docker image inspect "$cache_ref" >/dev/null 2>&1 && [ -s "$cache_tar" ]; then
@@ -37,9 +38,11 @@ docker build --network host --build-arg BASE_IMAGE="$base" "${cache_args[@]}" \
   ${BERTH_BUILD_ARGS:-} -t "$TAG" . >&2
 log "$TAG built on $base in $(($(date +%s) - start))s"
 
-if [ "${BERTH_IMAGE_CACHE:-1}" = 1 ]; then
+if [ "${BERTH_IMAGE_CACHE:-1}" = 1 ] && [ ! -s "$cache_tar" ]; then
   docker tag "$TAG" "$cache_ref"
   mkdir -p "$CACHE_DIR"
-  docker save -o "$cache_tar.part" "$cache_ref" && mv "$cache_tar.part" "$cache_tar"
+  # Concurrent builds each write their own part; the last rename wins.
+  docker save -o "$cache_tar.part.$$" "$cache_ref" && mv "$cache_tar.part.$$" "$cache_tar"
+  log "layer cache saved to $cache_tar"
 fi
 printf '%s\n' "$TAG"

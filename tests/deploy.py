@@ -25,6 +25,7 @@ import pytest
 import requests
 
 from tests.clients import DockerDaemon, free_port
+from tests.conftest import live_database_url
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 IMAGE_TAG = "berth:test"
@@ -65,7 +66,9 @@ def berth_image(deploy_docker: DockerDaemon) -> str:
 
 class BerthContainer:
     """``docker run --network host IMAGE serve …`` with its data directory on the
-    host (owned by the image's user), listening on 127.0.0.1:<free port>."""
+    host (owned by the image's user), listening on 127.0.0.1:<free port>. When
+    the suite runs on PostgreSQL, the container gets a fresh database of its own
+    there, as BerthServer does (``DATABASE_URL`` in ``env`` overrides it)."""
 
     def __init__(
         self,
@@ -87,11 +90,15 @@ class BerthContainer:
         self.addr = f"127.0.0.1:{self.port}"
         self.url = f"http://{self.addr}"
         self.name = f"berth-{uuid.uuid4().hex[:10]}"
+        self.database_url = live_database_url(self.port)
 
     def start(self, timeout: float = 120) -> BerthContainer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         os.chown(self.data_dir, BERTH_UID, BERTH_UID)
-        env = {"BERTH_ADDR": self.addr, "BERTH_LOG_LEVEL": "WARNING", **self.extra_env}
+        env = {"BERTH_ADDR": self.addr, "BERTH_LOG_LEVEL": "WARNING"}
+        if self.database_url:
+            env["DATABASE_URL"] = self.database_url
+        env.update(self.extra_env)
         self.docker.run(
             "run", "--detach", "--name", self.name, "--network", "host",
             "--volume", f"{self.data_dir}:/var/lib/berth",

@@ -1,5 +1,7 @@
-"""The container image users deploy: built by scripts/build-image.sh, run embedded
-(SQLite and blobs in its data volume), used by docker, stopped by docker."""
+"""The container image users deploy: built by scripts/build-image.sh, run with
+blobs in its data volume and its database there too (SQLite, embedded) or, when
+the suite runs on PostgreSQL, in a database of its own there; used by docker,
+stopped by docker."""
 
 from __future__ import annotations
 
@@ -29,11 +31,11 @@ def test_image_runs_berth_embedded_push_pull_and_stops_cleanly(
         assert challenge.startswith("Bearer realm=")
         assert 'service="' in challenge
 
-        # Not root inside, and the embedded state lands in the data volume.
+        # Not root inside, and its state lands in the data volume (the SQLite
+        # database only when no DATABASE_URL is set).
         assert berth.exec("id", "-u").stdout.strip() == str(BERTH_UID)
-        database = tmp_path / "data" / "berth.sqlite3"
-        assert database.is_file()
-        assert database.stat().st_uid == BERTH_UID
+        assert (tmp_path / "data" / "secret-key").stat().st_uid == BERTH_UID
+        assert (tmp_path / "data" / "berth.sqlite3").is_file() == (berth.database_url is None)
 
         ref = f"{berth.addr}/library/from-image:v1"
         deploy_docker.login(berth.addr, *ADMIN)
@@ -49,8 +51,10 @@ def test_image_runs_berth_embedded_push_pull_and_stops_cleanly(
         )
         assert manifest.status_code == 200
         assert manifest.headers["Docker-Content-Digest"] == digest
+        blobs = list((tmp_path / "data" / "registry").rglob("*"))
+        assert any(path.is_file() and path.stat().st_uid == BERTH_UID for path in blobs)
         # Database and blob store agree, checked by the image's own command.
-        check = berth.exec("python3", "manage.py", "registry_check", check=False)
+        check = berth.exec("berth", "registry_check", check=False)
         assert check.returncode == 0, check.stdout + check.stderr
 
         code, seconds = berth.stop(timeout=30)
