@@ -24,6 +24,7 @@ from registry.models import Blob, Upload
 from registry.reference import Digest
 from registry.services.blobs import blob_register
 from registry.storage import UploadBusy, blob_store
+from registry.storage.base import BlobStore
 
 CHUNK = 1024 * 1024
 EMPTY_SHA256 = hashlib.sha256().hexdigest()
@@ -181,19 +182,26 @@ def upload_complete(
     try:
         with store.upload_writer(upload_id) as writer:
             upload.refresh_from_db()
-            writer.begin(upload.size)
-            size, hasher = _append(upload, writer, stream, length, start)
-            if size != upload.size:
-                _save_progress(upload, size, hasher)
-            actual = _final_digest(upload, digest, hasher)
-            if actual != digest.hex:
-                _discard(upload)
-                raise RegistryError(
-                    Code.DIGEST_INVALID,
-                    "uploaded content does not match the digest",
-                    detail={"digest": str(digest)},
-                )
-            store.commit_upload(upload_id, str(digest), size)
+            if length == 0 and _committed_before(store, upload, digest):
+                # A commit that stored the blob and died before registering it
+                # (process killed, connection lost): its bytes are gone from the
+                # session, but the blob is there. Finish what it started.
+                size = upload.size
+                store.delete_upload(upload_id)
+            else:
+                writer.begin(upload.size)
+                size, hasher = _append(upload, writer, stream, length, start)
+                if size != upload.size:
+                    _save_progress(upload, size, hasher)
+                actual = _final_digest(upload, digest, hasher)
+                if actual != digest.hex:
+                    _discard(upload)
+                    raise RegistryError(
+                        Code.DIGEST_INVALID,
+                        "uploaded content does not match the digest",
+                        detail={"digest": str(digest)},
+                    )
+                store.commit_upload(upload_id, str(digest), size)
     except UploadBusy:
         raise RegistryError(
             Code.RANGE_INVALID,
@@ -205,6 +213,18 @@ def upload_complete(
         Upload.objects.filter(pk=upload.pk).delete()
     _hashes.drop(upload_id)
     return blob
+
+
+def _committed_before(store: BlobStore, upload: Upload, digest: Digest) -> bool:
+    """The session's accepted bytes hash to ``digest`` (the row says so) and the
+    blob of that digest and size is stored: a blob is stored only after its
+    bytes were verified, so a commit of these very bytes already happened."""
+    return (
+        digest.algorithm == "sha256"
+        and upload.sha256 == digest.hex
+        and store.blob_exists(str(digest))
+        and store.blob_size(str(digest)) == upload.size
+    )
 
 
 def _final_digest(upload: Upload, digest: Digest, hasher: hashlib._Hash) -> str:
