@@ -98,7 +98,10 @@ class Client:
         if r.status_code == 404:
             return None
         assert r.status_code == 204, r.text
-        return int(r.headers["Range"].split("-")[1]) + 1, self._absolute(r.headers["Location"])
+        # "0-0" is an empty session (or one of a single byte: this client never
+        # sends a chunk that short); else "0-<last byte>".
+        end = int(r.headers["Range"].split("-")[1])
+        return (end + 1 if end else 0), self._absolute(r.headers["Location"])
 
     def blob_exists(self, repo: str, digest: str) -> bool:
         r = self.request("HEAD", f"/v2/{repo}/blobs/{digest}")
@@ -112,9 +115,11 @@ class Client:
         digest = sha256(data)
         location = self.start_upload(repo)
         offset = 0
+        trail: list[str] = []  # what went wrong, for the message when giving up
         for _ in range(ATTEMPTS * 4):
             if offset < len(data):
                 piece = data[offset : offset + chunk]
+                assert offset or len(piece) != 1, "Range 0-0 would be ambiguous"
                 r = self._send(
                     "PATCH",
                     location,
@@ -134,6 +139,8 @@ class Client:
                     assert r.headers["Docker-Content-Digest"] == digest
                     return digest
             assert self.retry, (r.status_code, r.text) if r is not None else "no answer"
+            answer = "-" if r is None else f"{r.status_code} {r.headers.get(REPLICA_HEADER)}"
+            trail.append(f"{offset}/{len(data)}: {answer} {'' if r is None else r.text[:300]}")
             # Busy (a dead writer's lease, until it expires), a 5xx, or no answer.
             time.sleep(0.3)
             status = self.upload_status(location)
@@ -143,7 +150,7 @@ class Client:
                 location, offset = self.start_upload(repo), 0
             else:
                 offset, location = status
-        raise GaveUp(f"upload of {digest} did not finish")
+        raise GaveUp(f"upload of {digest} did not finish: {trail[-8:]}")
 
     def _send(self, method: str, location: str, **kw) -> requests.Response | None:
         """Once (the caller decides what a failure means for the session)."""

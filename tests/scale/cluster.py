@@ -229,9 +229,17 @@ class Haproxy:
         for row in self.stats():
             if row["pxname"] != "berth" or row["svname"] in ("FRONTEND", "BACKEND"):
                 continue
-            checked = row["check_status"] == "L7OK"
-            status[row["svname"]] = row["status"] if checked else f"{row['status']} unchecked"
+            up_unchecked = row["status"] == "UP" and row["check_status"] != "L7OK"
+            status[row["svname"]] = "UP unchecked" if up_unchecked else row["status"]
         return status
+
+    def requests_per_replica(self) -> dict[str, int]:
+        """Replica name → requests haproxy sent it so far."""
+        return {
+            row["svname"]: int(row["req_tot"] or 0)
+            for row in self.stats()
+            if row["pxname"] == "berth" and row["svname"] not in ("FRONTEND", "BACKEND")
+        }
 
     def wait_status(self, name: str, status: str, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -315,6 +323,13 @@ class Cluster:
     def addr(self) -> str:
         assert self.balancer
         return self.balancer.addr
+
+    def sql(self, query: str, *params: object) -> list[tuple]:
+        """Rows of a query on the replicas' database."""
+        import psycopg
+
+        with psycopg.connect(self.database_url) as conn:
+            return conn.execute(query, params).fetchall()  # type: ignore[arg-type]
 
     def replica(self, name: str) -> Replica:
         return next(r for r in self.replicas if r.name == name)
