@@ -192,6 +192,7 @@ BERTH_STORAGE_REDIRECT = env.bool("BERTH_STORAGE_REDIRECT", default=False)
 # Registry limits (docs/configuration.md).
 BERTH_MANIFEST_MAX_BYTES = env.int("BERTH_MANIFEST_MAX_BYTES", default=4 * 1024 * 1024)
 BERTH_UPLOAD_MAX_AGE = env.int("BERTH_UPLOAD_MAX_AGE", default=24 * 3600)
+BERTH_UPLOAD_PURGE_INTERVAL = env.int("BERTH_UPLOAD_PURGE_INTERVAL", default=3600)
 BERTH_UPLOADS_PER_CLIENT = env.int("BERTH_UPLOADS_PER_CLIENT", default=1000)
 BERTH_PAGE_MAX = env.int("BERTH_PAGE_MAX", default=1000)
 # false: /v2 refuses to delete manifests, tags and blobs (405 UNSUPPORTED).
@@ -293,7 +294,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "purge-stale-uploads": {
         "task": "registry.tasks.purge_stale_uploads",
-        "schedule": env.int("BERTH_UPLOAD_PURGE_INTERVAL", default=3600),
+        "schedule": BERTH_UPLOAD_PURGE_INTERVAL,
+        # Claims its period first: runs once however many schedulers send it.
+        "kwargs": {"scheduled": True},
     },
 }
 
