@@ -212,6 +212,8 @@ BERTH_AUDIT_FLUSH_SECONDS = env.float("BERTH_AUDIT_FLUSH_SECONDS", default=1.0)
 # Write them from a background thread (off in the in-process test suite, which
 # flushes explicitly).
 BERTH_AUDIT_BACKGROUND = env.bool("BERTH_AUDIT_BACKGROUND", default=True)
+# Seconds each readiness check (database, storage, broker, cache) may take.
+BERTH_READY_TIMEOUT = env.float("BERTH_READY_TIMEOUT", default=2.0)
 # Seconds a client may take to send its request headers (slowloris guard).
 BERTH_HEADER_TIMEOUT = env.int("BERTH_HEADER_TIMEOUT", default=30)
 

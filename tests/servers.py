@@ -189,6 +189,24 @@ def rabbitmq_server(directory: Path) -> Iterator[RabbitMQServer]:
         server.stop()
 
 
+def redis_caches(url: str, breaker_seconds: float = 5.0) -> dict:
+    """settings.CACHES as BERTH_CACHE_URL=url makes them (portal/settings.py)."""
+
+    def one(prefix: str) -> dict:
+        return {
+            "BACKEND": "portal.cache.ResilientRedisCache",
+            "LOCATION": url,
+            "KEY_PREFIX": prefix,
+            "OPTIONS": {"breaker_seconds": breaker_seconds},
+        }
+
+    return {
+        "default": one("berth"),
+        "local": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "manifests": one("berth-manifests"),
+    }
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory) -> Iterator[str]:
     """A Redis server shared by the session (database 0; tests may use others)."""

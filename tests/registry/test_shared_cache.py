@@ -19,25 +19,9 @@ from portal.cache import breaker
 from registry.services import cache
 from registry.services.manifests import manifest_get
 from tests.conftest import ADMIN, basic
-from tests.servers import RedisServer, free_port
+from tests.servers import RedisServer, free_port, redis_caches
 
 from .helpers import InProcess
-
-
-def redis_caches(url: str, breaker_seconds: float = 5.0) -> dict:
-    def one(prefix: str) -> dict:
-        return {
-            "BACKEND": "portal.cache.ResilientRedisCache",
-            "LOCATION": url,
-            "KEY_PREFIX": prefix,
-            "OPTIONS": {"breaker_seconds": breaker_seconds},
-        }
-
-    return {
-        "default": one("berth"),
-        "local": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-        "manifests": one("berth-manifests"),
-    }
 
 
 def use_caches(settings, url: str, breaker_seconds: float = 5.0) -> None:
