@@ -4,6 +4,7 @@ period when every replica runs the scheduler."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from collections import Counter
@@ -18,12 +19,16 @@ http = requests.Session()
 http.auth = ADMIN
 
 
+_redis_databases = itertools.count(10)
+
+
 @pytest.fixture(params=["redis", "amqp"])
 def broker(request) -> str:
-    """A broker URL of each kind (the servers are shared by the session)."""
+    """A broker URL of each kind (the servers are shared by the session; each
+    test gets a Redis database of its own)."""
     if request.param == "redis":
         url = request.getfixturevalue("redis_url")
-        return url.rsplit("/", 1)[0] + f"/{hash(request.node.name) % 50 + 10}"
+        return url.rsplit("/", 1)[0] + f"/{next(_redis_databases)}"
     return request.getfixturevalue("rabbitmq_url")
 
 

@@ -18,10 +18,10 @@ from django.test import Client
 from portal.cache import breaker
 from registry.services import cache
 from registry.services.manifests import manifest_get
-from tests.conftest import ADMIN, basic
+from tests.conftest import ADMIN, BerthServer, basic
 from tests.servers import RedisServer, free_port, redis_caches
 
-from .helpers import InProcess
+from .helpers import InProcess, Remote
 
 
 def use_caches(settings, url: str, breaker_seconds: float = 5.0) -> None:
@@ -271,3 +271,45 @@ def test_a_restarted_redis_serves_nothing_old(settings, v2, reg, tmp_path):
         assert redis.Redis.from_url(server.url()).keys("berth-manifests:*:m:*")
     finally:
         server.stop()
+
+
+# Live replicas -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cache_mode", ["shared", "off"])
+def test_replicas_never_serve_a_tag_another_replica_moved(tmp_path, redis_url, cache_mode):
+    """Two live replicas on one database: a retag through one is what the other
+    serves next — through the shared cache, or with BERTH_MANIFEST_CACHE=off."""
+    env = {"BERTH_SECRET_KEY": "replicas-share-this-key-" + "x" * 30}
+    if cache_mode == "shared":
+        env["BERTH_CACHE_URL"] = redis_url.rsplit("/", 1)[0] + "/5"
+        redis.Redis.from_url(env["BERTH_CACHE_URL"]).flushdb()
+    else:
+        env["BERTH_MANIFEST_CACHE"] = "off"
+    one = BerthServer(tmp_path / "one" / "data", env=env)
+    two = BerthServer(tmp_path / "two" / "data", env=env)
+    if one.database_url is None:  # SQLite: one file for both
+        (tmp_path / "db").mkdir()
+        one.database_url = f"sqlite:///{tmp_path / 'db' / 'berth.sqlite3'}"
+    two.database_url = one.database_url
+    try:
+        one.start()
+        two.start()
+        one.create_projects(["cache"])
+        pusher = Remote(one.url)
+        first, _ = pusher.push_image("cache/replicas", "v1")
+        url = f"{two.url}/v2/cache/replicas/manifests/v1"
+        for _ in range(2):  # a miss, then (shared) a hit
+            assert two.http.get(url).headers["Docker-Content-Digest"] == first
+        moved, _ = pusher.push_image("cache/replicas", "v1")
+        assert two.http.get(url).headers["Docker-Content-Digest"] == moved
+        assert (
+            pusher.http.delete(f"{one.url}/v2/cache/replicas/manifests/{moved}").status_code == 202
+        )
+        assert two.http.get(url).status_code == 404
+        if cache_mode == "shared":
+            cached = redis.Redis.from_url(env["BERTH_CACHE_URL"]).keys("berth-manifests:*:m:*")
+            assert cached  # the lookups really went through Redis
+    finally:
+        two.stop()
+        one.stop()
