@@ -10,10 +10,10 @@ Harbor's ``/api/v2.0/health`` (docs/scale-out.md, "Probes").
 Draining: on SIGTERM the supervisor (``manage.py serve``) calls
 :func:`set_draining`; from then on readiness answers 503 so the balancer stops
 sending new requests while in-flight ones finish. The web server runs in child
-processes, so the state is shared through a file: the supervisor sets
-``BERTH_DRAIN_FILE`` in its environment before it starts them (its children
-inherit it), and :func:`set_draining` creates that file. Without the variable
-the state is this process's only.
+processes, so the state is shared through a file: the supervisor calls
+:func:`use_drain_file` before it starts them (it sets ``BERTH_DRAIN_FILE``,
+which they inherit), and :func:`set_draining` creates that file. Without the
+variable the state is this process's only.
 """
 
 from __future__ import annotations
@@ -33,6 +33,14 @@ _draining = threading.Event()
 def _drain_file() -> Path | None:
     path = os.environ.get("BERTH_DRAIN_FILE", "")
     return Path(path) if path else None
+
+
+def use_drain_file(path: Path) -> None:
+    """For the supervisor, before it starts the web server: share the draining
+    state with its children through ``path`` (they inherit the variable). A
+    file left by an earlier run is removed."""
+    os.environ["BERTH_DRAIN_FILE"] = str(path)
+    path.unlink(missing_ok=True)
 
 
 def set_draining(draining: bool = True) -> None:

@@ -164,7 +164,11 @@ def test_draining_reaches_the_web_processes_through_the_drain_file(tmp_path, mon
     server = BerthServer(tmp_path / "data", env={"BERTH_DRAIN_FILE": str(drain)}).start()
     try:
         assert requests.get(f"{server.url}/readyz", timeout=10).status_code == 200
-        monkeypatch.setenv("BERTH_DRAIN_FILE", str(drain))  # what serve's children inherit
+        monkeypatch.setenv("BERTH_DRAIN_FILE", "")  # restored afterwards
+        drain.touch()  # left by an earlier run: forgotten
+        health.use_drain_file(drain)  # as the supervisor does before starting children
+        assert not drain.exists()
+        assert requests.get(f"{server.url}/readyz", timeout=10).status_code == 200
         health.set_draining()  # as the supervisor does on SIGTERM
         r = requests.get(f"{server.url}/readyz", timeout=10)
         assert r.status_code == 503
