@@ -225,6 +225,11 @@ BERTH_HEADER_TIMEOUT = env.int("BERTH_HEADER_TIMEOUT", default=30)
 BERTH_CACHE_URL = env.str("BERTH_CACHE_URL", default="")
 BERTH_MANIFEST_CACHE = env.str("BERTH_MANIFEST_CACHE", default="auto")
 _manifest_cache_modes = ("auto", "shared", "local", "off")
+if BERTH_CACHE_URL and BERTH_CACHE_URL.partition("://")[0] not in ("redis", "rediss", "unix"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    # Checked at start: redis-py would only refuse it at the first request.
+    raise ImproperlyConfigured("BERTH_CACHE_URL must be a redis://, rediss:// or unix:// URL")
 if BERTH_MANIFEST_CACHE not in _manifest_cache_modes:
     from django.core.exceptions import ImproperlyConfigured
 
