@@ -192,6 +192,7 @@ BERTH_STORAGE_REDIRECT = env.bool("BERTH_STORAGE_REDIRECT", default=False)
 # Registry limits (docs/configuration.md).
 BERTH_MANIFEST_MAX_BYTES = env.int("BERTH_MANIFEST_MAX_BYTES", default=4 * 1024 * 1024)
 BERTH_UPLOAD_MAX_AGE = env.int("BERTH_UPLOAD_MAX_AGE", default=24 * 3600)
+BERTH_UPLOAD_PURGE_INTERVAL = env.int("BERTH_UPLOAD_PURGE_INTERVAL", default=3600)
 BERTH_UPLOADS_PER_CLIENT = env.int("BERTH_UPLOADS_PER_CLIENT", default=1000)
 BERTH_PAGE_MAX = env.int("BERTH_PAGE_MAX", default=1000)
 # false: /v2 refuses to delete manifests, tags and blobs (405 UNSUPPORTED).
@@ -211,23 +212,71 @@ BERTH_AUDIT_FLUSH_SECONDS = env.float("BERTH_AUDIT_FLUSH_SECONDS", default=1.0)
 # Write them from a background thread (off in the in-process test suite, which
 # flushes explicitly).
 BERTH_AUDIT_BACKGROUND = env.bool("BERTH_AUDIT_BACKGROUND", default=True)
+# Seconds each readiness check (database, storage, broker, cache) may take.
+BERTH_READY_TIMEOUT = env.float("BERTH_READY_TIMEOUT", default=2.0)
 # Seconds a client may take to send its request headers (slowloris guard).
 BERTH_HEADER_TIMEOUT = env.int("BERTH_HEADER_TIMEOUT", default=30)
 
+# Caches (docs/scale-out.md). BERTH_CACHE_URL=redis://… shares one Redis among
+# all processes: manifest lookups, verified credentials, login throttle counters.
+# Without it every process keeps its own. BERTH_MANIFEST_CACHE: auto (shared with
+# BERTH_CACHE_URL, else process memory with one web worker and none with more),
+# shared, local or off — several replicas without a shared cache need off.
+BERTH_CACHE_URL = env.str("BERTH_CACHE_URL", default="")
+BERTH_MANIFEST_CACHE = env.str("BERTH_MANIFEST_CACHE", default="auto")
+_manifest_cache_modes = ("auto", "shared", "local", "off")
+if BERTH_CACHE_URL and BERTH_CACHE_URL.partition("://")[0] not in ("redis", "rediss", "unix"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    # Checked at start: redis-py would only refuse it at the first request.
+    raise ImproperlyConfigured("BERTH_CACHE_URL must be a redis://, rediss:// or unix:// URL")
+if BERTH_MANIFEST_CACHE not in _manifest_cache_modes:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"BERTH_MANIFEST_CACHE must be one of {_manifest_cache_modes}")
+if BERTH_MANIFEST_CACHE == "shared" and not BERTH_CACHE_URL:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("BERTH_MANIFEST_CACHE=shared needs BERTH_CACHE_URL")
+if BERTH_MANIFEST_CACHE == "auto":
+    BERTH_MANIFEST_CACHE = (
+        "shared" if BERTH_CACHE_URL else "local" if BERTH_WEB_WORKERS == 1 else "off"
+    )
+# Seconds a manifest lookup stays cached: the longest a lookup can outlive a
+# write whose invalidation Redis missed (docs/scale-out.md). In process memory
+# no invalidation is ever missed.
+BERTH_MANIFEST_CACHE_TTL = env.int(
+    "BERTH_MANIFEST_CACHE_TTL", default=60 if BERTH_MANIFEST_CACHE == "shared" else 3600
+)
+
+
+def _redis_cache(prefix: str) -> dict[str, object]:
+    return {
+        "BACKEND": "portal.cache.ResilientRedisCache",
+        "LOCATION": BERTH_CACHE_URL,
+        "KEY_PREFIX": prefix,
+    }
+
+
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    # Manifest lookups (registry/services/cache.py). Process memory is coherent
-    # only while one process serves and writes; with several web processes and
-    # no shared cache there is no cache.
-    "manifests": (
-        {
+    "default": (
+        _redis_cache("berth")
+        if BERTH_CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    ),
+    # Per process, always: what a process falls back to while the shared cache is
+    # unreachable (login throttle counters, verified credentials).
+    "local": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "berth"},
+    # Manifest lookups (registry/services/cache.py).
+    "manifests": {
+        "shared": _redis_cache("berth-manifests"),
+        "local": {
             "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
             "LOCATION": "berth-manifests",
             "OPTIONS": {"MAX_ENTRIES": 20_000},
-        }
-        if BERTH_WEB_WORKERS == 1
-        else {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}
-    ),
+        },
+        "off": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"},
+    }[BERTH_MANIFEST_CACHE],
 }
 
 # Celery: a broker that needs no server by default (kombu's filesystem transport
@@ -252,7 +301,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "purge-stale-uploads": {
         "task": "registry.tasks.purge_stale_uploads",
-        "schedule": env.int("BERTH_UPLOAD_PURGE_INTERVAL", default=3600),
+        "schedule": BERTH_UPLOAD_PURGE_INTERVAL,
+        # Claims its period first: runs once however many schedulers send it.
+        "kwargs": {"scheduled": True},
     },
 }
 

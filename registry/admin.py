@@ -30,7 +30,7 @@ from portal.admin import (
     count_of,
     site,
 )
-from registry.models import Blob, Manifest, Project, Repository, Tag
+from registry.models import Blob, Manifest, Project, Repository, ScheduledRun, Tag
 
 PAYLOAD_SHOWN = 64 * 1024
 
@@ -249,4 +249,14 @@ class BlobAdmin(ReadOnlyMixin, SysadminOnlyAdmin):
 
     list_display = ("digest", "size", "created_at")
     search_fields = ("=digest",)
+    show_full_result_count = False
+
+
+@admin.register(ScheduledRun, site=site)
+class ScheduledRunAdmin(ReadOnlyMixin, SysadminOnlyAdmin):
+    """Which task ran each period of a scheduled job, and whether it finished."""
+
+    list_display = ("name", "period", "task_id", "claimed_at", "finished_at")
+    list_filter = ("name",)
+    ordering = ("-claimed_at",)
     show_full_result_count = False

@@ -176,3 +176,25 @@ class Upload(models.Model):
 
     def __str__(self) -> str:
         return str(self.id)
+
+
+class ScheduledRun(models.Model):
+    """A scheduled job's claim on one period: every replica may run the
+    scheduler, and the first task of a period to insert this row runs, the
+    others find it and skip (registry/services/schedule.py)."""
+
+    name = models.CharField(max_length=200)
+    # Seconds since the epoch divided by the job's interval.
+    period = models.BigIntegerField()
+    # The Celery task that claimed it: its retries and redeliveries run again.
+    task_id = models.CharField(max_length=255)
+    claimed_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["name", "period"], name="scheduled_run_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.period}"

@@ -1,18 +1,55 @@
-"""Scheduled registry jobs (Celery)."""
+"""Registry jobs (Celery).
+
+Every task is safe to run twice (a redelivery after a lost worker, a retry, two
+schedulers): it acknowledges late, retries with exponential back-off when the
+database or the blob storage fails, and a scheduled run claims its period first
+(registry/services/schedule.py) so that it runs once however many replicas run
+the scheduler.
+"""
+
+from __future__ import annotations
 
 import datetime
 import logging
 
+from botocore.exceptions import BotoCoreError, ClientError
 from celery import shared_task
 from django.conf import settings
+from django.db import DatabaseError
 
+from registry.services import schedule
 from registry.services.uploads import uploads_purge
 
 log = logging.getLogger("berth.registry")
 
+# What a later attempt may get past: the database or the storage briefly away.
+TRANSIENT = (DatabaseError, OSError, BotoCoreError, ClientError)
+RETRY = {
+    "acks_late": True,
+    "autoretry_for": TRANSIENT,
+    "retry_backoff": 5,
+    "retry_backoff_max": 600,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
 
-@shared_task(acks_late=True)
-def purge_stale_uploads() -> int:
+
+@shared_task(bind=True, **RETRY)
+def purge_stale_uploads(self, scheduled: bool = False) -> int:  # type: ignore[no-untyped-def]
+    """Cancel upload sessions idle for BERTH_UPLOAD_MAX_AGE. ``scheduled``: sent
+    by the scheduler, runs once per BERTH_UPLOAD_PURGE_INTERVAL."""
+    name = "purge-stale-uploads"
+    task_id = self.request.id or ""
+    if scheduled:
+        period = schedule.claim(
+            name=name, interval=settings.BERTH_UPLOAD_PURGE_INTERVAL, task_id=task_id
+        )
+        if period is None:
+            log.info("%s: skipped, another task ran this period", name)
+            return 0
+        log.info("%s: period %d: running", name, period)
     purged = uploads_purge(older_than=datetime.timedelta(seconds=settings.BERTH_UPLOAD_MAX_AGE))
+    if scheduled:
+        schedule.finished(name=name, task_id=task_id)
     log.info("purged %d stale upload sessions", purged)
     return purged

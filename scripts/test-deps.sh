@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
-APT_PACKAGES=(docker.io skopeo podman containerd uidmap chromium chromium-driver docker-registry nginx wrk apache2-utils postgresql)
+APT_PACKAGES=(docker.io skopeo podman containerd uidmap chromium chromium-driver docker-registry nginx wrk apache2-utils postgresql redis-server rabbitmq-server)
 
 missing=()
 for tool in dockerd skopeo podman ctr containerd newuidmap chromium chromedriver docker-registry nginx wrk ab; do
@@ -15,6 +15,10 @@ for tool in dockerd skopeo podman ctr containerd newuidmap chromium chromedriver
 done
 # Debian keeps PostgreSQL's server programs off PATH (scripts/postgres.sh finds them).
 compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || missing+=(postgresql)
+# The brokers and the shared cache (tests/servers.py starts private instances;
+# the packages' own services are not needed).
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
 if ((${#missing[@]})); then
   echo "test-deps: installing Debian packages (missing: ${missing[*]})"
   export DEBIAN_FRONTEND=noninteractive

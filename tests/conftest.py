@@ -336,3 +336,4 @@ def fresh_berth(tmp_path) -> Iterator[BerthServer]:
 
 
 from tests.roles import team  # noqa: E402, F401 - the `team` fixture, for every test package
+from tests.servers import rabbitmq_url, redis_url  # noqa: E402, F401 - session servers

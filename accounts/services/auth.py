@@ -1,12 +1,22 @@
 """Checking credentials: users (password, checked once then cached) and robots
 (secret), with guessing throttled per (name, client) — never a lockout an
-attacker could aim at someone else."""
+attacker could aim at someone else.
+
+Both use ``CACHES["default"]``: the shared Redis with ``BERTH_CACHE_URL``, so a
+proof and a count of failures hold across replicas. While it is unreachable
+each process falls back to its own memory (``CACHES["local"]``): throttling
+continues per process (an attacker gets at most the allowance once per
+process, never unlimited guesses), and verified passwords are cached per
+process. A cached proof is only a shortcut: every use re-checks the user row
+(active, same password hash), so a stale one never admits anybody.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
@@ -16,6 +26,7 @@ from django.utils import timezone
 from accounts.access import ANONYMOUS, Actor, robot_grants
 from accounts.models import Robot, User
 from accounts.services.secrets import check_secret
+from portal.cache import CacheUnavailable
 
 ROBOT_PREFIX = "robot$"
 CREDENTIAL_TTL = 300
@@ -27,8 +38,13 @@ class Throttled(Exception):
         self.retry_after = retry_after
 
 
-def _cache():  # type: ignore[no-untyped-def]
-    return caches["default"]
+def _call(method: str, *args: Any) -> Any:
+    """A cache call on the shared cache, or on this process's own while the
+    shared one is unavailable."""
+    try:
+        return getattr(caches["default"], method)(*args)
+    except CacheUnavailable:
+        return getattr(caches["local"], method)(*args)
 
 
 def _digest(*parts: str) -> str:
@@ -55,20 +71,20 @@ class _Throttle:
     key: str
 
     def check(self) -> None:
-        failures = _cache().get(self.key, 0)
+        failures = _call("get", self.key, 0)
         if failures >= settings.BERTH_LOGIN_FAILURES_ALLOWED:
             raise Throttled(settings.BERTH_LOGIN_THROTTLE_SECONDS)
 
     def failed(self) -> None:
-        cache = _cache()
-        if not cache.add(self.key, 1, settings.BERTH_LOGIN_THROTTLE_SECONDS):
+        ttl = settings.BERTH_LOGIN_THROTTLE_SECONDS
+        if not _call("add", self.key, 1, ttl):
             try:
-                cache.incr(self.key)
+                _call("incr", self.key)
             except ValueError:
-                cache.set(self.key, 1, settings.BERTH_LOGIN_THROTTLE_SECONDS)
+                _call("set", self.key, 1, ttl)
 
     def succeeded(self) -> None:
-        _cache().delete(self.key)
+        _call("delete", self.key)
 
 
 def authenticate(*, username: str, password: str, client: str = "") -> Actor | None:
@@ -101,23 +117,23 @@ def _robot(name: str, secret: str) -> Actor | None:
 
 
 def _user(username: str, password: str) -> Actor | None:
-    cache = _cache()
     key = "cred:" + _digest(username, password)
-    cached = cache.get(key)
+    cached = _call("get", key)
     if cached is not None:
-        user_id, password_hash = cached
+        user_id, hash_digest = cached
         user = User.objects.filter(pk=user_id, is_active=True).first()
         # A changed password or a disabled user invalidates the cached proof.
-        if user is not None and user.password == password_hash:
+        if user is not None and hmac.compare_digest(_digest(user.password), hash_digest):
             return actor_for_user(user)
-        cache.delete(key)
+        _call("delete", key)
     user = User.objects.filter(username=username).first()
     if user is None:
         make_password(password)  # the time a real check takes: no user oracle
         return None
     if not user.is_active or not check_password(password, user.password):
         return None
-    cache.set(key, (user.pk, user.password), CREDENTIAL_TTL)
+    # Only a keyed digest of the password hash goes to the (shared) cache.
+    _call("set", key, (user.pk, _digest(user.password)), CREDENTIAL_TTL)
     return actor_for_user(user)
 
 

@@ -6,21 +6,41 @@ generation after its transaction commits, so a reader that raced the write and
 stores what it read stores it under the old generation, which nobody asks for
 again. No entry can outlive the write that made it wrong.
 
-The cache is ``CACHES["manifests"]``: per-process memory when one web process
-serves (the embedded default), no cache at all with several processes and no
-shared cache configured (settings.py decides).
+The cache is ``CACHES["manifests"]`` (settings.py decides, ``BERTH_MANIFEST_CACHE``):
+the shared Redis of ``BERTH_CACHE_URL``, per-process memory when one web process
+serves (the embedded default), or none.
+
+A shared cache can fail, and then the cache is skipped, never the request:
+
+- a lookup that cannot read the generation reads the database and stores
+  nothing (a missing generation starts from the clock, so a restarted Redis
+  never brings an old generation number back);
+- a bump that fails (Redis unreachable at the moment of the commit) is kept by
+  the process and retried every second until it succeeds, and before any
+  other lookup of that process uses the cache. Entries expire after
+  ``BERTH_MANIFEST_CACHE_TTL`` seconds (60 for the shared cache), which bounds
+  how long another replica can serve a lookup whose invalidation was missed:
+  after that time the retry is dropped, as every entry it could have
+  invalidated has expired.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
+import threading
 import time
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import caches
 from django.db import transaction
 
-TTL = 3600
+from portal.cache import CacheUnavailable
+
+log = logging.getLogger("berth.registry")
+RETRY_INTERVAL = 1.0
 
 
 def _cache() -> Any:
@@ -36,39 +56,119 @@ def _entry_key(repository_name: str, reference: str, generation: int) -> str:
     return f"m:{generation}:" + hashlib.blake2b(raw, digest_size=16).hexdigest()
 
 
-def _generation(repository_name: str) -> int:
-    """The repository's generation. A missing one (never set, evicted, cache
-    restarted) starts from the clock, so a generation number never comes back."""
+def _generation(repository_name: str) -> int | None:
+    """The repository's generation, or None when the cache has none to give.
+    A missing one (never set, evicted, cache restarted) starts from the clock,
+    so a generation number never comes back."""
     cache = _cache()
     key = _generation_key(repository_name)
     generation = cache.get(key)
     if generation is None:
         cache.add(key, time.time_ns(), None)
-        generation = cache.get(key, 0)
+        generation = cache.get(key)
     return generation
 
 
-def lookup_key(repository_name: str, reference: str) -> str:
-    return _entry_key(repository_name, reference, _generation(repository_name))
+def _bump(repository_name: str) -> None:
+    cache = _cache()
+    key = _generation_key(repository_name)
+    try:
+        cache.incr(key)
+    except ValueError:  # absent: any fresh clock value is newer than all before
+        cache.set(key, time.time_ns(), None)
 
 
-def get(key: str) -> Any:
-    return _cache().get(key)
+class _MissedBumps:
+    """Bumps that failed, retried by a daemon thread and before every lookup."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._names: dict[str, float] = {}
+        self._thread: threading.Thread | None = None
+
+    def add(self, repository_name: str) -> None:
+        with self._lock:
+            self._names.setdefault(repository_name, time.monotonic())
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="berth-cache-retry", daemon=True
+                )
+                self._thread.start()
+
+    def __bool__(self) -> bool:
+        return bool(self._names)
+
+    def flush(self) -> None:
+        """Retry every missed bump; raises CacheUnavailable if one still fails.
+        A bump older than twice the TTL is dropped: what it would have
+        invalidated has expired."""
+        with self._lock:
+            pending = dict(self._names)
+        expired = time.monotonic() - 2 * settings.BERTH_MANIFEST_CACHE_TTL
+        for name, since in pending.items():
+            if since > expired:
+                _bump(name)
+                log.info("cache: missed invalidation of %s done", name)
+            with self._lock:
+                if self._names.get(name) == since:
+                    del self._names[name]
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(RETRY_INTERVAL)
+            try:
+                self.flush()
+            except CacheUnavailable:
+                continue
+            with self._lock:
+                if not self._names:
+                    self._thread = None
+                    return
 
 
-def put(key: str, value: Any) -> None:
-    _cache().set(key, value, TTL)
+_missed = _MissedBumps()
+
+
+def lookup_key(repository_name: str, reference: str) -> str | None:
+    """The cache key of a lookup, or None: the cache cannot be trusted now
+    (unreachable, or an invalidation of this process is still pending), so read
+    the database and store nothing."""
+    try:
+        if _missed:
+            _missed.flush()
+        generation = _generation(repository_name)
+    except CacheUnavailable:
+        return None
+    if generation is None:
+        return None
+    return _entry_key(repository_name, reference, generation)
+
+
+def get(key: str | None) -> Any:
+    if key is None:
+        return None
+    try:
+        return _cache().get(key)
+    except CacheUnavailable:
+        return None
+
+
+def put(key: str | None, value: Any) -> None:
+    if key is None:
+        return
+    # Best effort: without it the next lookup reads the database again.
+    with contextlib.suppress(CacheUnavailable):
+        _cache().set(key, value, settings.BERTH_MANIFEST_CACHE_TTL)
 
 
 def invalidate(repository_name: str) -> None:
     """Forget every cached lookup of the repository once the current transaction commits."""
 
     def bump() -> None:
-        cache = _cache()
-        key = _generation_key(repository_name)
         try:
-            cache.incr(key)
-        except ValueError:  # absent: any fresh clock value is newer than all before
-            cache.set(key, time.time_ns(), None)
+            _bump(repository_name)
+        except CacheUnavailable:
+            log.warning("cache: invalidation of %s missed; retrying", repository_name)
+            _missed.add(repository_name)
 
     transaction.on_commit(bump)

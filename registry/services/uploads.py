@@ -263,10 +263,14 @@ def uploads_purge(*, older_than: datetime.timedelta) -> int:
     store = blob_store()
     cutoff = timezone.now() - older_than
     stale = list(Upload.objects.filter(updated_at__lt=cutoff).values_list("pk", flat=True))
+    purged = 0
     for pk in stale:
-        Upload.objects.filter(pk=pk, updated_at__lt=cutoff).delete()
-        store.delete_upload(str(pk))
-        _hashes.drop(str(pk))
+        # A session that came back to life since the listing keeps its bytes.
+        deleted, _ = Upload.objects.filter(pk=pk, updated_at__lt=cutoff).delete()
+        if deleted:
+            store.delete_upload(str(pk))
+            _hashes.drop(str(pk))
+            purged += 1
     # Bytes with no session row are left by a crash between deleting the row and
     # the bytes. A session's row is created before its bytes, so listing the bytes
     # first and the rows second never mistakes a new session for a stray.
@@ -275,4 +279,4 @@ def uploads_purge(*, older_than: datetime.timedelta) -> int:
     for upload_id in on_disk:
         if upload_id not in known:
             store.delete_upload(upload_id)
-    return len(stale)
+    return purged

@@ -1,0 +1,179 @@
+"""Probes: liveness, readiness (database, storage, broker, cache; draining) and
+Harbor's /api/v2.0/health, answered from real dependencies."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+from django.test import Client
+
+from portal import health
+from portal.cache import breaker
+from portal.celery import app
+from tests.conftest import BerthServer
+from tests.servers import free_port, redis_caches
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fresh(settings, tmp_path):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "blobs": {
+            "BACKEND": "registry.storage.filesystem.FileSystemBlobStore",
+            "OPTIONS": {"location": str(tmp_path / "registry")},
+        },
+    }
+    breaker.reset()
+    yield
+    health.set_draining(False)
+    breaker.reset()
+
+
+@pytest.fixture
+def blackhole() -> Iterator[int]:
+    """A port that accepts connections and never answers."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=128)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield listener.getsockname()[1]
+    listener.close()
+    for s in held:
+        s.close()
+
+
+def statuses(body: dict) -> dict[str, str]:
+    return {c["name"]: c["status"] for c in body["components"]}
+
+
+def test_liveness_checks_nothing(settings, monkeypatch):
+    monkeypatch.setattr(app.conf, "broker_url", f"redis://127.0.0.1:{free_port()}/0")
+    r = Client().get("/livez")
+    assert r.status_code == 200
+    assert r.json() == {"status": "healthy"}
+
+
+def test_ready_when_every_dependency_answers():
+    r = Client().get("/readyz")
+    assert r.status_code == 200, r.content
+    assert r.json()["status"] == "healthy"
+    assert statuses(r.json()) == {"database": "healthy", "storage": "healthy", "broker": "healthy"}
+
+
+def test_ready_checks_the_shared_cache_and_a_redis_broker(settings, redis_url, monkeypatch):
+    settings.BERTH_CACHE_URL = redis_url
+    settings.CACHES = redis_caches(redis_url)
+    monkeypatch.setattr(app.conf, "broker_url", redis_url)
+    r = Client().get("/readyz")
+    assert r.status_code == 200, r.content
+    assert statuses(r.json())["cache"] == "healthy"
+    assert statuses(r.json())["broker"] == "healthy"
+
+
+def test_unready_names_a_dead_cache(settings):
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    settings.BERTH_CACHE_URL = dead
+    settings.CACHES = redis_caches(dead)
+    r = Client().get("/readyz")
+    assert r.status_code == 503
+    assert r.json()["status"] == "unhealthy"
+    assert statuses(r.json()) == {
+        "database": "healthy",
+        "storage": "healthy",
+        "broker": "healthy",
+        "cache": "unhealthy",
+    }
+    assert "127.0.0.1" not in r.content.decode()  # no addresses in the answer
+
+
+def test_unready_names_a_dead_broker(monkeypatch):
+    monkeypatch.setattr(app.conf, "broker_url", f"redis://127.0.0.1:{free_port()}/0")
+    r = Client().get("/readyz")
+    assert r.status_code == 503
+    assert statuses(r.json())["broker"] == "unhealthy"
+    assert statuses(r.json())["database"] == "healthy"
+
+
+def test_a_hung_broker_fails_readiness_within_the_timeout(settings, monkeypatch, blackhole):
+    settings.BERTH_READY_TIMEOUT = 0.5
+    monkeypatch.setattr(app.conf, "broker_url", f"amqp://guest:guest@127.0.0.1:{blackhole}//")
+    started = time.monotonic()
+    r = Client().get("/readyz")
+    assert time.monotonic() - started < 2
+    assert r.status_code == 503
+    assert statuses(r.json())["broker"] == "unhealthy"
+
+
+def test_unready_names_unusable_storage(settings, tmp_path):
+    (tmp_path / "a-file").write_bytes(b"")
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "blobs": {
+            "BACKEND": "registry.storage.filesystem.FileSystemBlobStore",
+            "OPTIONS": {"location": str(tmp_path / "a-file" / "registry")},
+        },
+    }
+    r = Client().get("/readyz")
+    assert r.status_code == 503
+    assert statuses(r.json())["storage"] == "unhealthy"
+
+
+def test_draining_is_unready():
+    health.set_draining()
+    r = Client().get("/readyz")
+    assert r.status_code == 503
+    assert r.json()["status"] == "draining"
+    assert Client().get("/livez").status_code == 200
+    health.set_draining(False)
+    assert Client().get("/readyz").status_code == 200
+
+
+def test_harbor_health_lists_components_under_harbors_names(settings):
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    settings.BERTH_CACHE_URL = dead
+    settings.CACHES = redis_caches(dead)
+    r = Client().get("/api/v2.0/health")
+    assert r.status_code == 200  # Harbor answers 200 and says what is unhealthy
+    assert r.json()["status"] == "unhealthy"
+    assert statuses(r.json()) == {
+        "core": "healthy",
+        "database": "healthy",
+        "registry": "healthy",
+        "jobservice": "healthy",
+        "redis": "unhealthy",
+    }
+
+
+@pytest.mark.django_db(transaction=False)
+def test_draining_reaches_the_web_processes_through_the_drain_file(tmp_path, monkeypatch):
+    drain = tmp_path / "draining"
+    server = BerthServer(tmp_path / "data", env={"BERTH_DRAIN_FILE": str(drain)}).start()
+    try:
+        assert requests.get(f"{server.url}/readyz", timeout=10).status_code == 200
+        monkeypatch.setenv("BERTH_DRAIN_FILE", "")  # restored afterwards
+        drain.touch()  # left by an earlier run: forgotten
+        health.use_drain_file(drain)  # as the supervisor does before starting children
+        assert not drain.exists()
+        assert requests.get(f"{server.url}/readyz", timeout=10).status_code == 200
+        health.set_draining()  # as the supervisor does on SIGTERM
+        r = requests.get(f"{server.url}/readyz", timeout=10)
+        assert r.status_code == 503
+        assert r.json()["status"] == "draining"
+        assert requests.get(f"{server.url}/livez", timeout=10).status_code == 200
+    finally:
+        health.set_draining(False)
+        server.stop()
