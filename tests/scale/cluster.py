@@ -25,6 +25,7 @@ import requests
 
 from tests.conftest import REPO_ROOT, BerthServer, free_port, live_database_url
 from tests.s3 import MinioServer, new_bucket_name, shared_minio
+from tests.servers import RedisServer
 
 POSTGRES_SCHEMES = ("postgres", "postgresql", "pgsql", "psql")
 # haproxy adds it to every answer: which replica served the request.
@@ -64,47 +65,6 @@ def postgres_base_url() -> str:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout.strip().splitlines()[-1]
-
-
-class RedisServer:
-    """A private redis-server (Debian's) on a free loopback port, no persistence."""
-
-    def __init__(self, work: Path) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}"
-        self.dir = work
-        self.log_path = work / "redis.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> RedisServer:
-        binary = shutil.which("redis-server")
-        assert binary, "redis-server missing: apt-get install redis-server (scripts/test-deps.sh)"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(
-            [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-             "--appendonly", "no", "--dir", str(self.dir), "--protected-mode", "yes"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
-        )  # fmt: skip
-        _wait_for("redis", self._ping, self.proc, self.log_path)
-        return self
-
-    def _ping(self) -> bool:
-        import socket
-
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=20)
 
 
 class Replica(Protocol):
@@ -151,21 +111,20 @@ class Haproxy:
     """haproxy (Debian's) in front of the replicas: per-request round robin,
     health checks, a response header naming the replica, a stats page."""
 
-    def __init__(self, work: Path, replicas: list[Replica], health_path: str) -> None:
+    def __init__(self, work: Path, replicas: list[Replica]) -> None:
         self.port = free_port()
         self.stats_port = free_port()
         self.addr = f"127.0.0.1:{self.port}"
         self.url = f"http://{self.addr}"
         self.work = work
         self.replicas = replicas
-        self.health_path = health_path
         self.config_path = work / "haproxy.cfg"
         self.log_path = work / "haproxy.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def config(self) -> str:
         """deploy/haproxy/haproxy.cfg, the documented sample, with this cluster's
-        listen addresses, health path and servers in place of the sample's."""
+        listen addresses and servers in place of the sample's."""
         sample = (REPO_ROOT / "deploy" / "haproxy" / "haproxy.cfg").read_text()
         lines: list[str] = []
         for line in sample.splitlines():
@@ -176,8 +135,6 @@ class Haproxy:
                 line = f"    bind {self.addr}"
             elif stripped == "bind 127.0.0.1:8404":
                 line = f"    bind 127.0.0.1:{self.stats_port}"
-            elif stripped.startswith("http-check send "):
-                line = line.replace("/api/v2.0/ping", self.health_path)
             lines.append(line)
             if stripped.startswith("default-server "):
                 lines.extend(
@@ -280,8 +237,8 @@ class Cluster:
         return {
             "BERTH_STORAGE_URL": self.storage_url,
             **self.minio.credentials_env,
-            "BERTH_CACHE_URL": f"{self.redis.url}/1",
-            "CELERY_BROKER_URL": f"{self.redis.url}/0",
+            "BERTH_CACHE_URL": self.redis.url(1),
+            "CELERY_BROKER_URL": self.redis.url(0),
             "BERTH_SECRET_KEY": self.secret_key,
         }
 
@@ -309,7 +266,7 @@ class Cluster:
         for t in threads:
             t.join()
         assert not errors, errors
-        self.balancer = Haproxy(self.work / "haproxy", self.replicas, "/api/v2.0/ping").start()
+        self.balancer = Haproxy(self.work / "haproxy", self.replicas).start()
         for replica in self.replicas:
             self.balancer.wait_status(replica.name, "UP")
         return self
