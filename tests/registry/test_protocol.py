@@ -161,6 +161,30 @@ def test_upload_cannot_claim_a_stored_blob_it_did_not_send(v2, reg):
     assert v2.get(f"/v2/crash/up/blobs/{sha256(secret)}").status_code == 404
 
 
+def test_final_put_without_bytes_reads_nothing_back(v2, monkeypatch):
+    """The last PATCH's running hash may be in another replica: a PUT that adds no
+    bytes takes the accepted bytes' sha256 from the session row instead of
+    reading the whole upload back to rebuild it."""
+    from registry.services import uploads
+    from registry.storage import blob_store
+
+    data = os.urandom(5000)
+    wrong, right = (v2.post("/v2/s/r/blobs/uploads/")["Location"] for _ in range(2))
+    for loc in (wrong, right):
+        v2.patch(loc, data=data, content_type="application/octet-stream")
+    uploads._hashes._items.clear()  # the PUTs reach another process
+
+    def read_upload(self, upload_id, size):
+        raise AssertionError("the upload was read back")
+
+    monkeypatch.setattr(type(blob_store()), "read_upload", read_upload)
+    r = v2.put(f"{wrong}?digest={sha256(os.urandom(10))}")
+    assert error_code(r) == "DIGEST_INVALID"
+    r = v2.put(f"{right}?digest={sha256(data)}")
+    assert r.status_code == 201, r.content
+    assert b"".join(v2.get(f"/v2/s/r/blobs/{sha256(data)}").streaming_content) == data
+
+
 def test_cancel_upload(v2):
     loc = v2.post("/v2/a/b/blobs/uploads/")["Location"]
     assert v2.delete(loc).status_code == 204
