@@ -7,10 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
-APT_PACKAGES=(docker.io skopeo podman containerd uidmap chromium chromium-driver docker-registry nginx wrk apache2-utils postgresql redis-server rabbitmq-server haproxy)
+# debootstrap makes the base of Berth's image (scripts/build-base-image.sh);
+# docker-compose and systemd check deploy/ (tests/test_deploy_files.py).
+APT_PACKAGES=(docker.io skopeo podman containerd uidmap chromium chromium-driver docker-registry nginx wrk apache2-utils postgresql redis-server rabbitmq-server haproxy debootstrap docker-compose systemd)
 
 missing=()
-for tool in dockerd skopeo podman ctr containerd newuidmap chromium chromedriver docker-registry nginx wrk ab; do
+for tool in dockerd skopeo podman ctr containerd newuidmap chromium chromedriver docker-registry nginx wrk ab debootstrap docker-compose systemd-analyze; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 # Debian keeps PostgreSQL's server programs off PATH (scripts/postgres.sh finds them).

@@ -335,5 +335,9 @@ def fresh_berth(tmp_path) -> Iterator[BerthServer]:
     server.stop()
 
 
+from tests.deploy import (  # noqa: E402, F401 - Berth's image (tests/deploy.py)
+    berth_image,
+    deploy_docker,
+)
 from tests.roles import team  # noqa: E402, F401 - the `team` fixture, for every test package
 from tests.servers import rabbitmq_url, redis_url  # noqa: E402, F401 - session servers

@@ -15,6 +15,8 @@
 #   crane                  go-containerregistry's crane CLI
 #   minio                  MinIO server: the real S3 the S3 blob store is tested
 #                          against (optional: a failed build only warns)
+#   helm                   Helm 3 CLI: `helm lint`/`helm template` of the chart
+#                          deploy/helm/berth (tests/test_deploy.py)
 #
 # Each tool has a stamp file in BIN_DIR/.stamps/; a tool whose stamp matches the
 # pinned version (and Go version) and whose binary exists is skipped, so
@@ -124,6 +126,11 @@ MINIO_VER=v0.0.0-20260212201848-7aac2a2c5b7c
 MINIO_COMMIT=7aac2a2c5b7c882e68c1ce017d8256be2feea27f
 MINIO_TIME=2026-02-12T20:18:48Z
 MINIO_SUM='h1:/qdoYujxF5MBLDMVLeiYJ/7fBa1HikX39Dvzb9Ji8pA='
+# Helm: `go install` of the pinned release works through the mirror (v3.18.4,
+# v3.17.3 and v3.16.4 all answered 200); the h1: hash is checked before the build.
+HELM_MOD=helm.sh/helm/v3
+HELM_VER=v3.18.4
+HELM_SUM='h1:pNhnHM3nAmDrxz6/UC+hfjDY4yeDATQCka2/87hkZXQ='
 # harbor-cli (github.com/goharbor/harbor-cli, Harbor's own CLI) is NOT built:
 # the mirror answers 403 for every form of it that was tried (@v/list, @latest
 # is 404, the tags v0.0.1..v0.0.20 and v0.1.0..v0.5.0, @main, @master, commit
@@ -293,9 +300,32 @@ build_minio() {
   log "minio: $MINIO_VER ($("$BIN_DIR/minio" --version 2>&1 | head -n1)) [built in $(elapsed "$t")]"
 }
 
+# helm: `go install` with the version ldflags of helm's Makefile, after checking
+# the module's hash (a cold build takes minutes: Kubernetes' client libraries).
+build_helm() {
+  local name=helm key="$HELM_MOD@$HELM_VER $GO_VERSION" t json sum
+  if stamp_ok "$name" "$key"; then
+    log "helm: $HELM_VER [up to date]"
+    return
+  fi
+  t="$(now)"
+  json="$(cd "$WORK" && "$GO" mod download -json "$HELM_MOD@$HELM_VER")"
+  sum="$(json_field Sum "$json")"
+  if [[ "$sum" != "$HELM_SUM" ]]; then
+    warn "$HELM_MOD@$HELM_VER hash $sum != pinned $HELM_SUM"
+    return 1
+  fi
+  (cd "$WORK" && GOBIN="$BIN_DIR" "$GO" install -ldflags="-s -w \
+    -X $HELM_MOD/internal/version.version=$HELM_VER \
+    -X $HELM_MOD/internal/version.gitTreeState=clean" "$HELM_MOD/cmd/helm@$HELM_VER")
+  stamp_write "$name" "$key"
+  log "helm: $("$BIN_DIR/helm" version --short) [built in $(elapsed "$t")]"
+}
+
 log "build-go-peers: $GO_VERSION -> $BIN_DIR"
 build_conformance_v111
 build_conformance_main
 build_oras
 build_crane
 build_minio
+build_helm
