@@ -2,9 +2,9 @@
 (MinIO) and one Redis, behind haproxy balancing every request round robin.
 
 A replica is anything with the small ``Replica`` interface (start, kill, stop,
-a URL, ``manage``): ``ProcessReplica`` runs ``manage.py serve --role all`` as a
-process group; a container launcher (the Berth image with ``--network host``)
-only has to provide the same five things.
+``manage``, ``logs``, a name and a URL): ``ProcessReplica`` runs ``manage.py
+serve --role all`` as a process group, ``ContainerReplica`` runs Berth's image
+(``--network host``) in the tests' private dockerd.
 """
 
 from __future__ import annotations
@@ -19,11 +19,17 @@ import time
 import urllib.parse
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import requests
 
-from tests.conftest import REPO_ROOT, BerthServer, free_port, live_database_url
+from tests.conftest import (
+    ADMIN_PASSWORD,
+    REPO_ROOT,
+    BerthServer,
+    free_port,
+    live_database_url,
+)
 from tests.s3 import MinioServer, new_bucket_name, shared_minio
 from tests.servers import RedisServer
 
@@ -77,6 +83,7 @@ class Replica(Protocol):
     def kill(self) -> None: ...
     def stop(self) -> None: ...
     def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]: ...
+    def logs(self) -> str: ...
 
 
 class ProcessReplica:
@@ -102,9 +109,79 @@ class ProcessReplica:
     def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self.server.manage(*args, check=check)
 
-    @property
-    def log_path(self) -> Path:
-        return self.server.log_path
+    def logs(self) -> str:
+        path = self.server.log_path
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+
+def _port_closed(port: int, timeout: float = 10) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) != 0:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"something still listens on port {port}")
+
+
+class ContainerReplica:
+    """Berth's image (tests/deploy.py, ``berth_image``) as a container on the
+    host's network: ``serve --role all``, its data directory a host volume."""
+
+    def __init__(
+        self,
+        docker: Any,
+        image: str,
+        name: str,
+        data_dir: Path,
+        env: Mapping[str, str],
+        database_url: str,
+    ) -> None:
+        from tests.deploy import BerthContainer
+
+        self.name = name
+        self.container = BerthContainer(
+            docker,
+            image,
+            data_dir,
+            role="all",
+            env={**env, "DATABASE_URL": database_url, "BERTH_ADMIN_PASSWORD": ADMIN_PASSWORD},
+        )
+        self.addr = self.container.addr
+        self.url = self.container.url
+        self.created = False
+
+    def start(self) -> None:
+        if not self.created:
+            self.container.start(timeout=180)
+            self.created = True
+            return
+        self.container.docker.run("start", self.container.name)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                requests.get(f"{self.url}/v2/", timeout=1)
+                return
+            except requests.RequestException:
+                time.sleep(0.2)
+        raise RuntimeError(f"{self.name} did not come back:\n{self.container.logs()}")
+
+    def kill(self) -> None:
+        """SIGKILL the container's first process: the whole container dies."""
+        self.container.docker.run("kill", "--signal", "KILL", self.container.name)
+        _port_closed(self.container.port)
+
+    def stop(self) -> None:
+        if self.created:
+            self.container.remove()
+
+    def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.container.exec("python3", "manage.py", *args, check=check)
+
+    def logs(self) -> str:
+        return self.container.logs()[-4000:]
 
 
 class Haproxy:
@@ -300,12 +377,7 @@ class Cluster:
 
     def logs(self) -> str:
         """The tail of every log, for a failing assertion."""
-        parts = []
-        for replica in self.replicas:
-            path = getattr(replica, "log_path", None)
-            if path and path.exists():
-                parts.append(f"== {replica.name}\n{path.read_text()[-4000:]}")
-        return "\n".join(parts)
+        return "\n".join(f"== {replica.name}\n{replica.logs()}" for replica in self.replicas)
 
 
 def temp_work() -> Path:
