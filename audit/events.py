@@ -24,6 +24,7 @@ class Resource(models.TextChoices):
     ROBOT = "robot"
     CONFIGURATION = "configuration"
     SESSION = "session"
+    IMMUTABLE_RULE = "immutable_tag_rule"
 
 
 class Result(models.TextChoices):

@@ -121,6 +121,9 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             ),
         }
     )
+    # Django's backend, but writers of one process queue on a Python lock
+    # instead of sleeping in SQLite's busy handler (portal/db/sqlite3/base.py).
+    DATABASES["default"]["ENGINE"] = "portal.db.sqlite3"
 # Keep database connections across requests (one per server thread): opening
 # one per request costs more than the registry's whole manifest lookup.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("BERTH_DB_CONN_MAX_AGE", default=600)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin
 from django.db.models import QuerySet
@@ -30,7 +31,8 @@ from portal.admin import (
     count_of,
     site,
 )
-from registry.models import Blob, Manifest, Project, Repository, ScheduledRun, Tag
+from registry.models import Blob, ImmutableRule, Manifest, Project, Repository, ScheduledRun, Tag
+from registry.services import immutability
 
 PAYLOAD_SHOWN = 64 * 1024
 
@@ -250,6 +252,111 @@ class BlobAdmin(ReadOnlyMixin, SysadminOnlyAdmin):
     list_display = ("digest", "size", "created_at")
     search_fields = ("=digest",)
     show_full_result_count = False
+
+
+# tag immutability rules -------------------------------------------------------
+
+
+def _rule_body(data: dict[str, Any]) -> dict[str, Any]:
+    """The form's fields as Harbor's rule body: one validation path (the service)."""
+    return {
+        "disabled": data["disabled"],
+        "priority": data["priority"],
+        "tag_selectors": [{"decoration": data["tag_decoration"], "pattern": data["tag_pattern"]}],
+        "scope_selectors": {
+            "repository": [{"decoration": data["repo_decoration"], "pattern": data["repo_pattern"]}]
+        },
+    }
+
+
+class ImmutableRuleChangeForm(ServiceForm):
+    tag_decoration = forms.ChoiceField(
+        choices=[(d, d) for d in immutability.TAG_DECORATIONS], label="tags"
+    )
+    repo_decoration = forms.ChoiceField(
+        choices=[(d, d) for d in immutability.REPO_DECORATIONS], label="repositories"
+    )
+
+    class Meta:
+        model = ImmutableRule
+        fields = (
+            "repo_decoration",
+            "repo_pattern",
+            "tag_decoration",
+            "tag_pattern",
+            "priority",
+            "disabled",
+        )
+        help_texts = {
+            "repo_pattern": "Doublestar glob on the name inside the project: app, app/*, **.",
+            "tag_pattern": "Doublestar glob on tag names: v*, {1,2}.*, **.",
+        }
+
+    def perform(self, data: dict[str, Any]) -> ImmutableRule:
+        return immutability.rule_update(
+            actor=self.actor,
+            project=self.instance.project,
+            rule_id=self.instance.pk,
+            data=_rule_body(data),
+        )
+
+
+class ImmutableRuleAddForm(ImmutableRuleChangeForm):
+    project = forms.ModelChoiceField(queryset=Project.objects.none())
+
+    class Meta(ImmutableRuleChangeForm.Meta):
+        pass
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["project"].queryset = self.scope.projects("immutable-tag", "create")  # type: ignore[attr-defined]
+
+    def perform(self, data: dict[str, Any]) -> ImmutableRule:
+        return immutability.rule_create(
+            actor=self.actor, project=data["project"], data=_rule_body(data)
+        )
+
+
+@admin.register(ImmutableRule, site=site)
+class ImmutableRuleAdmin(ServiceFormAdmin, ProjectScopedAdmin):
+    """Project admins and maintainers manage their projects' rules; changes go
+    through registry.services.immutability (validation, audit)."""
+
+    resource = "immutable-tag"
+    form = ImmutableRuleChangeForm
+    list_display = ("project", "repositories", "tags", "priority", "disabled", "created_at")
+    list_select_related = ("project",)
+    list_filter = ("disabled", ("project", admin.RelatedOnlyFieldListFilter))
+    ordering = ("project__name", "priority", "id")
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._allowed(request, "list", obj)  # Harbor's matrix has no "read" here
+
+    @admin.display(description="repositories")
+    def repositories(self, obj: ImmutableRule) -> str:
+        return f"{obj.repo_decoration} {obj.repo_pattern}"
+
+    @admin.display(description="tags")
+    def tags(self, obj: ImmutableRule) -> str:
+        return f"{obj.tag_decoration} {obj.tag_pattern}"
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):  # type: ignore[no-untyped-def]
+        if obj is None:
+            kwargs["form"] = ImmutableRuleAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        fields = ImmutableRuleChangeForm.Meta.fields
+        return fields if obj is not None else ("project", *fields)
+
+    def delete_model(self, request: HttpRequest, obj: ImmutableRule) -> None:
+        immutability.rule_delete(
+            actor=AdminScope.of(request).actor, project=obj.project, rule_id=obj.pk
+        )
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ImmutableRule]) -> None:
+        for rule in queryset.select_related("project"):
+            self.delete_model(request, rule)
 
 
 @admin.register(ScheduledRun, site=site)

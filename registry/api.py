@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
@@ -19,8 +20,9 @@ from accounts.services.projects import project_lookup
 from audit.events import Operation, Resource
 from audit.services import record
 from registry.manifests import INDEX_TYPES
-from registry.models import Manifest, Project, Repository
+from registry.models import Manifest, Project, Repository, Tag
 from registry.services import artifacts as svc
+from registry.services import immutability
 
 REPO_Q = {"name": "name"}
 IMAGE_CONFIGS = {
@@ -47,6 +49,49 @@ def _repository(actor: Actor, project: Project, raw: str) -> Repository:
     return repo
 
 
+@dataclass(frozen=True)
+class Scope:
+    """Who asks, in which project (and repository), checked for one action."""
+
+    actor: Actor
+    project: Project
+    repository: Repository | None = None
+
+    @property
+    def repo(self) -> Repository:
+        assert self.repository is not None
+        return self.repository
+
+    def audit(
+        self,
+        operation: Operation,
+        resource_type: Resource,
+        resource: str,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        record(
+            actor=self.actor,
+            operation=operation,
+            resource_type=resource_type,
+            resource=resource,
+            project=self.project,
+            detail=detail,
+        )
+
+
+def scope(
+    view: HarborView, request: Request, ref: str, permission: str, repo: str | None = None
+) -> Scope:
+    """The view's preamble: the caller, the project (404 if it may not see it), the
+    ``resource:action`` permission (403), then the repository if named (404)."""
+    actor = view.actor(request)
+    project = _project(actor, ref)
+    resource, _, action = permission.partition(":")
+    access.require(actor, resource, action, project)
+    repository = _repository(actor, project, repo) if repo is not None else None
+    return Scope(actor, project, repository)
+
+
 def render_repo(repo: Repository, artifact_count: int) -> dict[str, Any]:
     return {
         "id": repo.pk,
@@ -60,7 +105,12 @@ def render_repo(repo: Repository, artifact_count: int) -> dict[str, Any]:
     }
 
 
-def render_artifact(manifest: Manifest, repo: Repository, with_tag: bool = True) -> dict[str, Any]:
+def render_artifact(
+    manifest: Manifest,
+    repo: Repository,
+    with_tag: bool = True,
+    immutable: immutability.Matcher | None = None,
+) -> dict[str, Any]:
     out = {
         "id": manifest.pk,
         "type": "IMAGE"
@@ -81,27 +131,28 @@ def render_artifact(manifest: Manifest, repo: Repository, with_tag: bool = True)
         "references": [],
     }
     if with_tag:
-        out["tags"] = [
-            {
-                "id": tag.pk,
-                "repository_id": repo.pk,
-                "artifact_id": manifest.pk,
-                "name": tag.name,
-                "push_time": ts(tag.updated_at),
-                "pull_time": ts(repo.last_pulled_at),
-                "immutable": False,
-            }
-            for tag in manifest.tags.all()
-        ]
+        out["tags"] = [render_tag(tag, repo, manifest, immutable) for tag in manifest.tags.all()]
     return out
+
+
+def render_tag(
+    tag: Tag, repo: Repository, manifest: Manifest, immutable: immutability.Matcher | None
+) -> dict[str, Any]:
+    return {
+        "id": tag.pk,
+        "repository_id": repo.pk,
+        "artifact_id": manifest.pk,
+        "name": tag.name,
+        "push_time": ts(tag.updated_at),
+        "pull_time": ts(repo.last_pulled_at),
+        "immutable": bool(immutable and immutable(repo.name, tag.name)),
+    }
 
 
 class RepositoryList(HarborView):
     def get(self, request: Request, ref: str) -> Response:
-        actor = self.actor(request)
-        project = _project(actor, ref)
-        access.require(actor, "repository", "list", project)
-        rows = Repository.objects.filter(project=project, **parse_q(request, REPO_Q))
+        at = scope(self, request, ref, "repository:list")
+        rows = Repository.objects.filter(project=at.project, **parse_q(request, REPO_Q))
         rows = apply_sort(rows.annotate(n=Count("manifests")), request, REPO_SORT, "name")
         return paginate(request, rows, lambda page: [render_repo(r, r.n) for r in page])
 
@@ -118,55 +169,36 @@ class AllRepositories(HarborView):
 
 class RepositoryDetail(HarborView):
     def get(self, request: Request, ref: str, repo: str) -> Response:
-        actor = self.actor(request)
-        project = _project(actor, ref)
-        access.require(actor, "repository", "read", project)
-        repository = _repository(actor, project, repo)
-        return Response(render_repo(repository, repository.manifests.count()))
+        at = scope(self, request, ref, "repository:read", repo)
+        return Response(render_repo(at.repo, at.repo.manifests.count()))
 
     def put(self, request: Request, ref: str, repo: str) -> Response:
-        actor = self.actor(request)
-        project = _project(actor, ref)
-        access.require(actor, "repository", "update", project)
-        repository = _repository(actor, project, repo)
-        repository.description = str(body(request).get("description", ""))
-        repository.save(update_fields=["description", "updated_at"])
+        at = scope(self, request, ref, "repository:update", repo)
+        at.repo.description = str(body(request).get("description", ""))
+        at.repo.save(update_fields=["description", "updated_at"])
         return Response(status=200)
 
     def delete(self, request: Request, ref: str, repo: str) -> Response:
-        actor = self.actor(request)
-        project = _project(actor, ref)
-        access.require(actor, "repository", "delete", project)
-        repository = _repository(actor, project, repo)
-        svc.repository_delete(repository=repository)
-        record(
-            actor=actor,
-            operation=Operation.DELETE,
-            resource_type=Resource.REPOSITORY,
-            resource=repository.name,
-            project=project,
-        )
+        at = scope(self, request, ref, "repository:delete", repo)
+        svc.repository_delete(repository=at.repo)
+        at.audit(Operation.DELETE, Resource.REPOSITORY, at.repo.name)
         return Response(status=200)
 
 
 class ArtifactList(HarborView):
     def get(self, request: Request, ref: str, repo: str) -> Response:
-        actor = self.actor(request)
-        project = _project(actor, ref)
-        access.require(actor, "artifact", "list", project)
-        repository = _repository(actor, project, repo)
+        at = scope(self, request, ref, "artifact:list", repo)
         with_tag = request.query_params.get("with_tag", "true") != "false"
+        immutable = immutability.matcher_for(at.project)
         return paginate(
             request,
-            svc.artifacts_of(repository),
-            lambda page: [render_artifact(m, repository, with_tag) for m in page],
+            svc.artifacts_of(at.repo),
+            lambda page: [render_artifact(m, at.repo, with_tag, immutable) for m in page],
         )
 
     def post(self, request: Request, ref: str, repo: str) -> Response:
         """Copy: ``?from=<project>/<repository>:<tag>`` or ``…@<digest>``."""
-        actor = self.actor(request)
-        project = _project(actor, ref)
-        access.require(actor, "artifact", "create", project)
+        at = scope(self, request, ref, "artifact:create")
         source = request.query_params.get("from", "")
         if "@" in source:
             source_name, reference = source.split("@", 1)
@@ -175,108 +207,86 @@ class ArtifactList(HarborView):
         if not source_name or not reference:
             raise Invalid("from must be <project>/<repository>:<tag> or @<digest>")
         source_project = access.project_for_repository(source_name)
-        if source_project is None or not access.can(actor, "repository", "pull", source_project):
+        if source_project is None or not access.can(at.actor, "repository", "pull", source_project):
             raise NotFound(source_name)
         source_repo = Repository.objects.filter(name=source_name).first()
         if source_repo is None:
             raise NotFound(source_name)
-        target = _repo_name(project, repo)
+        target = _repo_name(at.project, repo)
         copied = svc.artifact_copy(source=source_repo, reference=reference, target_name=target)
-        record(
-            actor=actor,
-            operation=Operation.CREATE,
-            resource_type=Resource.ARTIFACT,
-            resource=f"{target}@{copied.digest}",
-            project=project,
-            detail={"from": source},
-        )
+        at.audit(Operation.CREATE, Resource.ARTIFACT, f"{target}@{copied.digest}", {"from": source})
         return created(
-            f"/api/v2.0/projects/{project.name}/repositories/{repo}/artifacts/{copied.digest}"
+            f"/api/v2.0/projects/{at.project.name}/repositories/{repo}/artifacts/{copied.digest}"
         )
 
 
 class ArtifactDetail(HarborView):
     def get(self, request: Request, ref: str, repo: str, reference: str) -> Response:
-        actor = self.actor(request)
-        project = _project(actor, ref)
-        access.require(actor, "artifact", "read", project)
-        repository = _repository(actor, project, repo)
-        manifest = svc.artifact_get(repository=repository, reference=reference)
-        return Response(render_artifact(manifest, repository))
+        at = scope(self, request, ref, "artifact:read", repo)
+        manifest = svc.artifact_get(repository=at.repo, reference=reference)
+        immutable = immutability.matcher_for(at.project)
+        return Response(render_artifact(manifest, at.repo, True, immutable))
 
     def delete(self, request: Request, ref: str, repo: str, reference: str) -> Response:
-        actor = self.actor(request)
-        project = _project(actor, ref)
-        access.require(actor, "artifact", "delete", project)
-        repository = _repository(actor, project, repo)
-        manifest = svc.artifact_delete(repository=repository, reference=reference)
-        record(
-            actor=actor,
-            operation=Operation.DELETE,
-            resource_type=Resource.ARTIFACT,
-            resource=f"{repository.name}@{manifest.digest}",
-            project=project,
-        )
+        at = scope(self, request, ref, "artifact:delete", repo)
+        manifest = svc.artifact_delete(repository=at.repo, reference=reference)
+        at.audit(Operation.DELETE, Resource.ARTIFACT, f"{at.repo.name}@{manifest.digest}")
         return Response(status=200)
 
 
 class TagList(HarborView):
     def get(self, request: Request, ref: str, repo: str, reference: str) -> Response:
-        actor = self.actor(request)
-        project = _project(actor, ref)
-        access.require(actor, "tag", "list", project)
-        repository = _repository(actor, project, repo)
-        manifest = svc.artifact_get(repository=repository, reference=reference)
-        tags = manifest.tags.order_by("name")
+        at = scope(self, request, ref, "tag:list", repo)
+        manifest = svc.artifact_get(repository=at.repo, reference=reference)
+        immutable = immutability.matcher_for(at.project)
         return paginate(
             request,
-            tags,
-            lambda page: [
-                {
-                    "id": t.pk,
-                    "repository_id": repository.pk,
-                    "artifact_id": manifest.pk,
-                    "name": t.name,
-                    "push_time": ts(t.updated_at),
-                    "pull_time": None,
-                    "immutable": False,
-                }
-                for t in page
-            ],
+            manifest.tags.order_by("name"),
+            lambda page: [render_tag(t, at.repo, manifest, immutable) for t in page],
         )
 
     def post(self, request: Request, ref: str, repo: str, reference: str) -> Response:
-        actor = self.actor(request)
-        project = _project(actor, ref)
-        access.require(actor, "tag", "create", project)
-        repository = _repository(actor, project, repo)
+        at = scope(self, request, ref, "tag:create", repo)
         name = str(body(request).get("name", ""))
-        svc.tag_create(repository=repository, reference=reference, name=name)
-        record(
-            actor=actor,
-            operation=Operation.CREATE,
-            resource_type=Resource.TAG,
-            resource=f"{repository.name}:{name}",
-            project=project,
-        )
+        svc.tag_create(repository=at.repo, reference=reference, name=name)
+        at.audit(Operation.CREATE, Resource.TAG, f"{at.repo.name}:{name}")
         return created(
-            f"/api/v2.0/projects/{project.name}/repositories/{repo}/artifacts/"
+            f"/api/v2.0/projects/{at.project.name}/repositories/{repo}/artifacts/"
             f"{reference}/tags/{name}"
         )
 
 
 class TagDetail(HarborView):
     def delete(self, request: Request, ref: str, repo: str, reference: str, tag: str) -> Response:
+        at = scope(self, request, ref, "tag:delete", repo)
+        svc.tag_delete(repository=at.repo, reference=reference, name=tag)
+        at.audit(Operation.DELETE, Resource.TAG, f"{at.repo.name}:{tag}")
+        return Response(status=200)
+
+
+class ImmutableRuleList(HarborView):
+    """Harbor's ``/projects/{p}/immutabletagrules``: project admins and maintainers."""
+
+    def get(self, request: Request, ref: str) -> Response:
+        actor = self.actor(request)
+        rows = immutability.rule_list(actor=actor, project=_project(actor, ref))
+        return paginate(request, rows, lambda page: [immutability.render(r) for r in page])
+
+    def post(self, request: Request, ref: str) -> Response:
         actor = self.actor(request)
         project = _project(actor, ref)
-        access.require(actor, "tag", "delete", project)
-        repository = _repository(actor, project, repo)
-        svc.tag_delete(repository=repository, reference=reference, name=tag)
-        record(
-            actor=actor,
-            operation=Operation.DELETE,
-            resource_type=Resource.TAG,
-            resource=f"{repository.name}:{tag}",
-            project=project,
-        )
+        rule = immutability.rule_create(actor=actor, project=project, data=body(request))
+        return created(f"/api/v2.0/projects/{project.name}/immutabletagrules/{rule.pk}")
+
+
+class ImmutableRuleDetail(HarborView):
+    def put(self, request: Request, ref: str, rule_id: int) -> Response:
+        actor = self.actor(request)
+        project = _project(actor, ref)
+        immutability.rule_update(actor=actor, project=project, rule_id=rule_id, data=body(request))
+        return Response(status=200)
+
+    def delete(self, request: Request, ref: str, rule_id: int) -> Response:
+        actor = self.actor(request)
+        immutability.rule_delete(actor=actor, project=_project(actor, ref), rule_id=rule_id)
         return Response(status=200)

@@ -32,6 +32,7 @@ class Code(enum.Enum):
     RANGE_INVALID = (416, "invalid content range")
     MANIFEST_TOO_LARGE = (413, "manifest exceeds the size limit")
     IN_USE = (409, "the resource is referenced and cannot be deleted")
+    TAG_IMMUTABLE = (412, "the tag is immutable: it cannot be moved or deleted")
     UNAVAILABLE = (503, "the registry cannot serve this request right now")
     INTERNAL = (500, "internal server error")
 
@@ -53,6 +54,7 @@ _WIRE = {
     Code.RANGE_INVALID: "BLOB_UPLOAD_INVALID",
     Code.MANIFEST_TOO_LARGE: "SIZE_INVALID",
     Code.IN_USE: "DENIED",
+    Code.TAG_IMMUTABLE: "DENIED",
     Code.VALUE_INVALID: "UNSUPPORTED",
     Code.INTERNAL: "UNKNOWN",
     Code.UNAVAILABLE: "UNAVAILABLE",

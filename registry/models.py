@@ -178,6 +178,29 @@ class Upload(models.Model):
         return str(self.id)
 
 
+class ImmutableRule(models.Model):
+    """A project's tag immutability rule (Harbor's ``ImmutableRule``): tags whose
+    name matches ``tag_pattern``, in repositories whose name within the project
+    matches ``repo_pattern``, can be created but never moved or deleted — not
+    even by an admin. Patterns are doublestar globs (``*``, ``**``, ``?``,
+    ``[a-z]``, ``{a,b}``); a decoration turns a pattern into an exclusion."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="immutable_rules")
+    priority = models.IntegerField(default=0)
+    disabled = models.BooleanField(default=False)
+    tag_pattern = models.CharField(max_length=255)
+    tag_decoration = models.CharField(max_length=16, default="matches")  # or "excludes"
+    repo_pattern = models.CharField(max_length=255, default="**")
+    repo_decoration = models.CharField(max_length=16, default="repoMatches")  # "repoExcludes"
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["priority", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.project_id}: {self.repo_pattern} / {self.tag_pattern}"
+
+
 class ScheduledRun(models.Model):
     """A scheduled job's claim on one period: every replica may run the
     scheduler, and the first task of a period to insert this row runs, the

@@ -47,6 +47,12 @@ def _registry(exc: RegistryError) -> Response:
         return envelope(409, "CONFLICT", exc.message)
     if status in (403, 405):
         return envelope(403, "FORBIDDEN", exc.message)
+    if status == 412:
+        return envelope(412, "PRECONDITION", exc.message)
+    if status == 503:
+        response = envelope(503, "UNAVAILABLE", exc.message)
+        response["Retry-After"] = "5"
+        return response
     return envelope(400, "BAD_REQUEST", exc.message)
 
 

@@ -26,6 +26,11 @@ urlpatterns = [
     path("projects/<str:ref>/members", projects.MemberList.as_view()),
     path("projects/<str:ref>/members/<int:mid>", projects.MemberDetail.as_view()),
     path("projects/<str:ref>/logs", ProjectLogs.as_view()),
+    path("projects/<str:ref>/immutabletagrules", content.ImmutableRuleList.as_view()),
+    path(
+        "projects/<str:ref>/immutabletagrules/<int:rule_id>",
+        content.ImmutableRuleDetail.as_view(),
+    ),
     path("projects/<str:ref>/repositories", content.RepositoryList.as_view()),
     # Repository names may hold slashes (sent as %2F or %252F): match the longest
     # path that ends in a fixed suffix.

@@ -15,7 +15,17 @@ from accounts.services import config
 from audit.events import Operation, Resource
 from audit.services import record
 
-USERNAME_RE = re.compile(r"[^\s,~#$%\"':;*?<>|/\\]{1,255}")
+# Harbor's forbidden characters, plus control characters (a NUL is stored by
+# SQLite and refused by PostgreSQL: refuse it on both, before the database).
+USERNAME_RE = re.compile(r"[^\s\x00-\x1f\x7f,~#$%\"':;*?<>|/\\]{1,255}")
+CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _check_text(field: str, value: str, max_length: int) -> None:
+    if len(value) > max_length:
+        raise Invalid(f"{field} is longer than {max_length} characters")
+    if CONTROL_RE.search(value):
+        raise Invalid(f"{field} contains a control character")
 
 
 def user_create(
@@ -33,6 +43,9 @@ def user_create(
         raise Denied("only system administrators may create users")
     if not USERNAME_RE.fullmatch(username or "") or username.startswith("robot$"):
         raise Invalid("invalid username")
+    _check_text("email", email or "", User._meta.get_field("email").max_length or 254)
+    _check_text("realname", realname or "", User._meta.get_field("realname").max_length or 255)
+    _check_text("comment", comment or "", User._meta.get_field("comment").max_length or 1024)
     if not password_ok(password or ""):
         raise Invalid(f"password must have {POLICY}")
     user = User(

@@ -135,7 +135,8 @@ class BerthScaled(Berth):
     title = "Berth (scaled out: PostgreSQL + Redis)"
     settings_note = (
         "manage.py serve (all roles) with DATABASE_URL=postgres (private PostgreSQL), "
-        "CELERY_BROKER_URL=redis (private Redis), BERTH_WEB_WORKERS=2"
+        "CELERY_BROKER_URL=redis and BERTH_CACHE_URL=redis (private Redis, db 0 and 1), "
+        "BERTH_WEB_WORKERS=2"
     )
 
     def install(self) -> None:
@@ -165,7 +166,10 @@ class BerthScaled(Berth):
         url = self.pg.create_database("berth", "berth", "berth")
         self.extra_env = {
             "DATABASE_URL": url,
+            # Redis database 0 for jobs, 1 for the shared cache (manifest lookups,
+            # verified credentials, login throttle).
             "CELERY_BROKER_URL": self.redis.url,
+            "BERTH_CACHE_URL": self.redis.url.rsplit("/", 1)[0] + "/1",
             "BERTH_WEB_WORKERS": "2",
         }
 

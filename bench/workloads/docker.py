@@ -44,6 +44,9 @@ def run(ctx: Context, peer: Peer, reg: Registry) -> dict[str, Any]:
     image_id = build_scratch_image(
         d, ref, ctx.workdir / "docker-build", layers=layers, layer_size=size, timeout=900
     )
+    # Learn whether the registry challenges (when this workload runs alone, no
+    # earlier request has told the client yet): log in only where it does.
+    reg.request("GET", "/v2/")
     if peer.creds and reg.auth_mode != "none":
         d.login(peer.host, *peer.creds)
     t0 = time.perf_counter()

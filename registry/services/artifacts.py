@@ -10,7 +10,7 @@ from django.db.models import Prefetch, QuerySet
 from registry.errors import Code, RegistryError
 from registry.models import Manifest, Repository, RepositoryBlob, Tag
 from registry.reference import check_tag, looks_like_digest, parse_digest
-from registry.services import cache
+from registry.services import cache, immutability
 from registry.services.deletes import require_deletes_enabled
 from registry.services.manifests import _tag_put, manifest_delete, manifest_put
 from registry.services.repositories import repository_ensure
@@ -63,11 +63,11 @@ def tag_delete(*, repository: Repository, reference: str, name: str) -> None:
     require_deletes_enabled()
     manifest = artifact_get(repository=repository, reference=reference)
     with transaction.atomic():
-        deleted, _ = Tag.objects.filter(
-            repository=repository, manifest=manifest, name=name
-        ).delete()
-        if not deleted:
+        tag = Tag.objects.filter(repository=repository, manifest=manifest, name=name)
+        if not tag.exists():
             raise RegistryError(Code.MANIFEST_UNKNOWN, detail={"tag": name[:200]})
+        immutability.require_mutable(repository.name, [name])
+        tag.delete()
         cache.invalidate(repository.name)
 
 
@@ -111,7 +111,9 @@ def repository_delete(*, repository: Repository) -> None:
     """Delete a repository with all its artifacts and tags (bytes stay for GC)."""
     require_deletes_enabled()
     with transaction.atomic():
-        Tag.objects.filter(repository=repository).delete()
+        tags = Tag.objects.filter(repository=repository)
+        immutability.require_mutable(repository.name, tags.values_list("name", flat=True))
+        tags.delete()
         # Children are protected while an index lists them: delete parents first.
         for _ in range(MAX_COPY_DEPTH + 1):
             top = Manifest.objects.filter(repository=repository, parent_refs__isnull=True)

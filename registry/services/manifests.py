@@ -23,7 +23,7 @@ from registry.models import (
     Tag,
 )
 from registry.reference import Digest, check_tag, is_tag, looks_like_digest, parse_digest
-from registry.services import cache
+from registry.services import cache, immutability
 from registry.services.deletes import require_deletes_enabled
 from registry.services.repositories import repository_ensure
 
@@ -117,16 +117,26 @@ def manifest_put(
         child_ids = _referenced_children(repo.pk, parsed)
         manifest = Manifest.objects.filter(repository=repo, digest=digest).first()
         if manifest is None:
-            manifest = Manifest.objects.create(
-                repository=repo,
-                digest=digest,
-                media_type=parsed.media_type,
-                artifact_type=referrer_artifact_type(parsed),
-                payload=body,
-                size=len(body),
-                subject_digest=parsed.subject.digest if parsed.subject else "",
-                annotations=parsed.annotations,
+            # Insert-or-nothing: the same manifest pushed under several tags at
+            # once (docker push --all-tags, parallel CI jobs) must not collide on
+            # (repository, digest); on PostgreSQL the loser waits, then reads
+            # the winner's row.
+            Manifest.objects.bulk_create(
+                [
+                    Manifest(
+                        repository=repo,
+                        digest=digest,
+                        media_type=parsed.media_type,
+                        artifact_type=referrer_artifact_type(parsed),
+                        payload=body,
+                        size=len(body),
+                        subject_digest=parsed.subject.digest if parsed.subject else "",
+                        annotations=parsed.annotations,
+                    )
+                ],
+                ignore_conflicts=True,
             )
+            manifest = Manifest.objects.get(repository=repo, digest=digest)
             ManifestBlob.objects.bulk_create(
                 [ManifestBlob(manifest=manifest, blob_id=b) for b in blob_ids],
                 ignore_conflicts=True,
@@ -142,8 +152,12 @@ def manifest_put(
                 "moving an existing tag needs the right to update the repository",
                 detail={"tags": sorted(moving.values_list("name", flat=True))},
             )
+        locked = set(immutability.protected(repository_name, tags))
         for tag in dict.fromkeys(tags):
-            _tag_put(repo_id=repo.pk, name=tag, manifest_id=manifest.pk)
+            if tag in locked:
+                _tag_keep(repository_name, repo_id=repo.pk, name=tag, manifest_id=manifest.pk)
+            else:
+                _tag_put(repo_id=repo.pk, name=tag, manifest_id=manifest.pk)
         cache.invalidate(repository_name)
     return PutResult(
         digest=digest,
@@ -160,6 +174,21 @@ def _tag_put(*, repo_id: int, name: str, manifest_id: int) -> None:
         unique_fields=["repository", "name"],
         update_fields=["manifest", "updated_at"],
     )
+
+
+def _tag_keep(repository_name: str, *, repo_id: int, name: str, manifest_id: int) -> None:
+    """An immutable tag: created if absent, never moved. Insert-or-nothing, then
+    look: a concurrent push that created it first wins, the others get 412."""
+    Tag.objects.bulk_create(
+        [Tag(repository_id=repo_id, name=name, manifest_id=manifest_id, updated_at=timezone.now())],
+        ignore_conflicts=True,
+    )
+    if not Tag.objects.filter(repository_id=repo_id, name=name, manifest_id=manifest_id).exists():
+        raise RegistryError(
+            Code.TAG_IMMUTABLE,
+            f"tag {name} in {repository_name} is immutable: it cannot be moved",
+            detail={"tags": [name]},
+        )
 
 
 def _referenced_blobs(repo_id: int, parsed: ParsedManifest) -> list[int]:
@@ -207,11 +236,11 @@ def manifest_delete(*, repository_name: str, reference: str) -> None:
         if looks_like_digest(reference):
             _manifest_delete(repository_name, str(parse_digest(reference)))
             return
-        deleted, _ = Tag.objects.filter(
-            repository__name=repository_name, name=check_tag(reference)
-        ).delete()
-        if not deleted:
+        tag = Tag.objects.filter(repository__name=repository_name, name=check_tag(reference))
+        if not tag.exists():
             raise RegistryError(Code.MANIFEST_UNKNOWN, detail={"reference": reference[:200]})
+        immutability.require_mutable(repository_name, [reference])
+        tag.delete()
 
 
 def _manifest_delete(repository_name: str, digest: str) -> None:
@@ -221,6 +250,7 @@ def _manifest_delete(repository_name: str, digest: str) -> None:
     parents = list(
         ManifestChild.objects.filter(child=manifest).values_list("parent__digest", flat=True)[:5]
     )
+    immutability.require_mutable(repository_name, manifest.tags.values_list("name", flat=True))
     if parents:
         raise RegistryError(
             Code.IN_USE,

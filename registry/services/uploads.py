@@ -290,4 +290,5 @@ def uploads_purge(*, older_than: datetime.timedelta) -> int:
     for upload_id in on_disk:
         if upload_id not in known:
             store.delete_upload(upload_id)
+    store.abort_stale_transfers(older_than)
     return purged

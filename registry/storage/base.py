@@ -18,6 +18,7 @@ tests/registry/test_storage_contract.py).
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import BinaryIO, Protocol
@@ -47,6 +48,11 @@ class BlobStore(Protocol):
     def delete_upload(self, upload_id: str) -> None: ...
 
     def upload_ids(self) -> Iterator[str]: ...
+
+    def abort_stale_transfers(self, older_than: datetime.timedelta) -> int:
+        """Release what a crashed commit left inside the backend itself (S3's
+        unfinished multipart uploads, invisible but billed); how many."""
+        ...
 
     def blob_exists(self, digest: str) -> bool: ...
 

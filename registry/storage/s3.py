@@ -55,6 +55,7 @@ caller's block size: memory per reader is one block, never the blob.
 
 from __future__ import annotations
 
+import datetime
 import errno
 import io
 import logging
@@ -62,7 +63,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -474,7 +475,33 @@ class S3BlobStore(S3Storage):
                 except ClientError as exc2:
                     if _code(exc2) != "BucketAlreadyOwnedByYou":
                         raise
+            self._check_conditional_writes(client)
             self._bucket_ready = True
+
+    def _check_conditional_writes(self, client: Any) -> None:
+        """Upload leases rely on conditional writes (``If-None-Match: *``, ``If-Match``);
+        a server that ignores them would let two replicas write one upload at once.
+        Probe once per process: the second create-if-absent of a key must fail."""
+        key = self._key(f"_berth/probe-{secrets.token_hex(8)}")
+        try:
+            client.put_object(Bucket=self.bucket_name, Key=key, Body=b"1", IfNoneMatch="*")
+            try:
+                client.put_object(Bucket=self.bucket_name, Key=key, Body=b"2", IfNoneMatch="*")
+            except ClientError as exc:
+                if _conflict(exc):
+                    return
+                raise
+        except ClientError as exc:
+            if _status(exc) not in (400, 501) and _code(exc) != "NotImplemented":
+                raise
+        finally:
+            with suppress(ClientError):
+                client.delete_object(Bucket=self.bucket_name, Key=key)
+        raise ImproperlyConfigured(
+            f"the S3 server behind bucket {self.bucket_name!r} does not honour conditional "
+            "writes (If-None-Match/If-Match), which Berth's upload locks need: use a server "
+            "that supports them (AWS S3, MinIO, Ceph RGW 18+, ...)"
+        )
 
     def _key(self, name: str) -> str:
         return self._root + name
@@ -732,6 +759,31 @@ class S3BlobStore(S3Storage):
         for page in paginator.paginate(Bucket=self.bucket_name, Prefix=prefix, Delimiter="/"):
             for common in page.get("CommonPrefixes", ()):
                 yield common["Prefix"][len(prefix) :].rstrip("/")
+
+    def abort_stale_transfers(self, older_than: datetime.timedelta) -> int:
+        """Abort multipart uploads under this store's prefix started more than
+        ``older_than`` ago: a commit that died between creating and completing
+        one. Live commits take seconds, so an hour-old one is dead."""
+        client = self._client()
+        cutoff = datetime.datetime.now(datetime.UTC) - older_than
+        aborted = 0
+        paginator = client.get_paginator("list_multipart_uploads")
+        # No Prefix: MinIO lists only uploads of exactly the key given as prefix.
+        for page in paginator.paginate(Bucket=self.bucket_name):
+            for item in page.get("Uploads", ()):
+                if not item["Key"].startswith(self._root) or item["Initiated"] >= cutoff:
+                    continue
+                try:
+                    client.abort_multipart_upload(
+                        Bucket=self.bucket_name, Key=item["Key"], UploadId=item["UploadId"]
+                    )
+                    aborted += 1
+                except ClientError as exc:
+                    if not _missing(exc):  # completed or aborted meanwhile: fine
+                        raise
+        if aborted:
+            log.info("aborted %d unfinished multipart uploads", aborted)
+        return aborted
 
     # blobs -------------------------------------------------------------------
 

@@ -10,10 +10,12 @@ from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Member, Robot, Role, User
-from accounts.services.auth import authenticate
+from accounts.services.auth import actor_for_user, authenticate
 from accounts.services.secrets import check_secret, hash_secret
+from audit.models import AuditEvent
 from portal.admin import AdminScope
-from registry.models import Blob, Manifest, Project, Repository, Tag
+from registry.models import Blob, ImmutableRule, Manifest, Project, Repository, Tag
+from registry.services import immutability
 from tests.conftest import ADMIN_PASSWORD
 from tests.roles import PASSWORD
 
@@ -128,6 +130,7 @@ def test_a_logged_in_non_admin_reaches_no_admin_page(other, username):
         PROJECTS,
         REPOSITORIES,
         USERS,
+        "/admin/registry/immutablerule/",
     ):
         r = client.get(path)
         assert r.status_code == 302, path
@@ -588,3 +591,77 @@ def test_changelist_query_counts_do_not_grow_with_rows(other, django_assert_max_
     page = clients["padmin"].get(MEMBERS).content.decode()
     assert ">u108<" in page
     assert "robot$team+r108" in clients["padmin"].get(ROBOTS).content.decode()
+
+
+# tag immutability rules -------------------------------------------------------
+
+RULES = "/admin/registry/immutablerule/"
+
+
+def rule_form(project: Project, **fields: object) -> dict[str, object]:
+    return {
+        "project": project.pk,
+        "repo_decoration": "repoMatches",
+        "repo_pattern": "**",
+        "tag_decoration": "matches",
+        "tag_pattern": "v*",
+        "priority": 0,
+        **fields,
+    }
+
+
+def test_project_admin_and_maintainer_manage_their_rules(other):
+    team = Project.objects.get(name="team")
+    client = as_user("padmin")
+    form = client.get(f"{RULES}add/").content.decode()
+    assert f'<option value="{team.pk}">team</option>' in form
+    assert f'<option value="{other.pk}">' not in form
+    r = client.post(f"{RULES}add/", rule_form(team))
+    assert r.status_code == 302, r.content.decode()[:2000]
+    rule = ImmutableRule.objects.get(project=team)
+    assert (rule.tag_pattern, rule.repo_pattern, rule.disabled) == ("v*", "**", False)
+    # The service's refusals are form errors: an identical rule, a bad pattern.
+    again = client.post(f"{RULES}add/", rule_form(team))
+    assert "an identical rule already exists" in again.content.decode()
+    bad = client.post(f"{RULES}add/", rule_form(team, tag_pattern="v\x01"))
+    assert bad.status_code == 200
+    assert ImmutableRule.objects.count() == 1
+    # Changing and deleting go through the service too (and are audited).
+    r = client.post(
+        f"{RULES}{rule.pk}/change/",
+        {**rule_form(team, tag_pattern="release-*", disabled="on"), "project": other.pk},
+    )
+    assert r.status_code == 302
+    rule.refresh_from_db()
+    assert (rule.project_id, rule.tag_pattern, rule.disabled) == (team.pk, "release-*", True)
+    listing = client.get(RULES).content.decode()
+    assert "matches release-*" in listing
+    # Maintainers manage rules through the API; the admin is for project admins.
+    assert as_user("maint").get(RULES).status_code == 302
+    r = client.post(f"{RULES}{rule.pk}/delete/", {"post": "yes"})
+    assert r.status_code == 302
+    assert not ImmutableRule.objects.exists()
+    ops = list(
+        AuditEvent.objects.filter(resource_type="immutable_tag_rule")
+        .order_by("id")
+        .values_list("operation", flat=True)
+    )
+    assert ops == ["create", "update", "delete"]
+
+
+def test_another_projects_rules_are_out_of_reach(other):
+    """IDOR: padmin neither sees, adds to, changes nor deletes other's rules."""
+    admin_actor = actor_for_user(User.objects.get(pk=1))
+    theirs = immutability.rule_create(
+        actor=admin_actor, project=other, data={"tag_selectors": [{"pattern": "keep-*"}]}
+    )
+    client = as_user("padmin")
+    assert "keep-*" not in client.get(RULES).content.decode()
+    r = client.post(f"{RULES}add/", rule_form(other))
+    assert "Select a valid choice" in r.content.decode()
+    assert client.get(f"{RULES}{theirs.pk}/change/").status_code in (302, 404)
+    client.post(f"{RULES}{theirs.pk}/change/", rule_form(other, tag_pattern="x"))
+    client.post(f"{RULES}{theirs.pk}/delete/", {"post": "yes"})
+    theirs.refresh_from_db()
+    assert theirs.tag_pattern == "keep-*"
+    assert ImmutableRule.objects.count() == 1

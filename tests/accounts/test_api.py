@@ -592,7 +592,7 @@ def test_auditlog_exts(team):
 
 def test_unknown_api_paths_are_json_404(team):
     for method in ("get", "post", "delete"):
-        r = getattr(api("admin"), method)("/api/v2.0/projects/team/immutabletagrules")
+        r = getattr(api("admin"), method)("/api/v2.0/projects/team/retentions/nothing")
         assert r.status_code == 404
         assert r.json()["errors"][0]["code"] == "NOT_FOUND"
 

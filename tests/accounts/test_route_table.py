@@ -16,6 +16,8 @@ from accounts.api import urls as api_urls
 from accounts.models import Member, Robot, User
 from accounts.services import robots
 from accounts.services.auth import actor_for_user
+from registry.models import Project
+from registry.services import immutability
 from tests.conftest import ADMIN, basic
 from tests.registry.helpers import InProcess
 from tests.roles import PASSWORD
@@ -78,6 +80,16 @@ TABLE: dict[tuple[str, str], tuple[str, dict | None]] = {
     ("PUT", "projects/<str:ref>/members/<int:mid>"): ("padmin admin", {"role_id": 2}),
     ("DELETE", "projects/<str:ref>/members/<int:mid>"): ("padmin admin", None),
     ("GET", "projects/<str:ref>/logs"): ("padmin admin", None),
+    ("GET", "projects/<str:ref>/immutabletagrules"): ("maint padmin admin", None),
+    ("POST", "projects/<str:ref>/immutabletagrules"): (
+        "maint padmin admin",
+        {"tag_selectors": [{"kind": "doublestar", "decoration": "matches", "pattern": "rc-*"}]},
+    ),
+    ("PUT", "projects/<str:ref>/immutabletagrules/<int:rule_id>"): (
+        "maint padmin admin",
+        {"disabled": True},
+    ),
+    ("DELETE", "projects/<str:ref>/immutabletagrules/<int:rule_id>"): ("maint padmin admin", None),
     ("GET", "projects/<str:ref>/repositories"): (f"{MEMBERS} probot admin", None),
     ("GET", "projects/<str:ref>/repositories/<path:repo>"): (f"{MEMBERS} probot admin", None),
     ("PUT", "projects/<str:ref>/repositories/<path:repo>"): (
@@ -217,6 +229,11 @@ def world(team, v2):
             }
         ],
     )
+    rule = immutability.rule_create(
+        actor=admin,
+        project=Project.objects.get(name="team"),
+        data={"tag_selectors": [{"pattern": "release-*"}]},
+    )
     credentials = {
         name: basic(name, PASSWORD)
         for name in ["lguest", "guest", "dev", "maint", "padmin", "outsider"]
@@ -237,6 +254,7 @@ def world(team, v2):
         "rest": "immutabletagrules/nothing-here",
         "name": "public",
         "tag": "v1",
+        "rule_id": rule.pk,
     }
     return credentials, params
 

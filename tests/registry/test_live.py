@@ -164,6 +164,29 @@ def test_f38_concurrent_pushes_to_one_tag(berth):
     assert tags == ["hot", "keep"]
 
 
+def test_one_manifest_pushed_under_many_tags_at_once(berth):
+    """The same manifest PUT under 16 tags at once into a new repository (as
+    `docker push --all-tags` or parallel CI jobs do): every PUT is acknowledged,
+    one manifest row, every tag names it. On PostgreSQL the inserts really race."""
+    reg = Remote(berth.url)
+    body, blobs = image(layers=[os.urandom(512)])
+    for data in blobs.values():
+        reg.put_blob("live/alltags", data)
+    tags = [f"t{i:02d}" for i in range(16)]
+
+    def put(tag: str) -> int:
+        return Remote(berth.url).put_manifest("live/alltags", tag, body).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        statuses = list(pool.map(put, tags))
+    assert statuses == [201] * 16
+    listed = http.get(f"{berth.url}/v2/live/alltags/tags/list").json()["tags"]
+    assert listed == tags
+    for tag in (tags[0], tags[-1]):
+        r = http.get(f"{berth.url}/v2/live/alltags/manifests/{tag}")
+        assert r.headers["Docker-Content-Digest"] == sha256(body)
+
+
 def test_f39_parallel_uploads_of_one_digest(berth):
     data = os.urandom(3 * 1024 * 1024)
     digest = sha256(data)

@@ -65,3 +65,66 @@ def test_upload_session_survives_a_restart(tmp_path):
         assert http.get(f"{server.url}/v2/restart/r/blobs/{sha256(data)}").content == data
     finally:
         server.stop()
+
+
+def test_sigterm_drains_in_flight_downloads_and_refuses_new_connections(tmp_path):
+    """Graceful drain: after SIGTERM to ``serve`` alone (as Kubernetes or systemd
+    sends it), a blob download in flight runs to its end, new connections are
+    refused, the drain file for readiness exists meanwhile, and serve exits 0."""
+    server = BerthServer(tmp_path / "data").start()
+    server.create_projects(["drain"])
+    data = os.urandom(64 << 20)  # far more than the socket buffers hold
+    digest = sha256(data)
+    try:
+        loc = server.url + http.post(f"{server.url}/v2/drain/r/blobs/uploads/").headers["Location"]
+        assert http.put(loc, params={"digest": digest}, data=data).status_code == 201
+        download = http.get(f"{server.url}/v2/drain/r/blobs/{digest}", stream=True)
+        assert download.status_code == 200
+        chunks = download.iter_content(1 << 20)
+        received = [next(chunks)]  # in flight: the rest still to come
+
+        server.proc.send_signal(signal.SIGTERM)
+        drain_files = list(server.data_dir.glob("draining-*"))
+        refused = False
+        for _ in range(200):  # bounded: until the listener is gone
+            drain_files = drain_files or list(server.data_dir.glob("draining-*"))
+            try:
+                requests.get(f"{server.url}/v2/", timeout=1)
+            except requests.ConnectionError:
+                refused = True
+                break
+            time.sleep(0.05)
+        assert refused
+        assert drain_files  # readiness would answer 503 (portal.health, BERTH_DRAIN_FILE)
+
+        received.extend(chunks)
+        assert sha256(b"".join(received)) == digest
+        assert server.proc.wait(timeout=30) == 0
+        assert list(server.data_dir.glob("draining-*")) == []
+    finally:
+        server.kill()
+
+
+def test_drain_seconds_keep_serving_while_readiness_says_503(tmp_path):
+    """BERTH_DRAIN_SECONDS: after SIGTERM, /readyz answers 503 at once while
+    requests are still served, so a balancer takes the replica out first; then
+    the server stops and exits 0."""
+    server = BerthServer(tmp_path / "data", env={"BERTH_DRAIN_SECONDS": "3"}).start()
+    try:
+        assert requests.get(f"{server.url}/readyz", timeout=10).status_code == 200
+        server.proc.send_signal(signal.SIGTERM)
+        seen = []
+        for _ in range(40):  # bounded: until readiness flips
+            r = requests.get(f"{server.url}/readyz", timeout=10)
+            seen.append(r.status_code)
+            if r.status_code == 503:
+                break
+            time.sleep(0.05)
+        assert seen[-1] == 503, seen
+        assert r.json()["status"] == "draining"
+        # Still serving during the window.
+        assert requests.get(f"{server.url}/v2/", timeout=10).status_code == 401
+        assert server.proc.poll() is None
+        assert server.proc.wait(timeout=40) == 0
+    finally:
+        server.kill()

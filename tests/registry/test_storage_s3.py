@@ -5,6 +5,7 @@ creation, leases, ranged reads, the settings URL, and a live Berth on S3."""
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import io
 import json
@@ -165,6 +166,62 @@ def test_missing_bucket_is_an_error_when_creation_is_off(minio):
     store = S3BlobStore(**minio.store_options(new_bucket_name(), create_bucket=False))
     with pytest.raises(ImproperlyConfigured, match="does not exist"):
         store.blob_exists("sha256:" + "0" * 64)
+
+
+def test_server_without_conditional_writes_is_refused(minio, monkeypatch):
+    """A server that ignores If-None-Match (simulated: the header never leaves the
+    client) would break upload leases: the store refuses to start, clearly."""
+    create = S3BlobStore._create_session
+
+    def session_without_conditions(self):  # type: ignore[no-untyped-def]
+        session = create(self)
+
+        def drop(params, **_):  # type: ignore[no-untyped-def]
+            params.pop("IfNoneMatch", None)
+
+        session.events.register("before-parameter-build.s3.PutObject", drop)
+        return session
+
+    monkeypatch.setattr(S3BlobStore, "_create_session", session_without_conditions)
+    store = S3BlobStore(**minio.store_options(new_bucket_name()))
+    with pytest.raises(ImproperlyConfigured, match="conditional writes"):
+        store.blob_exists("sha256:" + "0" * 64)
+    # The probe left nothing behind.
+    assert list(minio.client().list_objects_v2(Bucket=store.bucket_name).get("Contents", [])) == []
+
+
+def test_conditional_write_probe_passes_and_leaves_nothing(minio):
+    store = s3_store()
+    assert store.blob_exists("sha256:" + "0" * 64) is False
+    assert keys(store) == []
+    assert minio.client().list_objects_v2(Bucket=store.bucket_name).get("KeyCount") == 0
+
+
+def test_unfinished_multipart_uploads_are_aborted(minio):
+    """A commit that died between creating and completing a multipart upload
+    leaves it billed and invisible; the purge job aborts those under the store's
+    prefix once old enough, and nothing else."""
+    store = s3_store()
+    store.upload_ids()  # the store creates its bucket on first use
+    assert list(store.upload_ids()) == []
+    client = minio.client()
+    bucket = store.bucket_name
+    dead = client.create_multipart_upload(Bucket=bucket, Key=store._key("blobs/sha256/aa/x"))
+    outside = client.create_multipart_upload(Bucket=bucket, Key="elsewhere/object")
+
+    def open_uploads() -> set[str]:
+        return {
+            u["UploadId"] for u in client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+        }
+
+    assert store.abort_stale_transfers(datetime.timedelta(hours=1)) == 0  # too young
+    assert open_uploads() == {dead["UploadId"], outside["UploadId"]}
+    time.sleep(1.1)
+    assert store.abort_stale_transfers(datetime.timedelta(seconds=1)) == 1
+    assert open_uploads() == {outside["UploadId"]}
+    client.abort_multipart_upload(
+        Bucket=bucket, Key="elsewhere/object", UploadId=outside["UploadId"]
+    )
 
 
 def test_layout_under_the_prefix(minio):

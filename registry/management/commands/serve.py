@@ -2,7 +2,16 @@
 Celery scheduler in the foreground; Ctrl-C (or SIGTERM) stops them cleanly.
 
 ``--role web|worker|scheduler|all`` runs one part only, for scaled-out
-deployments (docs/scale-out.md).
+deployments (docs/scale-out.md). With ``all`` (the embedded default) the
+scheduler runs as a thread of the worker process (portal/celery.py,
+``ThreadedBeat``): one Python process, and one copy of Django, fewer.
+
+Start-up is on the path to the first answer, so ``serve`` does only what is
+needed before the web child starts: ``migrate`` only when migrations are
+unapplied, Django's system checks while the children start (an error still stops
+everything), none in the Celery children (``CELERY_SKIP_CHECKS``: ``serve`` ran
+them). Then it replaces itself with ``registry.supervisor``, which supervises the
+children without Django in memory.
 """
 
 from __future__ import annotations
@@ -13,7 +22,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -21,12 +29,13 @@ from typing import Any
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connection
+from django.db import connection, connections
+from django.db.migrations.executor import MigrationExecutor
 
 from accounts.services.bootstrap import bootstrap
+from registry import supervisor
 
 ROLES = ("all", "web", "worker", "scheduler")
-STOP_GRACE = 20.0
 # pg_advisory_lock key serialising `migrate` + bootstrap across replicas ("berth").
 MIGRATION_LOCK = 0x6265727468
 
@@ -106,8 +115,18 @@ def _one_replica_at_a_time() -> Iterator[None]:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [MIGRATION_LOCK])
 
 
+def migrations_pending() -> bool:
+    """Whether ``migrate`` has anything to do: a plan check (~25 ms) instead of
+    a ``migrate`` run that finds nothing (~70-200 ms, post-migrate handlers
+    included)."""
+    executor = MigrationExecutor(connection)
+    return bool(executor.migration_plan(executor.loader.graph.leaf_nodes()))
+
+
 class Command(BaseCommand):
     help = "Run Berth: migrate, then the web server, job worker and scheduler."
+    # Run explicitly, while the children start (see handle()).
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--role", choices=ROLES, default="all")
@@ -119,7 +138,8 @@ class Command(BaseCommand):
     ) -> None:
         if role in ("all", "web") and not no_migrate:
             with _one_replica_at_a_time():
-                call_command("migrate", interactive=False, verbosity=0)
+                if migrations_pending():
+                    call_command("migrate", interactive=False, verbosity=0)
                 bootstrap()
         if role in ("all", "web"):
             call_command("collectstatic", interactive=False, verbosity=0)
@@ -129,7 +149,7 @@ class Command(BaseCommand):
             commands["web"] = web_command(addr)
         if role in ("all", "worker"):
             commands["worker"] = worker_command()
-        if role in ("all", "scheduler"):
+        if role == "scheduler":
             commands["scheduler"] = scheduler_command()
         self.stdout.write(f"Berth {role}: listening on {addr}" if "web" in commands else role)
         self._supervise(commands)
@@ -137,7 +157,19 @@ class Command(BaseCommand):
     def _supervise(self, commands: dict[str, list[str]]) -> None:
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings"}
         env["BERTH_DATA_DIR"] = str(settings.DATA_DIR)
-        children: dict[str, subprocess.Popen[bytes]] = {}
+        env["CELERY_SKIP_CHECKS"] = "1"  # run here, once (below)
+        # Readiness answers 503 while this file exists (registry/supervisor.py,
+        # mark_not_ready): one per server, removed when it starts and stops.
+        drain_file = settings.DATA_DIR / f"draining-{os.getpid()}"
+        drain_file.unlink(missing_ok=True)
+        env["BERTH_DRAIN_FILE"] = os.environ["BERTH_DRAIN_FILE"] = str(drain_file)
+        env.pop("BERTH_WORKER_BEAT", None)
+        if "worker" in commands and "web" in commands:
+            # The embedded default (role all): the scheduler runs as a thread of
+            # the one worker (portal/celery.py, ThreadedBeat), not as a process.
+            env["BERTH_WORKER_BEAT"] = str(settings.DATA_DIR / "celerybeat-schedule")
+        children: dict[str, int] = {}
+        procs: list[subprocess.Popen[bytes]] = []  # kept: nothing reaps them behind our back
         stopping = False
 
         def stop(signum: int, frame: Any) -> None:
@@ -152,25 +184,25 @@ class Command(BaseCommand):
                 # Same process group as the supervisor (Ctrl-C and kill -9 of the
                 # group reach every part), and a parent-death signal so no part
                 # outlives a supervisor that was killed alone.
-                children[name] = subprocess.Popen(argv, env=env, preexec_fn=pre_exec)
-            while not stopping:
-                for name, child in children.items():
-                    if child.poll() is not None:
-                        self.stderr.write(f"{name} exited with {child.returncode}; stopping")
-                        stopping = True
-                        break
-                time.sleep(0.2)
-        finally:
-            self._stop(children)
-
-    def _stop(self, children: dict[str, subprocess.Popen[bytes]]) -> None:
-        for child in children.values():
-            if child.poll() is None:
-                child.terminate()
-        deadline = time.monotonic() + STOP_GRACE
-        for child in children.values():
-            try:
-                child.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+                procs.append(subprocess.Popen(argv, env=env, preexec_fn=pre_exec))
+                children[name] = procs[-1].pid
+            # The system checks run while the children import Django (two cores
+            # work at once); an error stops everything, as before the children ran.
+            self.check()
+        except BaseException:
+            supervisor.stop_children(children)
+            raise
+        if stopping:
+            supervisor.mark_not_ready()
+            supervisor.stop_children(children)
+            return
+        connections.close_all()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.stdout.flush()
+        os.execv(  # noqa: S606 (our own interpreter and file, no shell)
+            sys.executable,
+            # -I: the standard library only, nothing from the environment or cwd.
+            [sys.executable, "-I", supervisor.__file__]
+            + [f"{name}={pid}" for name, pid in children.items()],
+        )

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("registry", "0003_repository_pull_count_db_default"),
+        ("registry", "0004_immutablerule"),
     ]
 
     operations = [
