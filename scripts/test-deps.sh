@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 # debootstrap makes the base of Berth's image (scripts/build-base-image.sh);
 # docker-compose and systemd check deploy/ (tests/test_deploy_files.py);
-# redis-server and rabbitmq-server are the scaled-out cache and brokers.
-APT_PACKAGES=(docker.io skopeo podman containerd uidmap chromium chromium-driver docker-registry nginx wrk apache2-utils postgresql redis-server rabbitmq-server debootstrap docker-compose systemd)
+# redis-server and rabbitmq-server are the scaled-out cache and brokers;
+# haproxy balances the replica test (tests/scale).
+APT_PACKAGES=(docker.io skopeo podman containerd uidmap chromium chromium-driver docker-registry nginx wrk apache2-utils postgresql redis-server rabbitmq-server haproxy debootstrap docker-compose systemd)
 
 missing=()
 for tool in dockerd skopeo podman ctr containerd newuidmap chromium chromedriver docker-registry nginx wrk ab debootstrap docker-compose systemd-analyze; do
@@ -22,6 +23,8 @@ compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || missing+=(postgresql
 # the packages' own services are not needed).
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
+# The balancer in front of the replica test's three replicas (tests/scale/).
+[ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 if ((${#missing[@]})); then
   echo "test-deps: installing Debian packages (missing: ${missing[*]})"
   export DEBIAN_FRONTEND=noninteractive

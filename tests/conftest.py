@@ -151,7 +151,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-_live_databases: list[str] = []
+# Per server URL: the live databases created on it.
+_live_databases: dict[str, list[str]] = {}
 
 
 def _postgres_admin(url: str, *statements: object) -> list[tuple]:
@@ -173,22 +174,23 @@ def _drop_live_databases(url: str, names: list[str]) -> None:
     _postgres_admin(url, *(drop.format(sql.Identifier(name)) for name in names))
 
 
-def live_database_url(port: int) -> str | None:
-    """With DATABASE_URL on PostgreSQL, the URL of a fresh database for one live
-    server (several run at once; the outer database is pytest-django's). They are
-    dropped when the test process exits, not on stop(): a stopped server may be
-    started again on the same data. Without it, None: the server uses SQLite in
-    its data directory."""
+def live_database_url(port: int, base: str | None = None) -> str | None:
+    """With DATABASE_URL (or ``base``) on PostgreSQL, the URL of a fresh database
+    for one live server (several run at once; the outer database is
+    pytest-django's). They are dropped when the test process exits, not on
+    stop(): a stopped server may be started again on the same data. Without it,
+    None: the server uses SQLite in its data directory."""
     import atexit
     import urllib.parse
 
     from psycopg import sql
 
-    url = os.environ.get("DATABASE_URL", "")
+    url = base or os.environ.get("DATABASE_URL", "")
     if url.partition(":")[0] not in ("postgres", "postgresql", "pgsql", "psql"):
         return None
-    if not _live_databases:
-        atexit.register(_drop_live_databases, url, _live_databases)
+    if url not in _live_databases:
+        _live_databases[url] = []
+        atexit.register(_drop_live_databases, url, _live_databases[url])
         # Leftovers of test processes that died before they could drop theirs.
         found = _postgres_admin(
             url, "SELECT datname FROM pg_database WHERE datname LIKE 'berth_live_%'"
@@ -205,7 +207,7 @@ def live_database_url(port: int) -> str | None:
     name = f"berth_live_{os.getpid()}_{port}"
     _drop_live_databases(url, [name])
     _postgres_admin(url, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    _live_databases.append(name)
+    _live_databases[url].append(name)
     return urllib.parse.urlsplit(url)._replace(path=f"/{name}").geturl()
 
 
@@ -213,7 +215,13 @@ class BerthServer:
     """``manage.py serve`` in a subprocess with its own data directory (and, when
     the tests run on PostgreSQL, its own database)."""
 
-    def __init__(self, data_dir: Path, role: str = "web", env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        data_dir: Path,
+        role: str = "web",
+        env: dict[str, str] | None = None,
+        database_url: str | None = None,
+    ):
         self.data_dir = data_dir
         self.port = free_port()
         self.addr = f"127.0.0.1:{self.port}"
@@ -224,7 +232,8 @@ class BerthServer:
         self.log_path = data_dir.parent / f"berth-{self.port}.log"
         self.http = requests.Session()
         self.http.auth = ADMIN
-        self.database_url = live_database_url(self.port)
+        # A database of its own, unless given one (replicas share theirs).
+        self.database_url = database_url or live_database_url(self.port)
 
     @property
     def env(self) -> dict[str, str]:

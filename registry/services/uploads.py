@@ -24,6 +24,7 @@ from registry.models import Blob, Upload
 from registry.reference import Digest
 from registry.services.blobs import blob_register
 from registry.storage import UploadBusy, blob_store
+from registry.storage.base import BlobStore
 
 CHUNK = 1024 * 1024
 EMPTY_SHA256 = hashlib.sha256().hexdigest()
@@ -123,14 +124,18 @@ def _copy(stream: BinaryIO, length: int | None, writer, hasher: hashlib._Hash) -
     return total
 
 
-def _append(upload: Upload, writer, stream, length, start) -> tuple[int, hashlib._Hash]:
-    """Append a request body at the session's current end, under the writer lock."""
+def _check_start(upload: Upload, start: int | None) -> None:
     if start is not None and start != upload.size:
         raise RegistryError(
             Code.RANGE_INVALID,
             f"chunk starts at {start}, upload is at {upload.size}",
             headers={"Range": range_header(upload.size)},
         )
+
+
+def _append(upload: Upload, writer, stream, length, start) -> tuple[int, hashlib._Hash]:
+    """Append a request body at the session's current end, under the writer lock."""
+    _check_start(upload, start)
     hasher = _hasher(upload)
     added = _copy(stream, length, writer, hasher) if length != 0 else 0
     writer.flush()  # stored before the session row says so (S3 buffers a part)
@@ -181,19 +186,33 @@ def upload_complete(
     try:
         with store.upload_writer(upload_id) as writer:
             upload.refresh_from_db()
-            writer.begin(upload.size)
-            size, hasher = _append(upload, writer, stream, length, start)
-            if size != upload.size:
-                _save_progress(upload, size, hasher)
-            actual = _final_digest(upload, digest, hasher)
-            if actual != digest.hex:
-                _discard(upload)
-                raise RegistryError(
-                    Code.DIGEST_INVALID,
-                    "uploaded content does not match the digest",
-                    detail={"digest": str(digest)},
-                )
-            store.commit_upload(upload_id, str(digest), size)
+            if length == 0 and _committed_before(store, upload, digest):
+                # A commit that stored the blob and died before registering it
+                # (process killed, connection lost): its bytes are gone from the
+                # session, but the blob is there. Finish what it started.
+                size = upload.size
+                store.delete_upload(upload_id)
+            else:
+                writer.begin(upload.size)
+                if length == 0 and digest.algorithm == "sha256":
+                    # Nothing to add, and the row holds the sha256 of the accepted
+                    # bytes: no need for the running hash, which another replica
+                    # may hold (rebuilding it would read the whole upload back).
+                    _check_start(upload, start)
+                    size, actual = upload.size, upload.sha256
+                else:
+                    size, hasher = _append(upload, writer, stream, length, start)
+                    if size != upload.size:
+                        _save_progress(upload, size, hasher)
+                    actual = _final_digest(upload, digest, hasher)
+                if actual != digest.hex:
+                    _discard(upload)
+                    raise RegistryError(
+                        Code.DIGEST_INVALID,
+                        "uploaded content does not match the digest",
+                        detail={"digest": str(digest)},
+                    )
+                store.commit_upload(upload_id, str(digest), size)
     except UploadBusy:
         raise RegistryError(
             Code.RANGE_INVALID,
@@ -205,6 +224,18 @@ def upload_complete(
         Upload.objects.filter(pk=upload.pk).delete()
     _hashes.drop(upload_id)
     return blob
+
+
+def _committed_before(store: BlobStore, upload: Upload, digest: Digest) -> bool:
+    """The session's accepted bytes hash to ``digest`` (the row says so) and the
+    blob of that digest and size is stored: a blob is stored only after its
+    bytes were verified, so a commit of these very bytes already happened."""
+    return (
+        digest.algorithm == "sha256"
+        and upload.sha256 == digest.hex
+        and store.blob_exists(str(digest))
+        and store.blob_size(str(digest)) == upload.size
+    )
 
 
 def _final_digest(upload: Upload, digest: Digest, hasher: hashlib._Hash) -> str:

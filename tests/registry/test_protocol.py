@@ -128,6 +128,63 @@ def test_upload_resumes_after_restart_without_hash_state(v2):
     assert r.status_code == 201, r.content
 
 
+def test_commit_retried_after_a_crash_between_storing_and_registering(v2):
+    """A commit that stored the blob and died before writing its row (kill -9 of
+    the replica, F40): the client's retried PUT finishes the upload instead of
+    failing forever on bytes that already moved into the blob."""
+    from registry.storage import blob_store
+
+    data = os.urandom(3000)
+    digest = sha256(data)
+    loc = v2.post("/v2/crash/up/blobs/uploads/")["Location"]
+    assert v2.patch(loc, data=data, content_type="application/octet-stream").status_code == 202
+    blob_store().commit_upload(loc.rsplit("/", 1)[1], digest, len(data))  # then the crash
+    assert not Blob.objects.filter(digest=digest).exists()
+    assert v2.get(loc)["Range"] == f"0-{len(data) - 1}"
+    r = v2.put(f"{loc}?digest={digest}")
+    assert r.status_code == 201, r.content
+    assert b"".join(v2.get(f"/v2/crash/up/blobs/{digest}").streaming_content) == data
+    assert not Upload.objects.exists()
+    assert list(blob_store().upload_ids()) == []
+
+
+def test_upload_cannot_claim_a_stored_blob_it_did_not_send(v2, reg):
+    """Finishing a session by a stored blob needs the session's own bytes to hash
+    to it: naming another blob's digest is still a digest mismatch."""
+    secret = os.urandom(500)
+    reg.put_blob("crash/other", secret)
+    loc = v2.post("/v2/crash/up/blobs/uploads/")["Location"]
+    v2.patch(loc, data=b"mine", content_type="application/octet-stream")
+    r = v2.put(f"{loc}?digest={sha256(secret)}")
+    assert r.status_code == 400
+    assert error_code(r) == "DIGEST_INVALID"
+    assert v2.get(f"/v2/crash/up/blobs/{sha256(secret)}").status_code == 404
+
+
+def test_final_put_without_bytes_reads_nothing_back(v2, monkeypatch):
+    """The last PATCH's running hash may be in another replica: a PUT that adds no
+    bytes takes the accepted bytes' sha256 from the session row instead of
+    reading the whole upload back to rebuild it."""
+    from registry.services import uploads
+    from registry.storage import blob_store
+
+    data = os.urandom(5000)
+    wrong, right = (v2.post("/v2/s/r/blobs/uploads/")["Location"] for _ in range(2))
+    for loc in (wrong, right):
+        v2.patch(loc, data=data, content_type="application/octet-stream")
+    uploads._hashes._items.clear()  # the PUTs reach another process
+
+    def read_upload(self, upload_id, size):
+        raise AssertionError("the upload was read back")
+
+    monkeypatch.setattr(type(blob_store()), "read_upload", read_upload)
+    r = v2.put(f"{wrong}?digest={sha256(os.urandom(10))}")
+    assert error_code(r) == "DIGEST_INVALID"
+    r = v2.put(f"{right}?digest={sha256(data)}")
+    assert r.status_code == 201, r.content
+    assert b"".join(v2.get(f"/v2/s/r/blobs/{sha256(data)}").streaming_content) == data
+
+
 def test_cancel_upload(v2):
     loc = v2.post("/v2/a/b/blobs/uploads/")["Location"]
     assert v2.delete(loc).status_code == 204
