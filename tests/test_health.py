@@ -160,20 +160,22 @@ def test_harbor_health_lists_components_under_harbors_names(settings):
 
 @pytest.mark.django_db(transaction=False)
 def test_draining_reaches_the_web_processes_through_the_drain_file(tmp_path, monkeypatch):
-    drain = tmp_path / "draining"
-    server = BerthServer(tmp_path / "data", env={"BERTH_DRAIN_FILE": str(drain)}).start()
+    """serve names one drain file per server for its children; its supervisor
+    creates it on SIGTERM (registry/supervisor.py); every web process's
+    readiness then answers 503 while liveness stays 200."""
+    server = BerthServer(tmp_path / "data").start()
+    drain = server.data_dir / f"draining-{server.proc.pid}"
     try:
         assert requests.get(f"{server.url}/readyz", timeout=10).status_code == 200
-        monkeypatch.setenv("BERTH_DRAIN_FILE", "")  # restored afterwards
-        drain.touch()  # left by an earlier run: forgotten
-        health.use_drain_file(drain)  # as the supervisor does before starting children
-        assert not drain.exists()
-        assert requests.get(f"{server.url}/readyz", timeout=10).status_code == 200
-        health.set_draining()  # as the supervisor does on SIGTERM
+        monkeypatch.setenv("BERTH_DRAIN_FILE", str(drain))  # restored afterwards
+        health.set_draining()  # what the supervisor's mark_not_ready does
+        assert drain.exists()
         r = requests.get(f"{server.url}/readyz", timeout=10)
         assert r.status_code == 503
         assert r.json()["status"] == "draining"
         assert requests.get(f"{server.url}/livez", timeout=10).status_code == 200
+        health.set_draining(False)
+        assert requests.get(f"{server.url}/readyz", timeout=10).status_code == 200
     finally:
         health.set_draining(False)
         server.stop()

@@ -33,6 +33,7 @@ from django.db import connection, connections
 from django.db.migrations.executor import MigrationExecutor
 
 from accounts.services.bootstrap import bootstrap
+from portal import health
 from registry import supervisor
 
 ROLES = ("all", "web", "worker", "scheduler")
@@ -160,9 +161,8 @@ class Command(BaseCommand):
         env["CELERY_SKIP_CHECKS"] = "1"  # run here, once (below)
         # Readiness answers 503 while this file exists (registry/supervisor.py,
         # mark_not_ready): one per server, removed when it starts and stops.
-        drain_file = settings.DATA_DIR / f"draining-{os.getpid()}"
-        drain_file.unlink(missing_ok=True)
-        env["BERTH_DRAIN_FILE"] = os.environ["BERTH_DRAIN_FILE"] = str(drain_file)
+        health.use_drain_file(settings.DATA_DIR / f"draining-{os.getpid()}")
+        env["BERTH_DRAIN_FILE"] = os.environ["BERTH_DRAIN_FILE"]
         env.pop("BERTH_WORKER_BEAT", None)
         if "worker" in commands and "web" in commands:
             # The embedded default (role all): the scheduler runs as a thread of
