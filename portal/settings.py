@@ -296,6 +296,18 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(_queue / "control"),
         "store_processed": False,
     }
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # A task whose worker died unacknowledged is handed out again after this many
+    # seconds (RabbitMQ does it as soon as the connection drops). Longer than the
+    # longest task, or a slow task runs twice.
+    # Workers look for such tasks every 10 s (kombu's default: every 100 s).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int("BERTH_TASK_VISIBILITY_TIMEOUT", default=3600),
+        "unacked_restore_interval": 10,
+        "unacked_restore_throttle": 1,
+    }
+# Acknowledged when done, not when received: a worker killed mid-task leaves the
+# task to another (every task is idempotent and claims what it must do once).
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -5,7 +5,11 @@ period when every replica runs the scheduler."""
 from __future__ import annotations
 
 import itertools
+import os
 import re
+import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -13,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ADMIN, BerthServer
+from tests.conftest import ADMIN, REPO_ROOT, BerthServer
 
 http = requests.Session()
 http.auth = ADMIN
@@ -96,3 +100,66 @@ def test_scheduled_job_fires_once_per_period_with_two_schedulers(tmp_path, broke
     assert len(runs) >= 3, logs[-3000:]
     assert set(runs.values()) == {1}, runs  # never twice in one period
     assert len(SKIPPED.findall(logs)) >= 2  # both schedulers did send it
+
+
+def _worker(tmp_path: Path, broker: str, name: str) -> subprocess.Popen[bytes]:
+    """A Celery worker as Berth configures it (portal.celery: acks late, reject on
+    worker lost, prefetch 1), with the test's probe task included."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BERTH_", "CELERY_"))}
+    env.pop("DATABASE_URL", None)
+    env.update(
+        DJANGO_SETTINGS_MODULE="portal.settings",
+        BERTH_DATA_DIR=str(tmp_path / "data"),
+        CELERY_BROKER_URL=broker,
+        BERTH_TASK_VISIBILITY_TIMEOUT="3",
+        CELERY_SKIP_CHECKS="1",
+    )
+    log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool", "threads",
+         "--concurrency", "1", "--include", "tests.celery_probe", "--hostname", f"{name}@%h",
+         "--loglevel", "INFO"],
+        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+
+
+def _wait(predicate, seconds: float) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_a_worker_killed_mid_task_loses_nothing(tmp_path, broker):
+    """kill -9 of the worker while a task runs: the task was not acknowledged, so
+    the broker hands it to the next worker, which runs it to the end (RabbitMQ at
+    once, Redis after BERTH_TASK_VISIBILITY_TIMEOUT)."""
+    from celery import Celery
+
+    marks = tmp_path / "marks"
+    first = _worker(tmp_path, broker, "first")
+    second = None
+    try:
+        client = Celery(broker=broker)
+        client.send_task("tests.celery_probe.slow_probe", args=[str(marks), 4.0])
+        assert _wait(lambda: marks.exists() and "start" in marks.read_text(), 60), (
+            tmp_path / "first.log"
+        ).read_text()[-3000:]
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=10)
+        assert "done" not in marks.read_text()
+        second = _worker(tmp_path, broker, "second")
+        assert _wait(lambda: "done" in marks.read_text(), 90), (
+            marks.read_text(),
+            (tmp_path / "second.log").read_text()[-3000:],
+        )
+        lines = marks.read_text().split()
+        assert lines.count("start") == 2 and lines.count("done") == 1
+        assert lines[-1] == str(second.pid)  # finished by the second worker
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
