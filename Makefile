@@ -23,17 +23,20 @@ lint: deps
 # and PostgreSQL (a private server from Debian's package, scripts/postgres.sh,
 # stopped afterwards). TEST_DATABASES=sqlite (or postgres) runs one only;
 # PYTEST_ARGS go to every run. Every run happens; any failure fails the target.
+# Tests marked dbindependent (own servers, never the suite's database: the
+# replica test, the bench smoke run, the deploy files) run in the first pass only.
 TEST_DATABASES ?= sqlite postgres
 PYTEST_ARGS ?=
 
 test: lint
-	@failed=; for db in $(TEST_DATABASES); do \
+	@failed=; once=; for db in $(TEST_DATABASES); do \
 	  case $$db in \
 	    sqlite) echo "== the test suite on SQLite"; \
-	      env -u DATABASE_URL .venv/bin/python -m pytest $(PYTEST_ARGS) || failed="$$failed $$db";; \
+	      env -u DATABASE_URL .venv/bin/python -m pytest $(PYTEST_ARGS) || failed="$$failed $$db"; \
+	      once=1;; \
 	    postgres) url=$$(bash scripts/postgres.sh start) || exit 1; \
 	      echo "== the test suite on PostgreSQL ($$url)"; \
-	      DATABASE_URL=$$url .venv/bin/python -m pytest $(PYTEST_ARGS) || failed="$$failed $$db"; \
+	      DATABASE_URL=$$url BERTH_TEST_ONCE_DONE=$$once .venv/bin/python -m pytest $(PYTEST_ARGS) || failed="$$failed $$db"; \
 	      bash scripts/postgres.sh stop;; \
 	    *) echo "TEST_DATABASES: unknown database $$db"; exit 2;; \
 	  esac; \

@@ -341,3 +341,17 @@ from tests.deploy import (  # noqa: E402, F401 - Berth's image (tests/deploy.py)
 )
 from tests.roles import team  # noqa: E402, F401 - the `team` fixture, for every test package
 from tests.servers import rabbitmq_url, redis_url  # noqa: E402, F401 - session servers
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``make test`` runs the suite once per database. Tests marked
+    ``dbindependent`` start their own servers and never touch the suite's
+    database, so the second pass (BERTH_TEST_ONCE_DONE=1) leaves them out."""
+    if os.environ.get("BERTH_TEST_ONCE_DONE") != "1":
+        return
+    keep, drop = [], []
+    for item in items:
+        (drop if item.get_closest_marker("dbindependent") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep

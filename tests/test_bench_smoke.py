@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.dbindependent  # starts its own registries and databases
+
 REPO = Path(__file__).resolve().parent.parent
 PEERS = ["nginx", "distribution-2.8", "berth", "berth-scaled"]
 WORKLOADS = "startup,blobs,manifests,concurrent,listing,rss"

@@ -21,6 +21,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 
+pytestmark = pytest.mark.dbindependent  # renders and checks files; no database
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = REPO_ROOT / "deploy"
 CHART = DEPLOY / "helm" / "berth"

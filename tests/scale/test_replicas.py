@@ -24,7 +24,7 @@ from tests.s3 import PEERS
 
 from .client import Client, Stats
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.dbindependent]
 
 
 def test_balancer_hops_replicas_for_every_request(cluster):
