@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.conftest import BerthServer
@@ -87,10 +87,25 @@ def browser(tmp_path, monkeypatch) -> Iterator[webdriver.Chrome]:
 
 
 def click_and_wait(driver: webdriver.Chrome, button: WebElement) -> None:
-    """Click and wait until the next page has replaced this one."""
-    page = driver.find_element(By.TAG_NAME, "html")
+    """Click and wait until the next page has replaced this one and loaded.
+
+    A mark set on this page's window is gone once the browser has navigated
+    (a new document has a new window object). Chromium may answer a probe made
+    mid-navigation with a generic error instead of a stale-element one
+    ("Node with given id does not belong to the document"): such a probe just
+    counts as "not yet"."""
+    driver.execute_script("window.__berthPreviousPage = true;")
     button.click()
-    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(page))
+
+    def replaced(d: webdriver.Chrome) -> bool:
+        return bool(
+            d.execute_script(
+                "return window.__berthPreviousPage === undefined"
+                " && document.readyState === 'complete';"
+            )
+        )
+
+    WebDriverWait(driver, 15, ignored_exceptions=(WebDriverException,)).until(replaced)
 
 
 def log_in(driver: webdriver.Chrome, url: str, username: str) -> None:
