@@ -340,7 +340,7 @@ from tests.deploy import (  # noqa: E402, F401 - Berth's image (tests/deploy.py)
     deploy_docker,
 )
 from tests.roles import team  # noqa: E402, F401 - the `team` fixture, for every test package
-from tests.servers import rabbitmq_url, redis_url  # noqa: E402, F401 - session servers
+from tests.servers import blackhole_port, rabbitmq_url, redis_url  # noqa: E402, F401 - session servers
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -19,6 +19,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -219,3 +220,23 @@ def rabbitmq_url(tmp_path_factory) -> Iterator[str]:
     """A RabbitMQ node shared by the session."""
     with rabbitmq_server(tmp_path_factory.mktemp("rabbitmq")) as server:
         yield server.url
+
+
+@pytest.fixture
+def blackhole_port() -> Iterator[int]:
+    """A loopback port that accepts connections and never answers (a hung server)."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=128)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield listener.getsockname()[1]
+    listener.close()
+    for conn in held:
+        conn.close()

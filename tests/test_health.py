@@ -3,10 +3,7 @@ Harbor's /api/v2.0/health, answered from real dependencies."""
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 import requests
@@ -34,26 +31,6 @@ def _fresh(settings, tmp_path):
     yield
     health.set_draining(False)
     breaker.reset()
-
-
-@pytest.fixture
-def blackhole() -> Iterator[int]:
-    """A port that accepts connections and never answers."""
-    listener = socket.create_server(("127.0.0.1", 0), backlog=128)
-    held: list[socket.socket] = []
-
-    def accept() -> None:
-        while True:
-            try:
-                held.append(listener.accept()[0])
-            except OSError:
-                return
-
-    threading.Thread(target=accept, daemon=True).start()
-    yield listener.getsockname()[1]
-    listener.close()
-    for s in held:
-        s.close()
 
 
 def statuses(body: dict) -> dict[str, str]:
@@ -108,9 +85,9 @@ def test_unready_names_a_dead_broker(monkeypatch):
     assert statuses(r.json())["database"] == "healthy"
 
 
-def test_a_hung_broker_fails_readiness_within_the_timeout(settings, monkeypatch, blackhole):
+def test_a_hung_broker_fails_readiness_within_the_timeout(settings, monkeypatch, blackhole_port):
     settings.BERTH_READY_TIMEOUT = 0.5
-    monkeypatch.setattr(app.conf, "broker_url", f"amqp://guest:guest@127.0.0.1:{blackhole}//")
+    monkeypatch.setattr(app.conf, "broker_url", f"amqp://guest:guest@127.0.0.1:{blackhole_port}//")
     started = time.monotonic()
     r = Client().get("/readyz")
     assert time.monotonic() - started < 2

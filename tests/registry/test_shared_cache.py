@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -106,23 +105,9 @@ class Proxy:
 
 
 @pytest.fixture
-def blackhole() -> Iterator[str]:
-    """A port that accepts connections and never answers (a hung server)."""
-    listener = socket.create_server(("127.0.0.1", 0), backlog=128)
-    held: list[socket.socket] = []
-
-    def accept() -> None:
-        while True:
-            try:
-                held.append(listener.accept()[0])
-            except OSError:
-                return
-
-    threading.Thread(target=accept, daemon=True).start()
-    yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
-    listener.close()
-    for s in held:
-        s.close()
+def blackhole(blackhole_port: int) -> str:
+    """A Redis URL whose server accepts connections and never answers."""
+    return f"redis://127.0.0.1:{blackhole_port}/0"
 
 
 # With Redis up ------------------------------------------------------------------
