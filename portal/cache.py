@@ -22,6 +22,7 @@ import threading
 import time
 from typing import Any
 
+from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 from django.core.cache.backends.redis import RedisCache
 
 CONNECT_TIMEOUT = 0.5
@@ -114,3 +115,100 @@ class ResilientRedisCache(RedisCache):
         except redis.RedisError as exc:
             breaker.failed(self._location, self._breaker_seconds)
             raise CacheUnavailable(f"cache unavailable: {type(exc).__name__}") from exc
+
+
+class _Store:
+    def __init__(self) -> None:
+        self.data: dict[str, tuple[Any, float | None]] = {}
+        self.lock = threading.Lock()
+
+
+_stores: dict[str, _Store] = {}
+_stores_lock = threading.Lock()
+
+
+class ProcessCache(BaseCache):
+    """Process memory for values that are never changed in place (the manifest
+    lookups: ints and frozen dataclasses), read without a lock and without
+    pickling.
+
+    Django's ``LocMemCache`` takes its lock on every read and runs Python code
+    while holding it; under many request threads the GIL switches a thread out
+    inside that section and the others queue behind it, which made the lock one
+    of the hottest spots of a manifest GET (bench/notes.md). Here a read is one
+    ``dict.get``, atomic under the GIL; writes (rare: a miss, an invalidation)
+    take a lock among themselves. Values are stored as they are: a caller must
+    not change what it put or got. Eviction is oldest-first once MAX_ENTRIES is
+    reached; expired entries are dropped on the next write that finds them.
+    """
+
+    def __init__(self, name: str, params: dict[str, Any]) -> None:
+        super().__init__(params)
+        with _stores_lock:
+            self._store = _stores.setdefault(name, _Store())
+
+    def _live(self, key: str) -> tuple[Any, float | None] | None:
+        item = self._store.data.get(key)
+        if item is not None and item[1] is not None and item[1] <= time.time():
+            return None
+        return item
+
+    def get(self, key: str, default: Any = None, version: int | None = None) -> Any:
+        item = self._live(self.make_key(key, version))
+        return default if item is None else item[0]
+
+    def has_key(self, key: str, version: int | None = None) -> bool:
+        return self._live(self.make_key(key, version)) is not None
+
+    def _set(self, key: str, value: Any, timeout: Any) -> None:
+        data = self._store.data
+        if key not in data and len(data) >= self._max_entries:
+            now = time.time()
+            expired = [k for k, (_, exp) in data.items() if exp is not None and exp <= now]
+            for k in expired or list(data)[: max(1, len(data) // self._cull_frequency)]:
+                data.pop(k, None)
+        data[key] = (value, self.get_backend_timeout(timeout))
+
+    def set(
+        self, key: str, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> None:
+        key = self.make_key(key, version)
+        with self._store.lock:
+            self._set(key, value, timeout)
+
+    def add(
+        self, key: str, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+    ) -> bool:
+        key = self.make_key(key, version)
+        with self._store.lock:
+            if self._live(key) is not None:
+                return False
+            self._set(key, value, timeout)
+            return True
+
+    def incr(self, key: str, delta: int = 1, version: int | None = None) -> Any:
+        key = self.make_key(key, version)
+        with self._store.lock:
+            item = self._live(key)
+            if item is None:
+                raise ValueError(f"Key '{key}' not found")
+            self._store.data[key] = (item[0] + delta, item[1])
+            return item[0] + delta
+
+    def touch(self, key: str, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
+        key = self.make_key(key, version)
+        with self._store.lock:
+            item = self._live(key)
+            if item is None:
+                return False
+            self._store.data[key] = (item[0], self.get_backend_timeout(timeout))
+            return True
+
+    def delete(self, key: str, version: int | None = None) -> bool:
+        key = self.make_key(key, version)
+        with self._store.lock:
+            return self._store.data.pop(key, None) is not None
+
+    def clear(self) -> None:
+        with self._store.lock:
+            self._store.data.clear()

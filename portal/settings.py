@@ -274,7 +274,7 @@ CACHES = {
     "manifests": {
         "shared": _redis_cache("berth-manifests"),
         "local": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "BACKEND": "portal.cache.ProcessCache",
             "LOCATION": "berth-manifests",
             "OPTIONS": {"MAX_ENTRIES": 20_000},
         },

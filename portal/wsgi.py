@@ -11,9 +11,12 @@ from django.conf import settings
 from django.core import signals
 from django.core.cache import close_caches
 from django.core.cache.backends.base import BaseCache
+from django.core.handlers.base import reset_urlconf
 from django.core.handlers.exception import convert_exception_to_response
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.wsgi import get_wsgi_application
+from django.urls import get_resolver
+from django.utils.log import log_response
 from django.utils.module_loading import import_string
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
@@ -21,7 +24,16 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 class LeanHandlerMixin:
     """A Django handler whose middleware chain is empty and whose URL
-    configuration is only the registry's routes."""
+    configuration is only the registry's routes.
+
+    It also leaves out what Django does per request through asgiref's
+    ``Local`` (a process-wide lock per access): the script prefix (registry
+    URLs are absolute, /v2 lives at the root by the protocol) and the
+    thread's URL configuration (the resolver is resolved once, here). Under
+    many request threads that lock was the hottest spot of a manifest GET: a
+    thread that the GIL switched out while holding it stalled all the others
+    (docs/benchmarks.md, bench/notes.md).
+    """
 
     urlconf = "registry.oci.urls"
 
@@ -30,14 +42,32 @@ class LeanHandlerMixin:
         self._template_response_middleware = []
         self._exception_middleware = []
         self._middleware_chain = convert_exception_to_response(self._get_response)
+        self._resolver = get_resolver(self.urlconf)
 
     def get_response(self, request):  # type: ignore[no-untyped-def]
-        request.urlconf = self.urlconf
-        return super().get_response(request)  # type: ignore[misc]
+        response = self._middleware_chain(request)
+        response._resource_closers.append(request.close)
+        if response.status_code >= 400:
+            log_response(
+                "%s: %s", response.reason_phrase, request.path, response=response, request=request
+            )
+        return response
+
+    def resolve_request(self, request):  # type: ignore[no-untyped-def]
+        match = self._resolver.resolve(request.path_info)
+        request.resolver_match = match
+        return match
 
 
 class RegistryHandler(LeanHandlerMixin, WSGIHandler):
-    pass
+    def __call__(self, environ, start_response):  # type: ignore[no-untyped-def]
+        # WSGIHandler.__call__ without set_script_prefix (see the mixin).
+        signals.request_started.send(sender=self.__class__, environ=environ)
+        request = self.request_class(environ)
+        response = self.get_response(request)
+        response._handler_class = self.__class__
+        start_response(f"{response.status_code} {response.reason_phrase}", list(response.items()))
+        return response
 
 
 def is_registry_path(path: str) -> bool:
@@ -58,11 +88,30 @@ def skip_needless_cache_closing() -> bool:
     return signals.request_finished.disconnect(close_caches)
 
 
+def reset_urlconf_in_portal_only(full: WSGIHandler) -> None:
+    """Django resets the thread's URL configuration when any request finishes
+    (``reset_urlconf`` on ``request_finished``), which takes asgiref's lock
+    even for a /v2 request that never set one. Reset it only after the
+    requests that do: those of the full stack."""
+    if signals.request_finished.disconnect(reset_urlconf):
+        full.get_response = _resetting(full.get_response)  # type: ignore[method-assign]
+
+
+def _resetting(get_response):  # type: ignore[no-untyped-def]
+    def wrapped(request):  # type: ignore[no-untyped-def]
+        response = get_response(request)
+        response._resource_closers.append(reset_urlconf)
+        return response
+
+    return wrapped
+
+
 class BerthApplication:
     def __init__(self) -> None:
         self.full = get_wsgi_application()
         self.registry = RegistryHandler()
         skip_needless_cache_closing()
+        reset_urlconf_in_portal_only(self.full)
 
     def __call__(self, environ, start_response):  # type: ignore[no-untyped-def]
         if is_registry_path(environ.get("PATH_INFO", "")):
