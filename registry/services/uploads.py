@@ -13,6 +13,7 @@ import hashlib
 import threading
 import uuid
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import BinaryIO
 
 from django.conf import settings
@@ -104,24 +105,59 @@ def _hasher(upload: Upload) -> hashlib._Hash:
 
 
 def _copy(stream: BinaryIO, length: int | None, writer, hasher: hashlib._Hash) -> int:
-    """Stream ``length`` bytes (or to EOF when None) from the client into storage."""
+    """Stream ``length`` bytes (or to EOF when None) from the client into storage.
+
+    A block is hashed and written on helper threads while this one reads the
+    next from the client (hashlib and file writes release the GIL), so a push
+    is paced by the slowest of the three, not by their sum. Blocks are hashed
+    and written in order: the next one is handed over only once the previous
+    one is done. A write error surfaces here, before anything is recorded."""
     total = 0
     remaining = length
-    while remaining is None or remaining > 0:
-        data = stream.read(CHUNK if remaining is None else min(CHUNK, remaining))
-        if not data:
-            break
-        hasher.update(data)
-        writer.write(data)
-        total += len(data)
-        if remaining is not None:
-            remaining -= len(data)
+    hashed: Future[None] | None = None
+    written: Future[None] | None = None
+    try:
+        while remaining is None or remaining > 0:
+            data = stream.read(CHUNK if remaining is None else min(CHUNK, remaining))
+            if not data:
+                break
+            if hashed is not None and written is not None:
+                hashed.result()
+                written.result()
+            pool = _helpers()
+            hashed = pool.submit(hasher.update, data)
+            written = pool.submit(writer.write, data)
+            total += len(data)
+            if remaining is not None:
+                remaining -= len(data)
+    finally:
+        # Never leave a helper touching the file or the hash after we return.
+        for future in (hashed, written):
+            if future is not None:
+                wait([future])
+    for future in (hashed, written):
+        if future is not None:
+            future.result()  # raises the helper's error (a full disk, say)
     if remaining:
         raise RegistryError(
             Code.SIZE_INVALID,
             f"request body ended after {total} bytes of the {length} announced",
         )
     return total
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _helpers() -> ThreadPoolExecutor:
+    """Threads that hash and write upload blocks (two per upload in flight)."""
+    global _pool
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="berth-upload")
+    return _pool
 
 
 def _check_start(upload: Upload, start: int | None) -> None:

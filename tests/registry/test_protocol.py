@@ -467,3 +467,23 @@ def test_request_that_lost_a_race_destroys_nothing(v2):
     assert v2.get(loc)["Range"] == "0-99"
     r = v2.put(f"{loc}?digest={sha256(winner)}")
     assert r.status_code == 201, r.content
+
+
+def test_large_pushes_are_hashed_and_written_block_by_block(v2, reg):
+    """Blocks are hashed and written on helper threads while the next is read:
+    the stored bytes and the digest check must come out as if it all happened
+    in one thread, for a monolithic PUT and for PATCH + PUT."""
+    data = os.urandom(9 * 1024 * 1024 + 123)
+    digest = reg.put_blob("a/big-one", data)  # monolithic: one PUT
+    got = v2.get(f"/v2/a/big-one/blobs/{digest}")
+    assert b"".join(got.streaming_content) == data
+    half = len(data) // 2
+    for wanted, status in ((data + b"x", 400), (data, 201)):
+        loc = v2.post("/v2/a/big-two/blobs/uploads/")["Location"]
+        r = v2.patch(loc, data=data[:half], content_type="application/octet-stream")
+        assert r.status_code == 202
+        r = v2.put(f"{r['Location']}?digest={sha256(wanted)}", data=data[half:])
+        assert r.status_code == status, r.content
+    assert not Blob.objects.filter(digest=sha256(data + b"x")).exists()
+    got = v2.get(f"/v2/a/big-two/blobs/{sha256(data)}")
+    assert b"".join(got.streaming_content) == data
