@@ -6,6 +6,7 @@ registry.oci.access. Everything else goes through Django's full stack.
 """
 
 import os
+import time
 
 from django.conf import settings
 from django.core import signals
@@ -119,4 +120,15 @@ class BerthApplication:
         return self.full(environ, start_response)
 
 
+def wait_for_schema() -> None:
+    """``serve`` starts the web server while it migrates and bootstraps, and
+    names a gate file that exists until then (BERTH_SCHEMA_GATE): the worker
+    imports everything first, then waits here before taking any request. The
+    supervisor removes the gate whatever happens, and its children die with it."""
+    gate = os.environ.get("BERTH_SCHEMA_GATE")
+    while gate and os.path.exists(gate):
+        time.sleep(0.01)
+
+
 application = BerthApplication()
+wait_for_schema()

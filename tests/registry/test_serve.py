@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
+import threading
 import time
 
 import requests
 
-from tests.conftest import ADMIN, BerthServer
+from tests.conftest import ADMIN, REPO_ROOT, BerthServer
 
 from .helpers import sha256
 
@@ -128,3 +130,50 @@ def test_drain_seconds_keep_serving_while_readiness_says_503(tmp_path):
         assert server.proc.wait(timeout=40) == 0
     finally:
         server.kill()
+
+
+def test_no_request_meets_a_database_being_migrated(tmp_path):
+    """The web child starts while serve migrates a fresh database: from the first
+    accepted connection on, answers are those of a ready server, never a 5xx."""
+    server = BerthServer(tmp_path / "data")
+    server.data_dir.mkdir(parents=True)
+    log = open(server.log_path, "ab")  # noqa: SIM115 - closed below
+    server.proc = subprocess.Popen(
+        [sys.executable, "manage.py", "serve", "--addr", server.addr],
+        cwd=REPO_ROOT,
+        env=server.env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    answers: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and 200 not in answers[-1:]:
+            try:
+                answers.append(
+                    requests.get(f"{server.url}/v2/", timeout=30, auth=ADMIN).status_code
+                )
+            except requests.ConnectionError:
+                time.sleep(0.01)
+        assert answers and answers[-1] == 200, server.log_path.read_text()[-3000:]
+        assert set(answers) == {200}  # admin's Basic login worked on the first answer
+        assert not list(server.data_dir.glob("schema-gate-*"))
+    finally:
+        server.kill()
+        log.close()
+
+
+def test_the_web_worker_waits_for_the_schema_gate(tmp_path, monkeypatch):
+    from portal.wsgi import wait_for_schema
+
+    gate = tmp_path / "schema-gate-1"
+    gate.touch()
+    monkeypatch.setenv("BERTH_SCHEMA_GATE", str(gate))
+    done = threading.Event()
+    waiter = threading.Thread(target=lambda: (wait_for_schema(), done.set()))
+    waiter.start()
+    assert not done.wait(0.3)
+    gate.unlink()
+    assert done.wait(5)
+    waiter.join()

@@ -6,11 +6,12 @@ deployments (docs/scale-out.md). With ``all`` (the embedded default) the
 scheduler runs as a thread of the worker process (portal/celery.py,
 ``ThreadedBeat``): one Python process, and one copy of Django, fewer.
 
-Start-up is on the path to the first answer, so ``serve`` does only what is
-needed before the web child starts: ``migrate`` only when migrations are
-unapplied, Django's system checks while the children start (an error still stops
-everything), none in the Celery children (``CELERY_SKIP_CHECKS``: ``serve`` ran
-them). Then it replaces itself with ``registry.supervisor``, which supervises the
+Start-up is on the path to the first answer, so ``serve`` starts the web child
+first and migrates (only when migrations are unapplied) and bootstraps while the
+child imports Django; the child takes requests once that is done (a gate file,
+portal/wsgi.py). Django's system checks run while the children start (an error
+still stops everything), none in the Celery children (``CELERY_SKIP_CHECKS``:
+``serve`` ran them). Then it replaces itself with ``registry.supervisor``, which supervises the
 children without Django in memory.
 """
 
@@ -137,11 +138,6 @@ class Command(BaseCommand):
     def handle(
         self, *args: Any, role: str, addr: str | None, no_migrate: bool, **opts: Any
     ) -> None:
-        if role in ("all", "web") and not no_migrate:
-            with _one_replica_at_a_time():
-                if migrations_pending():
-                    call_command("migrate", interactive=False, verbosity=0)
-                bootstrap()
         if role in ("all", "web"):
             call_command("collectstatic", interactive=False, verbosity=0)
         addr = addr or settings.BERTH_ADDR
@@ -153,9 +149,15 @@ class Command(BaseCommand):
         if role == "scheduler":
             commands["scheduler"] = scheduler_command()
         self.stdout.write(f"Berth {role}: listening on {addr}" if "web" in commands else role)
-        self._supervise(commands)
+        self._supervise(commands, prepare=role in ("all", "web") and not no_migrate)
 
-    def _supervise(self, commands: dict[str, list[str]]) -> None:
+    def _prepare_database(self) -> None:
+        with _one_replica_at_a_time():
+            if migrations_pending():
+                call_command("migrate", interactive=False, verbosity=0)
+            bootstrap()
+
+    def _supervise(self, commands: dict[str, list[str]], *, prepare: bool) -> None:
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings"}
         env["BERTH_DATA_DIR"] = str(settings.DATA_DIR)
         env["CELERY_SKIP_CHECKS"] = "1"  # run here, once (below)
@@ -179,19 +181,38 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         pre_exec = _die_with_parent()
+        gate = settings.DATA_DIR / f"schema-gate-{os.getpid()}"
+        if prepare:
+            # The web child imports Django while this process migrates and
+            # bootstraps (two cores at once); it answers only once the gate is
+            # gone (portal/wsgi.py), so no request meets a missing table.
+            gate.touch()
+            env["BERTH_SCHEMA_GATE"] = str(gate)
+
+        def spawn(name: str) -> None:
+            # Same process group as the supervisor (Ctrl-C and kill -9 of the
+            # group reach every part), and a parent-death signal so no part
+            # outlives a supervisor that was killed alone.
+            procs.append(subprocess.Popen(commands[name], env=env, preexec_fn=pre_exec))
+            children[name] = procs[-1].pid
+
         try:
-            for name, argv in commands.items():
-                # Same process group as the supervisor (Ctrl-C and kill -9 of the
-                # group reach every part), and a parent-death signal so no part
-                # outlives a supervisor that was killed alone.
-                procs.append(subprocess.Popen(argv, env=env, preexec_fn=pre_exec))
-                children[name] = procs[-1].pid
-            # The system checks run while the children import Django (two cores
-            # work at once); an error stops everything, as before the children ran.
+            if "web" in commands:
+                spawn("web")
+            if prepare:
+                self._prepare_database()
+                gate.unlink()
+            for name in commands:
+                if name not in children:
+                    spawn(name)  # the worker and scheduler use the schema at once
+            # The system checks run while the children import Django; an error
+            # stops everything, as before the children ran.
             self.check()
         except BaseException:
             supervisor.stop_children(children)
             raise
+        finally:
+            gate.unlink(missing_ok=True)
         if stopping:
             supervisor.mark_not_ready()
             supervisor.stop_children(children)
