@@ -111,7 +111,24 @@ def _copy(stream: BinaryIO, length: int | None, writer, hasher: hashlib._Hash) -
     next from the client (hashlib and file writes release the GIL), so a push
     is paced by the slowest of the three, not by their sum. Blocks are hashed
     and written in order: the next one is handed over only once the previous
-    one is done. A write error surfaces here, before anything is recorded."""
+    one is done. A write error surfaces here, before anything is recorded.
+    A body of one block or less (configs, small layers) is done on this thread:
+    handing it over would only add the hand-over."""
+    if length is not None and length <= CHUNK:
+        parts = []
+        got = 0
+        while got < length and (data := stream.read(length - got)):
+            parts.append(data)
+            got += len(data)
+        if got != length:
+            raise RegistryError(
+                Code.SIZE_INVALID,
+                f"request body ended after {got} bytes of the {length} announced",
+            )
+        body = b"".join(parts)
+        hasher.update(body)
+        writer.write(body)
+        return length
     total = 0
     remaining = length
     hashed: Future[None] | None = None
