@@ -144,3 +144,67 @@ def test_buffered_events_are_written_in_the_background(tmp_path):
         assert any(e["operation"] == "push" and e["username"] == ADMIN[0] for e in logs)
     finally:
         server.stop()
+
+
+def test_buffered_events_are_stored_field_for_field(test_projects):
+    """The buffer's writer binds rows itself (executemany): every field, the
+    time to the microsecond, and the repository's pull count must come out as
+    the ORM would have stored them, on SQLite and PostgreSQL alike."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.access import Actor
+    from audit.events import Operation, Resource, Result
+    from audit.services import discard, record_later
+    from registry.models import Repository
+
+    discard()
+    Repository.objects.get_or_create(name="a/fields", defaults={"project_id": _project_id("a")})
+    before = timezone.now()
+    robot = Actor(kind="robot", name="robot$a+ci")
+    record_later(
+        actor=robot,
+        operation=Operation.PULL,
+        resource_type=Resource.ARTIFACT,
+        resource="a/fields:v1",
+        project="a",
+        client_ip="2001:db8::7",
+        pulled_repository="a/fields",
+    )
+    record_later(
+        actor=robot,
+        operation=Operation.PUSH,
+        resource_type=Resource.ARTIFACT,
+        resource="a/fields@sha256:" + "c" * 64,
+        project="a",
+        client_ip="10.0.0.9",
+        result=Result.FAILURE,
+    )
+    assert flush() == 2
+    rows = list(AuditEvent.objects.filter(project_name="a").order_by("id"))[-2:]
+    pull, push = rows
+    assert (pull.username, pull.actor_kind, pull.operation, pull.resource_type) == (
+        "robot$a+ci",
+        "robot",
+        "pull",
+        "artifact",
+    )
+    assert (pull.resource, pull.client_ip, pull.result, pull.detail) == (
+        "a/fields:v1",
+        "2001:db8::7",
+        "success",
+        None,
+    )
+    assert (push.operation, push.result, push.client_ip) == ("push", "failure", "10.0.0.9")
+    assert before <= pull.occurred_at <= push.occurred_at <= before + timedelta(seconds=5)
+    assert pull.occurred_at.tzinfo is not None
+    repo = Repository.objects.get(name="a/fields")
+    assert repo.pull_count == 1
+    assert repo.last_pulled_at == pull.occurred_at
+
+
+def _project_id(name: str) -> int:
+    from registry.models import Project
+
+    return Project.objects.get(name=name).pk
