@@ -20,7 +20,16 @@ DOC = REPO_ROOT / "docs" / "benchmarks.md"
 NOTES = REPO_ROOT / "bench" / "notes.md"
 BERTH = "berth"
 D28 = "distribution-2.8"
-ORDER = ["berth", "berth-scaled", "distribution-2.8", "distribution-v3", "zot", "pulp", "nginx"]
+ORDER = [
+    "berth",
+    "berth-scaled",
+    "berth-nginx",
+    "distribution-2.8",
+    "distribution-v3",
+    "zot",
+    "pulp",
+    "nginx",
+]
 
 
 def latest(profile: str = "full") -> Path:
@@ -225,6 +234,13 @@ def render(run: Path) -> str:
         [f"blob pull ({size(sizes['blob_size'])})", "≥ 0.9x nginx, same file",
          f"{mb(berth_pull)} vs {mb(nginx_pull)}", r, v]
     )  # fmt: skip
+    front_pull = w("berth-nginx", "blobs", "pull", "best_Bps")
+    if front_pull is not None:
+        r, v = cmp(front_pull, nginx_pull, 0.9)
+        rows.append(
+            ["", "≥ 0.9x nginx: Berth behind nginx (deploy/nginx/berth.conf)",
+             f"{mb(front_pull)} vs {mb(nginx_pull)}", r, v]
+        )  # fmt: skip
     r, v = cmp(push_mono, sha, 0.8)
     rows.append(
         ["blob push, monolithic", "≥ 0.8x sha256 on one core",

@@ -29,7 +29,7 @@ from bench import procs
 from bench.client import Registry
 from bench.context import PROFILES, REPO_ROOT, TMP_DIR, WORKLOADS, Context
 from bench.peers.base import Peer, Unavailable
-from bench.peers.berth import Berth, BerthScaled
+from bench.peers.berth import Berth, BerthNginx, BerthScaled
 from bench.peers.distribution import Distribution3, Distribution28
 from bench.peers.nginx import Nginx
 from bench.peers.pulp import Pulp
@@ -37,7 +37,8 @@ from bench.peers.zot import Zot, build_zb
 from bench.workloads import blobs, concurrent, docker, listing, manifests
 
 PEERS: dict[str, type[Peer]] = {
-    p.name: p for p in (Nginx, Distribution28, Berth, BerthScaled, Pulp, Distribution3, Zot)
+    p.name: p
+    for p in (Nginx, Distribution28, Berth, BerthScaled, BerthNginx, Pulp, Distribution3, Zot)
 }  # Berth next to the registries its targets compare it with: less drift between them.
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 

@@ -191,6 +191,16 @@ if BERTH_STORAGE_URL:
     STORAGES["blobs"] = {"BACKEND": "registry.storage.s3.S3BlobStore", "OPTIONS": _s3_options}
 # true: blob GETs answer 307 to a presigned URL of the bucket (S3 storage only).
 BERTH_STORAGE_REDIRECT = env.bool("BERTH_STORAGE_REDIRECT", default=False)
+# Behind nginx (deploy/nginx/berth.conf): blob GETs answer with an X-Accel-Redirect
+# to this internal location and nginx sends the file itself (sendfile, ranges).
+# Filesystem storage only; "" (the default) streams blobs from Berth.
+BERTH_BLOB_X_ACCEL_REDIRECT = env.str("BERTH_BLOB_X_ACCEL_REDIRECT", default="")
+if BERTH_BLOB_X_ACCEL_REDIRECT and not (
+    BERTH_BLOB_X_ACCEL_REDIRECT.startswith("/") and BERTH_BLOB_X_ACCEL_REDIRECT.endswith("/")
+):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("BERTH_BLOB_X_ACCEL_REDIRECT must be a path like /_berth_blobs/")
 
 # Registry limits (docs/configuration.md).
 BERTH_MANIFEST_MAX_BYTES = env.int("BERTH_MANIFEST_MAX_BYTES", default=4 * 1024 * 1024)

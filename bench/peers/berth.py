@@ -7,12 +7,14 @@ import http.client
 import json
 import os
 import secrets
+import shutil
 import subprocess
 from pathlib import Path
 
 from bench import procs
 from bench.context import REPO_ROOT
 from bench.peers.base import Peer, Unavailable, clean_env
+from bench.peers.nginx import front_config
 from bench.peers.services import Postgres, Redis
 
 
@@ -182,3 +184,41 @@ class BerthScaled(Berth):
     def data_paths(self) -> list[Path]:
         pg = getattr(self, "pg", None)
         return super().data_paths() + ([pg.data] if pg is not None else [])
+
+
+class BerthNginx(Berth):
+    """The embedded default behind nginx with Berth's shipped configuration
+    (deploy/nginx/berth.conf): Berth authorizes blob GETs and nginx sends the
+    files (X-Accel-Redirect, sendfile). Everything else is proxied to Berth."""
+
+    name = "berth-nginx"
+    title = "Berth (embedded) behind nginx (deploy/nginx/berth.conf)"
+    settings_note = (
+        "as berth, plus nginx in front with deploy/nginx/berth.conf "
+        "(BERTH_BLOB_X_ACCEL_REDIRECT=/_berth_blobs/, sendfile)"
+    )
+
+    def install(self) -> None:
+        super().install()
+        if not shutil.which("nginx"):
+            raise Unavailable("nginx is not installed (the nginx peer installs it)")
+
+    def prepare(self) -> None:
+        super().prepare()
+        self.berth_port = procs.free_port()
+        self.extra_env = {"BERTH_BLOB_X_ACCEL_REDIRECT": "/_berth_blobs/"}
+
+    def launch(self) -> None:
+        berth_addr = f"127.0.0.1:{self.berth_port}"
+        self.spawn(
+            "berth",
+            [self.ctx.berth_python, "manage.py", "serve", "--addr", berth_addr],
+            env=self.env(),
+            cwd=REPO_ROOT,
+        )
+        nginx_dir = self.workdir / "nginx"
+        conf = front_config(nginx_dir, berth_addr, self.host, self.data_dir / "registry" / "blobs")
+        (nginx_dir / "nginx.conf").write_text(conf)
+        self.spawn(
+            "nginx", ["nginx", "-p", nginx_dir, "-c", nginx_dir / "nginx.conf"], env=clean_env()
+        )

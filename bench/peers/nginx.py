@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 from bench import procs
+from bench.context import REPO_ROOT
 from bench.peers.base import Peer, apt_install, clean_env, deb_version
 
 
@@ -66,3 +68,34 @@ http {{
             ["nginx", "-p", self.workdir, "-c", self.workdir / "nginx.conf"],
             env=clean_env(),
         )
+
+
+NGINX_TEMPS = ("body", "proxy", "fastcgi", "uwsgi", "scgi")
+
+
+def front_config(workdir: Path, berth_addr: str, listen: str, blobs_dir: Path) -> str:
+    """An nginx.conf around Berth's shipped deploy/nginx/berth.conf, its three
+    marked values replaced (Berth's address, the listen address, the blobs
+    directory). Used by the berth-nginx peer and tests/test_nginx_front.py."""
+    text = (REPO_ROOT / "deploy" / "nginx" / "berth.conf").read_text()
+    text, n1 = re.subn(r"server 127\.0\.0\.1:8080;", f"server {berth_addr};", text)
+    text, n2 = re.subn(r"listen 80;", f"listen {listen};", text)
+    text, n3 = re.subn(r"alias /var/lib/berth/registry/blobs/;", f"alias {blobs_dir}/;", text)
+    if (n1, n2, n3) != (1, 1, 1):
+        raise RuntimeError("deploy/nginx/berth.conf no longer has its three marked values")
+    for d in NGINX_TEMPS:
+        (workdir / d).mkdir(parents=True, exist_ok=True)
+    temps = "\n".join(f"  {d}_temp_path {workdir}/{d};" for d in NGINX_TEMPS if d != "body")
+    return f"""daemon off;
+worker_processes auto;
+user root;
+pid {workdir}/nginx.pid;
+error_log {workdir}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {workdir}/body;
+{temps}
+{text}
+}}
+"""

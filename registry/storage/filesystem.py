@@ -93,8 +93,13 @@ class _FileWriter:
 
 class FileSystemBlobStore(FileSystemStorage):
     def _blob_path(self, digest: str) -> str:
+        return self.path(os.path.join("blobs", self.blob_relative_path(digest)))
+
+    def blob_relative_path(self, digest: str) -> str:
+        """Where a blob lies under ``<location>/blobs/`` (what a front server
+        serving the files itself appends to its internal location)."""
         algorithm, hexpart = digest.split(":", 1)
-        return self.path(os.path.join("blobs", algorithm, hexpart[:2], hexpart))
+        return f"{algorithm}/{hexpart[:2]}/{hexpart}"
 
     def _upload_path(self, upload_id: str) -> str:
         return self.path(os.path.join("uploads", upload_id))

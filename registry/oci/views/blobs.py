@@ -78,6 +78,16 @@ def _get(request: HttpRequest, principal: Principal, name: str, digest: str) -> 
         response["Docker-Content-Digest"] = blob.digest
         response["Cache-Control"] = "no-store"
         return response
+    if settings.BERTH_BLOB_X_ACCEL_REDIRECT and hasattr(store, "blob_relative_path"):
+        # Authorized here; nginx sends the file (sendfile) and answers a Range
+        # itself. It keeps only standard headers of this answer: its config
+        # adds back the digest (deploy/nginx/berth.conf).
+        response = HttpResponse(content_type="application/octet-stream")
+        response["X-Accel-Redirect"] = settings.BERTH_BLOB_X_ACCEL_REDIRECT + (
+            store.blob_relative_path(blob.digest)
+        )
+        _headers(response, blob)
+        return response
     fh = store.open_blob(blob.digest)
     if wanted is None:
         response: HttpResponse = BlobFileResponse(fh, content_type="application/octet-stream")

@@ -1,0 +1,161 @@
+"""Berth behind nginx with deploy/nginx/berth.conf: Berth authorizes every blob
+GET and answers with X-Accel-Redirect; nginx sends the file (sendfile, ranges).
+
+Debian's nginx runs as a private instance with the shipped configuration, only
+its three marked values replaced (Berth's address, the port, the blobs
+directory: bench.peers.nginx.front_config, which the berth-nginx benchmark
+peer uses too).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from bench.peers.nginx import front_config
+from tests.conftest import ADMIN, REPO_ROOT, BerthServer
+from tests.registry.helpers import sha256
+from tests.s3 import PEERS
+from tests.servers import _stop_group, _wait_port, free_port
+
+pytestmark = pytest.mark.dbindependent
+
+ACCEL = "/_berth_blobs/"
+
+
+@pytest.fixture(scope="module")
+def front(tmp_path_factory) -> Iterator[tuple[BerthServer, str]]:
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    assert os.path.exists(nginx), "nginx missing: run scripts/test-deps.sh"
+    tmp = tmp_path_factory.mktemp("nginx-front")
+    server = BerthServer(tmp / "data", env={"BERTH_BLOB_X_ACCEL_REDIRECT": ACCEL}).start()
+    server.create_projects(["front"])
+    port = free_port()
+    wd = tmp / "nginx"
+    wd.mkdir()
+    blobs = server.data_dir / "registry" / "blobs"
+    conf = front_config(wd, server.addr, f"127.0.0.1:{port}", blobs)
+    (wd / "nginx.conf").write_text(conf)
+    log = wd / "stdout.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [nginx, "-p", str(wd), "-c", str(wd / "nginx.conf")],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        _wait_port(port, proc, log, 20)
+        yield server, f"127.0.0.1:{port}"
+    finally:
+        _stop_group(proc)
+        server.stop()
+
+
+def push_blob(base: str, name: str, data: bytes) -> str:
+    digest = sha256(data)
+    r = requests.post(
+        f"{base}/v2/{name}/blobs/uploads/?digest={digest}", data=data, auth=ADMIN, timeout=60
+    )
+    assert r.status_code == 201, r.text
+    return digest
+
+
+def test_blob_bytes_come_from_nginx_after_berth_authorized_them(front):
+    server, addr = front
+    base = f"http://{addr}"
+    data = os.urandom(5 * 1024 * 1024 + 11)
+    digest = push_blob(base, "front/app", data)  # the upload goes through nginx too
+    r = requests.get(f"{base}/v2/front/app/blobs/{digest}", auth=ADMIN, timeout=60)
+    assert r.status_code == 200
+    assert r.content == data
+    assert r.headers["Content-Length"] == str(len(data))
+    assert r.headers["Docker-Content-Digest"] == digest
+    assert r.headers["ETag"] == f'"{digest}"'
+    assert r.headers["Content-Type"] == "application/octet-stream"
+    assert "X-Accel-Redirect" not in r.headers
+    r = requests.get(
+        f"{base}/v2/front/app/blobs/{digest}", auth=ADMIN, headers={"Range": "bytes=10-99"}
+    )
+    assert r.status_code == 206
+    assert r.content == data[10:100]
+    assert r.headers["Content-Range"] == f"bytes 10-99/{len(data)}"
+    # Berth itself only names the file: the bytes never pass through it.
+    direct = requests.get(f"{server.url}/v2/front/app/blobs/{digest}", auth=ADMIN)
+    assert direct.status_code == 200 and direct.content == b""
+    hexpart = digest.split(":", 1)[1]
+    assert direct.headers["X-Accel-Redirect"] == f"{ACCEL}sha256/{hexpart[:2]}/{hexpart}"
+
+
+def test_nginx_serves_nothing_berth_did_not_authorize(front):
+    _, addr = front
+    base = f"http://{addr}"
+    data = os.urandom(4096)
+    digest = push_blob(base, "front/secret", data)
+    hexpart = digest.split(":", 1)[1]
+    r = requests.get(f"{base}/v2/front/secret/blobs/{digest}", timeout=30)  # no credentials
+    assert r.status_code == 401
+    assert data not in r.content
+    # The internal location is not reachable by URL.
+    r = requests.get(f"{base}{ACCEL}sha256/{hexpart[:2]}/{hexpart}", auth=ADMIN, timeout=30)
+    assert r.status_code == 404
+    assert data not in r.content
+    # Linked in another repository only: not readable here.
+    r = requests.get(f"{base}/v2/front/other/blobs/{digest}", auth=ADMIN, timeout=30)
+    assert r.status_code == 404
+    assert data not in r.content
+
+
+def test_crane_pushes_and_pulls_through_nginx(front, tmp_path):
+    _, addr = front
+    crane = str(PEERS / "crane")
+    assert os.path.isfile(crane), f"{crane} missing: run tests/peers/build-go-peers.sh"
+    (tmp_path / "docker").mkdir()
+    auth = base64.b64encode(":".join(ADMIN).encode()).decode()
+    (tmp_path / "docker" / "config.json").write_text(json.dumps({"auths": {addr: {"auth": auth}}}))
+    env = {**os.environ, "DOCKER_CONFIG": str(tmp_path / "docker")}
+    payload = os.urandom(3 * 1024 * 1024)
+    with tarfile.open(tmp_path / "layer.tar", "w") as tar:
+        info = tarfile.TarInfo("data/payload.bin")
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    ref = f"{addr}/front/crane:v1"
+
+    def crane_run(*args: str) -> bytes:
+        result = subprocess.run(
+            [crane, "--insecure", *args], env=env, capture_output=True, timeout=120
+        )
+        assert result.returncode == 0, result.stderr.decode()
+        return result.stdout
+
+    crane_run("append", "-f", str(tmp_path / "layer.tar"), "-t", ref)
+    crane_run("export", ref, str(tmp_path / "export.tar"))  # crane checks every digest
+    with tarfile.open(tmp_path / "export.tar") as tar:
+        member = tar.extractfile("data/payload.bin")
+        assert member is not None
+        assert member.read() == payload
+
+
+def test_a_malformed_internal_location_is_refused_at_start(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BERTH_", "DATABASE_URL"))}
+    env.update(BERTH_DATA_DIR=str(tmp_path), BERTH_BLOB_X_ACCEL_REDIRECT="_berth_blobs")
+    r = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode != 0
+    assert "BERTH_BLOB_X_ACCEL_REDIRECT must be a path like /_berth_blobs/" in r.stderr
