@@ -24,7 +24,7 @@ import pytest
 pytestmark = pytest.mark.dbindependent  # starts its own registries and databases
 
 REPO = Path(__file__).resolve().parent.parent
-PEERS = ["nginx", "distribution-2.8", "berth", "berth-scaled"]
+PEERS = ["nginx", "distribution-2.8", "berth", "berth-scaled", "berth-nginx"]
 WORKLOADS = "startup,blobs,manifests,concurrent,listing,rss"
 
 
@@ -60,7 +60,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert nginx["workloads"]["blobs"]["pull"]["best_Bps"] > 0
 
     size = meta["sizes"]["blob_size"]
-    for name in ("distribution-2.8", "berth", "berth-scaled"):
+    for name in ("distribution-2.8", "berth", "berth-scaled", "berth-nginx"):
         res = json.loads((run / f"{name}.json").read_text())
         assert res["status"] == "ok", (name, res.get("reason"), res.get("errors"))
         w = res["workloads"]
