@@ -34,33 +34,14 @@ class Nginx(Peer):
     def prepare(self) -> None:
         super().prepare()
         self.port = procs.free_port()
-        wd = self.workdir
-        for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            (wd / d).mkdir(exist_ok=True)
-        conf = f"""
-worker_processes auto;
-daemon off;
-user root;
-pid {wd}/nginx.pid;
-error_log {wd}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off;
-  sendfile on;
+        site = f"""  sendfile on;
   tcp_nopush on;
   default_type application/octet-stream;
-  client_body_temp_path {wd}/body;
-  proxy_temp_path {wd}/proxy;
-  fastcgi_temp_path {wd}/fastcgi;
-  uwsgi_temp_path {wd}/uwsgi;
-  scgi_temp_path {wd}/scgi;
   server {{
     listen 127.0.0.1:{self.port};
     root {self.root};
-  }}
-}}
-"""
-        (wd / "nginx.conf").write_text(conf)
+  }}"""
+        (self.workdir / "nginx.conf").write_text(nginx_conf(self.workdir, site))
 
     def launch(self) -> None:
         self.spawn(
@@ -70,7 +51,25 @@ http {{
         )
 
 
-NGINX_TEMPS = ("body", "proxy", "fastcgi", "uwsgi", "scgi")
+def nginx_conf(workdir: Path, http_body: str) -> str:
+    """A private nginx (foreground, its pid, logs and temporary files under
+    ``workdir``) whose http block holds ``http_body``."""
+    temps = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    for name in temps:
+        (workdir / name).mkdir(parents=True, exist_ok=True)
+    paths = "\n".join(f"  {name}_temp_path {workdir}/{name};" for name in temps)
+    return f"""daemon off;
+worker_processes auto;
+user root;
+pid {workdir}/nginx.pid;
+error_log {workdir}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+{paths}
+{http_body}
+}}
+"""
 
 
 def front_config(workdir: Path, berth_addr: str, listen: str, blobs_dir: Path) -> str:
@@ -83,19 +82,4 @@ def front_config(workdir: Path, berth_addr: str, listen: str, blobs_dir: Path) -
     text, n3 = re.subn(r"alias /var/lib/berth/registry/blobs/;", f"alias {blobs_dir}/;", text)
     if (n1, n2, n3) != (1, 1, 1):
         raise RuntimeError("deploy/nginx/berth.conf no longer has its three marked values")
-    for d in NGINX_TEMPS:
-        (workdir / d).mkdir(parents=True, exist_ok=True)
-    temps = "\n".join(f"  {d}_temp_path {workdir}/{d};" for d in NGINX_TEMPS if d != "body")
-    return f"""daemon off;
-worker_processes auto;
-user root;
-pid {workdir}/nginx.pid;
-error_log {workdir}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off;
-  client_body_temp_path {workdir}/body;
-{temps}
-{text}
-}}
-"""
+    return nginx_conf(workdir, text)
