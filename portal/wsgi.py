@@ -62,12 +62,23 @@ class LeanHandlerMixin:
 
 class RegistryHandler(LeanHandlerMixin, WSGIHandler):
     def __call__(self, environ, start_response):  # type: ignore[no-untyped-def]
-        # WSGIHandler.__call__ without set_script_prefix (see the mixin).
+        # WSGIHandler.__call__ without set_script_prefix (see the mixin); the
+        # rest as Django does it, wsgi.file_wrapper included: a server that has
+        # one sends blob files with sendfile (registry/oci/views/blobs.py).
         signals.request_started.send(sender=self.__class__, environ=environ)
         request = self.request_class(environ)
         response = self.get_response(request)
         response._handler_class = self.__class__
-        start_response(f"{response.status_code} {response.reason_phrase}", list(response.items()))
+        headers = [
+            *response.items(),
+            *(("Set-Cookie", c.output(header="")) for c in response.cookies.values()),
+        ]
+        start_response(f"{response.status_code} {response.reason_phrase}", headers)
+        if getattr(response, "file_to_stream", None) is not None and environ.get(
+            "wsgi.file_wrapper"
+        ):
+            response.file_to_stream.close = response.close
+            response = environ["wsgi.file_wrapper"](response.file_to_stream, response.block_size)
         return response
 
 

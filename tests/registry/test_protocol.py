@@ -487,3 +487,35 @@ def test_large_pushes_are_hashed_and_written_block_by_block(v2, reg):
     assert not Blob.objects.filter(digest=sha256(data + b"x")).exists()
     got = v2.get(f"/v2/a/big-two/blobs/{sha256(data)}")
     assert b"".join(got.streaming_content) == data
+
+
+def test_blob_files_go_to_the_servers_file_wrapper(v2, reg):
+    """The lean /v2 handler keeps Django's hand-off to ``wsgi.file_wrapper``:
+    a server that has one (gunicorn) sends blob files with sendfile."""
+    from django.test import RequestFactory
+
+    from portal.wsgi import application
+    from tests.conftest import ADMIN, basic
+
+    data = os.urandom(300_000)
+    digest = reg.put_blob("a/wrapped", data)
+    wrapped = []
+
+    def file_wrapper(filelike, block_size):
+        wrapped.append(block_size)
+        return iter(lambda: filelike.read(block_size), b"")
+
+    environ = RequestFactory()._base_environ(
+        PATH_INFO=f"/v2/a/wrapped/blobs/{digest}",
+        REQUEST_METHOD="GET",
+        HTTP_AUTHORIZATION=basic(*ADMIN),
+    )
+    environ["wsgi.file_wrapper"] = file_wrapper
+    started = []
+    body = application(environ, lambda status, headers: started.append((status, dict(headers))))
+    assert b"".join(body) == data
+    assert wrapped == [1024 * 1024]
+    status, headers = started[0]
+    assert status == "200 OK"
+    assert headers["Docker-Content-Digest"] == digest
+    assert headers["Content-Length"] == str(len(data))
