@@ -164,29 +164,24 @@ _COLUMNS = (
 
 
 def _insert(events: list[dict[str, Any]]) -> None:
-    """One prepared INSERT run for every event (``executemany``). The buffer
-    holds the events of every pull, thousands a second under load, and is
-    written by a thread of the web process: ``bulk_create`` spent ~30 µs of
-    Python per row there, holding the GIL the request threads need; this
-    binds the rows in C. Events with a detail (none come through the buffer
-    today) keep the ORM, which knows how each database stores JSON."""
-    plain = [e for e in events if e.get("detail") is None]
-    rich = [e for e in events if e.get("detail") is not None]
-    if plain:
-        meta = AuditEvent._meta
-        quote = connection.ops.quote_name
-        columns = ", ".join(quote(meta.get_field(name).column) for name in _COLUMNS)
-        # Identifiers come from the model; every value is a bound parameter.
-        sql = (
-            f"INSERT INTO {quote(meta.db_table)} ({columns}) "  # noqa: S608
-            f"VALUES ({', '.join(['%s'] * len(_COLUMNS))})"
-        )
-        adapt = connection.ops.adapt_datetimefield_value
-        rows = [(adapt(e["occurred_at"]), *(e[name] for name in _COLUMNS[1:])) for e in plain]
-        with connection.cursor() as cursor:
-            cursor.executemany(sql, rows)
-    if rich:
-        AuditEvent.objects.bulk_create([AuditEvent(**e) for e in rich])
+    """One prepared INSERT run for every buffered event (``executemany``). The
+    buffer holds the events of every pull, thousands a second under load, and
+    is written by a thread of the web process: ``bulk_create`` spent ~30 µs of
+    Python per row there, holding the GIL the request threads need; this binds
+    the rows in C. Buffered events carry no detail (``record_later``): the
+    column stays NULL."""
+    meta = AuditEvent._meta
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(meta.get_field(name).column) for name in _COLUMNS)
+    # Identifiers come from the model; every value is a bound parameter.
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({columns}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(_COLUMNS))})"
+    )
+    adapt = connection.ops.adapt_datetimefield_value
+    rows = [(adapt(e["occurred_at"]), *(e[name] for name in _COLUMNS[1:])) for e in events]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 def _write(pending: _Pending) -> None:

@@ -141,9 +141,8 @@ def _copy(stream: BinaryIO, length: int | None, writer, hasher: hashlib._Hash) -
             if hashed is not None and written is not None:
                 hashed.result()
                 written.result()
-            pool = _helpers()
-            hashed = pool.submit(hasher.update, data)
-            written = pool.submit(writer.write, data)
+            hashed = _helpers.submit(hasher.update, data)
+            written = _helpers.submit(writer.write, data)
             total += len(data)
             if remaining is not None:
                 remaining -= len(data)
@@ -163,18 +162,9 @@ def _copy(stream: BinaryIO, length: int | None, writer, hasher: hashlib._Hash) -
     return total
 
 
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _helpers() -> ThreadPoolExecutor:
-    """Threads that hash and write upload blocks (two per upload in flight)."""
-    global _pool
-    if _pool is None:
-        with _pool_lock:
-            if _pool is None:
-                _pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="berth-upload")
-    return _pool
+# Threads that hash and write upload blocks (two per upload in flight); the
+# executor starts them on first use.
+_helpers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="berth-upload")
 
 
 def _check_start(upload: Upload, start: int | None) -> None:
