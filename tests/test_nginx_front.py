@@ -9,14 +9,10 @@ peer uses too).
 
 from __future__ import annotations
 
-import base64
-import io
-import json
 import os
 import shutil
 import subprocess
 import sys
-import tarfile
 from collections.abc import Iterator
 
 import pytest
@@ -24,8 +20,8 @@ import requests
 
 from bench.peers.nginx import front_config
 from tests.conftest import ADMIN, REPO_ROOT, BerthServer
+from tests.crane import crane_for, file_in_export, one_file_layer
 from tests.registry.helpers import sha256
-from tests.s3 import PEERS
 from tests.servers import _stop_group, _wait_port, free_port
 
 pytestmark = pytest.mark.dbindependent
@@ -118,32 +114,13 @@ def test_nginx_serves_nothing_berth_did_not_authorize(front):
 
 def test_crane_pushes_and_pulls_through_nginx(front, tmp_path):
     _, addr = front
-    crane = str(PEERS / "crane")
-    assert os.path.isfile(crane), f"{crane} missing: run tests/peers/build-go-peers.sh"
-    (tmp_path / "docker").mkdir()
-    auth = base64.b64encode(":".join(ADMIN).encode()).decode()
-    (tmp_path / "docker" / "config.json").write_text(json.dumps({"auths": {addr: {"auth": auth}}}))
-    env = {**os.environ, "DOCKER_CONFIG": str(tmp_path / "docker")}
+    crane = crane_for(addr, ADMIN, tmp_path)
     payload = os.urandom(3 * 1024 * 1024)
-    with tarfile.open(tmp_path / "layer.tar", "w") as tar:
-        info = tarfile.TarInfo("data/payload.bin")
-        info.size = len(payload)
-        tar.addfile(info, io.BytesIO(payload))
+    layer = one_file_layer(tmp_path / "layer.tar", "data/payload.bin", payload)
     ref = f"{addr}/front/crane:v1"
-
-    def crane_run(*args: str) -> bytes:
-        result = subprocess.run(
-            [crane, "--insecure", *args], env=env, capture_output=True, timeout=120
-        )
-        assert result.returncode == 0, result.stderr.decode()
-        return result.stdout
-
-    crane_run("append", "-f", str(tmp_path / "layer.tar"), "-t", ref)
-    crane_run("export", ref, str(tmp_path / "export.tar"))  # crane checks every digest
-    with tarfile.open(tmp_path / "export.tar") as tar:
-        member = tar.extractfile("data/payload.bin")
-        assert member is not None
-        assert member.read() == payload
+    crane("append", "-f", str(layer), "-t", ref)
+    crane("export", ref, str(tmp_path / "export.tar"))  # crane checks every digest
+    assert file_in_export(tmp_path / "export.tar", "data/payload.bin") == payload
 
 
 def test_a_malformed_internal_location_is_refused_at_start(tmp_path):

@@ -86,10 +86,15 @@ class Berth(Peer):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = procs.free_port()
 
+    @property
+    def berth_addr(self) -> str:
+        """Where Berth itself listens (the harness talks to ``host``)."""
+        return self.host
+
     def launch(self) -> None:
         self.spawn(
             "berth",
-            [self.ctx.berth_python, "manage.py", "serve", "--addr", self.host],
+            [self.ctx.berth_python, "manage.py", "serve", "--addr", self.berth_addr],
             env=self.env(),
             cwd=REPO_ROOT,
         )
@@ -208,16 +213,15 @@ class BerthNginx(Berth):
         self.berth_port = procs.free_port()
         self.extra_env = {"BERTH_BLOB_X_ACCEL_REDIRECT": "/_berth_blobs/"}
 
+    @property
+    def berth_addr(self) -> str:
+        return f"127.0.0.1:{self.berth_port}"
+
     def launch(self) -> None:
-        berth_addr = f"127.0.0.1:{self.berth_port}"
-        self.spawn(
-            "berth",
-            [self.ctx.berth_python, "manage.py", "serve", "--addr", berth_addr],
-            env=self.env(),
-            cwd=REPO_ROOT,
-        )
+        super().launch()
         nginx_dir = self.workdir / "nginx"
-        conf = front_config(nginx_dir, berth_addr, self.host, self.data_dir / "registry" / "blobs")
+        blobs = self.data_dir / "registry" / "blobs"
+        conf = front_config(nginx_dir, self.berth_addr, self.host, blobs)
         (nginx_dir / "nginx.conf").write_text(conf)
         self.spawn(
             "nginx", ["nginx", "-p", nginx_dir, "-c", nginx_dir / "nginx.conf"], env=clean_env()

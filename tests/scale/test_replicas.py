@@ -5,13 +5,9 @@ seen by every replica at once (docs/scale-out.md, "Replicas")."""
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import os
 import random
-import subprocess
-import tarfile
 import threading
 import time
 from collections import Counter
@@ -19,8 +15,8 @@ from collections import Counter
 import pytest
 
 from tests.conftest import ADMIN
+from tests.crane import crane_for, file_in_export, one_file_layer
 from tests.registry.helpers import image, sha256
-from tests.s3 import PEERS
 
 from .client import Client, Stats
 
@@ -64,41 +60,21 @@ def test_chunked_upload_hops_replicas(cluster):
 def test_real_client_push_and_pull_through_the_balancer(cluster, tmp_path):
     """crane (token auth, POST/PATCH/PUT per layer) pushes and pulls through the
     balancer; every request of it may land elsewhere."""
-    crane = str(PEERS / "crane")
-    assert os.path.isfile(crane), f"{crane} missing: run tests/peers/build-go-peers.sh"
-    (tmp_path / "docker").mkdir()
-    auth = base64.b64encode(":".join(ADMIN).encode()).decode()
-    (tmp_path / "docker" / "config.json").write_text(
-        json.dumps({"auths": {cluster.addr: {"auth": auth}}})
-    )
-    env = {**os.environ, "DOCKER_CONFIG": str(tmp_path / "docker")}
+    crane_run = crane_for(cluster.addr, ADMIN, tmp_path)
     payload = os.urandom(2 * 1024 * 1024)
-    with tarfile.open(tmp_path / "layer.tar", "w") as tar:
-        info = tarfile.TarInfo("data/payload.bin")
-        info.size = len(payload)
-        tar.addfile(info, io.BytesIO(payload))
+    layer = one_file_layer(tmp_path / "layer.tar", "data/payload.bin", payload)
     ref = f"{cluster.addr}/scale/crane:v1"
-
-    def crane_run(*args: str) -> bytes:
-        result = subprocess.run(
-            [crane, "--insecure", *args], env=env, capture_output=True, timeout=120
-        )
-        assert result.returncode == 0, result.stderr.decode()
-        return result.stdout
 
     # Every replica in rotation first: a health check that failed under the
     # previous test's load takes a replica out for a few seconds.
     for replica in cluster.replicas:
         cluster.balancer.wait_status(replica.name, "UP")
     before = cluster.balancer.requests_per_replica()
-    pushed = crane_run("append", "-f", str(tmp_path / "layer.tar"), "-t", ref).decode().strip()
+    pushed = crane_run("append", "-f", str(layer), "-t", ref).decode().strip()
     digest = crane_run("digest", ref).decode().strip()
     assert pushed.endswith("@" + digest)
     crane_run("export", ref, str(tmp_path / "export.tar"))
-    with tarfile.open(tmp_path / "export.tar") as tar:
-        member = tar.extractfile("data/payload.bin")
-        assert member is not None
-        assert member.read() == payload
+    assert file_in_export(tmp_path / "export.tar", "data/payload.bin") == payload
     after = cluster.balancer.requests_per_replica()
     # crane's requests were spread over the replicas.
     assert all(after[r.name] > before[r.name] for r in cluster.replicas), (
