@@ -491,7 +491,10 @@ def test_large_pushes_are_hashed_and_written_block_by_block(v2, reg):
 
 def test_blob_files_go_to_the_servers_file_wrapper(v2, reg):
     """The lean /v2 handler keeps Django's hand-off to ``wsgi.file_wrapper``:
-    a server that has one (gunicorn) sends blob files with sendfile."""
+    a server that has one (gunicorn) sends blob files with sendfile, and
+    closing what it returns (PEP 3333) closes the file and ends the request."""
+    from django.core import signals
+    from django.db import close_old_connections
     from django.test import RequestFactory
 
     from portal.wsgi import application
@@ -501,20 +504,42 @@ def test_blob_files_go_to_the_servers_file_wrapper(v2, reg):
     digest = reg.put_blob("a/wrapped", data)
     wrapped = []
 
-    def file_wrapper(filelike, block_size):
-        wrapped.append(block_size)
-        return iter(lambda: filelike.read(block_size), b"")
+    class FileWrapper:  # what a server's wrapper does, minus the sendfile
+        def __init__(self, filelike, block_size):
+            wrapped.append(self)
+            self.filelike, self.block_size = filelike, block_size
+
+        def __iter__(self):
+            return iter(lambda: self.filelike.read(self.block_size), b"")
+
+        def close(self):
+            self.filelike.close()
 
     environ = RequestFactory()._base_environ(
         PATH_INFO=f"/v2/a/wrapped/blobs/{digest}",
         REQUEST_METHOD="GET",
         HTTP_AUTHORIZATION=basic(*ADMIN),
     )
-    environ["wsgi.file_wrapper"] = file_wrapper
-    started = []
-    body = application(environ, lambda status, headers: started.append((status, dict(headers))))
-    assert b"".join(body) == data
-    assert wrapped == [1024 * 1024]
+    environ["wsgi.file_wrapper"] = FileWrapper
+    started, finished = [], []
+    ended = lambda **kwargs: finished.append(True)  # noqa: E731
+    # As Django's test client does: a request must not close the test's own
+    # database connection (close_old_connections), which is in a transaction.
+    for signal in (signals.request_started, signals.request_finished):
+        signal.disconnect(close_old_connections)
+    signals.request_finished.connect(ended)
+    try:
+        body = application(environ, lambda status, headers: started.append((status, dict(headers))))
+        assert b"".join(body) == data
+        assert finished == []
+        body.close()
+    finally:
+        signals.request_finished.disconnect(ended)
+        for signal in (signals.request_started, signals.request_finished):
+            signal.connect(close_old_connections)
+    assert [w.block_size for w in wrapped] == [1024 * 1024]
+    assert wrapped[0].filelike.closed
+    assert finished == [True]
     status, headers = started[0]
     assert status == "200 OK"
     assert headers["Docker-Content-Digest"] == digest
