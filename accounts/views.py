@@ -15,6 +15,7 @@ from accounts.services import tokens
 from accounts.services.auth import Throttled, actor_from_claims, authenticate
 from audit.events import Operation, Resource, Result
 from audit.services import record_later
+from portal.net import client_ip
 
 
 def _login_event(username: str, client: str, ok: bool) -> None:
@@ -55,7 +56,7 @@ def _password_hash(actor: Actor) -> str:
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 def token(request: HttpRequest) -> HttpResponse:
-    client = request.META.get("REMOTE_ADDR", "")
+    client = client_ip(request.META)
     try:
         if request.method == "POST":
             return _oauth2(request, client)
@@ -120,17 +121,18 @@ def login_view(request: HttpRequest) -> HttpResponse:
     """Harbor's browser login: form fields ``principal`` and ``password`` → ``sid``."""
     from django.contrib.auth import login
 
+    client = client_ip(request.META)
     try:
         actor = authenticate(
             username=request.POST.get("principal", ""),
             password=request.POST.get("password", ""),
-            client=request.META.get("REMOTE_ADDR", ""),
+            client=client,
         )
     except Throttled as exc:
         return _error(429, "TOOMANYREQUESTS", str(exc), Retry_After=str(exc.retry_after))
     _login_event(
         request.POST.get("principal", ""),
-        request.META.get("REMOTE_ADDR", ""),
+        client,
         actor is not None and actor.kind == "user",
     )
     if actor is None or actor.kind != "user":

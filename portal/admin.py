@@ -33,6 +33,7 @@ from accounts.errors import Conflict, Denied, Invalid, NotFound, PreconditionFai
 from accounts.models import Member, User
 from accounts.rbac import PROJECT_PERMISSIONS
 from accounts.services.auth import Throttled, actor_for_user, authenticate
+from portal.net import client_ip
 from registry.models import Project
 
 # The rule that opens the admin to a user who is not a sysadmin.
@@ -269,7 +270,7 @@ class BerthAuthenticationForm(AdminAuthenticationForm):
         password = self.cleaned_data.get("password")
         if username is None or not password:
             return self.cleaned_data
-        client = self.request.META.get("REMOTE_ADDR", "") if self.request else ""
+        client = client_ip(self.request.META) if self.request else ""
         try:
             actor = authenticate(username=username, password=password, client=client)
         except Throttled as exc:

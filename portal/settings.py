@@ -46,6 +46,17 @@ ALLOWED_HOSTS = env.list("BERTH_ALLOWED_HOSTS", default=["*"])
 
 BERTH_ADDR = env.str("BERTH_ADDR", default="0.0.0.0:5000")
 BERTH_EXTERNAL_URL = env.str("BERTH_EXTERNAL_URL", default="").rstrip("/")
+# Reverse proxies in front of Berth (addresses or networks, comma-separated):
+# from requests they relay, the client's address is read from X-Forwarded-For
+# (portal/net.py). Empty (the default): the header is ignored.
+try:
+    from portal.net import parse_trusted_proxies
+
+    BERTH_TRUSTED_PROXIES = parse_trusted_proxies(env.list("BERTH_TRUSTED_PROXIES", default=[]))
+except ValueError as exc:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"BERTH_TRUSTED_PROXIES: {exc}") from None
 
 INSTALLED_APPS = [
     "django.contrib.admin",

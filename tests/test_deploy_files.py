@@ -388,6 +388,7 @@ def test_helm_scaled_render_with_external_backends(tmp_path):
         "ingress.className=nginx",
         "ingress.hosts[0]=registry.example.com",
         "externalURL=https://registry.example.com",
+        "trustedProxies=10.244.0.0/16",
         "image.repository=registry.example.com/berth/berth",
         "image.tag=1.2.3",
     )
@@ -413,6 +414,7 @@ def test_helm_scaled_render_with_external_backends(tmp_path):
     plain = {item["name"]: item["value"] for item in web["env"] if "value" in item}
     assert plain["BERTH_STORAGE_URL"] == "s3://prod-blobs/berth?region=eu-west-1"
     assert plain["BERTH_EXTERNAL_URL"] == "https://registry.example.com"
+    assert plain["BERTH_TRUSTED_PROXIES"] == "10.244.0.0/16"
     (ingress,) = objects(docs, "Ingress").values()
     assert ingress["spec"]["ingressClassName"] == "nginx"
     rule = ingress["spec"]["rules"][0]

@@ -13,10 +13,12 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
 import requests
+import requests.adapters
 
 from bench.peers.nginx import front_config
 from tests.conftest import ADMIN, REPO_ROOT, BerthServer
@@ -34,7 +36,12 @@ def front(tmp_path_factory) -> Iterator[tuple[BerthServer, str]]:
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     assert os.path.exists(nginx), "nginx missing: run scripts/test-deps.sh"
     tmp = tmp_path_factory.mktemp("nginx-front")
-    server = BerthServer(tmp / "data", env={"BERTH_BLOB_X_ACCEL_REDIRECT": ACCEL}).start()
+    env = {
+        "BERTH_BLOB_X_ACCEL_REDIRECT": ACCEL,
+        "BERTH_TRUSTED_PROXIES": "127.0.0.1",  # nginx reaches Berth from there
+        "BERTH_LOGIN_FAILURES_ALLOWED": "3",
+    }
+    server = BerthServer(tmp / "data", env=env).start()
     server.create_projects(["front"])
     port = free_port()
     wd = tmp / "nginx"
@@ -121,6 +128,51 @@ def test_crane_pushes_and_pulls_through_nginx(front, tmp_path):
     crane("append", "-f", str(layer), "-t", ref)
     crane("export", ref, str(tmp_path / "export.tar"))  # crane checks every digest
     assert file_in_export(tmp_path / "export.tar", "data/payload.bin") == payload
+
+
+class _From(requests.adapters.HTTPAdapter):
+    """Connections from a chosen loopback address (127.0.0.0/8 is all local)."""
+
+    def __init__(self, address: str):
+        self.address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        kwargs["source_address"] = (self.address, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+def client_from(address: str, auth: tuple[str, str]) -> requests.Session:
+    session = requests.Session()
+    session.mount("http://", _From(address))
+    session.auth = auth
+    return session
+
+
+def test_berth_sees_each_client_behind_nginx(front):
+    """nginx appends the client's address to X-Forwarded-For and Berth trusts
+    only that hop: the throttle counts per client, not per nginx, and the audit
+    log names the client — whatever address the client claims itself."""
+    server, addr = front
+    token = f"http://{addr}/service/token?service=harbor-registry"
+    attacker = client_from("127.0.0.3", ("admin", "Guess1234"))
+    statuses = [
+        attacker.get(token, headers={"X-Forwarded-For": f"203.0.113.{n}"}, timeout=30).status_code
+        for n in range(5)
+    ]
+    assert statuses == [401, 401, 401, 429, 429]
+    # The owner, through the same nginx from another address, is not throttled.
+    assert client_from("127.0.0.4", ADMIN).get(token, timeout=30).status_code == 200
+    query = (
+        "from audit.models import AuditEvent; "
+        "print(sorted(set(AuditEvent.objects.filter(operation='login')"
+        ".values_list('client_ip', 'result'))))"
+    )
+    wanted = "[('127.0.0.3', 'failure'), ('127.0.0.4', 'success')]"
+    deadline = time.monotonic() + 30  # the server writes its audit buffer every second
+    while (seen := server.manage("shell", "-v", "0", "-c", query).stdout.strip()) != wanted:
+        assert time.monotonic() < deadline, seen
+        time.sleep(0.5)
 
 
 def test_a_malformed_internal_location_is_refused_at_start(tmp_path):

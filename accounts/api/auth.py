@@ -14,6 +14,7 @@ from rest_framework.request import Request
 
 from accounts.access import ANONYMOUS, Actor
 from accounts.services.auth import Throttled, actor_for_user, authenticate
+from portal.net import client_ip
 
 
 class ActorUser:
@@ -39,7 +40,7 @@ class BasicAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed("malformed credentials") from None
         try:
             actor = authenticate(
-                username=username, password=password, client=request.META.get("REMOTE_ADDR", "")
+                username=username, password=password, client=client_ip(request.META)
             )
         except Throttled as exc:
             raise exceptions.Throttled(wait=exc.retry_after) from None

@@ -27,6 +27,7 @@ from accounts.services.tokens import (
     token_allows,
     verify,
 )
+from portal.net import client_ip
 from registry.errors import Code, RegistryError
 
 
@@ -96,7 +97,7 @@ def _scope(name: str | None, action: Action) -> str | None:
 
 
 def _credentials(request: HttpRequest, scope: str | None) -> Principal:
-    client = request.META.get("REMOTE_ADDR", "")
+    client = client_ip(request.META)
     header = request.META.get("HTTP_AUTHORIZATION", "")
     scheme, _, value = header.partition(" ")
     scheme = scheme.lower()

@@ -75,6 +75,10 @@ s3://{{ .Values.minio.bucket }}/registry?endpoint=http://{{ include "berth.fulln
 - name: BERTH_EXTERNAL_URL
   value: {{ . | quote }}
 {{- end }}
+{{- with .Values.trustedProxies }}
+- name: BERTH_TRUSTED_PROXIES
+  value: {{ . | quote }}
+{{- end }}
 - name: BERTH_WEB_WORKERS
   value: {{ .Values.web.processes | quote }}
 - name: BERTH_WEB_THREADS
