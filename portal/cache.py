@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
-from django.core.cache.backends.redis import RedisCache
+from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 
 CONNECT_TIMEOUT = 0.5
 READ_TIMEOUT = 0.5
@@ -74,6 +74,29 @@ def _guarded(method_name: str) -> Any:
     return method
 
 
+class _OneClientPerPool(RedisCacheClient):
+    """Django's client builds a new ``redis.Redis`` for every command
+    (``get_client``), and its constructor fills a table of response callbacks:
+    a quarter of a manifest GET's Python time behind Redis (bench/notes.md).
+    This one keeps one per connection pool; ``redis.Redis`` is thread-safe."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._clients: dict[int, Any] = {}
+
+    def get_client(self, key: Any = None, *, write: bool = False) -> Any:
+        index = self._get_connection_pool_index(write)
+        client = self._clients.get(index)
+        if client is None:
+            pool = self._pools.get(index)
+            if pool is None:
+                pool = self._pools.setdefault(
+                    index, self._pool_class.from_url(self._servers[index], **self._pool_options)
+                )
+            client = self._clients.setdefault(index, self._client(connection_pool=pool))
+        return client
+
+
 class ResilientRedisCache(RedisCache):
     """``RedisCache`` with fail-fast timeouts, no client retries and a breaker.
 
@@ -92,6 +115,7 @@ class ResilientRedisCache(RedisCache):
         options.setdefault("socket_timeout", READ_TIMEOUT)
         options.setdefault("retry", Retry(NoBackoff(), 0))
         super().__init__(server, {**params, "OPTIONS": options})
+        self._class = _OneClientPerPool
         self._location = server
 
     add = _guarded("add")
@@ -129,7 +153,7 @@ _stores_lock = threading.Lock()
 
 class ProcessCache(BaseCache):
     """Process memory for values that are never changed in place (the manifest
-    lookups: ints and frozen dataclasses), read without a lock and without
+    lookups: ints, tuples and frozen dataclasses), read without a lock and without
     pickling.
 
     Django's ``LocMemCache`` takes its lock on every read and runs Python code

@@ -1,10 +1,13 @@
 """Manifest lookups (tag or digest → manifest bytes) answered from a cache.
 
-Entries are keyed by a per-repository generation number. Every write that can
-change what a reference names (manifest put, tag put, deletes) bumps the
-generation after its transaction commits, so a reader that raced the write and
-stores what it read stores it under the old generation, which nobody asks for
-again. No entry can outlive the write that made it wrong.
+Every repository has a generation number, and every entry is stored with the
+generation it was read under. Every write that can change what a reference
+names (manifest put, tag put, deletes) bumps the generation after its
+transaction commits; an entry counts only while its generation is the
+repository's current one. A reader that raced the write and stores what it
+read stores it under the old generation, which no lookup accepts again. No
+entry can outlive the write that made it wrong. A lookup reads the generation
+and the entry together (``get_many``: one round trip to a shared cache).
 
 The cache is ``CACHES["manifests"]`` (settings.py decides, ``BERTH_MANIFEST_CACHE``):
 the shared Redis of ``BERTH_CACHE_URL``, per-process memory when one web process
@@ -31,6 +34,7 @@ import hashlib
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -72,22 +76,17 @@ def _generation_key(repository_name: str) -> str:
     return "g:" + hashlib.blake2b(repository_name.encode(), digest_size=16).hexdigest()
 
 
-def _entry_key(repository_name: str, reference: str, generation: int) -> str:
+def _entry_key(repository_name: str, reference: str) -> str:
     raw = f"{repository_name}\0{reference}".encode()
-    return f"m:{generation}:" + hashlib.blake2b(raw, digest_size=16).hexdigest()
+    return "m:" + hashlib.blake2b(raw, digest_size=16).hexdigest()
 
 
-def _generation(repository_name: str) -> int | None:
-    """The repository's generation, or None when the cache has none to give.
-    A missing one (never set, evicted, cache restarted) starts from the clock,
-    so a generation number never comes back."""
+def _start_generation(key: str) -> int | None:
+    """A missing generation (never set, evicted, cache restarted) starts from
+    the clock, so a generation number never comes back."""
     cache = _cache()
-    key = _generation_key(repository_name)
-    generation = cache.get(key)
-    if generation is None:
-        cache.add(key, time.time_ns(), None)
-        generation = cache.get(key)
-    return generation
+    cache.add(key, time.time_ns(), None)
+    return cache.get(key)
 
 
 def _bump(repository_name: str) -> None:
@@ -150,36 +149,44 @@ class _MissedBumps:
 _missed = _MissedBumps()
 
 
-def lookup_key(repository_name: str, reference: str) -> str | None:
-    """The cache key of a lookup, or None: the cache cannot be trusted now
-    (unreachable, or an invalidation of this process is still pending), so read
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """Where a lookup's answer goes, and the generation it was read under."""
+
+    key: str
+    generation: int
+
+
+def find(repository_name: str, reference: str) -> tuple[Slot | None, Any]:
+    """The cached answer of a lookup (None on a miss) and the slot for storing
+    a fresh one. The slot is None when the cache cannot be trusted now
+    (unreachable, or an invalidation of this process is still pending): read
     the database and store nothing."""
+    generation_key = _generation_key(repository_name)
+    key = _entry_key(repository_name, reference)
     try:
         if _missed:
             _missed.flush()
-        generation = _generation(repository_name)
+        found = _cache().get_many([generation_key, key])
+        generation = found.get(generation_key)
+        if generation is None:
+            generation = _start_generation(generation_key)
+            if generation is None:
+                return None, None
     except CacheUnavailable:
-        return None
-    if generation is None:
-        return None
-    return _entry_key(repository_name, reference, generation)
+        return None, None
+    entry = found.get(key)
+    if entry is not None and entry[0] == generation:
+        return Slot(key, generation), entry[1]
+    return Slot(key, generation), None
 
 
-def get(key: str | None) -> Any:
-    if key is None:
-        return None
-    try:
-        return _cache().get(key)
-    except CacheUnavailable:
-        return None
-
-
-def put(key: str | None, value: Any) -> None:
-    if key is None:
+def put(slot: Slot | None, value: Any) -> None:
+    if slot is None:
         return
     # Best effort: without it the next lookup reads the database again.
     with contextlib.suppress(CacheUnavailable):
-        _cache().set(key, value, settings.BERTH_MANIFEST_CACHE_TTL)
+        _cache().set(slot.key, (slot.generation, value), settings.BERTH_MANIFEST_CACHE_TTL)
 
 
 def invalidate(repository_name: str) -> None:

@@ -45,11 +45,10 @@ class PutResult:
 def manifest_get(*, repository_name: str, reference: str) -> ManifestContent:
     """The manifest a tag or digest names in the repository: from the cache, or
     one query."""
-    key = cache.lookup_key(repository_name, reference)
-    content = cache.get(key)
+    slot, content = cache.find(repository_name, reference)
     if content is None:
         content = _manifest_query(repository_name, reference)
-        cache.put(key, content)
+        cache.put(slot, content)
     return content
 
 

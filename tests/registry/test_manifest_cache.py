@@ -55,12 +55,12 @@ def test_deleted_manifest_and_tag_stay_deleted(v2, reg):
 
 def test_reader_racing_a_write_cannot_store_a_stale_answer(v2, reg):
     reg.push_image("cache/race", "v1")
-    # A reader computes its key and reads the database...
-    key = cache.lookup_key("cache/race", "v1")
+    # A reader misses, reads the generation and the database...
+    slot, _ = cache.find("cache/race", "v1")
     stale = manifest_get(repository_name="cache/race", reference="v1")
     cache._cache().clear()
     # ...a push retags v1 and commits...
     new_digest, _ = reg.push_image("cache/race", "v1")
     # ...then the slow reader stores what it read.
-    cache.put(key, stale)
+    cache.put(slot, stale)
     assert manifest_get(repository_name="cache/race", reference="v1").digest == new_digest

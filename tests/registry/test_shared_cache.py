@@ -124,6 +124,34 @@ def test_lookups_live_in_redis_and_cost_no_query(shared, raw, v2, reg, django_as
         assert manifest_get(repository_name="cache/shared", reference="v1").payload == body
 
 
+def test_a_cached_lookup_is_one_round_trip_on_one_client(shared, raw, v2, reg):
+    """A hit reads the generation and the entry with one MGET, through the
+    same redis.Redis every time (Django's client would build one per command)."""
+    reg.push_image("cache/trips", "v1")
+    manifest_get(repository_name="cache/trips", reference="v1")  # the miss fills it
+    backend = caches["manifests"]._cache
+    assert backend.get_client() is backend.get_client()
+    raw.config_resetstat()
+    for _ in range(3):
+        manifest_get(repository_name="cache/trips", reference="v1")
+    calls = {
+        name.removeprefix("cmdstat_"): stats["calls"]
+        for name, stats in raw.info("commandstats").items()
+        if not name.startswith(("cmdstat_config", "cmdstat_info"))
+    }
+    assert calls == {"mget": 3}
+
+
+def test_an_entry_from_an_older_generation_is_never_served(shared, raw, v2, reg):
+    reg.push_image("cache/older", "v1")
+    slot, _ = cache.find("cache/older", "v1")  # a reader misses...
+    stale = manifest_get(repository_name="cache/older", reference="v1")
+    new_digest, _ = reg.push_image("cache/older", "v1")  # ...a retag commits...
+    assert manifest_get(repository_name="cache/older", reference="v1").digest == new_digest
+    cache.put(slot, stale)  # ...and the slow reader overwrites the fresh entry
+    assert manifest_get(repository_name="cache/older", reference="v1").digest == new_digest
+
+
 def test_a_write_on_one_replica_is_seen_by_the_others(shared, raw, v2, reg):
     """What another replica reads is only what Redis holds: drop everything
     this process keeps, and the retag is still seen at once."""
