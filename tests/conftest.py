@@ -145,6 +145,22 @@ def v2(test_projects, tmp_path, settings) -> RegistryClient:
     return RegistryClient(HTTP_AUTHORIZATION=basic(*ADMIN))
 
 
+def refused_at_start(data_dir: Path, **env: str) -> str:
+    """``manage.py check`` with these BERTH_* settings (and no others) must
+    fail; returns what it printed on stderr, for the caller to check."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("BERTH_", "DATABASE_URL"))}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=REPO_ROOT,
+        env={**clean, "BERTH_DATA_DIR": str(data_dir), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0, result.stdout
+    return result.stderr
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

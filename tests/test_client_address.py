@@ -4,17 +4,13 @@ tests/test_nginx_front.py."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 from django.test import Client
 
 from audit.models import AuditEvent
 from audit.services import flush
 from portal.net import client_ip, parse_trusted_proxies
-from tests.conftest import ADMIN, REPO_ROOT, basic
+from tests.conftest import ADMIN, basic, refused_at_start
 
 PROXIES = parse_trusted_proxies(["10.0.0.0/8", "127.0.0.1", "fd00::/8"])
 
@@ -67,18 +63,8 @@ def test_trusted_proxies_parse_addresses_and_networks():
 
 
 def test_a_malformed_trusted_proxy_is_refused_at_start(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BERTH_", "DATABASE_URL"))}
-    env.update(BERTH_DATA_DIR=str(tmp_path), BERTH_TRUSTED_PROXIES="127.0.0.1,10.0.0.0/33")
-    r = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert r.returncode != 0
-    assert "BERTH_TRUSTED_PROXIES: not an IP address or network: '10.0.0.0/33'" in r.stderr
+    stderr = refused_at_start(tmp_path, BERTH_TRUSTED_PROXIES="127.0.0.1,10.0.0.0/33")
+    assert "BERTH_TRUSTED_PROXIES: not an IP address or network: '10.0.0.0/33'" in stderr
 
 
 def _token(client: Client) -> int:

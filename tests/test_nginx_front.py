@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -21,7 +20,7 @@ import requests
 import requests.adapters
 
 from bench.peers.nginx import front_config
-from tests.conftest import ADMIN, REPO_ROOT, BerthServer
+from tests.conftest import ADMIN, BerthServer, refused_at_start
 from tests.crane import crane_for, file_in_export, one_file_layer
 from tests.registry.helpers import sha256
 from tests.servers import _stop_group, _wait_port, free_port
@@ -176,15 +175,5 @@ def test_berth_sees_each_client_behind_nginx(front):
 
 
 def test_a_malformed_internal_location_is_refused_at_start(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BERTH_", "DATABASE_URL"))}
-    env.update(BERTH_DATA_DIR=str(tmp_path), BERTH_BLOB_X_ACCEL_REDIRECT="_berth_blobs")
-    r = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert r.returncode != 0
-    assert "BERTH_BLOB_X_ACCEL_REDIRECT must be a path like /_berth_blobs/" in r.stderr
+    stderr = refused_at_start(tmp_path, BERTH_BLOB_X_ACCEL_REDIRECT="_berth_blobs")
+    assert "BERTH_BLOB_X_ACCEL_REDIRECT must be a path like /_berth_blobs/" in stderr
