@@ -31,10 +31,19 @@ def blob_stat(*, repository_name: str, digest: str) -> BlobInfo:
 
 
 def blob_register(*, repository_name: str, digest: str, size: int) -> Blob:
-    """Record verified, durably stored bytes and link them into the repository."""
-    with transaction.atomic():
+    """Record verified, durably stored bytes and link them into the repository.
+
+    Written for the write lock it holds (one writer at a time on SQLite): no
+    savepoints (part of the caller's transaction as it is), and a new blob is
+    inserted-or-nothing and read back, where ``get_or_create`` would wrap its
+    insert in a savepoint of its own. A concurrent upload of the same bytes
+    may insert it first; both then link the same row."""
+    with transaction.atomic(savepoint=False):
         repo = repository_ensure(name=repository_name)
-        blob, _ = Blob.objects.get_or_create(digest=digest, defaults={"size": size})
+        blob = Blob.objects.filter(digest=digest).first()
+        if blob is None:
+            Blob.objects.bulk_create([Blob(digest=digest, size=size)], ignore_conflicts=True)
+            blob = Blob.objects.get(digest=digest)
         RepositoryBlob.objects.bulk_create(
             [RepositoryBlob(repository=repo, blob=blob)], ignore_conflicts=True
         )

@@ -544,3 +544,25 @@ def test_blob_files_go_to_the_servers_file_wrapper(v2, reg):
     assert status == "200 OK"
     assert headers["Docker-Content-Digest"] == digest
     assert headers["Content-Length"] == str(len(data))
+
+
+def test_a_blob_put_registers_the_blob_without_savepoints(v2):
+    """The registering transaction holds the database's write lock (SQLite:
+    one writer at a time, the bound on concurrent pushes): no savepoints in
+    it, for a new blob and for one another repository already has."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    data = os.urandom(1000)
+    digest = sha256(data)
+    for name in ("a/first", "a/second"):
+        loc = v2.post(f"/v2/{name}/blobs/uploads/")["Location"]
+        with CaptureQueriesContext(connection) as queries:
+            r = v2.put(f"{loc}?digest={digest}", data=data, content_type="application/octet-stream")
+        assert r.status_code == 201, r.content
+        statements = [q["sql"].split()[0].upper() for q in queries.captured_queries]
+        assert "SAVEPOINT" not in statements and "RELEASE" not in statements, statements
+    blob = Blob.objects.get(digest=digest)
+    assert blob.size == 1000
+    linked = RepositoryBlob.objects.filter(blob=blob).values_list("repository__name", flat=True)
+    assert sorted(linked) == ["a/first", "a/second"]
