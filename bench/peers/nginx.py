@@ -63,7 +63,9 @@ worker_processes auto;
 user root;
 pid {workdir}/nginx.pid;
 error_log {workdir}/error.log warn;
-events {{ worker_connections 1024; }}
+# A proxied client takes two connections (client and upstream): room for the
+# 1,000 concurrent pushes through the Berth front (docs/deploy.md).
+events {{ worker_connections 4096; }}
 http {{
   access_log off;
 {paths}
