@@ -19,6 +19,8 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from django.conf import settings
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -53,8 +55,6 @@ def _trusted(address: Any, proxies: tuple[Network, ...]) -> bool:
 def client_ip(meta: Mapping[str, Any], proxies: tuple[Network, ...] | None = None) -> str:
     """The address of the client that sent this request (``request.META``)."""
     if proxies is None:
-        from django.conf import settings
-
         proxies = settings.BERTH_TRUSTED_PROXIES
     peer = meta.get("REMOTE_ADDR", "")
     if not proxies:

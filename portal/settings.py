@@ -12,6 +12,8 @@ from pathlib import Path
 
 import environ
 
+from portal.net import parse_trusted_proxies
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -50,8 +52,6 @@ BERTH_EXTERNAL_URL = env.str("BERTH_EXTERNAL_URL", default="").rstrip("/")
 # from requests they relay, the client's address is read from X-Forwarded-For
 # (portal/net.py). Empty (the default): the header is ignored.
 try:
-    from portal.net import parse_trusted_proxies
-
     BERTH_TRUSTED_PROXIES = parse_trusted_proxies(env.list("BERTH_TRUSTED_PROXIES", default=[]))
 except ValueError as exc:
     from django.core.exceptions import ImproperlyConfigured
