@@ -101,6 +101,10 @@ def measured(peers: dict[str, Any]) -> list[str]:
     return [n for n in ordered(peers) if peers[n]["status"] in ("ok", "partial")]
 
 
+def pct(v: Any) -> str:
+    return "—" if v is None else f"{100 * v:.0f}%"
+
+
 def verdict(ok: bool | None) -> str:
     return "—" if ok is None else ("met" if ok else "**not met**")
 
@@ -167,6 +171,19 @@ def render(run: Path) -> str:
             + ", ".join(noisy)
             + ". Figures taken under that noise are lower than on a quiet machine.\n"
         )
+    stolen = [
+        f"{n} {pct(get(peers[n], 'foreign_cpu', 'steal_share'))}"
+        for n in ordered(peers) + ordered(peers, "limit")
+        if (get(peers[n], "foreign_cpu", "steal_share") or 0) > 0.05
+    ]
+    if stolen:
+        add(
+            "**Shared host:** the hypervisor took this share of the machine's CPU (steal) "
+            "while a registry was measured: "
+            + ", ".join(stolen)
+            + ". Stolen time slows every process here, server and load generator alike, and "
+            "the steal of each measurement is shown next to it below.\n"
+        )
 
     add("## Registries\n")
     rows = []
@@ -176,6 +193,7 @@ def render(run: Path) -> str:
         if p["status"] == "failed":
             status = f"failed: {p.get('reason', '')[:300]}"
         share = get(p, "foreign_cpu", "foreign_share")
+        steal = get(p, "foreign_cpu", "steal_share")
         rows.append(
             [
                 p["meta"]["title"],
@@ -184,18 +202,24 @@ def render(run: Path) -> str:
                 p["meta"].get("auth", "")
                 + (f" (seen: {p['auth_seen']})" if p.get("auth_seen") else ""),
                 status.replace("|", "/").replace("\n", " "),
-                "—" if share is None else f"{100 * share:.0f}%",
+                pct(share),
+                pct(steal),
             ]
         )
     add(
-        table(["registry", "version", "settings", "auth", "status", "CPU used by others"], rows)
+        table(
+            ["registry", "version", "settings", "auth", "status", "CPU used by others", "steal"],
+            rows,
+        )
         + "\n"
     )
     add(
         "*CPU used by others*: the share of the machine's CPU time that processes the harness "
         "did not start used while that registry was measured (the machine is shared with "
         "other work; the harness waits, up to a total budget, for quiet before each "
-        "measurement).\n"
+        "measurement). *Steal*: the share of the machine's CPU time the hypervisor gave to other "
+        "guests of the host while this machine wanted to run (`/proc/stat`); the harness waits "
+        "for it too. Runs made before the harness recorded steal show —.\n"
     )
     if meta.get("zb"):
         add(f"zot's load tool zb: {meta['zb'].get('status')}: {meta['zb'].get('reason', '')}\n")
@@ -213,6 +237,13 @@ def render(run: Path) -> str:
     idle = get(b, "memory_idle", "rss")
     warm, cold = w(BERTH, "startup", "warm_seconds"), w(BERTH, "startup", "cold_seconds")
 
+    def stolen(a: Any, bb: Any) -> str:
+        return "—" if a is None and bb is None else f"{pct(a)} / {pct(bb)}"
+
+    s64 = lambda n: w(n, "manifests", "runs", "GET c=64", "steal_share")  # noqa: E731
+    sblob = lambda n: w(n, "blobs", "steal_share")  # noqa: E731
+    nginx_steal = get(peers.get("nginx"), "foreign_cpu", "steal_share")
+
     def cmp(a: Any, bb: Any, want: float, higher: bool = True) -> tuple[str, str]:
         if a is None or not bb:
             return "—", "—"
@@ -223,58 +254,69 @@ def render(run: Path) -> str:
     r, v = cmp(g64(BERTH), g64(D28), 3)
     rows.append(
         ["manifest GET by tag, 64 connections", "≥ 3x Distribution 2.8",
-         f"{num(g64(BERTH))} vs {num(g64(D28))} req/s", r, v]
+         f"{num(g64(BERTH))} vs {num(g64(D28))} req/s", r, v, stolen(s64(BERTH), s64(D28))]
     )  # fmt: skip
     r, v = cmp(g64(BERTH), g64("pulp"), 30)
     rows.append(
-        ["", "≥ 30x Pulp", f"{num(g64(BERTH))} vs {num(g64('pulp'))} req/s", r, v]
+        ["", "≥ 30x Pulp", f"{num(g64(BERTH))} vs {num(g64('pulp'))} req/s", r, v,
+         stolen(s64(BERTH), s64("pulp"))]
     )  # fmt: skip
     r, v = cmp(berth_pull, nginx_pull, 0.9)
     rows.append(
         [f"blob pull ({size(sizes['blob_size'])})", "≥ 0.9x nginx, same file",
-         f"{mb(berth_pull)} vs {mb(nginx_pull)}", r, v]
+         f"{mb(berth_pull)} vs {mb(nginx_pull)}", r, v, stolen(sblob(BERTH), nginx_steal)]
     )  # fmt: skip
     front_pull = w("berth-nginx", "blobs", "pull", "best_Bps")
     if front_pull is not None:
         r, v = cmp(front_pull, nginx_pull, 0.9)
         rows.append(
             ["", "≥ 0.9x nginx: Berth behind nginx (deploy/nginx/berth.conf)",
-             f"{mb(front_pull)} vs {mb(nginx_pull)}", r, v]
+             f"{mb(front_pull)} vs {mb(nginx_pull)}", r, v,
+             stolen(sblob("berth-nginx"), nginx_steal)]
         )  # fmt: skip
     r, v = cmp(push_mono, sha, 0.8)
     rows.append(
         ["blob push, monolithic", "≥ 0.8x sha256 on one core",
-         f"{mb(push_mono)} vs {mb(sha)}", r, v]
+         f"{mb(push_mono)} vs {mb(sha)}", r, v, stolen(sblob(BERTH), None)]
     )  # fmt: skip
     r, v = cmp(push_chunk, sha, 0.8)
     rows.append(
-        ["blob push, chunked", "≥ 0.8x sha256 on one core", f"{mb(push_chunk)} vs {mb(sha)}", r, v]
+        ["blob push, chunked", "≥ 0.8x sha256 on one core", f"{mb(push_chunk)} vs {mb(sha)}",
+         r, v, stolen(sblob(BERTH), None)]
     )  # fmt: skip
     r, v = cmp(dpush, d28push, 1.0, higher=False)
     rows.append(
         ["docker push, 10 layers", "≤ Distribution 2.8",
-         f"{num(dpush, 2)} s vs {num(d28push, 2)} s", r, v]
+         f"{num(dpush, 2)} s vs {num(d28push, 2)} s", r, v,
+         stolen(w(BERTH, "docker", "steal_share"), w(D28, "docker", "steal_share"))]
     )  # fmt: skip
     r, v = cmp(dpull, d28pull, 1.0, higher=False)
     rows.append(
         ["docker pull, 10 layers", "≤ Distribution 2.8",
-         f"{num(dpull, 2)} s vs {num(d28pull, 2)} s", r, v]
+         f"{num(dpull, 2)} s vs {num(d28pull, 2)} s", r, v,
+         stolen(w(BERTH, "docker", "steal_share"), w(D28, "docker", "steal_share"))]
     )  # fmt: skip
     pss = (get(b, "memory_idle", "pss") or 0) / 1e6
     rows.append(
         ["idle RSS, embedded default, all processes", "≤ 250 MB",
          f"{num(idle / 1e6 if idle else None)} MB RSS (PSS {num(pss)} MB)",
-         "—", verdict(idle <= 250e6 if idle else None)]
+         "—", verdict(idle <= 250e6 if idle else None), ""]
     )  # fmt: skip
     rows.append(
         ["start to first 200 on /v2/ (restart)", "≤ 3 s", f"{num(warm, 2)} s",
-         "—", verdict(warm <= 3 if warm is not None else None)]
+         "—", verdict(warm <= 3 if warm is not None else None), ""]
     )  # fmt: skip
     rows.append(
         ["start to first 200 on /v2/ (first start, empty data dir)", "≤ 3 s", f"{num(cold, 2)} s",
-         "—", verdict(cold <= 3 if cold is not None else None)]
+         "—", verdict(cold <= 3 if cold is not None else None), ""]
     )  # fmt: skip
-    add(table(["workload", "target", "measured (Berth vs reference)", "ratio", "verdict"], rows))
+    add(
+        table(
+            ["workload", "target", "measured (Berth vs reference)", "ratio", "verdict",
+             "steal (Berth / reference)"],
+            rows,
+        )
+    )  # fmt: skip
     add(
         "\nRatios are Berth / reference: higher is better for rates, lower is better for "
         'times. "First 200" includes, where Berth challenges, the client\'s token request '
@@ -292,6 +334,7 @@ def render(run: Path) -> str:
     conns = sizes["wrk_connections"]
     for method in ("GET", "HEAD"):
         head = ["registry", *[f"req/s c={c}" for c in conns], "p50 / p99 c=64", "Berth / it, c=64"]
+        head.append("steal c=64")
         rows = []
         for n in names:
             runs = w(n, "manifests", "runs") or {}
@@ -306,7 +349,13 @@ def render(run: Path) -> str:
             lat = f"{num(r64.get('p50_ms'), 2)} / {num(r64.get('p99_ms'), 2)} ms" if r64 else "—"
             berth64 = get(w(BERTH, "manifests", "runs"), f"{method} c=64", "rps")
             rows.append(
-                [title[n], *cells, lat, ratio(berth64, r64.get("rps")) if n != BERTH else ""]
+                [
+                    title[n],
+                    *cells,
+                    lat,
+                    ratio(berth64, r64.get("rps")) if n != BERTH else "",
+                    pct(r64.get("steal_share")) if r64 else "—",
+                ]
             )
         add(f"**{method}**\n\n" + table(head, rows) + "\n")
 

@@ -119,7 +119,8 @@ def wait_ready(peer: Peer, timeout: float = 180) -> tuple[float, float]:
 
 def wait_quiet(ctx: Context) -> None:
     """On a shared machine, wait (bounded) until other processes leave the CPU
-    mostly idle before a measurement; what was waited and seen is recorded."""
+    mostly idle, and the hypervisor stops taking it (steal), before a
+    measurement; what was waited and seen is recorded."""
     budget = ctx.shared.setdefault("quiet_budget", ctx.quiet_wait_total)
     if budget <= 0:
         return
@@ -127,13 +128,19 @@ def wait_quiet(ctx: Context) -> None:
     while True:
         probe = procs.ForeignCpu()
         time.sleep(2)
-        share = probe.result()["foreign_share"]
-        if share < 0.15 or budget - (time.monotonic() - t0) <= 0:
+        seen = probe.result()
+        share, steal = seen["foreign_share"], seen["steal_share"]
+        if (share < 0.15 and steal < 0.10) or budget - (time.monotonic() - t0) <= 0:
             break
-        ctx.log(f"  waiting for a quiet machine: others use {100 * share:.0f}% of the CPU")
+        ctx.log(
+            f"  waiting for a quiet machine: others use {100 * share:.0f}% of the CPU, "
+            f"the hypervisor takes {100 * steal:.0f}%"
+        )
     waited = time.monotonic() - t0
     ctx.shared["quiet_budget"] = max(0.0, budget - waited)
-    ctx.shared.setdefault("quiet_waits", []).append({"waited": waited, "share": share})
+    ctx.shared.setdefault("quiet_waits", []).append(
+        {"waited": waited, "share": share, "steal": steal}
+    )
 
 
 def run_peer(ctx: Context, peer: Peer) -> dict[str, Any]:
@@ -222,7 +229,9 @@ def run_peer(ctx: Context, peer: Peer) -> dict[str, Any]:
                     peer.check_alive()
                     res["workloads"][name] = step()
                     res["workloads"][name]["wall"] = time.monotonic() - t0
-                    res["workloads"][name]["foreign_cpu_share"] = noise.result()["foreign_share"]
+                    seen = noise.result()
+                    res["workloads"][name]["foreign_cpu_share"] = seen["foreign_share"]
+                    res["workloads"][name]["steal_share"] = seen["steal_share"]
                 except Exception as exc:
                     res["errors"][name] = f"{type(exc).__name__}: {exc}"
                     res["errors"][name + "_trace"] = traceback.format_exc()[-4000:]
@@ -254,6 +263,11 @@ def run_peer(ctx: Context, peer: Peer) -> dict[str, Any]:
             ctx.log(
                 f"  NOTE: other processes on this machine used "
                 f"{100 * res['foreign_cpu']['foreign_share']:.0f}% of its CPU during this peer"
+            )
+        if res["foreign_cpu"]["steal_share"] > 0.05:
+            ctx.log(
+                f"  NOTE: the hypervisor took {100 * res['foreign_cpu']['steal_share']:.0f}% "
+                "of this machine's CPU (steal) during this peer"
             )
     if res["errors"] and res["status"] == "ok":
         res["status"] = "partial"

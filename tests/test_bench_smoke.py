@@ -82,6 +82,10 @@ def test_bench_smoke(tmp_path: Path) -> None:
                 r = runs[f"{method} c={conns}"]
                 assert r["valid"] and r["rps"] > 0 and r["requests"] > 0, (name, method, r)
                 assert r["p50_ms"] >= 0 and r["p99_ms"] >= r["p50_ms"]
+                assert 0 <= r["steal_share"] <= 1, (name, method, r)
+        for workload in ("blobs", "manifests", "concurrent", "listing"):
+            assert 0 <= w[workload]["steal_share"] <= 1, (name, workload)
+        assert 0 <= res["foreign_cpu"]["steal_share"] <= 1
 
         conc = w["concurrent"]
         assert conc["ok"] == conc["pushes"] == meta["sizes"]["concurrent_pushes"], conc
@@ -104,3 +108,15 @@ def test_bench_smoke(tmp_path: Path) -> None:
     doc = render.render(run)
     assert "## Targets" in doc and "manifest GET by tag" in doc
     assert "Berth" in doc and "Distribution 2.8" in doc
+    assert "| steal (Berth / reference) |" in doc and "steal c=64" in doc
+
+
+def test_steal_is_read_from_the_cpu_line_of_proc_stat() -> None:
+    from bench.procs import _TICK, parse_cpu_line
+
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    busy, steal, total = parse_cpu_line("cpu  100 0 50 700 20 5 5 120 0 0\n")
+    assert (busy * _TICK, steal * _TICK, total * _TICK) == (160, 120, 1000)
+    # Old kernels print fewer columns: no steal column means no steal.
+    busy, steal, total = parse_cpu_line("cpu  100 0 50 700\n")
+    assert (busy * _TICK, steal * _TICK, total * _TICK) == (150, 0, 850)

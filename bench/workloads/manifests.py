@@ -23,6 +23,7 @@ import shutil
 import subprocess
 from typing import Any
 
+from bench import procs
 from bench.client import MANIFEST_ACCEPT, Registry
 from bench.context import Context
 from bench.peers.base import apt_install
@@ -142,17 +143,21 @@ def run(ctx: Context, reg: Registry, sampler: Any = None) -> dict[str, Any]:
             # A short warm-up at this concurrency (connections, caches), not recorded.
             if method == "HEAD":
                 ab(reg.base_url + path, method, headers, conns, 1)
+                steal = procs.Steal()
                 res = ab(reg.base_url + path, method, headers, conns, secs)
             else:
                 wrk(ctx, reg.base_url + path, method, headers, conns, 1)
+                steal = procs.Steal()
                 res = wrk(ctx, reg.base_url + path, method, headers, conns, secs)
                 res["tool"] = "wrk"
+            res["steal_share"] = steal.result()
             res["auth_header"] = headers.get("Authorization", "").split(" ")[0] or "none"
             out["runs"][f"{method} c={conns}"] = res
             ctx.log(
                 f"  manifest {method} c={conns}: {res['rps']:.0f} req/s, "
                 f"p50 {res.get('p50_ms', 0):.2f} ms, p99 {res.get('p99_ms', 0):.2f} ms"
                 + (f", {res['non_2xx']} non-2xx" if res["non_2xx"] else "")
+                + (f", steal {100 * res['steal_share']:.0f}%" if res["steal_share"] >= 0.05 else "")
             )
     if sampler is not None:
         sampler.label = "other"
