@@ -546,6 +546,59 @@ def test_blob_files_go_to_the_servers_file_wrapper(v2, reg):
     assert headers["Content-Length"] == str(len(data))
 
 
+def test_request_signals_find_their_receivers_without_the_signals_lock():
+    """Every request sends request_started and request_finished; the lean
+    handler's application caches their receivers, so a request never waits
+    for the signal's lock (a thread switched out while holding it stalled all
+    the others under load). Here the lock is held while a request runs in
+    another thread: it must still finish; a receiver connected afterwards is
+    still called, and one disconnected is not."""
+    import threading
+
+    from django.core import signals
+    from django.db import close_old_connections
+    from django.test import RequestFactory
+
+    from portal.wsgi import application
+
+    def get_v2() -> str:
+        environ = RequestFactory()._base_environ(PATH_INFO="/v2/", REQUEST_METHOD="GET")
+        statuses: list[str] = []
+        body = application(environ, lambda status, headers: statuses.append(status))
+        b"".join(body)
+        body.close()
+        return statuses[0]
+
+    seen: list[str] = []
+    on_start = lambda **kwargs: seen.append("started")  # noqa: E731
+    on_finish = lambda **kwargs: seen.append("finished")  # noqa: E731
+    # As Django's test client does: no request here may touch the database.
+    for signal in (signals.request_started, signals.request_finished):
+        signal.disconnect(close_old_connections)
+    try:
+        assert get_v2().startswith("401")  # the first request fills the cache
+        done: list[str] = []
+        with signals.request_started.lock, signals.request_finished.lock:
+            worker = threading.Thread(target=lambda: done.append(get_v2()), daemon=True)
+            worker.start()
+            worker.join(timeout=20)
+        assert done and done[0].startswith("401"), "the request waited for the signals' lock"
+
+        signals.request_started.connect(on_start)
+        signals.request_finished.connect(on_finish)
+        get_v2()
+        assert seen == ["started", "finished"]
+        signals.request_started.disconnect(on_start)
+        signals.request_finished.disconnect(on_finish)
+        get_v2()
+        assert seen == ["started", "finished"]
+    finally:
+        signals.request_started.disconnect(on_start)
+        signals.request_finished.disconnect(on_finish)
+        for signal in (signals.request_started, signals.request_finished):
+            signal.connect(close_old_connections)
+
+
 def test_a_blob_put_registers_the_blob_without_savepoints(v2):
     """The registering transaction holds the database's write lock (SQLite:
     one writer at a time, the bound on concurrent pushes): no savepoints in
