@@ -106,7 +106,10 @@ class _Buffer:
 
         if settings.BERTH_AUDIT_BACKGROUND:
             self._ensure_thread()
-        if size >= FLUSH_SIZE:
+        # Event.set takes the event's lock, which every request thread would
+        # contend for while the writer is behind (the buffer stays over the
+        # mark): wake it once, reading the flag without a lock.
+        if size >= FLUSH_SIZE and not self._wake.is_set():
             self._wake.set()
 
     def _ensure_thread(self) -> None:

@@ -208,3 +208,44 @@ def _project_id(name: str) -> int:
     from registry.models import Project
 
     return Project.objects.get(name=name).pk
+
+
+def test_a_full_buffer_wakes_its_writer_once_not_on_every_event(monkeypatch):
+    """Past FLUSH_SIZE events the writer is woken; every request thread calling
+    Event.set while it catches up would contend for the event's lock."""
+    import threading
+
+    from accounts.access import Actor
+    from audit import services
+    from audit.events import Operation, Resource
+
+    sets = []
+
+    class CountingEvent(threading.Event):
+        def set(self) -> None:
+            sets.append(len(services._buffer._pending.events))
+            super().set()
+
+    services.discard()
+    monkeypatch.setattr(services._buffer, "_wake", CountingEvent())
+    try:
+        for i in range(3 * services.FLUSH_SIZE):
+            services.record_later(
+                actor=Actor(kind="robot", name="robot$a+ci"),
+                operation=Operation.PULL,
+                resource_type=Resource.ARTIFACT,
+                resource=f"a/wake:v{i}",
+                project="a",
+            )
+        assert sets == [services.FLUSH_SIZE]  # woken at the mark, not 1,000 times more
+        services._buffer._wake.clear()  # what the writer does before it flushes
+        services.record_later(
+            actor=Actor(kind="robot", name="robot$a+ci"),
+            operation=Operation.PULL,
+            resource_type=Resource.ARTIFACT,
+            resource="a/wake:again",
+            project="a",
+        )
+        assert sets == [services.FLUSH_SIZE, 3 * services.FLUSH_SIZE + 1]
+    finally:
+        services.discard()
