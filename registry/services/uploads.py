@@ -245,8 +245,13 @@ def upload_complete(
                     size, actual = upload.size, upload.sha256
                 else:
                     size, hasher = _append(upload, writer, stream, length, start)
-                    if size != upload.size:
-                        _save_progress(upload, size, hasher)
+                    # This request's bytes are committed and the row deleted just
+                    # below: recording them as progress first would be one more
+                    # write, under the database's single writer that bounds
+                    # concurrent pushes, for nothing to read. Should the commit
+                    # fail, the row still names the bytes accepted before this
+                    # request, and the next append starts from there.
+                    upload.size = size
                     actual = _final_digest(upload, digest, hasher)
                 if actual != digest.hex:
                     _discard(upload)

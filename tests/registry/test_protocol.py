@@ -185,6 +185,58 @@ def test_final_put_without_bytes_reads_nothing_back(v2, monkeypatch):
     assert b"".join(v2.get(f"/v2/s/r/blobs/{sha256(data)}").streaming_content) == data
 
 
+def test_a_put_that_brings_the_last_bytes_writes_no_progress(v2):
+    """POST then a PUT with the whole body (how most clients push small blobs):
+    the session row is inserted and deleted, never updated in between: each
+    write waits for SQLite's single writer, which bounds concurrent pushes."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    data = os.urandom(2000)
+    loc = v2.post("/v2/a/whole/blobs/uploads/")["Location"]
+    with CaptureQueriesContext(connection) as queries:
+        r = v2.put(f"{loc}?digest={sha256(data)}", data=data)
+    assert r.status_code == 201, r.content
+    table = Upload._meta.db_table
+    writes = [
+        q["sql"].split()[0]
+        for q in queries.captured_queries
+        if table in q["sql"] and not q["sql"].startswith("SELECT")
+    ]
+    assert writes == ["DELETE"]
+    assert b"".join(v2.get(f"/v2/a/whole/blobs/{sha256(data)}").streaming_content) == data
+
+
+def test_a_put_whose_commit_failed_can_be_sent_again(v2, monkeypatch):
+    """Storage refuses the commit (a full disk): the PUT fails, and the session
+    still holds only the bytes accepted before it, so the client's retry of the
+    same PUT, body and all, stores the blob (not the body twice)."""
+    import errno
+
+    from registry.storage import blob_store
+
+    data = os.urandom(3000)
+    digest = sha256(data)
+    loc = v2.post("/v2/a/retry/blobs/uploads/")["Location"]
+    assert (
+        v2.patch(loc, data=data[:1000], content_type="application/octet-stream").status_code == 202
+    )
+    commit = type(blob_store()).commit_upload
+
+    def full_disk(self, upload_id, digest, size):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(type(blob_store()), "commit_upload", full_disk)
+    r = v2.put(f"{loc}?digest={digest}", data=data[1000:])
+    assert r.status_code >= 500, r.content
+    assert v2.get(loc)["Range"] == "0-999"
+    monkeypatch.setattr(type(blob_store()), "commit_upload", commit)
+    r = v2.put(f"{loc}?digest={digest}", data=data[1000:])
+    assert r.status_code == 201, r.content
+    assert b"".join(v2.get(f"/v2/a/retry/blobs/{digest}").streaming_content) == data
+    assert not Upload.objects.exists()
+
+
 def test_cancel_upload(v2):
     loc = v2.post("/v2/a/b/blobs/uploads/")["Location"]
     assert v2.delete(loc).status_code == 204
