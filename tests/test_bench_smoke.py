@@ -120,3 +120,25 @@ def test_steal_is_read_from_the_cpu_line_of_proc_stat() -> None:
     # Old kernels print fewer columns: no steal column means no steal.
     busy, steal, total = parse_cpu_line("cpu  100 0 50 700\n")
     assert (busy * _TICK, steal * _TICK, total * _TICK) == (150, 0, 850)
+
+
+def test_paired_ab_measures_both_trees_in_turn() -> None:
+    """``python -m bench.ab``: a revision's worktree and this tree served at once,
+    rounds alternating between them, for both workloads."""
+    if not shutil.which("wrk"):
+        pytest.skip("needs wrk")
+    for workload in (["--seconds", "1"], ["--workload", "push", "--pushes", "4"]):
+        cmd = [
+            sys.executable, "-m", "bench.ab", "HEAD", "--rounds", "2",
+            "--python", sys.executable, *workload,
+        ]  # fmt: skip
+        r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        lines = r.stdout.splitlines()
+        # Round 0 measures A then B, round 1 B then A; each value is positive.
+        for n, first in ((0, "A"), (1, "B")):
+            (line,) = [x for x in lines if x.startswith(f"round  {n}:")]
+            sides = line.split(":", 1)[1].split("|")
+            assert [s.split()[0] for s in sides] == [first, "B" if first == "A" else "A"]
+            assert all(float(s.split()[1]) > 0 for s in sides), line
+        assert "B/A per round: median" in lines[-1] or "B/A per round: median" in lines[-2]
