@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import procs
-from bench.client import MANIFEST_ACCEPT, Registry
+from bench.client import MANIFEST_ACCEPT, Registry, v2_answers
 from bench.context import REPO_ROOT, TMP_DIR
 from bench.peers.base import clean_env
 from bench.workloads.manifests import wrk
@@ -80,12 +80,7 @@ class Server:
         def answers() -> bool:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.label} exited; see {self.data / 'log'}")
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-            try:
-                conn.request("GET", "/v2/")
-                return conn.getresponse().status in (200, 401)
-            finally:
-                conn.close()
+            return v2_answers(self.port, timeout=2)
 
         procs.wait_for(answers, timeout=120, interval=0.05, what=f"{self.label} /v2/")
         auth = base64.b64encode(f"admin:{PASSWORD}".encode()).decode()

@@ -159,11 +159,13 @@ def render(run: Path) -> str:
         )
         + "\n"
     )
-    noisy = [
-        f"{n} {100 * get(peers[n], 'foreign_cpu', 'foreign_share'):.0f}%"
-        for n in ordered(peers)
-        if (get(peers[n], "foreign_cpu", "foreign_share") or 0) > 0.05
-    ]
+
+    def over(key: str, names: list[str]) -> list[str]:
+        """Peers whose whole turn saw more than 5 % of ``key``, with the share."""
+        share = {n: get(peers[n], "foreign_cpu", key) or 0 for n in names}
+        return [f"{n} {pct(share[n])}" for n in names if share[n] > 0.05]
+
+    noisy = over("foreign_share", ordered(peers))
     if noisy:
         add(
             "**Shared machine:** other processes (not started by the harness) used this "
@@ -171,11 +173,7 @@ def render(run: Path) -> str:
             + ", ".join(noisy)
             + ". Figures taken under that noise are lower than on a quiet machine.\n"
         )
-    stolen = [
-        f"{n} {pct(get(peers[n], 'foreign_cpu', 'steal_share'))}"
-        for n in ordered(peers) + ordered(peers, "limit")
-        if (get(peers[n], "foreign_cpu", "steal_share") or 0) > 0.05
-    ]
+    stolen = over("steal_share", ordered(peers) + ordered(peers, "limit"))
     if stolen:
         add(
             "**Shared host:** the hypervisor took this share of the machine's CPU (steal) "
