@@ -228,13 +228,42 @@ def test_a_put_whose_commit_failed_can_be_sent_again(v2, monkeypatch):
 
     monkeypatch.setattr(type(blob_store()), "commit_upload", full_disk)
     r = v2.put(f"{loc}?digest={digest}", data=data[1000:])
-    assert r.status_code >= 500, r.content
+    assert r.status_code == 503 and b"storage is full" in r.content, r.content
     assert v2.get(loc)["Range"] == "0-999"
     monkeypatch.setattr(type(blob_store()), "commit_upload", commit)
     r = v2.put(f"{loc}?digest={digest}", data=data[1000:])
     assert r.status_code == 201, r.content
     assert b"".join(v2.get(f"/v2/a/retry/blobs/{digest}").streaming_content) == data
     assert not Upload.objects.exists()
+
+
+def test_a_patch_that_failed_on_a_full_disk_can_be_sent_again(v2, monkeypatch):
+    """The disk fills while a chunk is written: 503, the session keeps only the
+    bytes accepted before that PATCH, and the same PATCH sent again continues."""
+    import errno
+
+    from registry.storage import filesystem
+
+    data = os.urandom(3000)
+    loc = v2.post("/v2/a/patchy/blobs/uploads/")["Location"]
+    chunk = {"content_type": "application/octet-stream"}
+    assert v2.patch(loc, data=data[:1000], HTTP_CONTENT_RANGE="0-999", **chunk).status_code == 202
+    write = filesystem._FileWriter.write
+
+    def full_disk(self, block):
+        write(self, block[:10])  # a little reached the file before the disk filled
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(filesystem._FileWriter, "write", full_disk)
+    r = v2.patch(loc, data=data[1000:2000], HTTP_CONTENT_RANGE="1000-1999", **chunk)
+    assert r.status_code == 503 and b"storage is full" in r.content, r.content
+    assert v2.get(loc)["Range"] == "0-999"
+    monkeypatch.setattr(filesystem._FileWriter, "write", write)
+    r = v2.patch(loc, data=data[1000:2000], HTTP_CONTENT_RANGE="1000-1999", **chunk)
+    assert r.status_code == 202 and r["Range"] == "0-1999", r.content
+    r = v2.put(f"{loc}?digest={sha256(data)}", data=data[2000:])
+    assert r.status_code == 201, r.content
+    assert b"".join(v2.get(f"/v2/a/patchy/blobs/{sha256(data)}").streaming_content) == data
 
 
 def test_cancel_upload(v2):
