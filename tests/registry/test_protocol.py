@@ -240,25 +240,39 @@ def test_a_put_whose_commit_failed_can_be_sent_again(v2, monkeypatch):
 def test_a_patch_that_failed_on_a_full_disk_can_be_sent_again(v2, monkeypatch):
     """The disk fills while a chunk is written: 503, the session keeps only the
     bytes accepted before that PATCH, and the same PATCH sent again continues."""
+    import contextlib
     import errno
 
-    from registry.storage import filesystem
+    from registry.storage import blob_store
 
     data = os.urandom(3000)
     loc = v2.post("/v2/a/patchy/blobs/uploads/")["Location"]
     chunk = {"content_type": "application/octet-stream"}
     assert v2.patch(loc, data=data[:1000], HTTP_CONTENT_RANGE="0-999", **chunk).status_code == 202
-    write = filesystem._FileWriter.write
+    store = type(blob_store())
+    upload_writer = store.upload_writer
 
-    def full_disk(self, block):
-        write(self, block[:10])  # a little reached the file before the disk filled
-        raise OSError(errno.ENOSPC, "No space left on device")
+    class FillingDisk:  # the store's writer, until the disk fills
+        def __init__(self, writer):
+            self._writer = writer
 
-    monkeypatch.setattr(filesystem._FileWriter, "write", full_disk)
+        def __getattr__(self, name):
+            return getattr(self._writer, name)
+
+        def write(self, block):
+            self._writer.write(block[:10])  # a little got out before the disk filled
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    @contextlib.contextmanager
+    def filling(self, upload_id):
+        with upload_writer(self, upload_id) as writer:
+            yield FillingDisk(writer)
+
+    monkeypatch.setattr(store, "upload_writer", filling)
     r = v2.patch(loc, data=data[1000:2000], HTTP_CONTENT_RANGE="1000-1999", **chunk)
     assert r.status_code == 503 and b"storage is full" in r.content, r.content
     assert v2.get(loc)["Range"] == "0-999"
-    monkeypatch.setattr(filesystem._FileWriter, "write", write)
+    monkeypatch.setattr(store, "upload_writer", upload_writer)
     r = v2.patch(loc, data=data[1000:2000], HTTP_CONTENT_RANGE="1000-1999", **chunk)
     assert r.status_code == 202 and r["Range"] == "0-1999", r.content
     r = v2.put(f"{loc}?digest={sha256(data)}", data=data[2000:])
