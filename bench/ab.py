@@ -19,27 +19,21 @@ output for the changes it measured.
 from __future__ import annotations
 
 import argparse
-import base64
-import http.client
-import json
 import os
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 from bench import procs
-from bench.client import MANIFEST_ACCEPT, Registry, v2_answers
-from bench.context import REPO_ROOT, TMP_DIR
-from bench.peers.base import clean_env
+from bench.client import MANIFEST_ACCEPT, Registry
+from bench.context import REPO_ROOT, TMP_DIR, Context
+from bench.peers.berth import Berth
+from bench.run import wait_ready
 from bench.workloads.manifests import wrk
 
-PASSWORD = "Bench1234abcdZ9"  # noqa: S105 (the throwaway servers this starts)
 PATH = "/v2/bench/manifest/manifests/v1"
 QUIET = 0.08  # steal below this on both sides makes a round "quiet"
 
@@ -53,74 +47,48 @@ def worktree(rev: str) -> Path:
     return path
 
 
-class Server:
-    def __init__(self, label: str, tree: Path, python: str, env: dict[str, str]) -> None:
-        self.label, self.port = label, procs.free_port()
-        self.data = TMP_DIR / "ab" / f"data-{self.port}"
-        shutil.rmtree(self.data, ignore_errors=True)
-        self.data.mkdir(parents=True)
-        self.proc = subprocess.Popen(
-            [python, "manage.py", "serve", "--addr", f"127.0.0.1:{self.port}"],
-            cwd=tree,
-            env=clean_env(
-                BERTH_DATA_DIR=str(self.data),
-                BERTH_LOG_LEVEL="WARNING",
-                BERTH_ADMIN_PASSWORD=PASSWORD,
-                DJANGO_SETTINGS_MODULE="portal.settings",
-                **env,
-            ),
-            stdout=(self.data / "log").open("w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.headers: dict[str, str] | None = None  # for GETs: Accept and the token
-
-    def ready(self) -> None:
-        def answers() -> bool:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.label} exited; see {self.data / 'log'}")
-            return v2_answers(self.port, timeout=2)
-
-        procs.wait_for(answers, timeout=120, interval=0.05, what=f"{self.label} /v2/")
-        auth = base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
-        for project in ("bench", "conc"):
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-            body = json.dumps({"project_name": project, "metadata": {"public": "false"}})
-            headers = {"Authorization": f"Basic {auth}", "Content-Type": "application/json"}
-            conn.request("POST", "/api/v2.0/projects", body=body, headers=headers)
-            status = conn.getresponse().status
-            conn.close()
-            if status not in (201, 409):
-                raise RuntimeError(f"{self.label}: creating project {project}: {status}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-        shutil.rmtree(self.data, ignore_errors=True)
+def side(label: str, tree: Path, python: str, env: dict[str, str], stamp: str) -> Berth:
+    """The harness's own Berth peer (bench/peers/berth.py), run from ``tree``."""
+    ctx = Context(
+        profile_name="quick",
+        workdir=TMP_DIR / "ab" / f"run-{stamp}" / label,
+        outdir=TMP_DIR / "ab" / f"run-{stamp}",
+        workloads=[],
+        allow_install=False,
+        berth_python=python,
+    )
+    peer = Berth(ctx, tree=tree)
+    peer.name = label
+    peer.extra_env.update(env)
+    return peer
 
 
-def get_round(server: Server, ctx: Any, args: argparse.Namespace) -> float:
-    if server.headers is None:
-        reg = Registry(server.url, ("admin", PASSWORD))
+def start(peer: Berth) -> None:
+    peer.prepare()
+    peer.launch()
+    wait_ready(peer)
+    peer.ensure_projects(["bench", "conc"])
+
+
+def get_round(server: Berth, args: argparse.Namespace, tokens: dict[str, dict[str, str]]) -> float:
+    """wrk on the manifest by tag; the image and the token are made on the first turn."""
+    if server.name not in tokens:
+        reg = Registry(server.url, server.creds)
         reg.push_small_image("bench/manifest", "v1", os.urandom(1000))
         token = reg.auth_headers("GET", PATH, min_ttl=3600)
-        server.headers = {"Accept": MANIFEST_ACCEPT, **token}
+        tokens[server.name] = {"Accept": MANIFEST_ACCEPT, **token}
         reg.close()
-    res = wrk(ctx, server.url + PATH, "GET", server.headers, args.conns, args.seconds)
+    headers = tokens[server.name]
+    res = wrk(server.ctx, server.url + PATH, "GET", headers, args.conns, args.seconds)
     if not res["valid"]:
-        raise RuntimeError(f"{server.label}: {res['non_2xx']} non-2xx answers")
+        raise RuntimeError(f"{server.name}: {res['non_2xx']} non-2xx answers")
     return float(res["rps"])
 
 
-def push_round(server: Server, rnd: int, args: argparse.Namespace) -> float:
+def push_round(server: Berth, rnd: int, args: argparse.Namespace) -> float:
     errors: list[str] = []
     barrier = threading.Barrier(args.pushes + 1)
-    reg = Registry(server.url, ("admin", PASSWORD))
+    reg = Registry(server.url, server.creds)
 
     def one(i: int) -> None:
         barrier.wait(timeout=120)
@@ -139,7 +107,7 @@ def push_round(server: Server, rnd: int, args: argparse.Namespace) -> float:
     wall = time.perf_counter() - t0
     reg.close()
     if errors:
-        raise RuntimeError(f"{server.label}: {len(errors)} pushes failed: {errors[0]}")
+        raise RuntimeError(f"{server.name}: {len(errors)} pushes failed: {errors[0]}")
     return wall
 
 
@@ -157,28 +125,31 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     env = dict(item.split("=", 1) for item in args.env)
     trees = [worktree(args.a), worktree(args.b) if args.b else REPO_ROOT]
+    stamp = time.strftime("%Y%m%d-%H%M%S")
     servers = [
-        Server(label, tree, args.python, env) for label, tree in zip("AB", trees, strict=True)
+        side(label, tree, args.python, env, stamp) for label, tree in zip("AB", trees, strict=True)
     ]
-    ctx = argparse.Namespace(workdir=TMP_DIR / "ab")
     results: dict[str, list[tuple[float, float]]] = {"A": [], "B": []}
+    tokens: dict[str, dict[str, str]] = {}
     try:
         for server in servers:
-            server.ready()
+            start(server)
         for rnd in range(args.rounds):
             line = []
             for server in servers if rnd % 2 == 0 else servers[::-1]:
                 steal = procs.Steal()
                 if args.workload == "get":
-                    value = get_round(server, ctx, args)
+                    value = get_round(server, args, tokens)
                 else:
                     value = push_round(server, rnd, args)
-                results[server.label].append((value, steal.result()))
-                line.append(f"{server.label} {value:9.2f} (steal {100 * steal.result():2.0f} %)")
+                stolen = steal.result()
+                results[server.name].append((value, stolen))
+                line.append(f"{server.name} {value:9.2f} (steal {100 * stolen:2.0f} %)")
             print(f"round {rnd:2}: " + " | ".join(line), flush=True)
     finally:
         for server in servers:
-            server.stop()
+            server.teardown()
+            server.remove_data()
     pairs = list(zip(results["A"], results["B"], strict=True))
     ratios = [b / a for (a, _), (b, _) in pairs]
     unit = "req/s, higher is better" if args.workload == "get" else "s, lower is better"

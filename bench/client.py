@@ -76,16 +76,6 @@ def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def v2_answers(port: int, timeout: float = 5) -> bool:
-    """Whether a registry on 127.0.0.1:``port`` answers ``GET /v2/`` at all (200 or 401)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", "/v2/")
-        return conn.getresponse().status in (200, 401)
-    finally:
-        conn.close()
-
-
 def scope_for(method: str, path: str) -> str | None:
     """The token scope a request needs (used when the challenge names none)."""
     if path.startswith("/v2/_catalog"):

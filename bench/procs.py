@@ -247,19 +247,14 @@ def parse_cpu_line(line: str) -> tuple[float, float, float]:
     return (total - idle - steal) / _TICK, steal / _TICK, total / _TICK
 
 
-def busy_seconds() -> float:
-    """CPU seconds the whole machine spent running something (not idle, not stolen)."""
-    return cpu_ticks()[0]
-
-
 class Steal:
     """The share of the machine's CPU time the hypervisor took over a span."""
 
-    def __init__(self) -> None:
-        _, self.steal0, self.total0 = cpu_ticks()
+    def __init__(self, ticks: tuple[float, float, float] | None = None) -> None:
+        _, self.steal0, self.total0 = ticks or cpu_ticks()
 
-    def result(self) -> float:
-        _, steal, total = cpu_ticks()
+    def result(self, ticks: tuple[float, float, float] | None = None) -> float:
+        _, steal, total = ticks or cpu_ticks()
         span = total - self.total0
         return (steal - self.steal0) / span if span > 0 else 0.0
 
@@ -272,9 +267,9 @@ class ForeignCpu:
 
     def __init__(self) -> None:
         self.t0 = time.monotonic()
-        self.busy0 = busy_seconds()
+        ticks = cpu_ticks()
+        self.busy0, self.steal = ticks[0], Steal(ticks)
         self.ours0 = self._ours()
-        self.steal = Steal()
 
     @staticmethod
     def _ours() -> float:
@@ -282,7 +277,8 @@ class ForeignCpu:
 
     def result(self) -> dict[str, float]:
         wall = time.monotonic() - self.t0
-        busy = busy_seconds() - self.busy0
+        ticks = cpu_ticks()
+        busy = ticks[0] - self.busy0
         ours = self._ours() - self.ours0
         foreign = max(0.0, busy - ours)
         try:
@@ -297,5 +293,5 @@ class ForeignCpu:
             "foreign_seconds": foreign,
             "foreign_share": foreign / (wall * (os.cpu_count() or 1)) if wall else 0.0,
             "loadavg_end": load,
-            "steal_share": self.steal.result(),
+            "steal_share": self.steal.result(ticks),
         }

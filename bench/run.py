@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import http.client
 import json
 import os
 import platform
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import procs
-from bench.client import Registry, v2_answers
+from bench.client import Registry
 from bench.context import PROFILES, REPO_ROOT, TMP_DIR, WORKLOADS, Context
 from bench.peers.base import Peer, Unavailable
 from bench.peers.berth import Berth, BerthNginx, BerthScaled
@@ -95,7 +96,12 @@ def wait_ready(peer: Peer, timeout: float = 180) -> tuple[float, float]:
 
     def answers() -> bool:
         peer.check_alive()
-        return v2_answers(peer.port)
+        conn = http.client.HTTPConnection("127.0.0.1", peer.port, timeout=5)
+        try:
+            conn.request("GET", "/v2/")
+            return conn.getresponse().status in (200, 401)
+        finally:
+            conn.close()
 
     def ok() -> bool:
         peer.check_alive()

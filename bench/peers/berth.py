@@ -46,8 +46,9 @@ class Berth(Peer):
         "beat), SQLite WAL synchronous=FULL, filesystem blobs, BERTH_LOG_LEVEL=WARNING"
     )
 
-    def __init__(self, ctx) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, ctx, tree: Path = REPO_ROOT) -> None:  # type: ignore[no-untyped-def]
         super().__init__(ctx)
+        self.tree = tree  # the source tree ``serve`` runs from (bench.ab: a git worktree)
         # Meets Harbor's password policy (8+ characters, upper, lower, digit).
         self.password = "Bench" + secrets.token_hex(8) + "Z9"
         self.creds = ("admin", self.password)
@@ -96,7 +97,7 @@ class Berth(Peer):
             "berth",
             [self.ctx.berth_python, "manage.py", "serve", "--addr", self.berth_addr],
             env=self.env(),
-            cwd=REPO_ROOT,
+            cwd=self.tree,
         )
 
     def ensure_projects(self, names: list[str]) -> None:
