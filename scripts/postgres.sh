@@ -12,12 +12,17 @@
 #   scripts/postgres.sh stop
 #   scripts/postgres.sh destroy  # stop and delete the cluster
 #
-# BERTH_PG_PORT (55432) and BERTH_PG_DIR (/tmp/berth-postgres) choose where.
+# BERTH_PG_PORT (25432) and BERTH_PG_DIR (/tmp/berth-postgres) choose where.
+# The default port lies below Linux's ephemeral range (32768-60999): a port in
+# that range can be taken at any moment by a client connection's local end or
+# by a test server on a free port, and the start then fails "Address already in
+# use". The port is given on the command line at each start, so a cluster made
+# earlier with another port follows the setting.
 # Run as root, the server runs as the `postgres` user (runuser); as anyone
 # else, as that user.
 set -euo pipefail
 
-PORT=${BERTH_PG_PORT:-55432}
+PORT=${BERTH_PG_PORT:-25432}
 DIR=${BERTH_PG_DIR:-/tmp/berth-postgres}
 DATA=$DIR/data
 LOG=$DIR/postgres.log
@@ -57,7 +62,6 @@ host  all all 127.0.0.1/32 trust
 EOF
   cat >>"$DATA/postgresql.conf" <<EOF
 listen_addresses = '127.0.0.1'
-port = $PORT
 unix_socket_directories = '$DIR'
 max_connections = 400
 shared_buffers = 128MB
@@ -71,7 +75,7 @@ EOF
 start() {
   init
   if ! running; then
-    as_pg "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start >/dev/null
+    as_pg "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -o "-p $PORT" -w -t 60 start >/dev/null
   fi
   psql_admin <<'EOF'
 SELECT 'CREATE ROLE berth LOGIN CREATEDB'
