@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import transaction
 
+from portal.db.group_commit import GroupCommit
 from registry.errors import Code, RegistryError
-from registry.models import Blob, ManifestBlob, RepositoryBlob
+from registry.models import Blob, ManifestBlob, Repository, RepositoryBlob, Upload
 from registry.services.deletes import require_deletes_enabled
-from registry.services.repositories import repository_ensure
+from registry.services.repositories import repositories_ensure, repository_ensure
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,24 +33,65 @@ def blob_stat(*, repository_name: str, digest: str) -> BlobInfo:
     return BlobInfo(digest=row[0], size=row[1])
 
 
-def blob_register(*, repository_name: str, digest: str, size: int) -> Blob:
-    """Record verified, durably stored bytes and link them into the repository.
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """Verified, durably stored bytes to record, and the upload session that
+    brought them (its row goes in the same transaction)."""
 
-    Written for the write lock it holds (one writer at a time on SQLite): no
-    savepoints (part of the caller's transaction as it is), and a new blob is
-    inserted-or-nothing and read back, where ``get_or_create`` would wrap its
-    insert in a savepoint of its own. A concurrent upload of the same bytes
-    may insert it first; both then link the same row."""
-    with transaction.atomic(savepoint=False):
-        repo = repository_ensure(name=repository_name)
-        blob = Blob.objects.filter(digest=digest).first()
-        if blob is None:
-            Blob.objects.bulk_create([Blob(digest=digest, size=size)], ignore_conflicts=True)
-            blob = Blob.objects.get(digest=digest)
-        RepositoryBlob.objects.bulk_create(
-            [RepositoryBlob(repository=repo, blob=blob)], ignore_conflicts=True
+    repository_name: str
+    digest: str
+    size: int
+    upload_id: uuid.UUID | None = None
+
+
+def blob_register(
+    *, repository_name: str, digest: str, size: int, upload_id: uuid.UUID | None = None
+) -> Blob:
+    """Record verified, durably stored bytes and link them into the repository;
+    delete the upload session that brought them, if named.
+
+    Concurrent registrations share one transaction (``portal.db.group_commit``):
+    under concurrent pushes they are most of the writes that queue for SQLite's
+    one writer. A concurrent upload of the same bytes may insert the blob first;
+    both then link the same row."""
+    return _registrations.submit(Registration(repository_name, digest, size, upload_id))
+
+
+def _register(items: Sequence[Registration]) -> list[Blob | Exception]:
+    """The registrations of a batch: blobs inserted-or-nothing and read back,
+    links inserted-or-nothing, sessions deleted; rows in sorted order. An item
+    whose repository cannot exist gets its error and changes nothing."""
+    repos = repositories_ensure(item.repository_name for item in items)
+    good = [item for item in items if isinstance(repos[item.repository_name], Repository)]
+    sizes = {item.digest: item.size for item in good}
+    blobs = {blob.digest: blob for blob in Blob.objects.filter(digest__in=sorted(sizes))}
+    new = [
+        Blob(digest=digest, size=size)
+        for digest, size in sorted(sizes.items())
+        if digest not in blobs
+    ]
+    if new:
+        Blob.objects.bulk_create(new, ignore_conflicts=True)
+        blobs.update(
+            (blob.digest, blob) for blob in Blob.objects.filter(digest__in=[b.digest for b in new])
         )
-    return blob
+    links = sorted({(repos[item.repository_name].pk, blobs[item.digest].pk) for item in good})
+    RepositoryBlob.objects.bulk_create(
+        [RepositoryBlob(repository_id=repo, blob_id=blob) for repo, blob in links],
+        ignore_conflicts=True,
+    )
+    sessions = sorted(item.upload_id for item in good if item.upload_id is not None)
+    if sessions:
+        Upload.objects.filter(pk__in=sessions).delete()
+    return [
+        blobs[item.digest]
+        if isinstance(repos[item.repository_name], Repository)
+        else repos[item.repository_name]
+        for item in items
+    ]
+
+
+_registrations: GroupCommit[Registration, Blob] = GroupCommit(_register)
 
 
 def blob_mount(*, repository_name: str, digest: str, source_names: list[str]) -> BlobInfo | None:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from registry.errors import Code, RegistryError
 from registry.models import Project, Repository
 
@@ -7,16 +9,39 @@ from registry.models import Project, Repository
 def repository_ensure(*, name: str) -> Repository:
     """The repository with this name, created on first content (race-safe) in the
     project named by its first component, which must exist."""
-    repo = Repository.objects.filter(name=name).first()
-    if repo is not None:
-        return repo
-    head, sep, rest = name.partition("/")
-    project = Project.objects.filter(name=head).first() if sep and rest else None
-    if project is None:
-        raise RegistryError(
-            Code.NAME_UNKNOWN,
-            "repository names take the form <project>/<repository> in an existing project",
-            detail={"name": name},
+    found = repositories_ensure([name])[name]
+    if isinstance(found, RegistryError):
+        raise found
+    return found
+
+
+def repositories_ensure(names: Iterable[str]) -> dict[str, Repository | RegistryError]:
+    """``repository_ensure`` for several names at once, in a query or three: each
+    name's repository, or the error that its name deserves."""
+    names = sorted(set(names))
+    found: dict[str, Repository | RegistryError] = {
+        repo.name: repo for repo in Repository.objects.filter(name__in=names)
+    }
+    missing = [name for name in names if name not in found]
+    if not missing:
+        return found
+    heads = {name: name.partition("/") for name in missing}
+    wanted = {head for head, sep, rest in heads.values() if sep and rest}
+    projects = {p.name: p for p in Project.objects.filter(name__in=wanted)} if wanted else {}
+    new = []
+    for name, (head, sep, rest) in heads.items():
+        project = projects.get(head) if sep and rest else None
+        if project is None:
+            found[name] = RegistryError(
+                Code.NAME_UNKNOWN,
+                "repository names take the form <project>/<repository> in an existing project",
+                detail={"name": name},
+            )
+        else:
+            new.append(Repository(name=name, project=project))
+    if new:
+        Repository.objects.bulk_create(new, ignore_conflicts=True)
+        found.update(
+            (repo.name, repo) for repo in Repository.objects.filter(name__in=[r.name for r in new])
         )
-    Repository.objects.bulk_create([Repository(name=name, project=project)], ignore_conflicts=True)
-    return Repository.objects.get(name=name)
+    return found

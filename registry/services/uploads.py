@@ -13,13 +13,14 @@ import hashlib
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import BinaryIO
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
+from portal.db.group_commit import GroupCommit
 from registry.errors import Code, RegistryError
 from registry.models import Blob, Upload
 from registry.reference import Digest
@@ -83,11 +84,21 @@ def upload_start(*, repository_name: str, owner: str) -> Upload:
             f"too many open uploads (limit {limit}); finish or cancel some",
             headers={"Retry-After": "60"},
         )
-    upload = Upload.objects.create(
-        repository_name=repository_name, owner=owner, sha256=EMPTY_SHA256
+    upload = _starts.submit(
+        Upload(repository_name=repository_name, owner=owner, sha256=EMPTY_SHA256)
     )
     blob_store().start_upload(str(upload.id))
     return upload
+
+
+def _insert(uploads: Sequence[Upload]) -> list[Upload | Exception]:
+    Upload.objects.bulk_create(uploads)
+    return list(uploads)
+
+
+# New sessions' rows, inserted together when requests start uploads at once: a
+# write each, under the database's single writer (portal.db.group_commit).
+_starts: GroupCommit[Upload, Upload] = GroupCommit(_insert)
 
 
 def _hasher(upload: Upload) -> hashlib._Hash:
@@ -267,9 +278,9 @@ def upload_complete(
             "another request is writing to this upload",
             headers={"Range": range_header(upload.size)},
         ) from None
-    with transaction.atomic():
-        blob = blob_register(repository_name=upload.repository_name, digest=str(digest), size=size)
-        Upload.objects.filter(pk=upload.pk).delete()
+    blob = blob_register(
+        repository_name=upload.repository_name, digest=str(digest), size=size, upload_id=upload.pk
+    )
     _hashes.drop(upload_id)
     return blob
 
