@@ -30,7 +30,7 @@ from pathlib import Path
 from bench import procs
 from bench.client import MANIFEST_ACCEPT, Registry
 from bench.context import REPO_ROOT, TMP_DIR, Context
-from bench.peers.berth import Berth
+from bench.peers.berth import Berth, BerthScaled
 from bench.run import wait_ready
 from bench.workloads.manifests import wrk
 
@@ -47,8 +47,13 @@ def worktree(rev: str) -> Path:
     return path
 
 
-def side(label: str, tree: Path, python: str, env: dict[str, str], stamp: str) -> Berth:
-    """The harness's own Berth peer (bench/peers/berth.py), run from ``tree``."""
+PEERS: dict[str, type[Berth]] = {"berth": Berth, "berth-scaled": BerthScaled}
+
+
+def side(label: str, tree: Path, python: str, stamp: str, kind: str = "berth") -> Berth:
+    """The harness's own Berth peer (bench/peers/berth.py), run from ``tree``:
+    the embedded default, or the scaled-out one with its own PostgreSQL and
+    Redis for each side."""
     ctx = Context(
         profile_name="quick",
         workdir=TMP_DIR / "ab" / f"run-{stamp}" / label,
@@ -57,14 +62,14 @@ def side(label: str, tree: Path, python: str, env: dict[str, str], stamp: str) -
         allow_install=False,
         berth_python=python,
     )
-    peer = Berth(ctx, tree=tree)
+    peer = PEERS[kind](ctx, tree=tree)
     peer.name = label
-    peer.extra_env.update(env)
     return peer
 
 
-def start(peer: Berth) -> None:
+def start(peer: Berth, env: dict[str, str]) -> None:
     peer.prepare()
+    peer.extra_env.update(env)  # after prepare(): the scaled peer sets its own there
     peer.launch()
     wait_ready(peer)
     peer.ensure_projects(["bench", "conc"])
@@ -121,19 +126,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--conns", type=int, default=64, help="wrk connections (get)")
     ap.add_argument("--pushes", type=int, default=200, help="concurrent pushes per turn (push)")
     ap.add_argument("--env", action="append", default=[], help="KEY=VALUE for both servers")
+    ap.add_argument(
+        "--peer",
+        choices=sorted(PEERS),
+        default="berth",
+        help="embedded default, or scaled out (PostgreSQL + Redis of its own per side)",
+    )
     ap.add_argument("--python", default=str(REPO_ROOT / ".venv/bin/python"))
     args = ap.parse_args(argv)
     env = dict(item.split("=", 1) for item in args.env)
     trees = [worktree(args.a), worktree(args.b) if args.b else REPO_ROOT]
     stamp = time.strftime("%Y%m%d-%H%M%S")
     servers = [
-        side(label, tree, args.python, env, stamp) for label, tree in zip("AB", trees, strict=True)
+        side(label, tree, args.python, stamp, args.peer)
+        for label, tree in zip("AB", trees, strict=True)
     ]
     results: dict[str, list[tuple[float, float]]] = {"A": [], "B": []}
     tokens: dict[str, dict[str, str]] = {}
     try:
         for server in servers:
-            start(server)
+            start(server, env)
         for rnd in range(args.rounds):
             line = []
             for server in servers if rnd % 2 == 0 else servers[::-1]:

@@ -124,10 +124,15 @@ def test_steal_is_read_from_the_cpu_line_of_proc_stat() -> None:
 
 def test_paired_ab_measures_both_trees_in_turn() -> None:
     """``python -m bench.ab``: a revision's worktree and this tree served at once,
-    rounds alternating between them, for both workloads."""
+    rounds alternating between them, for both workloads, embedded and scaled out."""
     if not shutil.which("wrk"):
         pytest.skip("needs wrk")
-    for workload in (["--seconds", "1"], ["--workload", "push", "--pushes", "4"]):
+    for workload in (
+        ["--seconds", "1"],
+        ["--workload", "push", "--pushes", "4"],
+        # The scaled-out peer: a PostgreSQL and a Redis of its own for each side.
+        ["--workload", "push", "--pushes", "4", "--peer", "berth-scaled"],
+    ):
         cmd = [
             sys.executable, "-m", "bench.ab", "HEAD", "--rounds", "2",
             "--python", sys.executable, *workload,
