@@ -414,6 +414,12 @@ def render(run: Path) -> str:
         f"## docker push / pull of a {sizes['docker_layers']}-layer image "
         f"({sizes['docker_layer_size'] / 2**20:g} MiB random bytes per layer)\n"
     )
+    runs = {n: w(n, "docker", "pull_runs") or [] for n in names}
+    if any(runs.values()):
+        add(
+            "One push; pull: the median of the pulls in the last column, the image "
+            "removed before each.\n"
+        )
     rows = [
         [
             title[n],
@@ -422,9 +428,11 @@ def render(run: Path) -> str:
             ratio(dpush, w(n, "docker", "push_seconds")) if n != BERTH else "",
             ratio(dpull, w(n, "docker", "pull_seconds")) if n != BERTH else "",
         ]
+        + ([", ".join(f"{x:.2f}" for x in runs[n])] if any(runs.values()) else [])
         for n in names
     ]
-    add(table(["", "push (s)", "pull (s)", "Berth / it, push", "Berth / it, pull"], rows) + "\n")
+    head = ["", "push (s)", "pull (s)", "Berth / it, push", "Berth / it, pull"]
+    add(table(head + (["pulls (s)"] if any(runs.values()) else []), rows) + "\n")
 
     # -- concurrent -----------------------------------------------------------
     add(f"## {sizes['concurrent_pushes']:,} concurrent small pushes into one project\n")
