@@ -414,12 +414,20 @@ def render(run: Path) -> str:
         f"## docker push / pull of a {sizes['docker_layers']}-layer image "
         f"({sizes['docker_layer_size'] / 2**20:g} MiB random bytes per layer)\n"
     )
-    runs = {n: w(n, "docker", "pull_runs") or [] for n in names}
-    if any(runs.values()):
+    pushes = {n: w(n, "docker", "push_runs") or [] for n in names}
+    pulls = {n: w(n, "docker", "pull_runs") or [] for n in names}
+    each = any(pushes.values()) or any(pulls.values())
+    if each:
         add(
-            "One push; pull: the median of the pulls in the last column, the image "
-            "removed before each.\n"
+            "Each push is of a new image (its own random layers, its own tag), built "
+            "before the clock starts; the last one is then pulled, removed before each "
+            "pull. The push and pull columns are the medians of the runs in the last "
+            "two.\n"
         )
+
+    def runs(values: list[float]) -> str:
+        return ", ".join(f"{x:.2f}" for x in values)
+
     rows = [
         [
             title[n],
@@ -428,11 +436,11 @@ def render(run: Path) -> str:
             ratio(dpush, w(n, "docker", "push_seconds")) if n != BERTH else "",
             ratio(dpull, w(n, "docker", "pull_seconds")) if n != BERTH else "",
         ]
-        + ([", ".join(f"{x:.2f}" for x in runs[n])] if any(runs.values()) else [])
+        + ([runs(pushes[n]), runs(pulls[n])] if each else [])
         for n in names
     ]
     head = ["", "push (s)", "pull (s)", "Berth / it, push", "Berth / it, pull"]
-    add(table(head + (["pulls (s)"] if any(runs.values()) else []), rows) + "\n")
+    add(table(head + (["pushes (s)", "pulls (s)"] if each else []), rows) + "\n")
 
     # -- concurrent -----------------------------------------------------------
     add(f"## {sizes['concurrent_pushes']:,} concurrent small pushes into one project\n")
