@@ -120,8 +120,12 @@ def blob_unlink(*, repository_name: str, digest: str) -> None:
     """
     require_deletes_enabled()
     with transaction.atomic():
+        # Locked (PostgreSQL; SQLite runs one writer at a time anyway): a manifest
+        # PUT that found this link locks it too (manifests._referenced_blobs), so
+        # the check below sees that manifest once it has committed.
         link = (
             RepositoryBlob.objects.select_related("blob")
+            .select_for_update(of=("self",))
             .filter(repository__name=repository_name, blob__digest=digest)
             .first()
         )

@@ -194,11 +194,17 @@ def _referenced_blobs(repo_id: int, parsed: ParsedManifest) -> list[int]:
     wanted = [d for d in ([parsed.config] if parsed.config else []) + parsed.layers]
     required = {d.digest: d for d in wanted if not d.foreign}
     optional = {d.digest: d for d in wanted if d.foreign}
+    # The links are locked until the manifest is committed (PostgreSQL; SQLite
+    # runs one writer at a time anyway): a concurrent blob unlink waits, then
+    # finds the manifest and refuses, instead of removing a blob the manifest
+    # was just found to reference. In one order, so two manifest PUTs sharing
+    # blobs queue instead of deadlocking.
     found = {
         digest: (pk, size)
-        for digest, pk, size in RepositoryBlob.objects.filter(
-            repository_id=repo_id, blob__digest__in=list(required) + list(optional)
-        ).values_list("blob__digest", "blob_id", "blob__size")
+        for digest, pk, size in RepositoryBlob.objects.select_for_update(of=("self",))
+        .filter(repository_id=repo_id, blob__digest__in=list(required) + list(optional))
+        .order_by("blob_id")
+        .values_list("blob__digest", "blob_id", "blob__size")
     }
     for digest, descriptor in required.items():
         if digest not in found:
