@@ -17,6 +17,29 @@ from registry.models import Upload
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def wait_for_queue(group: GroupCommit, length: int) -> None:
+    """Until ``length`` items wait behind the current leader (20 s at most)."""
+    deadline = time.monotonic() + 20
+    while len(group._queue) < length and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+def hold_first_batch(group: GroupCommit, monkeypatch, queued: int) -> list[int]:
+    """Make the group's first batch wait for ``queued`` items behind it, so that
+    they are sure to form the second; returns the sizes of the batches run."""
+    batches: list[int] = []
+    real = group._run
+
+    def held(items):
+        if not batches:
+            wait_for_queue(group, queued)
+        batches.append(len(items))
+        return real(items)
+
+    monkeypatch.setattr(group, "_run", held)
+    return batches
+
+
 class Recorder:
     """A batch function that inserts one session row per item and records each
     batch; its first batch waits until ``hold`` more items are queued behind
@@ -30,9 +53,7 @@ class Recorder:
 
     def run(self, names: Sequence[str]) -> list[Upload | Exception]:
         if not self.batches:
-            deadline = time.monotonic() + 20
-            while len(self.group._queue) < self.hold and time.monotonic() < deadline:
-                time.sleep(0.005)
+            wait_for_queue(self.group, self.hold)
         self.batches.append(list(names))
         self.atomic.append(connection.in_atomic_block)
         results: list[Upload | Exception] = []
@@ -143,18 +164,7 @@ def test_blob_registrations_of_concurrent_uploads_share_a_transaction(test_proje
     from registry.models import Blob, RepositoryBlob
     from registry.services import blobs
 
-    batches: list[int] = []
-    real = blobs._registrations._run
-
-    def held(items):
-        if not batches:
-            deadline = time.monotonic() + 20
-            while len(blobs._registrations._queue) < 7 and time.monotonic() < deadline:
-                time.sleep(0.005)
-        batches.append(len(items))
-        return real(items)
-
-    monkeypatch.setattr(blobs._registrations, "_run", held)
+    batches = hold_first_batch(blobs._registrations, monkeypatch, queued=7)
     names = ["a/lead"] + [f"a/r{i}" for i in range(6)] + ["nosuchproject/x"]
     digests = {name: "sha256:" + f"{i:064x}" for i, name in enumerate(names)}
     digests["a/r5"] = digests["a/r0"]  # the same bytes pushed into two repositories
@@ -194,18 +204,7 @@ def test_upload_sessions_started_at_once_share_a_transaction(
             "OPTIONS": {"location": str(tmp_path / "registry")},
         },
     }
-    batches: list[int] = []
-    real = uploads._starts._run
-
-    def held(items):
-        if not batches:
-            deadline = time.monotonic() + 20
-            while len(uploads._starts._queue) < 5 and time.monotonic() < deadline:
-                time.sleep(0.005)
-        batches.append(len(items))
-        return real(items)
-
-    monkeypatch.setattr(uploads._starts, "_run", held)
+    batches = hold_first_batch(uploads._starts, monkeypatch, queued=5)
     names = [f"a/start{i}" for i in range(6)]
     outcomes = in_threads(
         names, lambda name: uploads.upload_start(repository_name=name, owner="group-test")
