@@ -49,6 +49,7 @@ class Recorder:
         self.hold = hold
         self.batches: list[list[str]] = []
         self.atomic: list[bool] = []
+        self.threads: list[str] = []
         self.group: GroupCommit[str, Upload] = GroupCommit(self.run)
 
     def run(self, names: Sequence[str]) -> list[Upload | Exception]:
@@ -56,6 +57,7 @@ class Recorder:
             wait_for_queue(self.group, self.hold)
         self.batches.append(list(names))
         self.atomic.append(connection.in_atomic_block)
+        self.threads.append(threading.current_thread().name)
         results: list[Upload | Exception] = []
         for name in names:
             if name.startswith("own-error"):
@@ -81,7 +83,7 @@ def in_threads(names: list[str], submit: Callable[[str], Upload]) -> dict[str, o
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=call, args=(name,)) for name in names]
+    threads = [threading.Thread(target=call, args=(name,), name=name) for name in names]
     threads[0].start()
     time.sleep(0.2)  # the first is the leader
     for thread in threads[1:]:
@@ -108,17 +110,31 @@ def test_concurrent_items_share_one_transaction_and_each_gets_its_own_result():
     assert recorder.group._queue == []
 
 
-def test_a_failed_batch_is_run_again_item_by_item_and_only_the_culprit_fails():
+def test_a_failed_batch_is_run_again_by_each_caller_and_only_the_culprit_fails(monkeypatch):
     Upload.objects.create(pk=uuid.UUID(int=1), repository_name="first", owner="other")
     recorder = Recorder(hold=4)
+    # The retries run on the callers' threads at once. The test database (SQLite
+    # in memory) answers "table is locked" to concurrent writers where a real one
+    # queues them (BEGIN IMMEDIATE, portal/db/sqlite3): queue them here too.
+    queue = threading.Lock()
+    alone = recorder.group._execute_alone
+
+    def queued(item):
+        with queue:
+            return alone(item)
+
+    monkeypatch.setattr(recorder.group, "_execute_alone", queued)
     names = ["repo/lead", "repo/a", "duplicate", "repo/b", "repo/c"]
     outcomes = in_threads(names, recorder.group.submit)
     assert isinstance(outcomes["duplicate"], IntegrityError)
     for name in ("repo/lead", "repo/a", "repo/b", "repo/c"):
         assert isinstance(outcomes[name], Upload), outcomes[name]
-    # The batch of four failed; its items were run again one at a time.
+    # The batch of four failed; each caller ran its item again, alone, on its
+    # own thread (its own connection), not the leader's.
     assert len(recorder.batches) == 1 + 1 + 4
     assert [len(batch) for batch in recorder.batches[2:]] == [1, 1, 1, 1]
+    retried = dict(zip(recorder.threads[2:], recorder.batches[2:], strict=True))
+    assert retried == {name: [name] for name in names[1:]}
     # Nothing twice, nothing lost: the failed batch's rows were rolled back.
     stored = sorted(
         Upload.objects.filter(owner="group-test").values_list("repository_name", flat=True)

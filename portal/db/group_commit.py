@@ -16,10 +16,11 @@ Alone (no concurrency) a caller is its own leader: one transaction, as before.
 
 Failures stay with their item. The batch function reports an item's own error
 (a missing project, say) as that item's result; if the batch fails as a whole,
-its items are run again one by one, each in its own transaction, so only the
-item at fault fails. A caller already inside a transaction runs its item alone
-in that transaction: a leader must never make others' work part of a
-transaction that it does not own and may still roll back.
+each caller runs its own item again, alone, in its own transaction on its own
+connection, so only the item at fault fails (a fault of the leader's own, such
+as a broken connection, stays the leader's). A caller already inside a
+transaction runs its item alone in that transaction: a leader must never make
+others' work part of a transaction that it does not own and may still roll back.
 
 On PostgreSQL the batching does no harm (one commit instead of many); the batch
 functions sort their rows so that concurrent batches lock them in one order.
@@ -41,13 +42,14 @@ BATCH_LIMIT = 200
 
 
 class _Slot(Generic[T, R]):
-    __slots__ = ("done", "error", "item", "result")
+    __slots__ = ("alone", "done", "error", "item", "result")
 
     def __init__(self, item: T) -> None:
         self.item = item
         self.result: R | None = None
         self.error: BaseException | None = None
         self.done = False
+        self.alone = False  # its batch failed: the caller runs it again, alone
 
 
 class GroupCommit(Generic[T, R]):
@@ -75,6 +77,8 @@ class GroupCommit(Generic[T, R]):
                     batch = self._queue[:BATCH_LIMIT]
                     del self._queue[:BATCH_LIMIT]
                 self._execute(batch)
+        if slot.alone:
+            return self._outcome(self._execute_alone(slot.item))
         return self._outcome(slot)
 
     @staticmethod
@@ -96,8 +100,11 @@ class GroupCommit(Generic[T, R]):
             if len(batch) == 1:
                 batch[0].error, batch[0].done = error, True
                 return
+            # Each caller runs its own item again, in its own transaction and on
+            # its own connection: a fault of the leader's (a broken connection)
+            # stays the leader's.
             for slot in batch:
-                self._execute([slot])
+                slot.alone, slot.done = True, True
             return
         except BaseException as error:  # the leader is being stopped: so are its followers
             for slot in batch:
