@@ -40,6 +40,10 @@ def hold_first_batch(group: GroupCommit, monkeypatch, queued: int) -> list[int]:
     return batches
 
 
+class Stopped(BaseException):
+    """Not an error of the batch: its leader's thread is stopped."""
+
+
 class Recorder:
     """A batch function that inserts one session row per item and records each
     batch; its first batch waits until ``hold`` more items are queued behind
@@ -59,6 +63,8 @@ class Recorder:
         self.atomic.append(connection.in_atomic_block)
         self.threads.append(threading.current_thread().name)
         results: list[Upload | Exception] = []
+        if len(names) > 1 and "stop" in names:
+            raise Stopped  # the leader's thread is being stopped mid-batch
         for name in names:
             if name.startswith("own-error"):
                 results.append(ValueError(f"no good: {name}"))
@@ -78,7 +84,7 @@ def in_threads(names: list[str], submit: Callable[[str], Upload]) -> dict[str, o
     def call(name: str) -> None:
         try:
             outcomes[name] = submit(name)
-        except Exception as error:
+        except BaseException as error:
             outcomes[name] = error
         finally:
             connection.close()
@@ -113,17 +119,7 @@ def test_concurrent_items_share_one_transaction_and_each_gets_its_own_result():
 def test_a_failed_batch_is_run_again_by_each_caller_and_only_the_culprit_fails(monkeypatch):
     Upload.objects.create(pk=uuid.UUID(int=1), repository_name="first", owner="other")
     recorder = Recorder(hold=4)
-    # The retries run on the callers' threads at once. The test database (SQLite
-    # in memory) answers "table is locked" to concurrent writers where a real one
-    # queues them (BEGIN IMMEDIATE, portal/db/sqlite3): queue them here too.
-    queue = threading.Lock()
-    alone = recorder.group._execute_alone
-
-    def queued(item):
-        with queue:
-            return alone(item)
-
-    monkeypatch.setattr(recorder.group, "_execute_alone", queued)
+    queue_retries(recorder.group, monkeypatch)
     names = ["repo/lead", "repo/a", "duplicate", "repo/b", "repo/c"]
     outcomes = in_threads(names, recorder.group.submit)
     assert isinstance(outcomes["duplicate"], IntegrityError)
@@ -141,6 +137,38 @@ def test_a_failed_batch_is_run_again_by_each_caller_and_only_the_culprit_fails(m
     )
     assert stored == ["repo/a", "repo/b", "repo/c", "repo/lead"]
     assert Upload.objects.get(pk=uuid.UUID(int=1)).repository_name == "first"
+
+
+def queue_retries(group: GroupCommit, monkeypatch) -> None:
+    """The retries after a failed batch run on the callers' threads at once. The
+    test database (SQLite in memory) answers "table is locked" to concurrent
+    writers where a real one queues them (BEGIN IMMEDIATE, portal/db/sqlite3):
+    queue them here too."""
+    queue = threading.Lock()
+    alone = group._execute_alone
+
+    def queued(item):
+        with queue:
+            return alone(item)
+
+    monkeypatch.setattr(group, "_execute_alone", queued)
+
+
+def test_a_leader_stopped_mid_batch_stops_alone(monkeypatch):
+    """The leader's thread is stopped (a BaseException) while it writes others'
+    items: it goes down alone; every other caller writes its own item."""
+    recorder = Recorder(hold=3)
+    queue_retries(recorder.group, monkeypatch)
+    names = ["repo/lead", "repo/a", "stop", "repo/b"]
+    outcomes = in_threads(names, recorder.group.submit)
+    stopped = [name for name, outcome in outcomes.items() if isinstance(outcome, Stopped)]
+    assert len(stopped) == 1 and stopped[0] != "repo/lead", outcomes
+    for name in set(names) - set(stopped):
+        assert isinstance(outcomes[name], Upload), outcomes[name]
+    stored = set(
+        Upload.objects.filter(owner="group-test").values_list("repository_name", flat=True)
+    )
+    assert stored == set(names) - set(stopped)
 
 
 def test_an_items_own_error_reaches_its_caller_only():

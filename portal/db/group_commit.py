@@ -96,20 +96,18 @@ class GroupCommit(Generic[T, R]):
         try:
             with transaction.atomic():
                 results = self._run([slot.item for slot in batch])
-        except Exception as error:
+        except BaseException as error:
             if len(batch) == 1:
                 batch[0].error, batch[0].done = error, True
-                return
-            # Each caller runs its own item again, in its own transaction and on
-            # its own connection: a fault of the leader's (a broken connection)
-            # stays the leader's.
-            for slot in batch:
-                slot.alone, slot.done = True, True
+            else:
+                # Each caller runs its own item again, in its own transaction and
+                # on its own connection: a fault of the leader's (a broken
+                # connection, its thread being stopped) stays the leader's.
+                for slot in batch:
+                    slot.alone, slot.done = True, True
+            if not isinstance(error, Exception):
+                raise
             return
-        except BaseException as error:  # the leader is being stopped: so are its followers
-            for slot in batch:
-                slot.error, slot.done = error, True
-            raise
         for slot, result in zip(batch, results, strict=True):
             if isinstance(result, Exception):
                 slot.error = result
