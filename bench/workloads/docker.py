@@ -1,10 +1,12 @@
 """``docker push`` and ``docker pull`` of a 10-layer image: wall time.
 
 A private dockerd (tests/clients.py's DockerDaemon: vfs storage, no network
-setup) is started once per run. For every registry a fresh FROM-scratch image
-with 10 layers of random bytes is built (untimed), pushed (timed), removed
-locally, and pulled back (timed). Where the registry asked for credentials the
-daemon logs in first (docker runs the token flow itself).
+setup) is started once per run. For every registry, a few times over
+(``docker_pushes``), a fresh FROM-scratch image with 10 layers of random bytes
+is built (untimed), pushed (timed) under its own tag and removed locally; the
+last one is then pulled back (timed) ``docker_pulls`` times, removed before
+each. The medians are the results, every run is kept. Where the registry asked
+for credentials the daemon logs in first (docker runs the token flow itself).
 """
 
 from __future__ import annotations
