@@ -103,11 +103,18 @@ def parse_scopes(values: list[str]) -> list[Scope]:
 
 
 def grant(actor: Actor, scopes: list[Scope]) -> list[dict[str, Any]]:
-    """The access list for a token: for each scope, requested ∩ permitted."""
+    """The access list for a token: for each scope, requested ∩ permitted.
+
+    A repository named by several scopes (a client's own ``pull,push`` and the
+    challenge's ``push``, as the bench client and others send them) is looked
+    up once."""
     out: list[dict[str, Any]] = []
+    permitted: dict[str, set[str]] = {}
     for scope in scopes:
         if scope.type == "repository":
-            allowed = repository_actions(actor, scope.name)
+            if scope.name not in permitted:
+                permitted[scope.name] = repository_actions(actor, scope.name)
+            allowed = permitted[scope.name]
             wanted = set(REPOSITORY_ACTIONS) if "*" in scope.actions else set(scope.actions)
             actions = sorted(wanted & allowed)
         elif scope.type == "registry" and scope.name == "catalog":

@@ -164,6 +164,27 @@ def test_b15_leeway_is_at_most_a_minute(team):
     )
 
 
+def test_scopes_naming_one_repository_look_it_up_once(team):
+    """A client's own ``pull,push`` and the challenge's ``push`` for the same
+    repository: each scope gets its own entry, the project and the caller's
+    membership are read once (not once per scope)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    token("dev", "repository:team/app:pull")  # credentials checked and cached
+    scopes = ("repository:team/app:pull,push", "repository:team/app:push", "repository:pub/x:pull")
+    with CaptureQueriesContext(connection) as queries:
+        issued = token("dev", *scopes)
+    claims = jwt.decode(issued["token"], options={"verify_signature": False})
+    assert claims["access"] == [
+        {"type": "repository", "name": "team/app", "actions": ["pull", "push"]},
+        {"type": "repository", "name": "team/app", "actions": ["push"]},
+        {"type": "repository", "name": "pub/x", "actions": ["pull"]},
+    ]
+    projects = [q["sql"] for q in queries.captured_queries if '"registry_project"' in q["sql"]]
+    assert len(projects) == 2, projects  # team and pub, once each
+
+
 # B16 ----------------------------------------------------------------------------
 
 
