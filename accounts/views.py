@@ -15,7 +15,7 @@ from accounts.services import tokens
 from accounts.services.auth import Throttled, actor_from_claims, authenticate
 from audit.events import Operation, Resource, Result
 from audit.services import record_later
-from portal.net import client_ip
+from kit.net import client_ip
 
 
 def _login_event(username: str, client: str, ok: bool) -> None:

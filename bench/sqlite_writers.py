@@ -1,5 +1,5 @@
 """Microbenchmark: concurrent SQLite write transactions, Django's backend vs
-Berth's queued one (portal/db/sqlite3).
+Berth's queued one (kit/db/sqlite3).
 
 ``python -m bench.sqlite_writers [--threads 16] [--transactions 60] [--work-ms 1]``
 
@@ -66,7 +66,7 @@ def main() -> None:
         from django.db import connection
         from django.db.backends.sqlite3.base import DatabaseWrapper as Plain
 
-        from portal.db.sqlite3.base import DatabaseWrapper as Queued
+        from kit.db.sqlite3.base import DatabaseWrapper as Queued
 
         for round_ in range(3):
             for cls in (Plain, Queued):

@@ -33,7 +33,7 @@ from accounts.errors import Conflict, Denied, Invalid, NotFound, PreconditionFai
 from accounts.models import Member, User
 from accounts.rbac import PROJECT_PERMISSIONS
 from accounts.services.auth import Throttled, actor_for_user, authenticate
-from portal.net import client_ip
+from kit.net import client_ip
 from registry.models import Project
 
 # The rule that opens the admin to a user who is not a sysadmin.

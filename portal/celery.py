@@ -33,3 +33,12 @@ class ThreadedBeat(bootsteps.StartStopStep):
 
 
 app.steps["worker"].add(ThreadedBeat)
+
+
+def readiness_check() -> None:
+    """Readiness (kit.health, ``BERTH_READINESS_CHECKS``): the broker answers."""
+    from django.conf import settings
+
+    with app.connection_for_write(connect_timeout=settings.BERTH_READY_TIMEOUT) as conn:
+        conn.connect()
+        conn.default_channel  # noqa: B018 - opening a channel talks to the broker

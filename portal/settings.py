@@ -12,7 +12,7 @@ from pathlib import Path
 
 import environ
 
-from portal.net import parse_trusted_proxies
+from kit.net import parse_trusted_proxies
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -50,7 +50,7 @@ BERTH_ADDR = env.str("BERTH_ADDR", default="0.0.0.0:5000")
 BERTH_EXTERNAL_URL = env.str("BERTH_EXTERNAL_URL", default="").rstrip("/")
 # Reverse proxies in front of Berth (addresses or networks, comma-separated):
 # from requests they relay, the client's address is read from X-Forwarded-For
-# (portal/net.py). Empty (the default): the header is ignored.
+# (kit/net.py). Empty (the default): the header is ignored.
 try:
     BERTH_TRUSTED_PROXIES = parse_trusted_proxies(env.list("BERTH_TRUSTED_PROXIES", default=[]))
 except ValueError as exc:
@@ -133,8 +133,8 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
     # Django's backend, but writers of one process queue on a Python lock
-    # instead of sleeping in SQLite's busy handler (portal/db/sqlite3/base.py).
-    DATABASES["default"]["ENGINE"] = "portal.db.sqlite3"
+    # instead of sleeping in SQLite's busy handler (kit/db/sqlite3/base.py).
+    DATABASES["default"]["ENGINE"] = "kit.db.sqlite3"
 # Keep database connections across requests (one per server thread): opening
 # one per request costs more than the registry's whole manifest lookup.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("BERTH_DB_CONN_MAX_AGE", default=600)
@@ -238,6 +238,13 @@ BERTH_AUDIT_FLUSH_SECONDS = env.float("BERTH_AUDIT_FLUSH_SECONDS", default=1.0)
 BERTH_AUDIT_BACKGROUND = env.bool("BERTH_AUDIT_BACKGROUND", default=True)
 # Seconds each readiness check (database, storage, broker, cache) may take.
 BERTH_READY_TIMEOUT = env.float("BERTH_READY_TIMEOUT", default=2.0)
+# What readiness checks (kit/health.py), by name; the shared cache is added
+# when BERTH_CACHE_URL is set. Dotted paths, so the kit imports no app.
+BERTH_READINESS_CHECKS = {
+    "database": "kit.health.database",
+    "storage": "registry.storage.readiness_check",
+    "broker": "portal.celery.readiness_check",
+}
 # Seconds a client may take to send its request headers (slowloris guard).
 BERTH_HEADER_TIMEOUT = env.int("BERTH_HEADER_TIMEOUT", default=30)
 
@@ -276,7 +283,7 @@ BERTH_MANIFEST_CACHE_TTL = env.int(
 
 def _redis_cache(prefix: str) -> dict[str, object]:
     return {
-        "BACKEND": "portal.cache.ResilientRedisCache",
+        "BACKEND": "kit.cache.ResilientRedisCache",
         "LOCATION": BERTH_CACHE_URL,
         "KEY_PREFIX": prefix,
     }
@@ -295,7 +302,7 @@ CACHES = {
     "manifests": {
         "shared": _redis_cache("berth-manifests"),
         "local": {
-            "BACKEND": "portal.cache.ProcessCache",
+            "BACKEND": "kit.cache.ProcessCache",
             "LOCATION": "berth-manifests",
             "OPTIONS": {"MAX_ENTRIES": 20_000},
         },

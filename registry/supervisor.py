@@ -46,7 +46,7 @@ def mark_not_ready() -> None:
     """Readiness hook for a graceful drain, called when the server is asked to
     stop, before the children get SIGTERM: creates ``BERTH_DRAIN_FILE`` (which
     ``serve`` put in the children's environment), the file whose existence makes
-    a ``/readyz`` answer 503 (portal.health, where present). granian then stops
+    a ``/readyz`` answer 503 (kit.health, where present). granian then stops
     accepting connections and lets in-flight requests finish."""
     path = os.environ.get("BERTH_DRAIN_FILE", "")
     if path:

@@ -195,7 +195,7 @@ def redis_caches(url: str, breaker_seconds: float = 5.0) -> dict:
 
     def one(prefix: str) -> dict:
         return {
-            "BACKEND": "portal.cache.ResilientRedisCache",
+            "BACKEND": "kit.cache.ResilientRedisCache",
             "LOCATION": url,
             "KEY_PREFIX": prefix,
             "OPTIONS": {"breaker_seconds": breaker_seconds},

@@ -1,4 +1,4 @@
-"""The client's address behind trusted proxies (portal/net.py): what the audit
+"""The client's address behind trusted proxies (kit/net.py): what the audit
 log records and what the login throttle counts by. The real-nginx case is in
 tests/test_nginx_front.py."""
 
@@ -9,7 +9,7 @@ from django.test import Client
 
 from audit.models import AuditEvent
 from audit.services import flush
-from portal.net import client_ip, parse_trusted_proxies
+from kit.net import client_ip, parse_trusted_proxies
 from tests.conftest import ADMIN, basic, refused_at_start
 
 PROXIES = parse_trusted_proxies(["10.0.0.0/8", "127.0.0.1", "fd00::/8"])

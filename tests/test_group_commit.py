@@ -1,4 +1,4 @@
-"""portal/db/group_commit: concurrent callers' writes share one transaction,
+"""kit/db/group_commit: concurrent callers' writes share one transaction,
 each caller gets its own result, and a failure stays with its item."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 import pytest
 from django.db import IntegrityError, connection, transaction
 
-from portal.db.group_commit import GroupCommit, _Slot
+from kit.db.group_commit import GroupCommit, _Slot
 from registry.models import Upload
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -142,7 +142,7 @@ def test_a_failed_batch_is_run_again_by_each_caller_and_only_the_culprit_fails(m
 def queue_retries(group: GroupCommit, monkeypatch) -> None:
     """The retries after a failed batch run on the callers' threads at once. The
     test database (SQLite in memory) answers "table is locked" to concurrent
-    writers where a real one queues them (BEGIN IMMEDIATE, portal/db/sqlite3):
+    writers where a real one queues them (BEGIN IMMEDIATE, kit/db/sqlite3):
     queue them here too."""
     queue = threading.Lock()
     alone = group._execute_alone

@@ -9,8 +9,8 @@ import pytest
 import requests
 from django.test import Client
 
-from portal import health
-from portal.cache import breaker
+from kit import health
+from kit.cache import breaker
 from portal.celery import app
 from tests.conftest import BerthServer
 from tests.servers import free_port, redis_caches

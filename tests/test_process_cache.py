@@ -1,4 +1,4 @@
-"""portal.cache.ProcessCache: the embedded default's manifest cache (lock-free reads)."""
+"""kit.cache.ProcessCache: the embedded default's manifest cache (lock-free reads)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 import pytest
 
 from accounts.services.tokens import _VerifiedCache
-from portal.cache import ProcessCache
+from kit.cache import ProcessCache
 
 
 def make(name: str, **options: int) -> ProcessCache:

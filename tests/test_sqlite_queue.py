@@ -1,4 +1,4 @@
-"""portal/db/sqlite3: write transactions of one process queue on a Python lock,
+"""kit/db/sqlite3: write transactions of one process queue on a Python lock,
 released however the transaction ends."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import threading
 import pytest
 from django.db import connection
 
-from portal.db.sqlite3.base import DatabaseWrapper, _write_lock
+from kit.db.sqlite3.base import DatabaseWrapper, _write_lock
 
 pytestmark = pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite only")
 

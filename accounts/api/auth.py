@@ -14,7 +14,7 @@ from rest_framework.request import Request
 
 from accounts.access import ANONYMOUS, Actor
 from accounts.services.auth import Throttled, actor_for_user, authenticate
-from portal.net import client_ip
+from kit.net import client_ip
 
 
 class ActorUser:

@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from accounts.api.base import HarborView
 from accounts.errors import NotFound
 from accounts.services import config
-from portal import health
+from kit import health
 
 VERSION = "v2.16.0-berth"
 HARBOR_NAMES = {"storage": "registry", "broker": "jobservice", "cache": "redis"}

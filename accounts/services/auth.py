@@ -26,7 +26,7 @@ from django.utils import timezone
 from accounts.access import ANONYMOUS, Actor, robot_grants
 from accounts.models import Robot, User
 from accounts.services.secrets import check_secret
-from portal.cache import CacheUnavailable
+from kit.cache import CacheUnavailable
 
 ROBOT_PREFIX = "robot$"
 CREDENTIAL_TTL = 300

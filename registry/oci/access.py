@@ -27,7 +27,7 @@ from accounts.services.tokens import (
     token_allows,
     verify,
 )
-from portal.net import client_ip
+from kit.net import client_ip
 from registry.errors import Code, RegistryError
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from portal.db.group_commit import GroupCommit
+from kit.db.group_commit import GroupCommit
 from registry.errors import Code, RegistryError
 from registry.models import Blob, ManifestBlob, Repository, RepositoryBlob, Upload
 from registry.services.deletes import require_deletes_enabled
@@ -50,7 +50,7 @@ def blob_register(
     """Record verified, durably stored bytes and link them into the repository;
     delete the upload session that brought them, if named.
 
-    Concurrent registrations share one transaction (``portal.db.group_commit``):
+    Concurrent registrations share one transaction (``kit.db.group_commit``):
     under concurrent pushes they are most of the writes that queue for SQLite's
     one writer. A concurrent upload of the same bytes may insert the blob first;
     both then link the same row."""

@@ -42,7 +42,7 @@ from django.core.cache import caches
 from django.core.signals import setting_changed
 from django.db import transaction
 
-from portal.cache import CacheUnavailable
+from kit.cache import CacheUnavailable
 
 log = logging.getLogger("berth.registry")
 RETRY_INTERVAL = 1.0

@@ -20,7 +20,7 @@ from typing import BinaryIO
 from django.conf import settings
 from django.utils import timezone
 
-from portal.db.group_commit import GroupCommit
+from kit.db.group_commit import GroupCommit
 from registry.errors import Code, RegistryError
 from registry.models import Blob, Upload
 from registry.reference import Digest
@@ -97,7 +97,7 @@ def _insert(uploads: Sequence[Upload]) -> list[Upload | Exception]:
 
 
 # New sessions' rows, inserted together when requests start uploads at once: a
-# write each, under the database's single writer (portal.db.group_commit).
+# write each, under the database's single writer (kit.db.group_commit).
 _starts: GroupCommit[Upload, Upload] = GroupCommit(_insert)
 
 

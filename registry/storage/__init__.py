@@ -12,4 +12,23 @@ def blob_store() -> BlobStore:
     return storages["blobs"]  # type: ignore[return-value]
 
 
-__all__ = ["BlobStore", "UploadBusy", "blob_store"]
+PROBE_DIGEST = "sha256:" + "0" * 64
+
+
+def readiness_check() -> None:
+    """Readiness (kit.health, ``BERTH_READINESS_CHECKS``): the blob store answers,
+    and on the filesystem its directory is creatable and writable."""
+    import os
+
+    from django.core.files.storage import FileSystemStorage
+
+    store = blob_store()
+    store.blob_exists(PROBE_DIGEST)
+    if isinstance(store, FileSystemStorage):
+        # Created by the first push otherwise; it must be creatable and writable.
+        os.makedirs(store.location, exist_ok=True)
+        if not os.access(store.location, os.W_OK):
+            raise PermissionError("blob directory not writable")
+
+
+__all__ = ["BlobStore", "UploadBusy", "blob_store", "readiness_check"]

@@ -97,7 +97,7 @@ def test_sigterm_drains_in_flight_downloads_and_refuses_new_connections(tmp_path
                 break
             time.sleep(0.05)
         assert refused
-        assert drain_files  # readiness would answer 503 (portal.health, BERTH_DRAIN_FILE)
+        assert drain_files  # readiness would answer 503 (kit.health, BERTH_DRAIN_FILE)
 
         received.extend(chunks)
         assert sha256(b"".join(received)) == digest

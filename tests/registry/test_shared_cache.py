@@ -14,7 +14,7 @@ import redis
 from django.core.cache import caches
 from django.test import Client
 
-from portal.cache import breaker
+from kit.cache import breaker
 from registry.services import cache
 from registry.services.manifests import manifest_get
 from tests.conftest import ADMIN, BerthServer, basic, refused_at_start

@@ -34,7 +34,7 @@ from django.db import connection, connections
 from django.db.migrations.executor import MigrationExecutor
 
 from accounts.services.bootstrap import bootstrap
-from portal import health
+from kit import health
 from registry import supervisor
 
 ROLES = ("all", "web", "worker", "scheduler")
