@@ -17,6 +17,7 @@ deps:
 lint: deps
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/lint-imports
 	.venv/bin/python manage.py makemigrations --check --dry-run
 
 # The suite runs on each database Berth supports: SQLite (the embedded default)

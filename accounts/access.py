@@ -14,9 +14,9 @@ from typing import Any
 
 from django.db.models import Q, QuerySet
 
-from accounts.models import Member
+from accounts.models import Member, Project
 from accounts.rbac import ALL, PROJECT_PERMISSIONS, PUBLIC_PERMISSIONS
-from registry.models import Project
+from kit.errors import Denied, NotFound
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,14 +42,6 @@ class Actor:
 
 
 ANONYMOUS = Actor(kind="anonymous")
-
-
-class Denied(Exception):
-    """The actor may not do this (and may know the target exists)."""
-
-
-class NotFound(Exception):
-    """The target does not exist, or the actor may not know that it does."""
 
 
 def robot_grants(permissions: list[dict[str, Any]]) -> tuple[Grant, ...]:

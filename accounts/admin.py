@@ -1,8 +1,8 @@
 """Users, members and robots in the admin.
 
 Every change with a rule goes through ``accounts.services`` (through
-``portal.admin.ServiceForm``); querysets and permissions follow the requesting
-user's roles (``portal.admin.AdminScope``). Users are for system administrators
+``accounts.adminsite.ServiceForm``); querysets and permissions follow the requesting
+user's roles (``accounts.adminsite.AdminScope``). Users are for system administrators
 only; members and robots are also managed by project administrators, within the
 projects they administer.
 """
@@ -19,7 +19,18 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from accounts.models import Member, Robot, SystemSetting, User
+from accounts.adminsite import (
+    SERVICE_ERRORS,
+    AdminScope,
+    ProjectScopedAdmin,
+    ReadOnlyMixin,
+    ServiceForm,
+    ServiceFormAdmin,
+    SysadminOnlyAdmin,
+    count_of,
+    site,
+)
+from accounts.models import Member, Project, Robot, SystemSetting, User
 from accounts.rbac import PROJECT_RESOURCES, SYSTEM_PERMISSIONS
 from accounts.services import config
 from accounts.services.projects import member_add, member_remove, member_update
@@ -30,17 +41,7 @@ from accounts.services.robots import (
     robot_update,
 )
 from accounts.services.users import user_create, user_delete, user_set_sysadmin
-from portal.admin import (
-    SERVICE_ERRORS,
-    AdminScope,
-    ProjectScopedAdmin,
-    ServiceForm,
-    ServiceFormAdmin,
-    SysadminOnlyAdmin,
-    count_of,
-    site,
-)
-from registry.models import Project
+from audit.models import AuditEvent
 
 # members ----------------------------------------------------------------------
 
@@ -434,3 +435,46 @@ class SystemSettingAdmin(ServiceFormAdmin, SysadminOnlyAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+# The audit trail in the admin: read-only, searchable and filterable. Project
+# admins see the events of the projects whose logs they may list. It is here,
+# not in ``audit``, because reading the trail is an access decision and
+# ``audit`` sits below ``accounts`` (docs/architecture.md).
+@admin.register(AuditEvent, site=site)
+class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = (
+        "occurred_at",
+        "username",
+        "operation",
+        "resource_type",
+        "resource",
+        "project_name",
+        "result",
+        "client_ip",
+    )
+    list_filter = ("operation", "resource_type", "result")
+    search_fields = ("username", "resource", "project_name")
+    date_hierarchy = "occurred_at"
+    show_full_result_count = False
+    list_per_page = 100
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AuditEvent]:
+        scope = AdminScope.of(request)
+        rows = super().get_queryset(request)
+        if scope.sysadmin:
+            return rows
+        names = scope.projects("log", "list").values_list("name", flat=True)
+        return rows.filter(project_name__in=list(names))
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        scope = AdminScope.of(request)
+        return scope.may_use_admin() and scope.may("log", "list")
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        scope = AdminScope.of(request)
+        if scope.sysadmin:
+            return True
+        if not scope.may("log", "list"):
+            return False
+        return obj is None or scope.projects("log", "list").filter(name=obj.project_name).exists()

@@ -1,24 +1,8 @@
-"""Control-plane failures, mapped to Harbor's API codes in accounts/api/errors.py."""
+"""Control-plane failures, mapped to Harbor's API codes in accounts/api/errors.py.
+Declared once in the kit (kit/errors.py); re-exported here for accounts' callers."""
 
 from __future__ import annotations
 
-from accounts.access import Denied, NotFound
-
-
-class Invalid(Exception):
-    """The request is malformed or breaks a rule (400)."""
-
-
-class Conflict(Exception):
-    """The thing already exists (409)."""
-
-
-class PreconditionFailed(Exception):
-    """The target is not in a state that allows this (412)."""
-
-
-class Unauthenticated(Exception):
-    """Credentials are needed (401)."""
-
+from kit.errors import Conflict, Denied, Invalid, NotFound, PreconditionFailed, Unauthenticated
 
 __all__ = ["Conflict", "Denied", "Invalid", "NotFound", "PreconditionFailed", "Unauthenticated"]

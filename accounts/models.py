@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 
@@ -28,10 +29,37 @@ class Role(models.IntegerChoices):
     LIMITED_GUEST = 5, "limitedGuest"
 
 
-class Member(models.Model):
-    project = models.ForeignKey(
-        "registry.Project", on_delete=models.CASCADE, related_name="members"
+class Project(models.Model):
+    """A namespace: the first component of every repository name in it, and the
+    unit of access (members, robots, public pulls). Content (repositories and
+    what they hold) lives in ``registry``, which builds on this."""
+
+    name = models.CharField(max_length=255, unique=True)
+    public = models.BooleanField(default=False, db_index=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="owned_projects",
     )
+    # Harbor's other metadata keys (string values), besides "public".
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        # Created by registry's first migration; moved here without touching the
+        # table (accounts 0004, registry 0006: state-only).
+        db_table = "registry_project"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Member(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="members")
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
     role = models.IntegerField(choices=Role.choices)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -52,7 +80,7 @@ class Robot(models.Model):
     name = models.CharField(max_length=255)
     description = models.CharField(max_length=1024, blank=True, default="")
     project = models.ForeignKey(
-        "registry.Project", on_delete=models.CASCADE, null=True, blank=True, related_name="robots"
+        Project, on_delete=models.CASCADE, null=True, blank=True, related_name="robots"
     )
     secret_hash = models.CharField(max_length=255)
     disabled = models.BooleanField(default=False)

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import close_old_connections, connection, transaction
-from django.db.models import F
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from audit.events import Operation, Resource, Result
 from audit.models import AuditEvent
@@ -188,14 +189,13 @@ def _insert(events: list[dict[str, Any]]) -> None:
 
 
 def _write(pending: _Pending) -> None:
-    from registry.models import Repository
-
+    # Pull counts belong to the content layer above: it names its writer in
+    # BERTH_AUDIT_PULL_SINK, called in the same transaction as the events.
+    record_pulls = import_string(settings.BERTH_AUDIT_PULL_SINK) if pending.pulls else None
     with transaction.atomic():
         _insert(pending.events)
-        for name, count in pending.pulls.items():
-            Repository.objects.filter(name=name).update(
-                pull_count=F("pull_count") + count, last_pulled_at=pending.last_pull[name]
-            )
+        if record_pulls is not None:
+            record_pulls(counts=dict(pending.pulls), last_pulled=dict(pending.last_pull))
 
 
 _buffer = _Buffer()

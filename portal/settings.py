@@ -236,6 +236,9 @@ BERTH_AUDIT_FLUSH_SECONDS = env.float("BERTH_AUDIT_FLUSH_SECONDS", default=1.0)
 # Write them from a background thread (off in the in-process test suite, which
 # flushes explicitly).
 BERTH_AUDIT_BACKGROUND = env.bool("BERTH_AUDIT_BACKGROUND", default=True)
+# Where the audit writer hands the pulls it batched (repositories' pull counts):
+# named, so audit (below registry) imports no content code.
+BERTH_AUDIT_PULL_SINK = "registry.services.repositories.record_pulls"
 # Seconds each readiness check (database, storage, broker, cache) may take.
 BERTH_READY_TIMEOUT = env.float("BERTH_READY_TIMEOUT", default=2.0)
 # What readiness checks (kit/health.py), by name; the shared cache is added

@@ -1,7 +1,9 @@
 from django.urls import include, path
 
+from accounts.adminsite import site as admin_site
+from accounts.api.system import Unknown
 from accounts.views import login_view, logout_view, token
-from portal import admin, views  # admin: Berth's site (portal/admin.py)
+from portal import views
 
 urlpatterns = [
     path("", include("registry.oci.urls")),
@@ -11,7 +13,10 @@ urlpatterns = [
     path("readyz", views.readyz, name="readyz"),
     path("c/login", login_view, name="login"),
     path("c/log_out", logout_view, name="logout"),
+    # Harbor's API: each app's routes, then Harbor's JSON 404 for everything else.
     path("api/v2.0/", include("accounts.api.urls")),
-    path("admin/", admin.site.urls),
+    path("api/v2.0/", include("registry.api.urls")),
+    path("api/v2.0/<path:rest>", Unknown.as_view()),
+    path("admin/", admin_site.urls),
     path("", views.home, name="home"),
 ]

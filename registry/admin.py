@@ -19,9 +19,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from accounts.models import Member, Robot
-from accounts.services.projects import project_create, project_delete, project_update
-from portal.admin import (
+from accounts.adminsite import (
     AdminScope,
     ProjectScopedAdmin,
     ReadOnlyMixin,
@@ -31,7 +29,9 @@ from portal.admin import (
     count_of,
     site,
 )
-from registry.models import Blob, ImmutableRule, Manifest, Project, Repository, ScheduledRun, Tag
+from accounts.models import Member, Project, Robot
+from accounts.services.projects import project_create, project_delete, project_update
+from registry.models import Blob, ImmutableRule, Manifest, Repository, ScheduledRun, Tag
 from registry.services import immutability
 
 PAYLOAD_SHOWN = 64 * 1024

@@ -9,6 +9,8 @@ from __future__ import annotations
 import enum
 from typing import Any
 
+from kit.errors import CodedError
+
 
 class Code(enum.Enum):
     # (HTTP status, default message)
@@ -61,7 +63,7 @@ _WIRE = {
 }
 
 
-class RegistryError(Exception):
+class RegistryError(CodedError):
     """A failure a client should see, with its OCI code."""
 
     def __init__(
@@ -74,6 +76,7 @@ class RegistryError(Exception):
     ) -> None:
         super().__init__(message or code.message)
         self.code = code
+        self.status = code.status
         self.message = message or code.message
         self.detail = detail
         self.headers = headers or {}

@@ -2,38 +2,17 @@
 
 Blob storage holds only content-addressed bytes; which repository may read which
 blob, which manifest a tag names, and what a manifest references are all here.
+Projects, the namespaces repositories live in, belong to ``accounts`` (identity
+and access, the layer below).
 """
 
 from __future__ import annotations
 
 import uuid
 
-from django.conf import settings
 from django.db import models
 
-
-class Project(models.Model):
-    """A namespace: the first component of every repository name in it."""
-
-    name = models.CharField(max_length=255, unique=True)
-    public = models.BooleanField(default=False, db_index=True)
-    owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="owned_projects",
-    )
-    # Harbor's other metadata keys (string values), besides "public".
-    metadata = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self) -> str:
-        return self.name
+from accounts.models import Project
 
 
 class Repository(models.Model):

@@ -124,7 +124,7 @@ def bootstrapped(transactional_db, fast_passwords, monkeypatch):
 
 @pytest.fixture
 def test_projects(bootstrapped):
-    from registry.models import Project
+    from accounts.models import Project
 
     Project.objects.bulk_create(
         [Project(name=name, owner_id=1) for name in TEST_PROJECTS], ignore_conflicts=True

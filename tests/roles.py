@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from accounts.models import Member, Role, User
-from registry.models import Project
+from accounts.models import Member, Project, Role, User
 from tests.conftest import ADMIN, basic
 
 PASSWORD = "Secret123"

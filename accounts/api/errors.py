@@ -13,7 +13,7 @@ from rest_framework.response import Response
 
 from accounts.access import Denied, NotFound
 from accounts.errors import Conflict, Invalid, PreconditionFailed, Unauthenticated
-from registry.errors import RegistryError
+from kit.errors import CodedError
 
 log = logging.getLogger("berth.api")
 
@@ -38,9 +38,9 @@ _DRF = {
 }
 
 
-def _registry(exc: RegistryError) -> Response:
+def _coded(exc: CodedError) -> Response:
     """Content rules broken through the API (registry/services) in Harbor's codes."""
-    status = exc.code.status
+    status = exc.status
     if status == 404:
         return envelope(404, "NOT_FOUND", "not found")
     if status == 409:
@@ -67,8 +67,8 @@ def handle(exc: Exception, context: dict[str, Any]) -> Response | None:
             if kind is NotFound:
                 message = "not found"  # never echo what exists
             return envelope(status, code, message)
-    if isinstance(exc, RegistryError):
-        return _registry(exc)
+    if isinstance(exc, CodedError):
+        return _coded(exc)
     if isinstance(exc, Http404):
         return envelope(404, "NOT_FOUND", "not found")
     for kind, code in _DRF.items():

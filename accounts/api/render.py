@@ -5,8 +5,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from accounts.models import Member, Robot, Role, User
-from registry.models import Project
+from accounts.models import Member, Project, Robot, Role, User
 
 
 def ts(value: datetime.datetime | None) -> str | None:

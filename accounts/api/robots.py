@@ -7,8 +7,8 @@ from accounts.api import render
 from accounts.api.base import HarborView, body, created
 from accounts.api.paging import paginate, parse_q
 from accounts.errors import Invalid, Unauthenticated
+from accounts.models import Project
 from accounts.services import robots as svc
-from registry.models import Project
 
 Q_FIELDS = {"Level": "level", "ProjectID": "project_id", "name": "name"}
 

@@ -1,19 +1,16 @@
+"""Harbor's identity and access API under /api/v2.0 (composed in portal/urls.py)."""
+
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 
 from accounts.api import overview, projects, robots, system, users
-from audit.api import AuditLogExtList, AuditLogList, ProjectLogExts, ProjectLogs
-from registry import api as content
+from accounts.api.audit import AuditLogExtList, AuditLogList, ProjectLogExts, ProjectLogs
 
 urlpatterns = [
     path("openapi.json", SpectacularAPIView.as_view(), name="openapi"),
     path("ping", system.Ping.as_view()),
     path("health", system.Health.as_view()),
     path("systeminfo", system.SystemInfo.as_view()),
-    path("statistics", overview.Statistics.as_view()),
-    path("search", overview.Search.as_view()),
-    path("quotas", overview.QuotaList.as_view()),
-    path("quotas/<int:qid>", overview.QuotaDetail.as_view()),
     path("configurations", overview.Configurations.as_view()),
     path("permissions", overview.PermissionPool.as_view()),
     path("users/current/permissions", overview.CurrentUserPermissions.as_view()),
@@ -26,29 +23,6 @@ urlpatterns = [
     path("projects/<str:ref>/members", projects.MemberList.as_view()),
     path("projects/<str:ref>/members/<int:mid>", projects.MemberDetail.as_view()),
     path("projects/<str:ref>/logs", ProjectLogs.as_view()),
-    path("projects/<str:ref>/immutabletagrules", content.ImmutableRuleList.as_view()),
-    path(
-        "projects/<str:ref>/immutabletagrules/<int:rule_id>",
-        content.ImmutableRuleDetail.as_view(),
-    ),
-    path("projects/<str:ref>/repositories", content.RepositoryList.as_view()),
-    # Repository names may hold slashes (sent as %2F or %252F): match the longest
-    # path that ends in a fixed suffix.
-    path(
-        "projects/<str:ref>/repositories/<path:repo>/artifacts/<str:reference>/tags/<str:tag>",
-        content.TagDetail.as_view(),
-    ),
-    path(
-        "projects/<str:ref>/repositories/<path:repo>/artifacts/<str:reference>/tags",
-        content.TagList.as_view(),
-    ),
-    path(
-        "projects/<str:ref>/repositories/<path:repo>/artifacts/<str:reference>",
-        content.ArtifactDetail.as_view(),
-    ),
-    path("projects/<str:ref>/repositories/<path:repo>/artifacts", content.ArtifactList.as_view()),
-    path("projects/<str:ref>/repositories/<path:repo>", content.RepositoryDetail.as_view()),
-    path("repositories", content.AllRepositories.as_view()),
     path("audit-logs", AuditLogList.as_view()),
     path("auditlog-exts", AuditLogExtList.as_view()),
     path("projects/<str:ref>/auditlog-exts", ProjectLogExts.as_view()),
@@ -60,6 +34,4 @@ urlpatterns = [
     path("users/<int:uid>/sysadmin", users.UserSysadmin.as_view()),
     path("robots", robots.RobotList.as_view()),
     path("robots/<int:rid>", robots.RobotDetail.as_view()),
-    # Last: everything else is Harbor's JSON 404.
-    path("<path:rest>", system.Unknown.as_view()),
 ]

@@ -14,10 +14,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.color import no_style
 from django.db import connections, transaction
 
-from accounts.models import User
+from accounts.models import Project, User
 from accounts.passwords import POLICY, password_ok
 from accounts.services.tokens import ensure_signing_key
-from registry.models import Project
 
 log = logging.getLogger("berth.accounts")
 

@@ -10,11 +10,10 @@ from django.db import IntegrityError, transaction
 from accounts import access
 from accounts.access import Actor
 from accounts.errors import Conflict, Denied, Invalid, NotFound, PreconditionFailed, Unauthenticated
-from accounts.models import Member, Role, User
+from accounts.models import Member, Project, Role, User
 from accounts.services import config
 from audit.events import Operation, Resource
 from audit.services import record
-from registry.models import Project
 
 PROJECT_NAME_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
 # Metadata keys Harbor knows; values are strings ("true"/"false" for booleans).

@@ -12,13 +12,12 @@ from django.utils import timezone
 from accounts import access
 from accounts.access import Actor, Grant, robot_grants
 from accounts.errors import Conflict, Denied, Invalid, NotFound, Unauthenticated
-from accounts.models import Robot
+from accounts.models import Project, Robot
 from accounts.passwords import POLICY, password_ok
 from accounts.rbac import PROJECT_RESOURCES, SYSTEM_PERMISSIONS
 from accounts.services.secrets import generate_secret, hash_secret
 from audit.events import Operation, Resource
 from audit.services import record
-from registry.models import Project
 
 NAME_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
 PREFIX = "robot$"

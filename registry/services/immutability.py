@@ -22,10 +22,11 @@ from wcmatch import glob
 from accounts import access
 from accounts.access import Actor
 from accounts.errors import Conflict, Invalid, NotFound
+from accounts.models import Project
 from audit.events import Operation, Resource
 from audit.services import record
 from registry.errors import Code, RegistryError
-from registry.models import ImmutableRule, Project
+from registry.models import ImmutableRule
 
 MAX_RULES = 15  # per project, as Harbor
 FLAGS = glob.GLOBSTAR | glob.BRACE | glob.DOTMATCH

@@ -11,17 +11,10 @@ from django.db import transaction
 from django.db.models import ProtectedError, QuerySet
 from django.utils import timezone
 
+from accounts.models import Project
 from registry.errors import Code, RegistryError
 from registry.manifests import ParsedManifest, parse_manifest, referrer_artifact_type
-from registry.models import (
-    Manifest,
-    ManifestBlob,
-    ManifestChild,
-    Project,
-    Repository,
-    RepositoryBlob,
-    Tag,
-)
+from registry.models import Manifest, ManifestBlob, ManifestChild, Repository, RepositoryBlob, Tag
 from registry.reference import Digest, check_tag, is_tag, looks_like_digest, parse_digest
 from registry.services import cache, immutability
 from registry.services.deletes import require_deletes_enabled

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 
+from django.db.models import F
+
+from accounts.models import Project
 from registry.errors import Code, RegistryError
-from registry.models import Project, Repository
+from registry.models import Repository
 
 
 def repository_ensure(*, name: str) -> Repository:
@@ -45,3 +49,13 @@ def repositories_ensure(names: Iterable[str]) -> dict[str, Repository | Registry
             (repo.name, repo) for repo in Repository.objects.filter(name__in=[r.name for r in new])
         )
     return found
+
+
+def record_pulls(*, counts: Mapping[str, int], last_pulled: Mapping[str, datetime]) -> None:
+    """Add pulls to repositories' counters (the audit writer's batch, inside its
+    transaction; ``BERTH_AUDIT_PULL_SINK``). A repository deleted meanwhile is
+    skipped."""
+    for name in sorted(counts):
+        Repository.objects.filter(name=name).update(
+            pull_count=F("pull_count") + counts[name], last_pulled_at=last_pulled[name]
+        )

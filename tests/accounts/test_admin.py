@@ -9,12 +9,12 @@ from django.db import connection
 from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
 
-from accounts.models import Member, Robot, Role, User
+from accounts.adminsite import AdminScope
+from accounts.models import Member, Project, Robot, Role, User
 from accounts.services.auth import actor_for_user, authenticate
 from accounts.services.secrets import check_secret, hash_secret
 from audit.models import AuditEvent
-from portal.admin import AdminScope
-from registry.models import Blob, ImmutableRule, Manifest, Project, Repository, Tag
+from registry.models import Blob, ImmutableRule, Manifest, Repository, Tag
 from registry.services import immutability
 from tests.conftest import ADMIN_PASSWORD
 from tests.roles import PASSWORD
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 MEMBERS = "/admin/accounts/member/"
 ROBOTS = "/admin/accounts/robot/"
 USERS = "/admin/accounts/user/"
-PROJECTS = "/admin/registry/project/"
+PROJECTS = "/admin/accounts/project/"
 REPOSITORIES = "/admin/registry/repository/"
 MANIFESTS = "/admin/registry/manifest/"
 TAGS = "/admin/registry/tag/"

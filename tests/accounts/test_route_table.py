@@ -10,13 +10,11 @@ import json
 import pytest
 from django.db import transaction
 from django.test import Client
-from django.urls import URLPattern
+from django.urls import URLPattern, URLResolver, get_resolver
 
-from accounts.api import urls as api_urls
-from accounts.models import Member, Robot, User
+from accounts.models import Member, Project, Robot, User
 from accounts.services import robots
 from accounts.services.auth import actor_for_user
-from registry.models import Project
 from registry.services import immutability
 from tests.conftest import ADMIN, basic
 from tests.registry.helpers import InProcess
@@ -169,13 +167,27 @@ TABLE.update(
 METHODS = ("get", "post", "put", "patch", "delete", "head")
 
 
+def api_routes() -> list[tuple[str, URLPattern]]:
+    """(route under /api/v2.0/, pattern) for every route the site serves there,
+    whichever app's URL list it comes from."""
+    prefix = "api/v2.0/"
+    found = []
+    for entry in get_resolver().url_patterns:
+        route = str(entry.pattern)
+        if isinstance(entry, URLResolver) and route == prefix:
+            found += [(str(p.pattern), p) for p in entry.url_patterns]
+        elif isinstance(entry, URLPattern) and route.startswith(prefix):
+            found.append((route.removeprefix(prefix), entry))
+    return found
+
+
 def discovered() -> set[tuple[str, str]]:
     """(method, route) for every handler the API's views define."""
     routes = set()
-    for pattern in api_urls.urlpatterns:
+    for route, pattern in api_routes():
         assert isinstance(pattern, URLPattern)
         view = pattern.callback.view_class
-        routes |= {(m.upper(), str(pattern.pattern)) for m in METHODS if hasattr(view, m)}
+        routes |= {(m.upper(), route) for m in METHODS if hasattr(view, m)}
     return routes
 
 

@@ -205,7 +205,7 @@ def test_buffered_events_are_stored_field_for_field(test_projects):
 
 
 def _project_id(name: str) -> int:
-    from registry.models import Project
+    from accounts.models import Project
 
     return Project.objects.get(name=name).pk
 

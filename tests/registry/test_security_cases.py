@@ -13,8 +13,8 @@ import threading
 
 import pytest
 
-from accounts.models import Member, Role, User
-from registry.models import Blob, Manifest, Project, Repository, Upload
+from accounts.models import Member, Project, Role, User
+from registry.models import Blob, Manifest, Repository, Upload
 from registry.services.check import registry_check
 from registry.tasks import purge_stale_uploads
 from tests.conftest import basic

@@ -16,11 +16,12 @@ from accounts.api.base import HarborView, body, created
 from accounts.api.paging import apply_sort, paginate, parse_q
 from accounts.api.render import ts
 from accounts.errors import Invalid, NotFound
+from accounts.models import Project
 from accounts.services.projects import project_lookup
 from audit.events import Operation, Resource
 from audit.services import record
 from registry.manifests import INDEX_TYPES
-from registry.models import Manifest, Project, Repository, Tag
+from registry.models import Manifest, Repository, Tag
 from registry.services import artifacts as svc
 from registry.services import immutability
 

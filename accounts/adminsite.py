@@ -30,11 +30,10 @@ from django.http import HttpRequest
 from accounts import access
 from accounts.access import Actor
 from accounts.errors import Conflict, Denied, Invalid, NotFound, PreconditionFailed
-from accounts.models import Member, User
+from accounts.models import Member, Project, User
 from accounts.rbac import PROJECT_PERMISSIONS
 from accounts.services.auth import Throttled, actor_for_user, authenticate
 from kit.net import client_ip
-from registry.models import Project
 
 # The rule that opens the admin to a user who is not a sysadmin.
 ADMIN_GRANT = ("member", "create")

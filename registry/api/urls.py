@@ -1,0 +1,35 @@
+"""Harbor's content API under /api/v2.0 (composed in portal/urls.py)."""
+
+from django.urls import path
+
+from registry.api import content, overview
+
+urlpatterns = [
+    path("statistics", overview.Statistics.as_view()),
+    path("search", overview.Search.as_view()),
+    path("quotas", overview.QuotaList.as_view()),
+    path("quotas/<int:qid>", overview.QuotaDetail.as_view()),
+    path("projects/<str:ref>/immutabletagrules", content.ImmutableRuleList.as_view()),
+    path(
+        "projects/<str:ref>/immutabletagrules/<int:rule_id>",
+        content.ImmutableRuleDetail.as_view(),
+    ),
+    path("projects/<str:ref>/repositories", content.RepositoryList.as_view()),
+    # Repository names may hold slashes (sent as %2F or %252F): match the longest
+    # path that ends in a fixed suffix.
+    path(
+        "projects/<str:ref>/repositories/<path:repo>/artifacts/<str:reference>/tags/<str:tag>",
+        content.TagDetail.as_view(),
+    ),
+    path(
+        "projects/<str:ref>/repositories/<path:repo>/artifacts/<str:reference>/tags",
+        content.TagList.as_view(),
+    ),
+    path(
+        "projects/<str:ref>/repositories/<path:repo>/artifacts/<str:reference>",
+        content.ArtifactDetail.as_view(),
+    ),
+    path("projects/<str:ref>/repositories/<path:repo>/artifacts", content.ArtifactList.as_view()),
+    path("projects/<str:ref>/repositories/<path:repo>", content.RepositoryDetail.as_view()),
+    path("repositories", content.AllRepositories.as_view()),
+]
