@@ -57,7 +57,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tarfile
 import tempfile
@@ -68,6 +67,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.support import free_port
 
 __all__ = [
     "ClientError",
@@ -81,7 +82,6 @@ __all__ = [
     "PulledImage",
     "Skopeo",
     "build_scratch_image",
-    "free_port",
     "push_multiarch_index",
     "read_oci_layout",
     "run_cmd",
@@ -228,13 +228,6 @@ def _as_text(value: str | bytes | None) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return value
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago on ``host``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def tool_available(*names: str) -> bool:

@@ -17,6 +17,7 @@ from django.test import Client
 from django.test.client import ClientHandler
 
 from portal.wsgi import LeanHandlerMixin
+from tests.support import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ADMIN_PASSWORD = "Harbor12345"
@@ -159,12 +160,6 @@ def refused_at_start(data_dir: Path, **env: str) -> str:
     )
     assert result.returncode != 0, result.stdout
     return result.stderr
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # Per server URL: the live databases created on it.

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import REPO_ROOT, free_port
+from tests.conftest import REPO_ROOT
+from tests.support import free_port
 
 PEERS = Path(os.environ.get("BERTH_PEERS_BIN", REPO_ROOT / ".peers" / "bin"))
 

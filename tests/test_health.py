@@ -13,7 +13,8 @@ from portal import health
 from portal.cache import breaker
 from portal.celery import app
 from tests.conftest import BerthServer
-from tests.servers import free_port, redis_caches
+from tests.servers import redis_caches
+from tests.support import free_port
 
 pytestmark = pytest.mark.django_db
 

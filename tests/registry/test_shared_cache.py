@@ -18,7 +18,8 @@ from portal.cache import breaker
 from registry.services import cache
 from registry.services.manifests import manifest_get
 from tests.conftest import ADMIN, BerthServer, basic, refused_at_start
-from tests.servers import RedisServer, free_port, redis_caches
+from tests.servers import RedisServer, redis_caches
+from tests.support import free_port
 
 from .helpers import InProcess, Remote
 
