@@ -29,15 +29,17 @@ def wait_until(
     *,
     timeout: float = 60,
     interval: float = 0.05,
-    what: str = "",
+    what: str | Callable[[], object] = "",
 ) -> T:
     """Call ``probe`` until it returns something truthy, and return that.
-    Raises AssertionError after ``timeout`` seconds (naming ``what``)."""
+    Raises AssertionError after ``timeout`` seconds, naming ``what`` (or what
+    it returns when callable: a log's tail, read only then)."""
     deadline = time.monotonic() + timeout
     while True:
         found = probe()
         if found:
             return found
         if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {timeout:.0f} s: {what or probe}")
+            said = what() if callable(what) else what
+            raise AssertionError(f"not reached within {timeout:.0f} s: {said or probe}")
         time.sleep(interval)
