@@ -17,7 +17,7 @@ from django.test import Client
 from django.test.client import ClientHandler
 
 from portal.wsgi import LeanHandlerMixin
-from tests.support import free_port
+from tests.support import free_port, starting_a_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ADMIN_PASSWORD = "Harbor12345"
@@ -264,6 +264,7 @@ class BerthServer:
         return env
 
     def start(self, timeout: float = 30) -> BerthServer:
+        starting_a_server("Berth")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
@@ -352,6 +353,18 @@ from tests.deploy import (  # noqa: E402, F401 - Berth's image (tests/deploy.py)
 )
 from tests.roles import team  # noqa: E402, F401 - the `team` fixture, for every test package
 from tests.servers import blackhole_port, rabbitmq_url, redis_url  # noqa: E402, F401 - session servers
+
+# Fixtures that start (or share) a server outside the test process: a test
+# using one is marked ``live`` (make test-fast leaves those out). Tests that
+# start servers themselves carry the mark explicitly.
+LIVE_FIXTURES = frozenset(
+    {"berth", "fresh_berth", "redis_url", "rabbitmq_url", "minio", "berth_image", "deploy_docker"}
+)
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    if LIVE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        item.add_marker(pytest.mark.live)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -9,6 +9,7 @@ test's outcome never depends on it.
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -22,6 +23,14 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def starting_a_server(what: str) -> None:
+    """Called by every server a test starts: under ``make test-fast``
+    (BERTH_TEST_FAST=1), which leaves out tests marked ``live``, a test that
+    gets here lacks its mark."""
+    if os.environ.get("BERTH_TEST_FAST") == "1":
+        raise RuntimeError(f"{what}: this test starts a server, so it must be marked live")
 
 
 def wait_until(

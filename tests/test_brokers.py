@@ -20,6 +20,8 @@ import requests
 from tests.conftest import ADMIN, REPO_ROOT, BerthServer
 from tests.support import wait_until
 
+pytestmark = pytest.mark.live  # Berth, Celery workers, Redis and RabbitMQ
+
 http = requests.Session()
 http.auth = ADMIN
 

@@ -27,6 +27,7 @@ from tests.clients.base import (
     _wait_for,
     run_cmd,
 )
+from tests.support import starting_a_server
 
 
 class ContainerdDaemon:
@@ -61,6 +62,7 @@ class ContainerdDaemon:
         self._logfh: io.BufferedWriter | None = None
 
     def start(self, tmpdir: str | os.PathLike[str]) -> ContainerdDaemon:
+        starting_a_server("containerd")
         if self.proc is not None:
             raise RuntimeError("ContainerdDaemon already started")
         self.base = _mkdir(Path(tmpdir).resolve())

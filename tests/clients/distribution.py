@@ -17,7 +17,7 @@ from tests.clients.base import (
     _stop_popen,
     _wait_for,
 )
-from tests.support import free_port
+from tests.support import free_port, starting_a_server
 
 
 class DistributionRegistry:
@@ -56,6 +56,7 @@ class DistributionRegistry:
         return f"http://{self.host}"
 
     def start(self, tmpdir: str | os.PathLike[str]) -> DistributionRegistry:
+        starting_a_server("Distribution")
         self.base = _mkdir(Path(tmpdir).resolve())
         if self.port is None:
             self.port = free_port()

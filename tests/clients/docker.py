@@ -29,6 +29,7 @@ from tests.clients.base import (
     _wait_for,
     run_cmd,
 )
+from tests.support import starting_a_server
 
 _DOCKERD_BASE_FLAGS = (
     "--iptables=false",
@@ -81,6 +82,7 @@ class DockerDaemon:
 
     # -- lifecycle --------------------------------------------------------
     def start(self, tmpdir: str | os.PathLike[str]) -> DockerDaemon:
+        starting_a_server("dockerd")
         if self.proc is not None:
             raise RuntimeError("DockerDaemon already started")
         self.tmpdir = Path(tmpdir).resolve()

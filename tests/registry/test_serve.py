@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 
+import pytest
 import requests
 
 from tests.conftest import ADMIN, REPO_ROOT, BerthServer
@@ -25,6 +26,7 @@ def descendants(pid: int) -> set[int]:
     return {int(p) for p, g in (line.split() for line in out.splitlines()) if int(g) == pid}
 
 
+@pytest.mark.live
 def test_serve_all_runs_scheduled_jobs_and_stops_on_ctrl_c(tmp_path):
     server = BerthServer(
         tmp_path / "data",
@@ -49,6 +51,7 @@ def test_serve_all_runs_scheduled_jobs_and_stops_on_ctrl_c(tmp_path):
         server.kill()
 
 
+@pytest.mark.live
 def test_upload_session_survives_a_restart(tmp_path):
     server = BerthServer(tmp_path / "data").start()
     server.create_projects(["restart"])
@@ -69,6 +72,7 @@ def test_upload_session_survives_a_restart(tmp_path):
         server.stop()
 
 
+@pytest.mark.live
 def test_sigterm_drains_in_flight_downloads_and_refuses_new_connections(tmp_path):
     """Graceful drain: after SIGTERM to ``serve`` alone (as Kubernetes or systemd
     sends it), a blob download in flight runs to its end, new connections are
@@ -118,6 +122,7 @@ def children(pid: int) -> dict[int, str]:
     }
 
 
+@pytest.mark.live
 def test_drain_seconds_keep_serving_while_readiness_says_503(tmp_path):
     """BERTH_DRAIN_SECONDS: after SIGTERM, /readyz answers 503 while requests are
     still served, so a balancer takes the replica out first; when the window
@@ -143,6 +148,7 @@ def test_drain_seconds_keep_serving_while_readiness_says_503(tmp_path):
         server.kill()
 
 
+@pytest.mark.live
 def test_no_request_meets_a_database_being_migrated(tmp_path):
     """The web child starts while serve migrates a fresh database: from the first
     accepted connection on, answers are those of a ready server, never a 5xx."""

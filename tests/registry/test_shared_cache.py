@@ -272,6 +272,7 @@ def test_missed_invalidation_is_retried_in_the_background(settings, v2, reg, red
         proxy.close()
 
 
+@pytest.mark.live
 def test_a_restarted_redis_serves_nothing_old(settings, v2, reg, tmp_path):
     server = RedisServer(tmp_path / "redis").start()
     try:
