@@ -110,12 +110,25 @@ def fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(scope="session")
+def rsa_key():
+    """One 2048-bit RSA key for the run: generating one costs ~0.1 s of CPU,
+    and every bootstrapped test would otherwise make its own."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
 @pytest.fixture
-def bootstrapped(transactional_db, fast_passwords, monkeypatch):
-    """First start: admin (id 1) with ADMIN_PASSWORD, library, signing key."""
+def bootstrapped(transactional_db, fast_passwords, monkeypatch, rsa_key):
+    """First start: admin (id 1) with ADMIN_PASSWORD, library, signing key (the
+    run's one RSA key, stored by bootstrap's own code path)."""
+    from types import SimpleNamespace
+
     from accounts.services import tokens
     from accounts.services.bootstrap import bootstrap
 
+    monkeypatch.setattr(tokens, "rsa", SimpleNamespace(generate_private_key=lambda **_: rsa_key))
     monkeypatch.setenv("BERTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
     tokens._keys.reset()
     bootstrap()
