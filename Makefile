@@ -1,5 +1,5 @@
 # Berth: the two commands are `make run` and `make test` (see README.md).
-.PHONY: run test deps lint
+.PHONY: run test test-fast deps lint
 
 PY ?= python3
 
@@ -43,6 +43,13 @@ test: lint
 	  esac; \
 	done; \
 	if [ -n "$$failed" ]; then echo "== tests failed on:$$failed"; exit 1; fi
+
+# The developer loop (docs/testing.md): in-process tests only, on SQLite, with
+# the venv as it is: no installs, no servers, no real clients, no PostgreSQL.
+FAST_MARKERS = not clients and not slow and not live and not dbindependent
+
+test-fast:
+	env -u DATABASE_URL BERTH_TEST_FAST=1 .venv/bin/python -m pytest -p no:cacheprovider -q -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
 
 # Benchmarks side by side with Distribution and Pulp (docs/benchmarks.md).
 # BENCH_ARGS="--quick" or "--only berth,distribution-2.8 --workloads manifests" for parts.

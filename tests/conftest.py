@@ -17,6 +17,7 @@ from django.test import Client
 from django.test.client import ClientHandler
 
 from portal.wsgi import LeanHandlerMixin
+from tests.support import free_port, starting_a_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ADMIN_PASSWORD = "Harbor12345"
@@ -109,12 +110,25 @@ def fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(scope="session")
+def rsa_key():
+    """One 2048-bit RSA key for the run: generating one costs ~0.1 s of CPU,
+    and every bootstrapped test would otherwise make its own."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
 @pytest.fixture
-def bootstrapped(transactional_db, fast_passwords, monkeypatch):
-    """First start: admin (id 1) with ADMIN_PASSWORD, library, signing key."""
+def bootstrapped(transactional_db, fast_passwords, monkeypatch, rsa_key):
+    """First start: admin (id 1) with ADMIN_PASSWORD, library, signing key (the
+    run's one RSA key, stored by bootstrap's own code path)."""
+    from types import SimpleNamespace
+
     from accounts.services import tokens
     from accounts.services.bootstrap import bootstrap
 
+    monkeypatch.setattr(tokens, "rsa", SimpleNamespace(generate_private_key=lambda **_: rsa_key))
     monkeypatch.setenv("BERTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
     tokens._keys.reset()
     bootstrap()
@@ -159,12 +173,6 @@ def refused_at_start(data_dir: Path, **env: str) -> str:
     )
     assert result.returncode != 0, result.stdout
     return result.stderr
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # Per server URL: the live databases created on it.
@@ -269,6 +277,7 @@ class BerthServer:
         return env
 
     def start(self, timeout: float = 30) -> BerthServer:
+        starting_a_server("Berth")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
@@ -357,6 +366,18 @@ from tests.deploy import (  # noqa: E402, F401 - Berth's image (tests/deploy.py)
 )
 from tests.roles import team  # noqa: E402, F401 - the `team` fixture, for every test package
 from tests.servers import blackhole_port, rabbitmq_url, redis_url  # noqa: E402, F401 - session servers
+
+# Fixtures that start (or share) a server outside the test process: a test
+# using one is marked ``live`` (make test-fast leaves those out). Tests that
+# start servers themselves carry the mark explicitly.
+LIVE_FIXTURES = frozenset(
+    {"berth", "fresh_berth", "redis_url", "rabbitmq_url", "minio", "berth_image", "deploy_docker"}
+)
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    if LIVE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        item.add_marker(pytest.mark.live)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -24,8 +24,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.clients import DockerDaemon, free_port
+from tests.clients import DockerDaemon
 from tests.conftest import live_database_url
+from tests.support import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 IMAGE_TAG = "berth:test"

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import REPO_ROOT, free_port
+from tests.conftest import REPO_ROOT
+from tests.support import free_port, starting_a_server
 
 PEERS = Path(os.environ.get("BERTH_PEERS_BIN", REPO_ROOT / ".peers" / "bin"))
 
@@ -56,6 +57,7 @@ class MinioServer:
         return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key}
 
     def start(self, timeout: float = 60) -> MinioServer:
+        starting_a_server("MinIO")
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": self.data_dir,

@@ -27,11 +27,7 @@ from pathlib import Path
 
 import pytest
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support import free_port, starting_a_server
 
 
 def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
@@ -70,6 +66,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/{db}"
 
     def start(self) -> RedisServer:
+        starting_a_server("Redis")
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         log = self.dir / "redis.log"
         argv = [
@@ -144,6 +141,7 @@ class RabbitMQServer:
         }
 
     def start(self, timeout: float = 90) -> RabbitMQServer:
+        starting_a_server("RabbitMQ")
         import kombu
 
         log = self.dir / "rabbitmq.log"

@@ -18,6 +18,9 @@ import pytest
 import requests
 
 from tests.conftest import ADMIN, REPO_ROOT, BerthServer
+from tests.support import wait_until
+
+pytestmark = pytest.mark.live  # Berth, Celery workers, Redis and RabbitMQ
 
 http = requests.Session()
 http.auth = ADMIN
@@ -58,15 +61,14 @@ def test_worker_runs_a_task_enqueued_through_the_broker(tmp_path, broker):
         assert http.patch(loc, data=b"abandoned").status_code == 202
         uploads = server.data_dir / "registry" / "uploads"
         assert len(list(uploads.iterdir())) == 1
-        time.sleep(1.5)  # older than BERTH_UPLOAD_MAX_AGE
+        # Ages the session past BERTH_UPLOAD_MAX_AGE (1 s); a slower machine only ages it more.
+        time.sleep(1.5)
         server.manage(
             "shell",
             "-c",
             "from registry.tasks import purge_stale_uploads; purge_stale_uploads.delay()",
         )
-        deadline = time.monotonic() + 60
-        while http.get(loc).status_code == 204 and time.monotonic() < deadline:
-            time.sleep(0.3)
+        wait_until(lambda: http.get(loc).status_code != 204, interval=0.3, what="purged")
         assert http.get(loc).status_code == 404  # the session row is gone...
         assert list(uploads.iterdir()) == []  # ...and its bytes
     finally:
@@ -79,7 +81,9 @@ SKIPPED = re.compile(rb"purge-stale-uploads: skipped")
 
 def test_scheduled_job_fires_once_per_period_with_two_schedulers(tmp_path, broker):
     """Two replicas, each running web, worker and scheduler, on one database and
-    one broker: both schedulers send the job every period, it runs once."""
+    one broker: both schedulers send the job every period, it runs once. The
+    test runs until three periods ran and both schedulers were seen sending,
+    however long a loaded machine takes for that."""
     env = {
         "CELERY_BROKER_URL": broker,
         "BERTH_UPLOAD_PURGE_INTERVAL": "2",
@@ -88,14 +92,23 @@ def test_scheduled_job_fires_once_per_period_with_two_schedulers(tmp_path, broke
     first = BerthServer(tmp_path / "one" / "data", role="all", env=env)
     second = BerthServer(tmp_path / "two" / "data", role="all", env=env)
     first.database_url = second.database_url = first.database_url or sqlite_url(tmp_path / "db")
+
+    def logs() -> bytes:
+        return first.log_path.read_bytes() + second.log_path.read_bytes()
+
     try:
         first.start()
         second.start()  # after the first has migrated
-        time.sleep(13)
+        wait_until(
+            lambda: len(set(RAN.findall(logs()))) >= 3 and len(SKIPPED.findall(logs())) >= 2,
+            timeout=300,
+            interval=0.5,
+            what="three periods ran, both schedulers sent",
+        )
     finally:
         second.stop()
         first.stop()
-    logs = first.log_path.read_bytes() + second.log_path.read_bytes()
+    logs = logs()
     runs = Counter(int(p) for p in RAN.findall(logs))
     assert len(runs) >= 3, logs[-3000:]
     assert set(runs.values()) == {1}, runs  # never twice in one period
@@ -123,37 +136,35 @@ def _worker(tmp_path: Path, broker: str, name: str) -> subprocess.Popen[bytes]:
     )  # fmt: skip
 
 
-def _wait(predicate, seconds: float) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def test_a_worker_killed_mid_task_loses_nothing(tmp_path, broker):
     """kill -9 of the worker while a task runs: the task was not acknowledged, so
     the broker hands it to the next worker, which runs it to the end (RabbitMQ at
-    once, Redis after BERTH_TASK_VISIBILITY_TIMEOUT)."""
+    once, Redis after BERTH_TASK_VISIBILITY_TIMEOUT). The task runs until the
+    test releases it, after the kill."""
     from celery import Celery
 
     marks = tmp_path / "marks"
+    release = tmp_path / "release"
     first = _worker(tmp_path, broker, "first")
     second = None
     try:
         client = Celery(broker=broker)
-        client.send_task("tests.celery_probe.slow_probe", args=[str(marks), 4.0])
-        assert _wait(lambda: marks.exists() and "start" in marks.read_text(), 60), (
-            tmp_path / "first.log"
-        ).read_text()[-3000:]
+        client.send_task("tests.celery_probe.held_probe", args=[str(marks), str(release)])
+        wait_until(
+            lambda: marks.exists() and "start" in marks.read_text(),
+            interval=0.2,
+            what=lambda: (tmp_path / "first.log").read_text()[-3000:],
+        )
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(timeout=10)
         assert "done" not in marks.read_text()
+        release.touch()
         second = _worker(tmp_path, broker, "second")
-        assert _wait(lambda: "done" in marks.read_text(), 90), (
-            marks.read_text(),
-            (tmp_path / "second.log").read_text()[-3000:],
+        wait_until(
+            lambda: "done" in marks.read_text(),
+            timeout=90,
+            interval=0.2,
+            what=lambda: (marks.read_text(), (tmp_path / "second.log").read_text()[-3000:]),
         )
         lines = marks.read_text().split()
         assert lines.count("start") == 2 and lines.count("done") == 1

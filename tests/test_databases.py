@@ -139,6 +139,7 @@ def test_nul_in_list_parameters_matches_nothing(v2):
 
 
 @pytest.mark.skipif(not ON_POSTGRES, reason="replicas share a database on PostgreSQL")
+@pytest.mark.live
 def test_replicas_started_together_on_one_database(tmp_path):
     """Each web replica migrates and bootstraps at start: started at once on an
     empty database they take turns (an advisory lock), and all come up."""

@@ -4,7 +4,6 @@ each caller gets its own result, and a failure stays with its item."""
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections.abc import Callable, Sequence
 
@@ -13,15 +12,14 @@ from django.db import IntegrityError, connection, transaction
 
 from kit.db.group_commit import GroupCommit, _Slot
 from registry.models import Upload
+from tests.support import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def wait_for_queue(group: GroupCommit, length: int) -> None:
-    """Until ``length`` items wait behind the current leader (20 s at most)."""
-    deadline = time.monotonic() + 20
-    while len(group._queue) < length and time.monotonic() < deadline:
-        time.sleep(0.005)
+    """Until ``length`` items wait behind the current leader."""
+    wait_until(lambda: len(group._queue) >= length, interval=0.005, what=f"{length} queued")
 
 
 def hold_first_batch(group: GroupCommit, monkeypatch, queued: int) -> list[int]:
@@ -77,8 +75,12 @@ class Recorder:
         return results
 
 
-def in_threads(names: list[str], submit: Callable[[str], Upload]) -> dict[str, object]:
-    """Submit each name from a thread of its own, the first one first."""
+def in_threads(
+    names: list[str], submit: Callable[[str], Upload], group: GroupCommit
+) -> dict[str, object]:
+    """Submit each name from a thread of its own, the first one first: the
+    others start once it leads ``group`` (holds the leader's lock, its item
+    taken from the queue)."""
     outcomes: dict[str, object] = {}
 
     def call(name: str) -> None:
@@ -91,7 +93,7 @@ def in_threads(names: list[str], submit: Callable[[str], Upload]) -> dict[str, o
 
     threads = [threading.Thread(target=call, args=(name,), name=name) for name in names]
     threads[0].start()
-    time.sleep(0.2)  # the first is the leader
+    wait_until(lambda: group._leader.locked() and not group._queue, what="the first leads")
     for thread in threads[1:]:
         thread.start()
     for thread in threads:
@@ -102,7 +104,7 @@ def in_threads(names: list[str], submit: Callable[[str], Upload]) -> dict[str, o
 def test_concurrent_items_share_one_transaction_and_each_gets_its_own_result():
     recorder = Recorder(hold=7)
     names = [f"repo/{i}" for i in range(8)]
-    outcomes = in_threads(names, recorder.group.submit)
+    outcomes = in_threads(names, recorder.group.submit, recorder.group)
     # The leader's own item went alone; the 7 that queued meanwhile went together.
     assert [len(batch) for batch in recorder.batches] == [1, 7]
     assert recorder.batches[0] == ["repo/0"]
@@ -121,7 +123,7 @@ def test_a_failed_batch_is_run_again_by_each_caller_and_only_the_culprit_fails(m
     recorder = Recorder(hold=4)
     queue_retries(recorder.group, monkeypatch)
     names = ["repo/lead", "repo/a", "duplicate", "repo/b", "repo/c"]
-    outcomes = in_threads(names, recorder.group.submit)
+    outcomes = in_threads(names, recorder.group.submit, recorder.group)
     assert isinstance(outcomes["duplicate"], IntegrityError)
     for name in ("repo/lead", "repo/a", "repo/b", "repo/c"):
         assert isinstance(outcomes[name], Upload), outcomes[name]
@@ -160,7 +162,7 @@ def test_a_leader_stopped_mid_batch_stops_alone(monkeypatch):
     recorder = Recorder(hold=3)
     queue_retries(recorder.group, monkeypatch)
     names = ["repo/lead", "repo/a", "stop", "repo/b"]
-    outcomes = in_threads(names, recorder.group.submit)
+    outcomes = in_threads(names, recorder.group.submit, recorder.group)
     stopped = [name for name, outcome in outcomes.items() if isinstance(outcome, Stopped)]
     assert len(stopped) == 1 and stopped[0] != "repo/lead", outcomes
     for name in set(names) - set(stopped):
@@ -174,7 +176,7 @@ def test_a_leader_stopped_mid_batch_stops_alone(monkeypatch):
 def test_an_items_own_error_reaches_its_caller_only():
     recorder = Recorder(hold=3)
     names = ["repo/lead", "repo/a", "own-error", "repo/b"]
-    outcomes = in_threads(names, recorder.group.submit)
+    outcomes = in_threads(names, recorder.group.submit, recorder.group)
     assert isinstance(outcomes["own-error"], ValueError)
     assert str(outcomes["own-error"]) == "no good: own-error"
     assert [len(batch) for batch in recorder.batches] == [1, 3]
@@ -221,6 +223,7 @@ def test_blob_registrations_of_concurrent_uploads_share_a_transaction(test_proje
         lambda name: blobs.blob_register(
             repository_name=name, digest=digests[name], size=100, upload_id=sessions[name]
         ),
+        blobs._registrations,
     )
     assert batches == [1, 7]
     failed = outcomes.pop("nosuchproject/x")
@@ -251,7 +254,9 @@ def test_upload_sessions_started_at_once_share_a_transaction(
     batches = hold_first_batch(uploads._starts, monkeypatch, queued=5)
     names = [f"a/start{i}" for i in range(6)]
     outcomes = in_threads(
-        names, lambda name: uploads.upload_start(repository_name=name, owner="group-test")
+        names,
+        lambda name: uploads.upload_start(repository_name=name, owner="group-test"),
+        uploads._starts,
     )
     assert batches == [1, 5]
     rows = {row.repository_name: row.pk for row in Upload.objects.filter(owner="group-test")}

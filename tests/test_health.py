@@ -13,7 +13,8 @@ from kit import health
 from kit.cache import breaker
 from portal.celery import app
 from tests.conftest import BerthServer
-from tests.servers import free_port, redis_caches
+from tests.servers import redis_caches
+from tests.support import free_port
 
 pytestmark = pytest.mark.django_db
 
@@ -136,6 +137,7 @@ def test_harbor_health_lists_components_under_harbors_names(settings):
 
 
 @pytest.mark.django_db(transaction=False)
+@pytest.mark.live
 def test_draining_reaches_the_web_processes_through_the_drain_file(tmp_path, monkeypatch):
     """serve names one drain file per server for its children; its supervisor
     creates it on SIGTERM (registry/supervisor.py); every web process's

@@ -23,7 +23,8 @@ from bench.peers.nginx import front_config
 from tests.conftest import ADMIN, BerthServer, refused_at_start
 from tests.crane import crane_for, file_in_export, one_file_layer
 from tests.registry.helpers import sha256
-from tests.servers import _stop_group, _wait_port, free_port
+from tests.servers import _stop_group, _wait_port
+from tests.support import free_port
 
 pytestmark = pytest.mark.dbindependent
 

@@ -82,6 +82,7 @@ def test_audit_log_api_filters_and_scopes(team):
     )
 
 
+@pytest.mark.live
 def test_registry_events_pull_counts_and_graceful_shutdown(tmp_path):
     # Flushes only at exit: whatever reaches the database came through shutdown.
     server = BerthServer(tmp_path / "data", env={"BERTH_AUDIT_FLUSH_SECONDS": "3600"}).start()
@@ -130,6 +131,7 @@ def test_registry_events_pull_counts_and_graceful_shutdown(tmp_path):
         server.stop()
 
 
+@pytest.mark.live
 def test_buffered_events_are_written_in_the_background(tmp_path):
     server = BerthServer(tmp_path / "data", env={"BERTH_AUDIT_FLUSH_SECONDS": "0.2"}).start()
     try:

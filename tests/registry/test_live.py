@@ -19,6 +19,8 @@ from tests.conftest import ADMIN, BerthServer, basic
 
 from .helpers import OCI_MANIFEST, Remote, image, sha256
 
+pytestmark = pytest.mark.live  # every test talks to a Berth process
+
 http = requests.Session()
 http.auth = ADMIN
 AUTH_LINE = f"Authorization: {basic(*ADMIN)}\r\n"

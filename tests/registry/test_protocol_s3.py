@@ -10,6 +10,8 @@ from tests.s3 import new_bucket_name, shared_minio
 
 from .test_protocol import *  # noqa: F403 - every test of the suite, collected here too
 
+pytestmark = pytest.mark.live  # MinIO
+
 
 @pytest.fixture
 def v2(test_projects, settings) -> RegistryClient:

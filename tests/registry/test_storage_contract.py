@@ -29,9 +29,14 @@ def s3(tmp: Path) -> BlobStore:
 
 
 BACKENDS: dict[str, Callable[[Path], BlobStore]] = {"filesystem": filesystem, "s3": s3}
+LIVE = {"s3"}  # a MinIO server
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(
+    params=[
+        pytest.param(name, marks=[pytest.mark.live] * (name in LIVE)) for name in sorted(BACKENDS)
+    ]
+)
 def store(request, tmp_path) -> BlobStore:
     return BACKENDS[request.param](tmp_path)
 

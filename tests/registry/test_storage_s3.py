@@ -25,6 +25,7 @@ from registry.storage import UploadBusy
 from registry.storage.s3 import MIN_PART, MiB, S3BlobStore
 from tests.conftest import ADMIN, REPO_ROOT, BerthServer
 from tests.s3 import PEERS, new_bucket_name, s3_store, shared_minio
+from tests.support import wait_until
 
 from .helpers import Remote, image, sha256
 
@@ -216,7 +217,7 @@ def test_unfinished_multipart_uploads_are_aborted(minio):
 
     assert store.abort_stale_transfers(datetime.timedelta(hours=1)) == 0  # too young
     assert open_uploads() == {dead["UploadId"], outside["UploadId"]}
-    time.sleep(1.1)
+    time.sleep(1.1)  # ages both past 1 s (same clock): a slower machine only ages them more
     assert store.abort_stale_transfers(datetime.timedelta(seconds=1)) == 1
     assert open_uploads() == {outside["UploadId"]}
     client.abort_multipart_upload(
@@ -279,27 +280,39 @@ def test_flushed_bytes_are_visible_to_another_process(minio):
 
 
 def test_lease_of_a_dead_writer_expires(minio):
-    store = s3_store(lock_ttl=2)
+    """Busy while fresh, taken over once unrenewed for lock_ttl. lock_ttl is 5 s
+    (ages are counted in the server's whole seconds): the first refusal holds
+    unless the two requests are 4 s apart; the takeover is waited for."""
+    store = s3_store(lock_ttl=5)
     client = store._client()
     lock = store._upload_prefix("u") + "lock"
     client.put_object(Bucket=store.bucket_name, Key=lock, Body=b"crashed writer")
     with pytest.raises(UploadBusy), store.upload_writer("u"):
         pass
-    time.sleep(3.5)  # by the server's clock (whole seconds), older than lock_ttl
-    with store.upload_writer("u") as w:
-        w.begin(0)
-        w.write(b"mine now")
+
+    def take_over() -> bool:
+        try:
+            with store.upload_writer("u") as w:
+                w.begin(0)
+                w.write(b"mine now")
+        except UploadBusy:
+            return False
+        return True
+
+    wait_until(take_over, interval=0.5, what="the dead writer's lease expired")
     assert b"".join(store.read_upload("u", 8)) == b"mine now"
 
 
 def test_open_writer_keeps_its_lease(minio):
     """A writer idle for longer than lock_ttl (a slow client) still holds the upload:
     the heartbeat renews its lease."""
-    store = s3_store(lock_ttl=2)
+    store = s3_store(lock_ttl=3)
     other = S3BlobStore(**{**minio.store_options(store.bucket_name), "location": store.location})
     with store.upload_writer("u") as w:
         w.begin(0)
-        time.sleep(4)
+        # Idle past lock_ttl (a slower machine idles longer); the heartbeat
+        # renews every 0.75 s, so only a stall of 2 s or more could fail this.
+        time.sleep(4.5)
         with pytest.raises(UploadBusy), other.upload_writer("u"):
             pass
         w.write(b"late bytes")
@@ -314,7 +327,7 @@ def test_writer_that_lost_its_lease_stops(minio):
         w.begin(0)
         w.write(os.urandom(MIN_PART))  # one part stored
         client.put_object(Bucket=store.bucket_name, Key=lock, Body=b"someone else")
-        time.sleep(1)  # the heartbeat notices
+        wait_until(lambda: w._lease.lost, what="the heartbeat noticed")
         w.write(os.urandom(MIN_PART))
     assert keys(store, "uploads/u/parts/") == []  # it removed what it wrote
     assert client.get_object(Bucket=store.bucket_name, Key=lock)["Body"].read() == b"someone else"

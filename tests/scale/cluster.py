@@ -27,11 +27,11 @@ from tests.conftest import (
     ADMIN_PASSWORD,
     REPO_ROOT,
     BerthServer,
-    free_port,
     live_database_url,
 )
 from tests.s3 import MinioServer, new_bucket_name, shared_minio
 from tests.servers import RedisServer
+from tests.support import free_port
 
 POSTGRES_SCHEMES = ("postgres", "postgresql", "pgsql", "psql")
 # haproxy adds it to every answer: which replica served the request.
