@@ -18,6 +18,7 @@ lint: deps
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/lint-imports
+	.venv/bin/mypy
 	.venv/bin/python manage.py makemigrations --check --dry-run
 
 # The suite runs on each database Berth supports: SQLite (the embedded default)

@@ -225,7 +225,7 @@ class ServiceForm(forms.ModelForm):
         raise NotImplementedError
 
     def _post_clean(self) -> None:
-        super()._post_clean()  # type: ignore[misc]
+        super()._post_clean()
         if self.errors:
             return
         try:

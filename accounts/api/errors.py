@@ -25,7 +25,7 @@ _DOMAIN = {
     Conflict: (409, "CONFLICT"),
     PreconditionFailed: (412, "PRECONDITION"),
 }
-_DRF = {
+_DRF: dict[type[exceptions.APIException], str] = {
     exceptions.ParseError: "BAD_REQUEST",
     exceptions.ValidationError: "BAD_REQUEST",
     exceptions.AuthenticationFailed: "UNAUTHORIZED",

@@ -112,7 +112,7 @@ def render_artifact(
     with_tag: bool = True,
     immutable: immutability.Matcher | None = None,
 ) -> dict[str, Any]:
-    out = {
+    out: dict[str, Any] = {
         "id": manifest.pk,
         "type": "IMAGE"
         if manifest.media_type in INDEX_TYPES or manifest.artifact_type in IMAGE_CONFIGS

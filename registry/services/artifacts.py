@@ -18,7 +18,7 @@ from registry.services.repositories import repository_ensure
 MAX_COPY_DEPTH = 8
 
 
-def repositories_in(projects: QuerySet) -> QuerySet[Repository]:  # type: ignore[type-arg]
+def repositories_in(projects: QuerySet) -> QuerySet[Repository]:
     return Repository.objects.filter(project__in=projects).select_related("project")
 
 

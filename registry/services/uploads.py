@@ -26,7 +26,7 @@ from registry.models import Blob, Upload
 from registry.reference import Digest
 from registry.services.blobs import blob_register
 from registry.storage import UploadBusy, blob_store
-from registry.storage.base import BlobStore
+from registry.storage.base import BlobStore, UploadWriter
 
 CHUNK = 1024 * 1024
 EMPTY_SHA256 = hashlib.sha256().hexdigest()
@@ -115,7 +115,7 @@ def _hasher(upload: Upload) -> hashlib._Hash:
     return hasher
 
 
-def _copy(stream: BinaryIO, length: int | None, writer, hasher: hashlib._Hash) -> int:
+def _copy(stream: BinaryIO, length: int | None, writer: UploadWriter, hasher: hashlib._Hash) -> int:
     """Stream ``length`` bytes (or to EOF when None) from the client into storage.
 
     A block is hashed and written on helper threads while this one reads the
@@ -187,7 +187,9 @@ def _check_start(upload: Upload, start: int | None) -> None:
         )
 
 
-def _append(upload: Upload, writer, stream, length, start) -> tuple[int, hashlib._Hash]:
+def _append(
+    upload: Upload, writer: UploadWriter, stream: BinaryIO, length: int | None, start: int | None
+) -> tuple[int, hashlib._Hash]:
     """Append a request body at the session's current end, under the writer lock."""
     _check_start(upload, start)
     hasher = _hasher(upload)

@@ -392,10 +392,10 @@ class S3BlobStore(S3Storage):
 
     def __init__(self, **settings: Any) -> None:
         super().__init__(**settings)
-        self.part_size = int(self.part_size)
-        self.lock_ttl = float(self.lock_ttl)
-        self.read_window = int(self.read_window)
-        self.max_connections = int(self.max_connections)
+        self.part_size: int = int(self.part_size)
+        self.lock_ttl: float = float(self.lock_ttl)
+        self.read_window: int = int(self.read_window)
+        self.max_connections: int = int(self.max_connections)
         if not self.bucket_name:
             raise ImproperlyConfigured("S3 blob storage needs a bucket name")
         if self.part_size < MIN_PART:
