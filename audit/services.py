@@ -67,10 +67,38 @@ def _text(value: str, limit: int) -> str:
 def _fields(actor, operation, resource_type, resource, project, result, client_ip, detail, when):  # type: ignore[no-untyped-def]
     username = getattr(actor, "name", "") if getattr(actor, "authenticated", False) else ""
     project_name = project if isinstance(project, str) else getattr(project, "name", "")
+    return audit_entry(
+        username=username,
+        actor_kind=getattr(actor, "kind", "anonymous"),
+        operation=operation,
+        resource_type=resource_type,
+        resource=resource,
+        project_name=project_name,
+        result=result,
+        client_ip=client_ip,
+        detail=detail,
+        when=when,
+    )
+
+
+def audit_entry(
+    *,
+    username: str,
+    actor_kind: str,
+    operation: Operation,
+    resource_type: Resource,
+    resource: str,
+    project_name: str,
+    result: Result,
+    client_ip: str,
+    detail: dict[str, Any] | None,
+    when: datetime,
+) -> dict[str, Any]:
+    """An audit row's fields, cut to fit their columns."""
     return {
         "occurred_at": when,
         "username": _text(username, 255),
-        "actor_kind": getattr(actor, "kind", "anonymous"),
+        "actor_kind": actor_kind,
         "operation": operation,
         "resource_type": resource_type,
         "resource": _text(resource, 512),
@@ -78,6 +106,32 @@ def _fields(actor, operation, resource_type, resource, project, result, client_i
         "result": result,
         "client_ip": _text(client_ip, 64),
         "detail": detail,
+    }
+
+
+def event_entry(
+    *,
+    actor: Any,
+    operation: Operation,
+    resource_type: Resource,
+    resource: str,
+    project: str,
+    client_ip: str = "",
+    detail: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An audit entry to carry in a durable event's payload (JSON):
+    audit/consumers.py writes it once the event is delivered."""
+    authenticated = getattr(actor, "authenticated", False)
+    return {
+        "username": getattr(actor, "name", "") if authenticated else "",
+        "actor_kind": getattr(actor, "kind", "anonymous"),
+        "operation": str(operation),
+        "resource_type": str(resource_type),
+        "resource": resource,
+        "project": project,
+        "client_ip": client_ip,
+        "detail": detail,
+        "at": timezone.now().isoformat(),
     }
 
 

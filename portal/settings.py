@@ -65,9 +65,11 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # Berth's apps in their dependency order (docs/architecture.md).
+    "kit",
+    "audit",
     "accounts",
     "registry",
-    "audit",
     "rest_framework",
     "drf_spectacular",
 ]
@@ -236,6 +238,15 @@ BERTH_AUDIT_FLUSH_SECONDS = env.float("BERTH_AUDIT_FLUSH_SECONDS", default=1.0)
 # Write them from a background thread (off in the in-process test suite, which
 # flushes explicitly).
 BERTH_AUDIT_BACKGROUND = env.bool("BERTH_AUDIT_BACKGROUND", default=True)
+# Durable domain events (kit/events.py): who consumes them (name -> dotted
+# path of ``handler(events)``), how often the scheduler sweeps for undelivered
+# ones, and at most how often one process asks a worker for a delivery run.
+BERTH_EVENT_CONSUMERS = {"audit": "audit.consumers.record"}
+BERTH_EVENT_SWEEP_SECONDS = env.float("BERTH_EVENT_SWEEP_SECONDS", default=10.0)
+BERTH_EVENT_REQUEST_INTERVAL = env.float("BERTH_EVENT_REQUEST_INTERVAL", default=0.5)
+# Off: nothing is published on commit and only the sweep (or a direct
+# kit.events.deliver()) delivers; the in-process test suite turns it off.
+BERTH_EVENT_REQUEST_ON_COMMIT = env.bool("BERTH_EVENT_REQUEST_ON_COMMIT", default=True)
 # Where the audit writer hands the pulls it batched (repositories' pull counts):
 # named, so audit (below registry) imports no content code.
 BERTH_AUDIT_PULL_SINK = "registry.services.repositories.record_pulls"
@@ -345,6 +356,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
+    "deliver-events": {
+        "task": "kit.tasks.deliver_events",
+        "schedule": BERTH_EVENT_SWEEP_SECONDS,
+    },
     "purge-stale-uploads": {
         "task": "registry.tasks.purge_stale_uploads",
         "schedule": BERTH_UPLOAD_PURGE_INTERVAL,

@@ -94,6 +94,16 @@ def _empty_caches():
 
 
 @pytest.fixture(autouse=True)
+def _events_delivered_by_the_test(settings):
+    """In-process, no worker runs: events are delivered by calling
+    kit.events.deliver(), not by a task published on commit."""
+    from kit import events
+
+    settings.BERTH_EVENT_REQUEST_ON_COMMIT = False
+    events.reset()
+
+
+@pytest.fixture(autouse=True)
 def _audit_in_the_foreground(settings):
     """No background writer inside the test process (it would race the test
     database's teardown); tests that look at buffered events call flush()."""

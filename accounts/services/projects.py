@@ -14,6 +14,7 @@ from accounts.models import Member, Project, Role, User
 from accounts.services import config
 from audit.events import Operation, Resource
 from audit.services import record
+from kit import events
 
 PROJECT_NAME_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
 # Metadata keys Harbor knows; values are strings ("true"/"false" for booleans).
@@ -81,6 +82,13 @@ def project_create(
                 resource=name,
                 project=project,
             )
+            events.emit(
+                events.PROJECT_CREATED,
+                key=name,
+                project=name,
+                public=is_public,
+                actor=actor.name,
+            )
     except IntegrityError:
         raise Conflict(f"project {name} already exists") from None
     return project
@@ -124,6 +132,13 @@ def _save_metadata(actor: Actor, project: Project, meta: dict[str, str]) -> None
             project=project,
             detail={"public": project.public, "metadata": project.metadata},
         )
+        events.emit(
+            events.PROJECT_UPDATED,
+            key=project.name,
+            project=project.name,
+            public=project.public,
+            actor=actor.name,
+        )
 
 
 def project_deletable(*, project: Project) -> tuple[bool, str]:
@@ -146,6 +161,9 @@ def project_delete(*, actor: Actor, project: Project) -> None:
             project=project,
         )
         project.delete()
+        events.emit(
+            events.PROJECT_DELETED, key=project.name, project=project.name, actor=actor.name
+        )
 
 
 def project_summary(*, actor: Actor, project: Project) -> dict[str, Any]:
@@ -194,6 +212,14 @@ def member_add(
                 project=project,
                 detail={"role_id": role},
             )
+            events.emit(
+                events.MEMBER_ADDED,
+                key=project.name,
+                project=project.name,
+                user=user.username,
+                role=role,
+                actor=actor.name,
+            )
             return member
     except IntegrityError:
         raise Conflict(f"{user.username} is already a member") from None
@@ -229,6 +255,14 @@ def member_update(*, actor: Actor, project: Project, member_id: int, role_id: An
             project=project,
             detail={"role_id": member.role},
         )
+        events.emit(
+            events.MEMBER_UPDATED,
+            key=project.name,
+            project=project.name,
+            user=member.user.username,
+            role=member.role,
+            actor=actor.name,
+        )
     return member
 
 
@@ -244,6 +278,13 @@ def member_remove(*, actor: Actor, project: Project, member_id: int) -> None:
             project=project,
         )
         member.delete()
+        events.emit(
+            events.MEMBER_REMOVED,
+            key=project.name,
+            project=project.name,
+            user=member.user.username,
+            actor=actor.name,
+        )
 
 
 # metadata ------------------------------------------------------------------------
@@ -279,4 +320,11 @@ def metadata_delete(*, actor: Actor, project: Project, name: str) -> None:
             resource=project.name,
             project=project,
             detail={"metadata": name},
+        )
+        events.emit(
+            events.PROJECT_UPDATED,
+            key=project.name,
+            project=project.name,
+            public=project.public,
+            actor=actor.name,
         )

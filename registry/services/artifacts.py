@@ -7,6 +7,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.db.models import Prefetch, QuerySet
 
+from kit import events
 from registry.errors import Code, RegistryError
 from registry.models import Manifest, Repository, RepositoryBlob, Tag
 from registry.reference import check_tag, looks_like_digest, parse_digest
@@ -57,6 +58,13 @@ def tag_create(*, repository: Repository, reference: str, name: str) -> None:
     with transaction.atomic():
         _tag_put(repo_id=repository.pk, name=name, manifest_id=manifest.pk)
         cache.invalidate(repository.name)
+        events.emit(
+            events.TAG_CREATED,
+            key=repository.name,
+            repository=repository.name,
+            tag=name,
+            digest=manifest.digest,
+        )
 
 
 def tag_delete(*, repository: Repository, reference: str, name: str) -> None:
@@ -69,6 +77,7 @@ def tag_delete(*, repository: Repository, reference: str, name: str) -> None:
         immutability.require_mutable(repository.name, [name])
         tag.delete()
         cache.invalidate(repository.name)
+        events.emit(events.TAG_DELETED, key=repository.name, repository=repository.name, tag=name)
 
 
 def artifact_copy(*, source: Repository, reference: str, target_name: str) -> Manifest:
@@ -122,3 +131,4 @@ def repository_delete(*, repository: Repository) -> None:
             top.delete()
         repository.delete()
         cache.invalidate(repository.name)
+        events.emit(events.REPOSITORY_DELETED, key=repository.name, repository=repository.name)

@@ -11,7 +11,11 @@ from django.db import transaction
 from django.db.models import ProtectedError, QuerySet
 from django.utils import timezone
 
+from accounts.access import Actor
 from accounts.models import Project
+from audit.events import Operation, Resource
+from audit.services import event_entry
+from kit import events
 from registry.errors import Code, RegistryError
 from registry.manifests import ParsedManifest, parse_manifest, referrer_artifact_type
 from registry.models import Manifest, ManifestBlob, ManifestChild, Repository, RepositoryBlob, Tag
@@ -82,9 +86,13 @@ def manifest_put(
     content_type: str,
     extra_tags: list[str] | None = None,
     may_move_tags: Callable[[], bool] = lambda: True,
+    actor: Actor | None = None,
+    client: str = "",
 ) -> PutResult:
     """Store a manifest (by tag or by digest, with optional extra tags) after
-    checking that everything it references exists in the repository.
+    checking that everything it references exists in the repository, and
+    write its ``manifest.pushed`` event (with the push's audit entry when an
+    ``actor`` is given) in the same transaction.
 
     Moving a tag that already names another manifest asks ``may_move_tags`` (the
     caller's right to update the repository; case C26); it is asked only then.
@@ -151,6 +159,16 @@ def manifest_put(
             else:
                 _tag_put(repo_id=repo.pk, name=tag, manifest_id=manifest.pk)
         cache.invalidate(repository_name)
+        events.emit(
+            events.MANIFEST_PUSHED,
+            key=repository_name,
+            repository=repository_name,
+            digest=digest,
+            media_type=parsed.media_type,
+            size=len(body),
+            tags=list(dict.fromkeys(tags)),
+            **_audit(actor, client, Operation.PUSH, repository_name, reference),
+        )
     return PutResult(
         digest=digest,
         subject=parsed.subject.digest if parsed.subject else "",
@@ -226,19 +244,57 @@ def _referenced_children(repo_id: int, parsed: ParsedManifest) -> list[int]:
     return list(found.values())
 
 
-def manifest_delete(*, repository_name: str, reference: str) -> None:
-    """DELETE by digest removes the manifest and its tags; by tag, just the tag."""
+def manifest_delete(
+    *, repository_name: str, reference: str, actor: Actor | None = None, client: str = ""
+) -> None:
+    """DELETE by digest removes the manifest and its tags; by tag, just the tag.
+    Writes ``artifact.deleted`` or ``tag.deleted`` (with the audit entry when an
+    ``actor`` is given) in the same transaction."""
     require_deletes_enabled()
+    audit = _audit(actor, client, Operation.DELETE, repository_name, reference)
     with transaction.atomic():
         cache.invalidate(repository_name)  # runs once the delete has committed
         if looks_like_digest(reference):
-            _manifest_delete(repository_name, str(parse_digest(reference)))
+            digest = str(parse_digest(reference))
+            _manifest_delete(repository_name, digest)
+            events.emit(
+                events.ARTIFACT_DELETED,
+                key=repository_name,
+                repository=repository_name,
+                digest=digest,
+                **audit,
+            )
             return
         tag = Tag.objects.filter(repository__name=repository_name, name=check_tag(reference))
         if not tag.exists():
             raise RegistryError(Code.MANIFEST_UNKNOWN, detail={"reference": reference[:200]})
         immutability.require_mutable(repository_name, [reference])
         tag.delete()
+        events.emit(
+            events.TAG_DELETED,
+            key=repository_name,
+            repository=repository_name,
+            tag=reference,
+            **audit,
+        )
+
+
+def _audit(
+    actor: Actor | None, client: str, operation: Operation, repository_name: str, reference: str
+) -> dict[str, Any]:
+    """The event's audit entry, as /v2 records it: the artifact by tag or digest."""
+    if actor is None:
+        return {}
+    sep = "@" if ":" in reference else ":"
+    entry = event_entry(
+        actor=actor,
+        operation=operation,
+        resource_type=Resource.ARTIFACT,
+        resource=f"{repository_name}{sep}{reference}",
+        project=repository_name.partition("/")[0],
+        client_ip=client,
+    )
+    return {"audit": entry}
 
 
 def _manifest_delete(repository_name: str, digest: str) -> None:

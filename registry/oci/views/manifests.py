@@ -18,17 +18,17 @@ def _content_headers(response: HttpResponse, digest: str, media_type: str, size:
     response["ETag"] = f'"{digest}"'
 
 
-def _audit(
-    request: HttpRequest, principal: Principal, operation: Operation, resource: str, name: str
-) -> None:
+def _audit_pull(principal: Principal, name: str, reference: str) -> None:
+    """Pulls are batched in memory (audit/services.py): the hottest path takes
+    no write. Pushes and deletes are audited through their durable events."""
     record_later(
         actor=principal.actor,
-        operation=operation,
+        operation=Operation.PULL,
         resource_type=Resource.ARTIFACT,
-        resource=resource,
+        resource=_ref(name, reference),
         project=name.partition("/")[0],
         client_ip=principal.client,
-        pulled_repository=name if operation is Operation.PULL else None,
+        pulled_repository=name,
     )
 
 
@@ -38,7 +38,7 @@ def _ref(name: str, reference: str) -> str:
 
 def _get(request: HttpRequest, principal: Principal, name: str, reference: str) -> HttpResponse:
     content = manifest_get(repository_name=name, reference=reference)
-    _audit(request, principal, Operation.PULL, _ref(name, reference), name)
+    _audit_pull(principal, name, reference)
     response = HttpResponse(content.payload)
     _content_headers(response, content.digest, content.media_type, len(content.payload))
     return response
@@ -65,8 +65,9 @@ def _put(request: HttpRequest, principal: Principal, name: str, reference: str) 
         content_type=request.META.get("CONTENT_TYPE", ""),
         extra_tags=request.GET.getlist("tag"),
         may_move_tags=lambda: principal.may_update(name),
+        actor=principal.actor,
+        client=principal.client,
     )
-    _audit(request, principal, Operation.PUSH, _ref(name, reference), name)
     response = HttpResponse(status=201)
     response["Location"] = f"/v2/{name}/manifests/{result.digest}"
     response["Docker-Content-Digest"] = result.digest
@@ -79,8 +80,9 @@ def _put(request: HttpRequest, principal: Principal, name: str, reference: str) 
 
 
 def _delete(request: HttpRequest, principal: Principal, name: str, reference: str) -> HttpResponse:
-    manifest_delete(repository_name=name, reference=reference)
-    _audit(request, principal, Operation.DELETE, _ref(name, reference), name)
+    manifest_delete(
+        repository_name=name, reference=reference, actor=principal.actor, client=principal.client
+    )
     return HttpResponse(status=202)
 
 
