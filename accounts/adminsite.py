@@ -30,9 +30,9 @@ from django.http import HttpRequest
 from accounts import access
 from accounts.access import Actor
 from accounts.errors import Conflict, Denied, Invalid, NotFound, PreconditionFailed
-from accounts.models import Member, Project, User
+from accounts.models import Member, Project
 from accounts.rbac import PROJECT_PERMISSIONS
-from accounts.services.auth import Throttled, actor_for_user, authenticate
+from accounts.services.auth import Throttled, actor_for_user, check_credentials
 from kit.net import client_ip
 
 # The rule that opens the admin to a user who is not a sysadmin.
@@ -269,15 +269,18 @@ class BerthAuthenticationForm(AdminAuthenticationForm):
         password = self.cleaned_data.get("password")
         if username is None or not password:
             return self.cleaned_data
-        client = client_ip(self.request.META) if self.request else ""
         try:
-            actor = authenticate(username=username, password=password, client=client)
+            proof = check_credentials(
+                username=username,
+                password=password,
+                client=client_ip(self.request.META) if self.request else "",
+                request=self.request,
+            )
         except Throttled as exc:
             raise ValidationError(str(exc), code="throttled") from None
-        if actor is None or actor.kind != "user":
+        user = proof.user if proof is not None else None
+        if user is None:  # robots have no admin session
             raise self.get_invalid_login_error()
-        user = User.objects.get(pk=actor.id)
-        user.backend = "django.contrib.auth.backends.ModelBackend"  # type: ignore[attr-defined]
         self.user_cache = user
         self.confirm_login_allowed(user)
         return self.cleaned_data
