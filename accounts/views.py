@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from accounts import identity
+from accounts import access, identity
 from accounts.access import Actor
 from accounts.models import User
 from accounts.services import tokens
@@ -58,7 +58,7 @@ def token(request: HttpRequest) -> HttpResponse:
         # A token request with credentials and no scope is `docker login`.
         _login_event(who.username, client, True)
     scopes = tokens.parse_scopes(request.GET.getlist("scope"))
-    body = tokens.issue(actor, tokens.grant(actor, scopes))
+    body = tokens.issue(actor, access.grant_scopes(actor, scopes))
     if request.GET.get("offline_token") == "true" and actor.authenticated:
         body["refresh_token"] = tokens.issue_refresh(actor, _password_hash(actor))
     return JsonResponse(body)
@@ -89,7 +89,7 @@ def _oauth2(request: HttpRequest) -> HttpResponse:
             return _error(401, "UNAUTHORIZED", "refresh token revoked")
     else:
         return _error(400, "UNSUPPORTED", "grant_type must be password or refresh_token")
-    body = tokens.issue(actor, tokens.grant(actor, scopes))
+    body = tokens.issue(actor, access.grant_scopes(actor, scopes))
     response = {
         "access_token": body["access_token"],
         "scope": request.POST.get("scope", ""),

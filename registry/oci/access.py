@@ -16,12 +16,11 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 
-from accounts.access import Actor, project_actions, project_for_repository
+from accounts.access import Actor, repository_actions
 from accounts.identity import BadCredentials, Throttled, identify
 from accounts.services.auth import actor_from_claims
 from accounts.services.tokens import (
     SERVICE,
-    repository_actions,
     token_allows,
 )
 from registry.errors import Code, RegistryError
@@ -56,10 +55,7 @@ class Principal:
     def may_update(self, name: str) -> bool:
         """May the caller change what is already there (move a tag)? Tokens carry
         only pull/push/delete, so this asks the access rules directly."""
-        project = project_for_repository(name)
-        if project is None:
-            return False
-        return "update" in project_actions(self.full_actor(), project, "repository")
+        return "update" in repository_actions(self.full_actor(), name)
 
     def full_actor(self) -> Actor:
         """The actor with its current roles (a token carries only a name)."""
