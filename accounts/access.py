@@ -1,22 +1,41 @@
-"""The one authorization path: /v2, the token service, the API, the admin and the
-portal all decide through these functions.
+"""The policy module: every access decision — /v2, the token service, the API,
+the admin, the portal and jobs — is made by these functions, and only this
+module reads the role table (``accounts.rbac``).
 
-An ``Actor`` is who is calling: anonymous, a user or a robot. Project-scope
-decisions combine the public-project grants, the caller's membership role and a
-robot's explicit grants; system-scope decisions need a sysadmin or a system robot
-granted the permission.
+An ``Actor`` is who is calling (``accounts.identity`` turns a request into one):
+anonymous, a user or a robot. Project-scope decisions combine the public-project
+grants, the caller's membership role and a robot's explicit grants; system-scope
+decisions need a sysadmin or a system robot granted the permission.
+
+- ``can`` / ``require``: one object — may the actor do ``resource:action`` in
+  ``project``? (``require`` raises NotFound when the project is not even
+  visible, Denied otherwise.)
+- ``restrict``: a queryset of projects, or of any model with a path to its
+  project, cut to the rows where the actor may do ``resource:action``
+  (NetBox's ``restrict()``); ``visible_projects`` is the projects it may see.
+- ``repository_actions`` / ``grant_scopes``: repositories by name (the project
+  is the name's first component, ``split_repository``), and the token
+  service's requested ∩ permitted.
+- ``system_can``: system scope; ``administered_projects``: who may use the admin.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from django.db.models import Q, QuerySet
+from django.db.models import Model, Q, QuerySet
 
 from accounts.models import Member, Project
 from accounts.rbac import ALL, PROJECT_PERMISSIONS, PUBLIC_PERMISSIONS
 from kit.errors import Denied, NotFound
+
+M = TypeVar("M", bound=Model)
+
+# The actions a registry token can carry for a repository.
+REPOSITORY_ACTIONS = ("pull", "push", "delete")
+# The rule that opens the admin to a user who is not a sysadmin (projectAdmin).
+ADMIN_GRANT = ("member", "create")
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,10 +147,126 @@ def visible_projects(actor: Actor) -> QuerySet[Project]:
     return projects.filter(visible).distinct()
 
 
-def project_for_repository(name: str) -> Project | None:
-    """The project a repository name lives in: its first component (and there
-    must be more than one component)."""
+def roles_granting(resource: str, action: str) -> list[int]:
+    """The membership roles whose permissions include ``resource:action``."""
+    return [
+        role for role, perms in PROJECT_PERMISSIONS.items() if action in perms.get(resource, ())
+    ]
+
+
+def role_allows(role: int, resource: str, action: str) -> bool:
+    return action in PROJECT_PERMISSIONS[role].get(resource, ())
+
+
+def projects_where(actor: Actor, resource: str, action: str) -> QuerySet[Project]:
+    """Projects where the actor may do ``resource:action`` (no query until used;
+    usable as a subquery)."""
+    projects = Project.objects.all()
+    if actor.sysadmin:
+        return projects
+    allowed = Q(pk__in=[])
+    if action in PUBLIC_PERMISSIONS.get(resource, ()):
+        allowed |= Q(public=True)
+    if actor.kind == "user":
+        roles = roles_granting(resource, action)
+        if roles:
+            members = Member.objects.filter(user_id=actor.id, role__in=roles)
+            allowed |= Q(pk__in=members.values("project_id"))
+    if actor.kind == "robot":
+        namespaces = {
+            g.namespace
+            for g in actor.grants
+            if g.kind == "project" and g.resource in (resource, "*") and g.action in (action, "*")
+        }
+        if "*" in namespaces:
+            return projects
+        allowed |= Q(name__in=namespaces)
+    return projects.filter(allowed)
+
+
+def restrict(
+    queryset: QuerySet[M],
+    actor: Actor,
+    resource: str,
+    action: str,
+    *,
+    project_path: str = "project",
+) -> QuerySet[M]:
+    """The rows of ``queryset`` in projects where the actor may do
+    ``resource:action``; ``project_path`` is how a row reaches its project, as a
+    lookup (``"pk"`` for projects themselves). One query, with a subquery."""
+    if actor.sysadmin:
+        return queryset
+    ids = projects_where(actor, resource, action).values("pk")
+    return queryset.filter(**{f"{project_path}__in": ids})
+
+
+def administered_projects(actor: Actor) -> dict[int, int]:
+    """project id → role, for the projects the actor administers (one query):
+    those where its role grants ``ADMIN_GRANT``. Only users administer."""
+    if actor.kind != "user":
+        return {}
+    rows = Member.objects.filter(user_id=actor.id, role__in=roles_granting(*ADMIN_GRANT))
+    return dict(rows.values_list("project_id", "role"))
+
+
+# Repositories by name ----------------------------------------------------------
+
+
+def split_repository(name: str) -> tuple[str, str] | None:
+    """(project name, path within the project) of a repository name: the project
+    is its first component, and there must be more than one. The one place that
+    rule is written."""
     head, sep, rest = name.partition("/")
     if not sep or not rest:
         return None
-    return Project.objects.filter(name=head).first()
+    return head, rest
+
+
+def project_for_repository(name: str) -> Project | None:
+    """The project a repository name lives in (one query), or None."""
+    parts = split_repository(name)
+    if parts is None:
+        return None
+    return Project.objects.filter(name=parts[0]).first()
+
+
+def repository_actions(actor: Actor, name: str) -> frozenset[str]:
+    """Every action the actor may take on repository ``name`` (none when its
+    project does not exist)."""
+    project = project_for_repository(name)
+    if project is None:
+        return frozenset()
+    return project_actions(actor, project, "repository")
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """A scope a registry token is asked for: ``repository:<name>:<actions>``."""
+
+    type: str
+    name: str
+    actions: tuple[str, ...]
+
+
+def grant_scopes(actor: Actor, requested: list[Scope]) -> list[dict[str, Any]]:
+    """The access list for a token: for each scope, requested ∩ permitted.
+
+    A repository named by several scopes (a client's own ``pull,push`` and the
+    challenge's ``push``, as the bench client and others send them) is looked
+    up once."""
+    out: list[dict[str, Any]] = []
+    permitted: dict[str, frozenset[str]] = {}
+    for scope in requested:
+        if scope.type == "repository":
+            if scope.name not in permitted:
+                permitted[scope.name] = repository_actions(actor, scope.name)
+            wanted = set(REPOSITORY_ACTIONS) if "*" in scope.actions else set(scope.actions)
+            actions = sorted(wanted & permitted[scope.name] & set(REPOSITORY_ACTIONS))
+        elif scope.type == "registry" and scope.name == "catalog":
+            # Everyone may ask; the catalog lists only what the caller may see.
+            actions = ["*"] if "*" in scope.actions else []
+        else:
+            actions = []
+        out.append({"type": scope.type, "name": scope.name, "actions": actions})
+    return out

@@ -6,8 +6,8 @@ permissions. Berth's site decides with Harbor's roles instead:
 - a system administrator may use every admin page;
 - a user who administers at least one project (holds ``member:create`` there,
   which is Harbor's projectAdmin) may use the admin too, scoped to the projects
-  they administer: querysets hold only rows of those projects, and every object
-  decision is ``accounts.access.can`` on the object's project;
+  they administer: querysets are ``accounts.access.restrict`` to those projects,
+  and every object decision is ``accounts.access.can`` on the object's project;
 - everyone else (guests, developers, maintainers, robots) is refused at login.
 
 ``AdminScope`` is the one place the admin turns a request into those decisions;
@@ -30,38 +30,24 @@ from django.http import HttpRequest
 from accounts import access
 from accounts.access import Actor
 from accounts.errors import Conflict, Denied, Invalid, NotFound, PreconditionFailed
-from accounts.models import Member, Project, User
-from accounts.rbac import PROJECT_PERMISSIONS
-from accounts.services.auth import Throttled, actor_for_user, authenticate
+from accounts.models import Project
+from accounts.services.auth import Throttled, actor_for_user, check_credentials
 from kit.net import client_ip
-
-# The rule that opens the admin to a user who is not a sysadmin.
-ADMIN_GRANT = ("member", "create")
-
-
-def roles_granting(resource: str, action: str) -> list[int]:
-    """The membership roles whose permissions include ``resource:action``."""
-    return [
-        role for role, perms in PROJECT_PERMISSIONS.items() if action in perms.get(resource, ())
-    ]
 
 
 def administered_memberships(user: Any) -> dict[int, int]:
     """project id → role, for the projects ``user`` administers (one query)."""
-    return dict(
-        Member.objects.filter(user_id=user.pk, role__in=roles_granting(*ADMIN_GRANT)).values_list(
-            "project_id", "role"
-        )
-    )
+    return access.administered_projects(actor_for_user(user))
 
 
 class AdminScope:
     """What the requesting user may do in the admin, computed once per request.
 
     For a non-sysadmin: the projects they administer, with their role in each
-    (one query). Model-level answers ("may this user add robots at all?") come
-    from Harbor's permission matrix for those roles; object-level answers go
-    through ``accounts.access.can`` on the object's own project.
+    (one query). Model-level answers ("may this user add robots at all?") ask
+    ``accounts.access.role_allows`` for those roles; object-level answers go
+    through ``accounts.access.can`` on the object's own project. The admin reads
+    no permission table itself.
     """
 
     def __init__(self, request: HttpRequest) -> None:
@@ -92,7 +78,7 @@ class AdminScope:
         """May the user do this in at least one project of their admin scope?"""
         if self.sysadmin:
             return True
-        return any(action in PROJECT_PERMISSIONS[r].get(resource, ()) for r in self.roles.values())
+        return any(access.role_allows(r, resource, action) for r in self.roles.values())
 
     def may_on(self, resource: str, action: str, project: Project | None) -> bool:
         """The object-level decision: ``access.can`` on the object's project,
@@ -105,9 +91,7 @@ class AdminScope:
 
     def project_ids(self, resource: str, action: str) -> list[int]:
         return [
-            pid
-            for pid, role in self.roles.items()
-            if action in PROJECT_PERMISSIONS[role].get(resource, ())
+            pid for pid, role in self.roles.items() if access.role_allows(role, resource, action)
         ]
 
     def projects(self, resource: str, action: str) -> QuerySet[Project]:
@@ -120,7 +104,7 @@ class AdminScope:
         """Rows whose project (reached by ``project_path``) the user administers."""
         if self.sysadmin:
             return queryset
-        return queryset.filter(**{f"{project_path}__in": list(self.roles)})
+        return access.restrict(queryset, self.actor, *access.ADMIN_GRANT, project_path=project_path)
 
 
 def count_of(model: type[Model], field: str) -> Coalesce:
@@ -269,15 +253,18 @@ class BerthAuthenticationForm(AdminAuthenticationForm):
         password = self.cleaned_data.get("password")
         if username is None or not password:
             return self.cleaned_data
-        client = client_ip(self.request.META) if self.request else ""
         try:
-            actor = authenticate(username=username, password=password, client=client)
+            proof = check_credentials(
+                username=username,
+                password=password,
+                client=client_ip(self.request.META) if self.request else "",
+                request=self.request,
+            )
         except Throttled as exc:
             raise ValidationError(str(exc), code="throttled") from None
-        if actor is None or actor.kind != "user":
+        user = proof.user if proof is not None else None
+        if user is None:  # robots have no admin session
             raise self.get_invalid_login_error()
-        user = User.objects.get(pk=actor.id)
-        user.backend = "django.contrib.auth.backends.ModelBackend"  # type: ignore[attr-defined]
         self.user_cache = user
         self.confirm_login_allowed(user)
         return self.cleaned_data

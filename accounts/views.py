@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from accounts.access import ANONYMOUS, Actor
+from accounts import access, identity
+from accounts.access import Actor
 from accounts.models import User
 from accounts.services import tokens
-from accounts.services.auth import Throttled, actor_from_claims, authenticate
+from accounts.services.auth import actor_from_claims
 from audit.events import Operation, Resource, Result
 from audit.services import record_later
 from kit.net import client_ip
@@ -36,17 +34,6 @@ def _error(status: int, code: str, message: str, **headers: str) -> JsonResponse
     return response
 
 
-def _basic(request: HttpRequest) -> tuple[str, str] | None:
-    scheme, _, value = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        username, _, password = base64.b64decode(value.strip()).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return ("", "")
-    return username, password
-
-
 def _password_hash(actor: Actor) -> str:
     if actor.kind != "user":
         return ""
@@ -59,37 +46,36 @@ def token(request: HttpRequest) -> HttpResponse:
     client = client_ip(request.META)
     try:
         if request.method == "POST":
-            return _oauth2(request, client)
-        credentials = _basic(request)
-        actor = ANONYMOUS
-        if credentials is not None:
-            found = authenticate(username=credentials[0], password=credentials[1], client=client)
-            if not request.GET.getlist("scope") or found is None:
-                # A token request with credentials and no scope is `docker login`.
-                _login_event(credentials[0], client, found is not None)
-            if found is None:
-                return _error(401, "UNAUTHORIZED", "invalid username or password")
-            actor = found
-    except Throttled as exc:
+            return _oauth2(request)
+        who = identity.identify(request, schemes=(identity.BASIC,))
+    except identity.BadCredentials as exc:
+        _login_event(exc.username, client, False)
+        return _error(401, "UNAUTHORIZED", "invalid username or password")
+    except identity.Throttled as exc:
         return _error(429, "TOOMANYREQUESTS", str(exc), Retry_After=str(exc.retry_after))
+    actor = who.actor
+    if who.scheme and not request.GET.getlist("scope"):
+        # A token request with credentials and no scope is `docker login`.
+        _login_event(who.username, client, True)
     scopes = tokens.parse_scopes(request.GET.getlist("scope"))
-    body = tokens.issue(actor, tokens.grant(actor, scopes))
+    body = tokens.issue(actor, access.grant_scopes(actor, scopes))
     if request.GET.get("offline_token") == "true" and actor.authenticated:
         body["refresh_token"] = tokens.issue_refresh(actor, _password_hash(actor))
     return JsonResponse(body)
 
 
-def _oauth2(request: HttpRequest, client: str) -> HttpResponse:
+def _oauth2(request: HttpRequest) -> HttpResponse:
     grant_type = request.POST.get("grant_type", "")
     scopes = tokens.parse_scopes(request.POST.get("scope", "").split(" "))
     if grant_type == "password":
-        actor = authenticate(
+        proof = identity.login(
+            request,
             username=request.POST.get("username", ""),
             password=request.POST.get("password", ""),
-            client=client,
         )
-        if actor is None:
+        if proof is None:
             return _error(401, "UNAUTHORIZED", "invalid username or password")
+        actor = proof.actor
     elif grant_type == "refresh_token":
         try:
             claims = tokens.verify(
@@ -103,7 +89,7 @@ def _oauth2(request: HttpRequest, client: str) -> HttpResponse:
             return _error(401, "UNAUTHORIZED", "refresh token revoked")
     else:
         return _error(400, "UNSUPPORTED", "grant_type must be password or refresh_token")
-    body = tokens.issue(actor, tokens.grant(actor, scopes))
+    body = tokens.issue(actor, access.grant_scopes(actor, scopes))
     response = {
         "access_token": body["access_token"],
         "scope": request.POST.get("scope", ""),
@@ -122,23 +108,18 @@ def login_view(request: HttpRequest) -> HttpResponse:
     from django.contrib.auth import login
 
     client = client_ip(request.META)
+    principal = request.POST.get("principal", "")
     try:
-        actor = authenticate(
-            username=request.POST.get("principal", ""),
-            password=request.POST.get("password", ""),
-            client=client,
+        proof = identity.login(
+            request, username=principal, password=request.POST.get("password", "")
         )
-    except Throttled as exc:
+    except identity.Throttled as exc:
         return _error(429, "TOOMANYREQUESTS", str(exc), Retry_After=str(exc.retry_after))
-    _login_event(
-        request.POST.get("principal", ""),
-        client,
-        actor is not None and actor.kind == "user",
-    )
-    if actor is None or actor.kind != "user":
+    user = proof.user if proof is not None else None
+    _login_event(principal, client, user is not None)
+    if user is None:  # robots have no browser session
         return _error(401, "UNAUTHORIZED", "invalid username or password")
-    user = User.objects.get(pk=actor.id)
-    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    login(request, user)
     return HttpResponse(status=200)
 
 

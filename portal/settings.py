@@ -75,6 +75,10 @@ INSTALLED_APPS = [
 ]
 
 AUTH_USER_MODEL = "accounts.User"
+# Password checks for users: every entry point reaches these through
+# accounts.services.auth.check_credentials (throttled). An LDAP, OIDC or CAS
+# backend is added here; docs/access-control.md, "The identity seam".
+AUTHENTICATION_BACKENDS = ["accounts.services.auth.LocalUserBackend"]
 
 # The full stack serves the portal, the admin and the API. /v2 does not pass
 # through it: portal.wsgi routes /v2 to a handler with no middleware at all.

@@ -1,6 +1,8 @@
-"""Checking credentials: users (password, checked once then cached) and robots
+"""Checking credentials: users (through Django's ``AUTHENTICATION_BACKENDS``;
+the local one checks a password once, then caches the proof) and robots
 (secret), with guessing throttled per (name, client) — never a lockout an
-attacker could aim at someone else.
+attacker could aim at someone else. Requests reach this through the identity
+seam, ``accounts/identity.py``.
 
 Both use ``CACHES["default"]``: the shared Redis with ``BERTH_CACHE_URL``, so a
 proof and a count of failures hold across replicas. While it is unreachable
@@ -19,8 +21,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import authenticate as django_authenticate
+from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.hashers import check_password, make_password
 from django.core.cache import caches
+from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.access import ANONYMOUS, Actor, robot_grants
@@ -87,21 +92,48 @@ class _Throttle:
         _call("delete", self.key)
 
 
-def authenticate(*, username: str, password: str, client: str = "") -> Actor | None:
-    """The actor these credentials prove, or None. Raises Throttled."""
+@dataclass(frozen=True, slots=True)
+class Proof:
+    """What a credential check proved: the actor, and for a user the Django user
+    (with ``backend`` set by the backend that checked it, for ``login()``)."""
+
+    actor: Actor
+    user: User | None = None
+
+
+def check_credentials(
+    *, username: str, password: str, client: str = "", request: HttpRequest | None = None
+) -> Proof | None:
+    """What these credentials prove, or None. Raises Throttled.
+
+    Every password check of every entry point (Basic on /v2 and the API, the
+    token service, browser and admin login) comes here. Robots (``robot$…``) are
+    a branch of their own: they are not Django users and their secrets are not
+    passwords. Users go through Django's ``AUTHENTICATION_BACKENDS``, so another
+    identity source (LDAP, OIDC, CAS) is one more backend there; the throttle
+    covers them all."""
     throttle = _Throttle("login-fail:" + _digest(username, client))
     throttle.check()
+    proof: Proof | None
     if "\x00" in username:
-        actor = None  # no account has one, and PostgreSQL cannot even compare it
+        proof = None  # no account has one, and PostgreSQL cannot even compare it
     elif username.startswith(ROBOT_PREFIX):
-        actor = _robot(username, password)
+        robot = _robot(username, password)
+        proof = Proof(robot) if robot else None
     else:
-        actor = _user(username, password)
-    if actor is None:
+        user = django_authenticate(request, username=username, password=password)
+        proof = Proof(actor_for_user(user), user) if isinstance(user, User) else None
+    if proof is None:
         throttle.failed()
     else:
         throttle.succeeded()
-    return actor
+    return proof
+
+
+def authenticate(*, username: str, password: str, client: str = "") -> Actor | None:
+    """The actor these credentials prove, or None. Raises Throttled."""
+    proof = check_credentials(username=username, password=password, client=client)
+    return proof.actor if proof else None
 
 
 def _robot(name: str, secret: str) -> Actor | None:
@@ -116,25 +148,40 @@ def _robot(name: str, secret: str) -> Actor | None:
     return actor_for_robot(robot)
 
 
-def _user(username: str, password: str) -> Actor | None:
-    key = "cred:" + _digest(username, password)
-    cached = _call("get", key)
-    if cached is not None:
-        user_id, hash_digest = cached
-        user = User.objects.filter(pk=user_id, is_active=True).first()
-        # A changed password or a disabled user invalidates the cached proof.
-        if user is not None and hmac.compare_digest(_digest(user.password), hash_digest):
-            return actor_for_user(user)
-        _call("delete", key)
-    user = User.objects.filter(username=username).first()
-    if user is None:
-        make_password(password)  # the time a real check takes: no user oracle
-        return None
-    if not user.is_active or not check_password(password, user.password):
-        return None
-    # Only a keyed digest of the password hash goes to the (shared) cache.
-    _call("set", key, (user.pk, _digest(user.password)), CREDENTIAL_TTL)
-    return actor_for_user(user)
+class LocalUserBackend(ModelBackend):
+    """Berth's own users: the password hash in the user row, checked once and
+    then proved by the verified-credential cache.
+
+    The cache holds (user id, keyed digest of the password hash) under a keyed
+    digest of the credentials. Every use re-reads the user row (one query):
+    a changed password or a disabled user invalidates the cached proof."""
+
+    def authenticate(
+        self,
+        request: HttpRequest | None,
+        username: str | None = None,
+        password: str | None = None,
+        **kwargs: Any,
+    ) -> User | None:
+        if username is None or password is None:
+            return None
+        key = "cred:" + _digest(username, password)
+        cached = _call("get", key)
+        if cached is not None:
+            user_id, hash_digest = cached
+            user = User.objects.filter(pk=user_id, is_active=True).first()
+            if user is not None and hmac.compare_digest(_digest(user.password), hash_digest):
+                return user
+            _call("delete", key)
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            make_password(password)  # the time a real check takes: no user oracle
+            return None
+        if not self.user_can_authenticate(user) or not check_password(password, user.password):
+            return None
+        # Only a keyed digest of the password hash goes to the (shared) cache.
+        _call("set", key, (user.pk, _digest(user.password)), CREDENTIAL_TTL)
+        return user
 
 
 def actor_from_claims(kind: str, subject: str) -> Actor:

@@ -1,4 +1,5 @@
-"""The Docker token service: scopes requested ∩ permitted, signed RS256 JWTs.
+"""The Docker token service: signed RS256 JWTs carrying what
+``accounts.access.grant_scopes`` permits of the scopes requested.
 
 The signing key lives in the database (created at first start) so every replica
 signs and verifies alike; each process loads it once.
@@ -11,7 +12,6 @@ import hashlib
 import secrets
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import jwt
@@ -20,21 +20,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
 from django.db import IntegrityError
 
-from accounts import access
-from accounts.access import Actor
+from accounts.access import Actor, Scope
 from accounts.models import SigningKey
 
 SERVICE = "harbor-registry"
 ISSUER = "harbor-token-issuer"
 REFRESH_AUDIENCE = "berth-refresh"
-REPOSITORY_ACTIONS = ("pull", "push", "delete")
-
-
-@dataclass(frozen=True, slots=True)
-class Scope:
-    type: str
-    name: str
-    actions: tuple[str, ...]
 
 
 class InvalidToken(Exception):
@@ -100,38 +91,6 @@ def parse_scopes(values: list[str]) -> list[Scope]:
             kind = kind.split("(", 1)[0]  # repository(plugin) → repository
             scopes.append(Scope(kind, name, tuple(a for a in actions.split(",") if a)))
     return scopes
-
-
-def grant(actor: Actor, scopes: list[Scope]) -> list[dict[str, Any]]:
-    """The access list for a token: for each scope, requested ∩ permitted.
-
-    A repository named by several scopes (a client's own ``pull,push`` and the
-    challenge's ``push``, as the bench client and others send them) is looked
-    up once."""
-    out: list[dict[str, Any]] = []
-    permitted: dict[str, set[str]] = {}
-    for scope in scopes:
-        if scope.type == "repository":
-            if scope.name not in permitted:
-                permitted[scope.name] = repository_actions(actor, scope.name)
-            allowed = permitted[scope.name]
-            wanted = set(REPOSITORY_ACTIONS) if "*" in scope.actions else set(scope.actions)
-            actions = sorted(wanted & allowed)
-        elif scope.type == "registry" and scope.name == "catalog":
-            # Everyone may ask; the catalog lists only what the caller may see.
-            actions = ["*"] if "*" in scope.actions else []
-        else:
-            actions = []
-        out.append({"type": scope.type, "name": scope.name, "actions": actions})
-    return out
-
-
-def repository_actions(actor: Actor, name: str) -> set[str]:
-    project = access.project_for_repository(name)
-    if project is None:
-        return set()
-    allowed = access.project_actions(actor, project, "repository")
-    return {a for a in REPOSITORY_ACTIONS if a in allowed}
 
 
 def _now() -> int:

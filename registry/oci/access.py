@@ -9,8 +9,6 @@ tokens carry the public grants). Basic credentials are accepted directly too.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
 from dataclasses import dataclass
 from typing import Any
@@ -18,16 +16,13 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 
-from accounts.access import ANONYMOUS, Actor, project_actions, project_for_repository
-from accounts.services.auth import Throttled, actor_from_claims, authenticate
+from accounts.access import Actor, repository_actions
+from accounts.identity import BadCredentials, Throttled, identify
+from accounts.services.auth import actor_from_claims
 from accounts.services.tokens import (
     SERVICE,
-    InvalidToken,
-    repository_actions,
     token_allows,
-    verify,
 )
-from kit.net import client_ip
 from registry.errors import Code, RegistryError
 
 
@@ -60,10 +55,7 @@ class Principal:
     def may_update(self, name: str) -> bool:
         """May the caller change what is already there (move a tag)? Tokens carry
         only pull/push/delete, so this asks the access rules directly."""
-        project = project_for_repository(name)
-        if project is None:
-            return False
-        return "update" in project_actions(self.full_actor(), project, "repository")
+        return "update" in repository_actions(self.full_actor(), name)
 
     def full_actor(self) -> Actor:
         """The actor with its current roles (a token carries only a name)."""
@@ -97,36 +89,17 @@ def _scope(name: str | None, action: Action) -> str | None:
 
 
 def _credentials(request: HttpRequest, scope: str | None) -> Principal:
-    client = client_ip(request.META)
-    header = request.META.get("HTTP_AUTHORIZATION", "")
-    scheme, _, value = header.partition(" ")
-    scheme = scheme.lower()
-    if scheme == "bearer":
-        try:
-            claims = verify(value.strip())
-        except InvalidToken:
-            raise _challenge(request, scope, message="invalid or expired token") from None
-        actor = (
-            Actor(kind=claims.get("kind", "user"), name=claims["sub"])
-            if claims.get("sub")
-            else ANONYMOUS
-        )
-        return Principal(actor=actor, client=client, claims=claims)
-    if scheme == "basic":
-        try:
-            username, _, password = base64.b64decode(value.strip()).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            raise _challenge(request, scope, message="malformed credentials") from None
-        try:
-            actor = authenticate(username=username, password=password, client=client)
-        except Throttled as exc:
-            raise RegistryError(
-                Code.TOOMANYREQUESTS, str(exc), headers={"Retry-After": str(exc.retry_after)}
-            ) from None
-        if actor is None:
-            raise _challenge(request, scope, message="invalid username or password")
-        return Principal(actor=actor, client=client)
-    raise _challenge(request, scope)
+    try:
+        who = identify(request)
+    except BadCredentials as exc:
+        raise _challenge(request, scope, message=str(exc)) from None
+    except Throttled as exc:
+        raise RegistryError(
+            Code.TOOMANYREQUESTS, str(exc), headers={"Retry-After": str(exc.retry_after)}
+        ) from None
+    if not who.scheme:
+        raise _challenge(request, scope)
+    return Principal(actor=who.actor, client=who.client, claims=who.claims)
 
 
 def authorize(request: HttpRequest, *, name: str | None, action: Action) -> Principal:

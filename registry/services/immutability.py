@@ -53,7 +53,8 @@ def _applies(rule: ImmutableRule, repo_in_project: str, tag: str) -> bool:
 
 def _matcher(rules: list[ImmutableRule]) -> Matcher:
     def immutable(repository_name: str, tag: str) -> bool:
-        within = repository_name.partition("/")[2]
+        parts = access.split_repository(repository_name)
+        within = parts[1] if parts else ""
         return any(_applies(rule, within, tag) for rule in rules)
 
     return immutable
@@ -69,8 +70,10 @@ def protected(repository_name: str, tags: Iterable[str]) -> list[str]:
     tags = list(tags)
     if not tags:
         return []
-    project_name = repository_name.partition("/")[0]
-    rules = list(ImmutableRule.objects.filter(project__name=project_name, disabled=False))
+    parts = access.split_repository(repository_name)
+    if parts is None:
+        return []
+    rules = list(ImmutableRule.objects.filter(project__name=parts[0], disabled=False))
     if not rules:
         return []
     immutable = _matcher(rules)

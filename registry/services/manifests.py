@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import ProtectedError, QuerySet
 from django.utils import timezone
 
-from accounts.access import Actor
+from accounts.access import Actor, split_repository
 from accounts.models import Project
 from audit.events import Operation, Resource
 from audit.services import event_entry
@@ -291,7 +291,7 @@ def _audit(
         operation=operation,
         resource_type=Resource.ARTIFACT,
         resource=f"{repository_name}{sep}{reference}",
-        project=repository_name.partition("/")[0],
+        project=parts[0] if (parts := split_repository(repository_name)) else "",
         client_ip=client,
     )
     return {"audit": entry}

@@ -5,6 +5,7 @@ from datetime import datetime
 
 from django.db.models import F
 
+from accounts.access import split_repository
 from accounts.models import Project
 from registry.errors import Code, RegistryError
 from registry.models import Repository
@@ -29,12 +30,12 @@ def repositories_ensure(names: Iterable[str]) -> dict[str, Repository | Registry
     missing = [name for name in names if name not in found]
     if not missing:
         return found
-    heads = {name: name.partition("/") for name in missing}
-    wanted = {head for head, sep, rest in heads.values() if sep and rest}
+    heads = {name: split_repository(name) for name in missing}
+    wanted = {parts[0] for parts in heads.values() if parts}
     projects = {p.name: p for p in Project.objects.filter(name__in=wanted)} if wanted else {}
     new = []
-    for name, (head, sep, rest) in heads.items():
-        project = projects.get(head) if sep and rest else None
+    for name, parts in heads.items():
+        project = projects.get(parts[0]) if parts else None
         if project is None:
             found[name] = RegistryError(
                 Code.NAME_UNKNOWN,

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+from accounts.access import split_repository
 from audit.events import Operation, Resource
 from audit.services import record_later
 from registry.errors import Code, RegistryError
@@ -26,7 +27,7 @@ def _audit_pull(principal: Principal, name: str, reference: str) -> None:
         operation=Operation.PULL,
         resource_type=Resource.ARTIFACT,
         resource=_ref(name, reference),
-        project=name.partition("/")[0],
+        project=parts[0] if (parts := split_repository(name)) else "",
         client_ip=principal.client,
         pulled_repository=name,
     )

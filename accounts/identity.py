@@ -1,0 +1,140 @@
+"""The identity seam: the one place a request becomes an ``Actor``.
+
+Every entry point asks here who is calling — ``/v2`` (Bearer or Basic), the token
+service (Basic), the API (Basic; the session through DRF), browser and admin
+login (form fields) — and turns the answer into its own protocol's reply
+(a registry challenge, a JSON 401, a form error). What the caller may then do
+is ``accounts.access``'s to decide.
+
+- Basic credentials are parsed by ``basic_credentials`` alone.
+- Passwords are checked by ``accounts.services.auth.check_credentials``: the
+  throttle, then robots as their own branch (``robot$…``: secrets, not
+  passwords), users through Django's ``AUTHENTICATION_BACKENDS`` (the local
+  backend caches verified credentials). An LDAP, OIDC or CAS source is one more
+  backend in that setting; nothing here, in ``/v2``, the token service or the
+  API changes.
+- A bearer token is verified by the token service's key; its claims name the
+  actor without a query (``Identity.current()`` reloads roles when needed).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.http import HttpRequest
+
+from accounts.access import ANONYMOUS, Actor
+from accounts.services.auth import (
+    Proof,
+    Throttled,
+    actor_for_user,
+    actor_from_claims,
+    check_credentials,
+)
+from accounts.services.tokens import InvalidToken, verify
+from kit.net import client_ip
+
+__all__ = [
+    "BASIC",
+    "BEARER",
+    "BadCredentials",
+    "Identity",
+    "Proof",
+    "Throttled",
+    "actor_of_user",
+    "basic_credentials",
+    "identify",
+    "login",
+]
+
+BASIC = "basic"
+BEARER = "bearer"
+
+
+class BadCredentials(Exception):
+    """Credentials were presented and prove nobody (malformed, wrong, expired).
+
+    The message is the same for an unknown name and a wrong password."""
+
+    def __init__(self, message: str, *, scheme: str, username: str = "") -> None:
+        super().__init__(message)
+        self.scheme = scheme
+        self.username = username
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    actor: Actor
+    client: str
+    scheme: str = ""  # "" (no credentials) | "basic" | "bearer"
+    claims: dict[str, Any] | None = None  # a bearer token's
+    username: str = ""  # the name presented with Basic
+
+    def current(self) -> Actor:
+        """The actor with its current roles and grants (a token carries only a
+        name; one query to reload it)."""
+        if self.claims is None or not self.actor.authenticated:
+            return self.actor
+        return actor_from_claims(self.actor.kind, self.actor.name)
+
+
+def basic_credentials(meta: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(user name, password) of an ``Authorization: Basic`` header; None without
+    one. Raises BadCredentials when it cannot be decoded."""
+    scheme, _, value = meta.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if scheme.lower() != BASIC:
+        return None
+    try:
+        username, _, password = base64.b64decode(value.strip()).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise BadCredentials("malformed credentials", scheme=BASIC) from None
+    return username, password
+
+
+def identify(request: HttpRequest, *, schemes: Collection[str] = (BASIC, BEARER)) -> Identity:
+    """Who the request's ``Authorization`` header proves (among ``schemes``):
+    anonymous without one. Raises BadCredentials or Throttled."""
+    client = client_ip(request.META)
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme = header.partition(" ")[0].lower()
+    if scheme == BEARER and BEARER in schemes:
+        try:
+            claims = verify(header.partition(" ")[2].strip())
+        except InvalidToken:
+            raise BadCredentials("invalid or expired token", scheme=BEARER) from None
+        actor = (
+            Actor(kind=claims.get("kind", "user"), name=claims["sub"])
+            if claims.get("sub")
+            else ANONYMOUS
+        )
+        return Identity(actor, client, BEARER, claims)
+    if scheme == BASIC and BASIC in schemes:
+        credentials = basic_credentials(request.META)
+        assert credentials is not None
+        username, password = credentials
+        proof = check_credentials(
+            username=username, password=password, client=client, request=request
+        )
+        if proof is None:
+            raise BadCredentials("invalid username or password", scheme=BASIC, username=username)
+        return Identity(proof.actor, client, BASIC, username=username)
+    return Identity(ANONYMOUS, client)
+
+
+def login(request: HttpRequest, *, username: str, password: str) -> Proof | None:
+    """Credentials from a form (browser and admin login, the OAuth2 password
+    grant): what they prove, or None. Raises Throttled."""
+    return check_credentials(
+        username=username, password=password, client=client_ip(request.META), request=request
+    )
+
+
+def actor_of_user(user: Any) -> Actor:
+    """The actor of a Django session's user (anonymous unless active)."""
+    if user is not None and user.is_authenticated and user.is_active:
+        return actor_for_user(user)
+    return ANONYMOUS
