@@ -1,6 +1,6 @@
 """``docker push`` and ``docker pull`` of a 10-layer image: wall time.
 
-A private dockerd (tests/clients.py's DockerDaemon: vfs storage, no network
+A private dockerd (tests/clients' DockerDaemon: vfs storage, no network
 setup) is started once per run. For every registry, a few times over
 (``docker_pushes``), a fresh FROM-scratch image with 10 layers of random bytes
 is built (untimed), pushed (timed) under its own tag and removed locally; the
