@@ -18,8 +18,6 @@ from accounts.api.render import ts
 from accounts.errors import Invalid, NotFound
 from accounts.models import Project
 from accounts.services.projects import project_lookup
-from audit.events import Operation, Resource
-from audit.services import record
 from registry.manifests import INDEX_TYPES
 from registry.models import Manifest, Repository, Tag
 from registry.services import artifacts as svc
@@ -62,22 +60,6 @@ class Scope:
     def repo(self) -> Repository:
         assert self.repository is not None
         return self.repository
-
-    def audit(
-        self,
-        operation: Operation,
-        resource_type: Resource,
-        resource: str,
-        detail: dict[str, Any] | None = None,
-    ) -> None:
-        record(
-            actor=self.actor,
-            operation=operation,
-            resource_type=resource_type,
-            resource=resource,
-            project=self.project,
-            detail=detail,
-        )
 
 
 def scope(
@@ -175,14 +157,13 @@ class RepositoryDetail(HarborView):
 
     def put(self, request: Request, ref: str, repo: str) -> Response:
         at = scope(self, request, ref, "repository:update", repo)
-        at.repo.description = str(body(request).get("description", ""))
-        at.repo.save(update_fields=["description", "updated_at"])
+        description = str(body(request).get("description", ""))
+        svc.repository_update(actor=at.actor, repository=at.repo, description=description)
         return Response(status=200)
 
     def delete(self, request: Request, ref: str, repo: str) -> Response:
         at = scope(self, request, ref, "repository:delete", repo)
-        svc.repository_delete(repository=at.repo)
-        at.audit(Operation.DELETE, Resource.REPOSITORY, at.repo.name)
+        svc.repository_delete(actor=at.actor, repository=at.repo)
         return Response(status=200)
 
 
@@ -214,8 +195,9 @@ class ArtifactList(HarborView):
         if source_repo is None:
             raise NotFound(source_name)
         target = _repo_name(at.project, repo)
-        copied = svc.artifact_copy(source=source_repo, reference=reference, target_name=target)
-        at.audit(Operation.CREATE, Resource.ARTIFACT, f"{target}@{copied.digest}", {"from": source})
+        copied = svc.artifact_copy(
+            actor=at.actor, source=source_repo, reference=reference, target_name=target
+        )
         return created(
             f"/api/v2.0/projects/{at.project.name}/repositories/{repo}/artifacts/{copied.digest}"
         )
@@ -230,8 +212,7 @@ class ArtifactDetail(HarborView):
 
     def delete(self, request: Request, ref: str, repo: str, reference: str) -> Response:
         at = scope(self, request, ref, "artifact:delete", repo)
-        manifest = svc.artifact_delete(repository=at.repo, reference=reference)
-        at.audit(Operation.DELETE, Resource.ARTIFACT, f"{at.repo.name}@{manifest.digest}")
+        svc.artifact_delete(actor=at.actor, repository=at.repo, reference=reference)
         return Response(status=200)
 
 
@@ -249,8 +230,7 @@ class TagList(HarborView):
     def post(self, request: Request, ref: str, repo: str, reference: str) -> Response:
         at = scope(self, request, ref, "tag:create", repo)
         name = str(body(request).get("name", ""))
-        svc.tag_create(repository=at.repo, reference=reference, name=name)
-        at.audit(Operation.CREATE, Resource.TAG, f"{at.repo.name}:{name}")
+        svc.tag_create(actor=at.actor, repository=at.repo, reference=reference, name=name)
         return created(
             f"/api/v2.0/projects/{at.project.name}/repositories/{repo}/artifacts/"
             f"{reference}/tags/{name}"
@@ -260,8 +240,7 @@ class TagList(HarborView):
 class TagDetail(HarborView):
     def delete(self, request: Request, ref: str, repo: str, reference: str, tag: str) -> Response:
         at = scope(self, request, ref, "tag:delete", repo)
-        svc.tag_delete(repository=at.repo, reference=reference, name=tag)
-        at.audit(Operation.DELETE, Resource.TAG, f"{at.repo.name}:{tag}")
+        svc.tag_delete(actor=at.actor, repository=at.repo, reference=reference, name=tag)
         return Response(status=200)
 
 

@@ -7,6 +7,9 @@ from __future__ import annotations
 from django.db import transaction
 from django.db.models import Prefetch, QuerySet
 
+from accounts.access import Actor, split_repository
+from audit.events import Operation, Resource
+from audit.services import record
 from kit import events
 from registry.errors import Code, RegistryError
 from registry.models import Manifest, Repository, RepositoryBlob, Tag
@@ -44,13 +47,14 @@ def artifact_get(*, repository: Repository, reference: str) -> Manifest:
     return manifest
 
 
-def artifact_delete(*, repository: Repository, reference: str) -> Manifest:
+def artifact_delete(*, actor: Actor, repository: Repository, reference: str) -> Manifest:
+    """Delete an artifact by tag or digest; audited through its durable event."""
     manifest = artifact_get(repository=repository, reference=reference)
-    manifest_delete(repository_name=repository.name, reference=manifest.digest)
+    manifest_delete(repository_name=repository.name, reference=manifest.digest, actor=actor)
     return manifest
 
 
-def tag_create(*, repository: Repository, reference: str, name: str) -> None:
+def tag_create(*, actor: Actor, repository: Repository, reference: str, name: str) -> None:
     manifest = artifact_get(repository=repository, reference=reference)
     check_tag(name)
     if Tag.objects.filter(repository=repository, name=name).exists():
@@ -58,6 +62,7 @@ def tag_create(*, repository: Repository, reference: str, name: str) -> None:
     with transaction.atomic():
         _tag_put(repo_id=repository.pk, name=name, manifest_id=manifest.pk)
         cache.invalidate(repository.name)
+        _record(actor, Operation.CREATE, Resource.TAG, f"{repository.name}:{name}", repository)
         events.emit(
             events.TAG_CREATED,
             key=repository.name,
@@ -67,7 +72,7 @@ def tag_create(*, repository: Repository, reference: str, name: str) -> None:
         )
 
 
-def tag_delete(*, repository: Repository, reference: str, name: str) -> None:
+def tag_delete(*, actor: Actor, repository: Repository, reference: str, name: str) -> None:
     require_deletes_enabled()
     manifest = artifact_get(repository=repository, reference=reference)
     with transaction.atomic():
@@ -77,10 +82,13 @@ def tag_delete(*, repository: Repository, reference: str, name: str) -> None:
         immutability.require_mutable(repository.name, [name])
         tag.delete()
         cache.invalidate(repository.name)
+        _record(actor, Operation.DELETE, Resource.TAG, f"{repository.name}:{name}", repository)
         events.emit(events.TAG_DELETED, key=repository.name, repository=repository.name, tag=name)
 
 
-def artifact_copy(*, source: Repository, reference: str, target_name: str) -> Manifest:
+def artifact_copy(
+    *, actor: Actor, source: Repository, reference: str, target_name: str
+) -> Manifest:
     """Copy an artifact (and, for an index, its children) into another repository:
     blobs are linked, never copied; the caller has been checked to read the source
     and push to the target."""
@@ -95,6 +103,15 @@ def artifact_copy(*, source: Repository, reference: str, target_name: str) -> Ma
                 body=bytes(manifest.payload),
                 content_type=manifest.media_type,
             )
+        target = Repository.objects.get(name=target_name)
+        _record(
+            actor,
+            Operation.CREATE,
+            Resource.ARTIFACT,
+            f"{target_name}@{manifest.digest}",
+            target,
+            {"from": f"{source.name}@{manifest.digest}"},
+        )
     return Manifest.objects.get(repository__name=target_name, digest=manifest.digest)
 
 
@@ -116,7 +133,15 @@ def _copy(source: Repository, manifest: Manifest, target_name: str, depth: int) 
     )
 
 
-def repository_delete(*, repository: Repository) -> None:
+def repository_update(*, actor: Actor, repository: Repository, description: str) -> None:
+    """Harbor's editable repository field: its description."""
+    with transaction.atomic():
+        repository.description = description
+        repository.save(update_fields=["description", "updated_at"])
+        _record(actor, Operation.UPDATE, Resource.REPOSITORY, repository.name, repository)
+
+
+def repository_delete(*, actor: Actor, repository: Repository) -> None:
     """Delete a repository with all its artifacts and tags (bytes stay for GC)."""
     require_deletes_enabled()
     with transaction.atomic():
@@ -131,4 +156,24 @@ def repository_delete(*, repository: Repository) -> None:
             top.delete()
         repository.delete()
         cache.invalidate(repository.name)
+        _record(actor, Operation.DELETE, Resource.REPOSITORY, repository.name, repository)
         events.emit(events.REPOSITORY_DELETED, key=repository.name, repository=repository.name)
+
+
+def _record(
+    actor: Actor,
+    operation: Operation,
+    resource_type: Resource,
+    resource: str,
+    repository: Repository,
+    detail: dict[str, str] | None = None,
+) -> None:
+    """The change's audit row, in the change's transaction."""
+    record(
+        actor=actor,
+        operation=operation,
+        resource_type=resource_type,
+        resource=resource,
+        project=parts[0] if (parts := split_repository(repository.name)) else "",
+        detail=detail,
+    )

@@ -129,3 +129,36 @@ def test_repository_delete_and_description(content):
     assert api("padmin").delete(url).status_code == 200
     assert not Repository.objects.filter(name="team/app").exists()
     assert content["reg"].c.get("/v2/team/app/tags/list").status_code == 404
+
+
+def test_every_content_change_is_audited_with_its_actor(content):
+    """The services write the audit record in the change's transaction (an
+    artifact delete through its durable event); a refused change leaves none."""
+    from audit.models import AuditEvent
+    from kit import events
+
+    base = "/api/v2.0/projects/team/repositories/app"
+    tags = f"{base}/artifacts/v1/tags"
+    as_json = {"content_type": "application/json"}
+    events.deliver()  # the fixture's pushes
+    AuditEvent.objects.all().delete()
+    assert api("dev").post(tags, data=json.dumps({"name": "rc"}), **as_json).status_code == 201
+    assert api("maint").delete(f"{tags}/rc").status_code == 200
+    assert api("dev").delete(f"{tags}/v1").status_code == 403  # refused: not audited
+    desc = json.dumps({"description": "d"})
+    assert api("padmin").put(base, data=desc, **as_json).status_code == 200
+    copy = "/api/v2.0/projects/pub/repositories/copied/artifacts?from=team/app:v2"
+    assert api("admin").post(copy).status_code == 201
+    assert api("maint").delete(f"{base}/artifacts/{content['v1']}").status_code == 200
+    assert api("padmin").delete("/api/v2.0/projects/team/repositories/group%2Fnested").status_code
+    events.deliver()
+    trail = AuditEvent.objects.order_by("occurred_at", "id")
+    assert [(e.username, e.operation, e.resource_type, e.resource) for e in trail] == [
+        ("dev", "create", "tag", "team/app:rc"),
+        ("maint", "delete", "tag", "team/app:rc"),
+        ("padmin", "update", "repository", "team/app"),
+        ("admin", "create", "artifact", f"pub/copied@{content['v2']}"),
+        ("maint", "delete", "artifact", f"team/app@{content['v1']}"),
+        ("padmin", "delete", "repository", "team/group/nested"),
+    ]
+    assert {e.project_name for e in trail} == {"team", "pub"}
