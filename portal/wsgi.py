@@ -5,9 +5,12 @@ no sessions, no CSRF, no messages — the views do their own authorization throu
 registry.oci.access. Everything else goes through Django's full stack.
 """
 
+import ctypes
+import ctypes.util
 import os
 import time
 import weakref
+from signal import SIGKILL
 
 from django.conf import settings
 from django.core import signals
@@ -157,6 +160,26 @@ def wait_for_schema() -> None:
     gate = os.environ.get("BERTH_SCHEMA_GATE")
     while gate and os.path.exists(gate):
         time.sleep(0.01)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def served_application() -> BerthApplication:
+    """The application as ``manage.py serve`` runs it: granian calls this in each
+    of its worker processes (``--factory``) before they serve.
+
+    The worker first leaves the terminal's process group, so a Ctrl-C reaches it
+    only through granian's main process, as one SIGTERM. A worker that gets the
+    terminal's SIGINT and its parent's SIGTERM at once, with a kept-alive
+    connection open (docker keeps some), does not stop until granian kills it
+    after ``--workers-kill-timeout`` (granian 2.8: "Killing worker-1 after it
+    refused to gracefully stop"). It then dies with granian's main process, so a
+    kill -9 of the server's process group still stops every part at once."""
+    os.setpgid(0, 0)
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, SIGKILL)
+    return application
 
 
 application = BerthApplication()

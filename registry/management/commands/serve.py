@@ -63,7 +63,7 @@ def web_command(addr: str) -> list[str]:
         "--static-path-mount", str(settings.STATIC_ROOT),
         "--workers-kill-timeout", "15",
         "--log-level", settings.LOG_LEVEL.lower(),
-        "portal.wsgi:application",
+        "--factory", "portal.wsgi:served_application",
     ]  # fmt: skip
 
 
