@@ -305,7 +305,7 @@ CACHES = {
 
 # Celery: a broker that needs no server by default (kombu's filesystem transport
 # in the data directory); redis:// or amqp:// when scaled out.
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost/")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _queue = DATA_DIR / "queue"
     for _sub in ("in", "processed", "control"):
@@ -330,6 +330,10 @@ elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
 # Acknowledged when done, not when received: a worker killed mid-task leaves the
 # task to another (every task is idempotent and claims what it must do once).
 CELERY_TASK_ACKS_LATE = True
+# JSON only (Celery's default, pinned): never pickle, which would run code
+# from whoever can write to the broker.
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True

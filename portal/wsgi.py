@@ -7,6 +7,7 @@ registry.oci.access. Everything else goes through Django's full stack.
 
 import ctypes
 import ctypes.util
+import multiprocessing
 import os
 import time
 import weakref
@@ -155,7 +156,8 @@ class BerthApplication:
 def wait_for_schema() -> None:
     """``serve`` starts the web server while it migrates and bootstraps, and
     names a gate file that exists until then (BERTH_SCHEMA_GATE): the worker
-    imports everything first, then waits here before taking any request. The
+    imports everything first, then waits here (``served_application``) before
+    taking any request. The
     supervisor removes the gate whatever happens, and its children die with it."""
     gate = os.environ.get("BERTH_SCHEMA_GATE")
     while gate and os.path.exists(gate):
@@ -179,8 +181,11 @@ def served_application() -> BerthApplication:
     os.setpgid(0, 0)
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, SIGKILL)
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:
+        os._exit(1)  # granian died (serve killed it) before the prctl
+    wait_for_schema()
     return application
 
 
 application = BerthApplication()
-wait_for_schema()
