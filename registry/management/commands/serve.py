@@ -65,7 +65,7 @@ def web_command(addr: str) -> list[str]:
         "--static-path-mount", str(settings.STATIC_ROOT),
         "--workers-kill-timeout", "15",
         # granian's INFO lines (starting, spawning, stopping) say nothing
-        # serve does not: its own from WARNING up, unless Berth's is lower.
+        # serve does not: its own from WARNING up (ERROR if Berth's is higher).
         "--log-level", _at_least_warning(settings.LOG_LEVEL).lower(),
         "--factory", "portal.wsgi:served_application",
     ]  # fmt: skip
