@@ -37,6 +37,7 @@ from django.db.migrations.executor import MigrationExecutor
 
 from accounts.services.bootstrap import bootstrap
 from portal import health
+from portal.process import ensure_data_dir
 from registry import supervisor
 
 ROLES = ("all", "web", "worker", "scheduler")
@@ -186,6 +187,7 @@ class Command(BaseCommand):
     def handle(
         self, *args: Any, role: str, addr: str | None, no_migrate: bool, **opts: Any
     ) -> None:
+        ensure_data_dir()  # the data directory and secret key, before any part starts
         if role in ("all", "web"):
             call_command("collectstatic", interactive=False, verbosity=0)
         addr = addr or settings.BERTH_ADDR

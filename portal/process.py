@@ -1,0 +1,68 @@
+"""A process's explicit state: the data directory it needs, and the state it
+keeps in memory, with one way to reset each.
+
+Settings only compute values (portal/settings.py); what must exist on disk is
+made here, by the commands that need it, never at import:
+
+- :func:`ensure_data_dir` — called by the command line (``manage.py`` and
+  ``berth``, before any command: system checks open the SQLite database), by
+  ``serve`` itself (before it starts any part) and by the test suite.
+
+Module-level state of a process, each with its documented reset (tests call
+these rather than reaching into private attributes; :func:`reset` calls all):
+
+- ``accounts.services.tokens.reset()`` — the signing keys loaded once per
+  process and the tokens already verified;
+- ``registry.services.uploads.reset()`` — running digests of recent uploads;
+- ``registry.services.cache.reset()`` — manifest-cache invalidations still to
+  retry after a shared-cache outage;
+- ``audit.services.discard()`` — registry audit events buffered, not written;
+- ``portal.cache.breaker.reset()`` — caches skipped after a recent failure.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+from django.conf import settings
+
+
+def ensure_data_dir() -> None:
+    """Create what Berth keeps under ``BERTH_DATA_DIR``, if missing: the
+    directory, the file broker's folders (with the default broker) and, unless
+    ``BERTH_SECRET_KEY`` is set, the secret key (generated once, mode 0600; two
+    processes racing both end up with the one written first). This process then
+    uses that key too (its settings were read before the file existed)."""
+    data = settings.DATA_DIR
+    data.mkdir(parents=True, exist_ok=True)
+    options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
+    if settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        for key in ("data_folder_in", "processed_folder", "control_folder"):
+            os.makedirs(options[key], exist_ok=True)
+    if os.environ.get("BERTH_SECRET_KEY"):
+        return
+    path = settings.SECRET_KEY_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(50))
+    settings.SECRET_KEY = path.read_text().strip()
+
+
+def reset() -> None:
+    """Forget everything this process keeps in memory (the list above): what a
+    freshly started process has."""
+    from accounts.services import tokens
+    from audit import services as audit
+    from portal.cache import breaker
+    from registry.services import cache, uploads
+
+    tokens.reset()
+    uploads.reset()
+    cache.reset()
+    audit.discard()
+    breaker.reset()
