@@ -3,9 +3,13 @@
 
 PY ?= python3
 
+# pip's own progress (one line per package) shows while it installs: ~35 s
+# the first time, with nothing else on screen otherwise.
 .venv/.berth-run: pyproject.toml
+	@echo "== make run: installing Berth and its dependencies into .venv (first run: about a minute)"
 	test -x .venv/bin/python || $(PY) -m venv .venv
-	.venv/bin/pip install -q -e .
+	.venv/bin/pip install --disable-pip-version-check --progress-bar on -e .
+	@echo "== installed; starting Berth"
 	touch $@
 
 run: .venv/.berth-run

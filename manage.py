@@ -9,6 +9,11 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
     from django.core.management import execute_from_command_line
 
+    from kit.process import ensure_data_dir
+
+    # Every command may open the SQLite database (system checks do): the data
+    # directory and secret key first, here rather than at settings import.
+    ensure_data_dir()
     execute_from_command_line(sys.argv)
 
 

@@ -287,7 +287,7 @@ def flush() -> int:
 
 
 def discard() -> None:
-    """Forget everything buffered (tests)."""
+    """Forget everything buffered: this module's reset (tests; portal/process.py)."""
     with _buffer._lock:
         _buffer._pending = _Pending()
 

@@ -6,8 +6,6 @@ With no environment at all Berth runs embedded: SQLite, blobs on the local
 filesystem and a file-based Celery broker, all under ``BERTH_DATA_DIR`` (./data).
 """
 
-import os
-import secrets
 from pathlib import Path
 
 import environ
@@ -18,28 +16,26 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 
+# Settings only compute values: nothing here creates a directory or a file.
+# The command line does (kit.process.ensure_data_dir: manage.py, berth, serve).
 DATA_DIR = Path(env.str("BERTH_DATA_DIR", default="data")).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+SECRET_KEY_FILE = DATA_DIR / "secret-key"
 
 
 def _secret_key() -> str:
-    """BERTH_SECRET_KEY, or a key generated once and kept in the data directory.
-
-    Never a per-process random fallback: replicas sharing a data directory (or
-    given the variable) share the key, so sessions and signatures survive restarts.
-    """
+    """BERTH_SECRET_KEY, or the key kept in the data directory, which
+    ``ensure_data_dir`` generates once (``serve`` does before it starts any
+    part). Neither: empty, and Django refuses to sign anything ("The SECRET_KEY
+    setting must not be empty"). Never a per-process random fallback: replicas
+    sharing a data directory (or given the variable) share the key, so sessions
+    and signatures survive restarts."""
     key = env.str("BERTH_SECRET_KEY", default="")
     if key:
         return key
-    path = DATA_DIR / "secret-key"
     try:
-        return path.read_text().strip()
+        return SECRET_KEY_FILE.read_text().strip()
     except FileNotFoundError:
-        pass
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(secrets.token_urlsafe(50))
-    return path.read_text().strip()
+        return ""
 
 
 SECRET_KEY = _secret_key()
@@ -330,11 +326,10 @@ CACHES = {
 
 # Celery: a broker that needs no server by default (kombu's filesystem transport
 # in the data directory); redis:// or amqp:// when scaled out.
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost/")
 if CELERY_BROKER_URL.startswith("filesystem://"):
+    # The folders are created by kit.process.ensure_data_dir.
     _queue = DATA_DIR / "queue"
-    for _sub in ("in", "processed", "control"):
-        (_queue / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue / "in"),
         "data_folder_out": str(_queue / "in"),
@@ -355,6 +350,10 @@ elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
 # Acknowledged when done, not when received: a worker killed mid-task leaves the
 # task to another (every task is idempotent and claims what it must do once).
 CELERY_TASK_ACKS_LATE = True
+# JSON only (Celery's default, pinned): never pickle, which would run code
+# from whoever can write to the broker.
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True

@@ -5,9 +5,13 @@ no sessions, no CSRF, no messages — the views do their own authorization throu
 registry.oci.access. Everything else goes through Django's full stack.
 """
 
+import ctypes
+import ctypes.util
+import multiprocessing
 import os
 import time
 import weakref
+from signal import SIGKILL
 
 from django.conf import settings
 from django.core import signals
@@ -152,12 +156,36 @@ class BerthApplication:
 def wait_for_schema() -> None:
     """``serve`` starts the web server while it migrates and bootstraps, and
     names a gate file that exists until then (BERTH_SCHEMA_GATE): the worker
-    imports everything first, then waits here before taking any request. The
+    imports everything first, then waits here (``served_application``) before
+    taking any request. The
     supervisor removes the gate whatever happens, and its children die with it."""
     gate = os.environ.get("BERTH_SCHEMA_GATE")
     while gate and os.path.exists(gate):
         time.sleep(0.01)
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def served_application() -> BerthApplication:
+    """The application as ``manage.py serve`` runs it: granian calls this in each
+    of its worker processes (``--factory``) before they serve.
+
+    The worker first leaves the terminal's process group, so a Ctrl-C reaches it
+    only through granian's main process, as one SIGTERM. A worker that gets the
+    terminal's SIGINT and its parent's SIGTERM at once, with a kept-alive
+    connection open (docker keeps some), does not stop until granian kills it
+    after ``--workers-kill-timeout`` (granian 2.8: "Killing worker-1 after it
+    refused to gracefully stop"). It then dies with granian's main process, so a
+    kill -9 of the server's process group still stops every part at once."""
+    os.setpgid(0, 0)
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, SIGKILL)
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:
+        os._exit(1)  # granian died (serve killed it) before the prctl
+    wait_for_schema()
+    return application
+
+
 application = BerthApplication()
-wait_for_schema()

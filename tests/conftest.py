@@ -85,6 +85,15 @@ class RegistryClient(Client):
         self.handler = _RegistryClientHandler(enforce_csrf_checks=True)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The test process's data directory and secret key: settings create
+    nothing at import (kit/process.py), serve and migrate do, and the
+    in-process tests run neither."""
+    from kit.process import ensure_data_dir
+
+    ensure_data_dir()
+
+
 @pytest.fixture(autouse=True)
 def _empty_caches():
     from django.core.cache import caches
@@ -140,10 +149,10 @@ def bootstrapped(transactional_db, fast_passwords, monkeypatch, rsa_key):
 
     monkeypatch.setattr(tokens, "rsa", SimpleNamespace(generate_private_key=lambda **_: rsa_key))
     monkeypatch.setenv("BERTH_ADMIN_PASSWORD", ADMIN_PASSWORD)
-    tokens._keys.reset()
+    tokens.reset()
     bootstrap()
     yield
-    tokens._keys.reset()
+    tokens.reset()
 
 
 @pytest.fixture

@@ -31,12 +31,33 @@ def _generated_password() -> str:
 
 def bootstrap() -> None:
     with transaction.atomic():
-        if not User.objects.filter(pk=1).exists():
+        first_start = not User.objects.filter(pk=1).exists()
+        if first_start:
             _create_admin()
         admin = User.objects.get(pk=1)
         if not Project.objects.filter(name="library").exists():
             Project.objects.create(name="library", public=True, owner=admin)
     ensure_signing_key()
+    if not first_start:
+        _warn_if_admin_password_ignored(admin)
+
+
+def _warn_if_admin_password_ignored(admin: User) -> None:
+    """BERTH_ADMIN_PASSWORD sets the password on the first start only. Set on a
+    later start to another password, it is ignored: say so, or a ``docker
+    login`` with it fails with nothing in the log. (One password check, outside
+    the transaction, only when the variable is set.)"""
+    password = os.environ.get("BERTH_ADMIN_PASSWORD", "")
+    if not password or admin.check_password(password):
+        return
+    log.warning(
+        "BERTH_ADMIN_PASSWORD is ignored: the administrator '%s' already exists and "
+        "has another password (the variable sets it on the first start only). Log in "
+        "with the current password, or change it: python manage.py changepassword %s "
+        "(or PUT /api/v2.0/users/1/password)",
+        admin.username,
+        admin.username,
+    )
 
 
 def _create_admin() -> None:
@@ -60,9 +81,9 @@ def _create_admin() -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(password + "\n")
+        # The path, never the password: logs are copied and kept.
         log.warning(
-            "created the system administrator 'admin' with password %s "
-            "(also written to %s; change it, then delete the file)",
-            password,
+            "created the system administrator 'admin' with a generated password, "
+            "written to %s (change it, then delete the file)",
             path,
         )

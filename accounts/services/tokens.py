@@ -172,6 +172,14 @@ class _VerifiedCache:
 _verified = _VerifiedCache()
 
 
+def reset() -> None:
+    """Forget this process's signing keys (loaded again from the database on the
+    next use) and the tokens it verified: what a new process starts with."""
+    _keys.reset()
+    with _verified._lock:
+        _verified._items.clear()
+
+
 def verify(token: str, *, audience: str = SERVICE) -> dict:
     """Claims of a token this service signed; InvalidToken otherwise. Only RS256
     with Berth's own key: `alg: none`, HS256 with the public key, embedded `jwk`

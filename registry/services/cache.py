@@ -149,6 +149,12 @@ class _MissedBumps:
 _missed = _MissedBumps()
 
 
+def reset() -> None:
+    """Forget the invalidations still to retry (what a new process starts with)."""
+    with _missed._lock:
+        _missed._names.clear()
+
+
 @dataclass(frozen=True, slots=True)
 class Slot:
     """Where a lookup's answer goes, and the generation it was read under."""

@@ -61,6 +61,13 @@ class _HashCache:
 _hashes = _HashCache()
 
 
+def reset() -> None:
+    """Forget the running digests of recent uploads (what a new process starts
+    with: the next chunk rebuilds its digest from the stored bytes)."""
+    with _hashes._lock:
+        _hashes._items.clear()
+
+
 def range_header(size: int) -> str:
     return f"0-{max(size - 1, 0)}"
 

@@ -350,7 +350,7 @@ def test_b19_guessing_is_throttled_without_locking_out_the_owner(team, settings)
 def test_b20_no_default_password(transactional_db, fast_passwords, monkeypatch, settings, tmp_path):
     monkeypatch.delenv("BERTH_ADMIN_PASSWORD", raising=False)
     settings.DATA_DIR = tmp_path
-    tokens._keys.reset()
+    tokens.reset()
     bootstrap()
     path = tmp_path / "initial-admin-password"
     generated = path.read_text().strip()

@@ -22,7 +22,9 @@ http.auth = ADMIN
 
 
 def descendants(pid: int) -> set[int]:
-    out = subprocess.run(["ps", "-e", "-o", "pid=,pgid="], capture_output=True, text=True).stdout
+    """Every process of the session ``pid`` leads (granian's worker has a
+    process group of its own: portal.wsgi.served_application)."""
+    out = subprocess.run(["ps", "-e", "-o", "pid=,sid="], capture_output=True, text=True).stdout
     return {int(p) for p, g in (line.split() for line in out.splitlines()) if int(g) == pid}
 
 

@@ -28,7 +28,7 @@ def use_caches(settings, url: str, breaker_seconds: float = 5.0) -> None:
     settings.CACHES = redis_caches(url, breaker_seconds)
     settings.BERTH_MANIFEST_CACHE_TTL = 60
     breaker.reset()
-    cache._missed._names.clear()
+    cache.reset()
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ children without Django in memory.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -28,6 +29,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, connections
@@ -35,6 +37,7 @@ from django.db.migrations.executor import MigrationExecutor
 
 from accounts.services.bootstrap import bootstrap
 from kit import health
+from kit.process import ensure_data_dir
 from registry import supervisor
 
 ROLES = ("all", "web", "worker", "scheduler")
@@ -47,7 +50,7 @@ def web_command(addr: str) -> list[str]:
     if not host or not port.isdigit():
         raise CommandError(f"BERTH_ADDR must be host:port, got {addr!r}")
     return [
-        sys.executable, "-m", "granian",
+        sys.executable, "-m", "portal.web",  # granian (portal/web.py)
         "--interface", "wsgi",
         "--host", host.strip("[]"),
         "--port", port,
@@ -62,14 +65,27 @@ def web_command(addr: str) -> list[str]:
         "--static-path-route", "/" + settings.STATIC_URL.strip("/"),
         "--static-path-mount", str(settings.STATIC_ROOT),
         "--workers-kill-timeout", "15",
-        "--log-level", settings.LOG_LEVEL.lower(),
-        "portal.wsgi:application",
+        # granian's INFO lines (starting, spawning, stopping) say nothing
+        # serve does not: its own from WARNING up (ERROR if Berth's is higher).
+        "--log-level", _at_least_warning(settings.LOG_LEVEL).lower(),
+        "--factory", "portal.wsgi:served_application",
     ]  # fmt: skip
+
+
+def _at_least_warning(level: str) -> str:
+    return level if level in ("ERROR", "CRITICAL") else "WARNING"
+
+
+# Celery warns that a worker runs as root (as in Berth's container and on test
+# machines). The risk it names is pickle: Berth's tasks accept JSON only
+# (CELERY_ACCEPT_CONTENT), and Celery refuses to start as root with pickle
+# whatever this filter says.
+_NOT_ROOT_ADVICE = ["-W", "ignore:You're running the worker with superuser privileges"]
 
 
 def worker_command() -> list[str]:
     return [
-        sys.executable, "-m", "celery", "-A", "portal", "worker",
+        sys.executable, *_NOT_ROOT_ADVICE, "-m", "celery", "-A", "portal", "--quiet", "worker",
         "--pool", "threads", "--concurrency", "2",
         "--loglevel", settings.LOG_LEVEL,
         "--hostname", f"berth-worker-{os.getpid()}@%h",
@@ -78,7 +94,7 @@ def worker_command() -> list[str]:
 
 def scheduler_command() -> list[str]:
     return [
-        sys.executable, "-m", "celery", "-A", "portal", "beat",
+        sys.executable, *_NOT_ROOT_ADVICE, "-m", "celery", "-A", "portal", "--quiet", "beat",
         "--loglevel", settings.LOG_LEVEL,
         "--schedule", str(settings.DATA_DIR / "celerybeat-schedule"),
         "--pidfile", "",
@@ -125,6 +141,39 @@ def migrations_pending() -> bool:
     return bool(executor.migration_plan(executor.loader.graph.leaf_nodes()))
 
 
+def public_url(addr: str) -> str:
+    """The URL to give users: BERTH_EXTERNAL_URL, or the listen address, with
+    a wildcard host (0.0.0.0, ::) shown as this machine's loopback address."""
+    if settings.BERTH_EXTERNAL_URL:
+        return settings.BERTH_EXTERNAL_URL
+    host, _, port = addr.rpartition(":")
+    wildcard = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]", "::": "[::1]", "": "127.0.0.1"}  # noqa: S104
+    host = wildcard.get(host, host)
+    return f"http://{host}:{port}"
+
+
+def startup_summary(role: str, addr: str) -> list[str]:
+    """What a user needs once Berth runs: where to reach it, where its data is,
+    how to log in. Never a secret: the generated password stays in its file."""
+    if role not in ("all", "web"):
+        return [f"Berth {role} running (data: {settings.DATA_DIR})"]
+    url = public_url(addr)
+    registry = url.partition("://")[2].rstrip("/")
+    generated = settings.DATA_DIR / "initial-admin-password"
+    password = (
+        f"generated, in {generated}"
+        if generated.exists()
+        else "the BERTH_ADMIN_PASSWORD of the first start (or as changed since)"
+    )
+    return [
+        f"Berth is running at {url} (listening on {addr}; Ctrl-C stops it)",
+        f"  data:     {settings.DATA_DIR}",
+        f"  admin:    user admin, password {password}",
+        f"  log in:   docker login {registry} -u admin",
+        f"  API:      {url}/api/v2.0/projects (docs/api.md)",
+    ]
+
+
 class Command(BaseCommand):
     help = "Run Berth: migrate, then the web server, job worker and scheduler."
     # Run explicitly, while the children start (see handle()).
@@ -138,6 +187,7 @@ class Command(BaseCommand):
     def handle(
         self, *args: Any, role: str, addr: str | None, no_migrate: bool, **opts: Any
     ) -> None:
+        ensure_data_dir()  # the data directory and secret key, before any part starts
         if role in ("all", "web"):
             call_command("collectstatic", interactive=False, verbosity=0)
         addr = addr or settings.BERTH_ADDR
@@ -148,16 +198,22 @@ class Command(BaseCommand):
             commands["worker"] = worker_command()
         if role == "scheduler":
             commands["scheduler"] = scheduler_command()
-        self.stdout.write(f"Berth {role}: listening on {addr}" if "web" in commands else role)
-        self._supervise(commands, prepare=role in ("all", "web") and not no_migrate)
+        self._supervise(
+            commands, prepare=role in ("all", "web") and not no_migrate, role=role, addr=addr
+        )
 
     def _prepare_database(self) -> None:
         with _one_replica_at_a_time():
             if migrations_pending():
                 call_command("migrate", interactive=False, verbosity=0)
-            bootstrap()
+            try:
+                bootstrap()
+            except ImproperlyConfigured as exc:  # a weak BERTH_ADMIN_PASSWORD
+                raise CommandError(str(exc)) from None
 
-    def _supervise(self, commands: dict[str, list[str]], *, prepare: bool) -> None:
+    def _supervise(
+        self, commands: dict[str, list[str]], *, prepare: bool, role: str, addr: str
+    ) -> None:
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings"}
         env["BERTH_DATA_DIR"] = str(settings.DATA_DIR)
         env["CELERY_SKIP_CHECKS"] = "1"  # run here, once (below)
@@ -209,6 +265,12 @@ class Command(BaseCommand):
             # stops everything, as before the children ran.
             self.check()
         except BaseException:
+            if gate.exists() and "web" in children:
+                # The web server has taken no request yet (it waits for the
+                # gate), and its worker would not see a SIGTERM sent while it
+                # imports Django: nothing to drain, stop it at once.
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(children.pop("web"), signal.SIGKILL)
             supervisor.stop_children(children)
             raise
         finally:
@@ -217,6 +279,7 @@ class Command(BaseCommand):
             supervisor.mark_not_ready()
             supervisor.stop_children(children)
             return
+        self.stdout.write("\n".join(startup_summary(role, addr)))
         connections.close_all()
         sys.stdout.flush()
         sys.stderr.flush()
