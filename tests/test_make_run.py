@@ -11,7 +11,7 @@ def test_make_run_shows_what_it_installs():
     """The install step's commands (make -n, nothing run): an announcement
     first, and pip with its progress, not -q (35 s of silence before)."""
     out = subprocess.run(
-        ["make", "-n", "-B", ".venv/.berth-run"],
+        ["make", "--no-print-directory", "-n", "-B", ".venv/.berth-run"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

@@ -10,9 +10,12 @@ import subprocess
 import sys
 import time
 
+import pytest
 import requests
 
 from tests.conftest import ADMIN, REPO_ROOT, BerthServer
+
+pytestmark = pytest.mark.live  # each test starts manage.py serve
 
 
 def test_ctrl_c_stops_at_once_with_a_client_connection_kept_open(tmp_path):
