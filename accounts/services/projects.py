@@ -132,13 +132,17 @@ def _save_metadata(actor: Actor, project: Project, meta: dict[str, str]) -> None
             project=project,
             detail={"public": project.public, "metadata": project.metadata},
         )
-        events.emit(
-            events.PROJECT_UPDATED,
-            key=project.name,
-            project=project.name,
-            public=project.public,
-            actor=actor.name,
-        )
+        _emit_updated(actor, project)
+
+
+def _emit_updated(actor: Actor, project: Project) -> None:
+    events.emit(
+        events.PROJECT_UPDATED,
+        key=project.name,
+        project=project.name,
+        public=project.public,
+        actor=actor.name,
+    )
 
 
 def project_deletable(*, project: Project) -> tuple[bool, str]:
@@ -321,10 +325,4 @@ def metadata_delete(*, actor: Actor, project: Project, name: str) -> None:
             project=project,
             detail={"metadata": name},
         )
-        events.emit(
-            events.PROJECT_UPDATED,
-            key=project.name,
-            project=project.name,
-            public=project.public,
-            actor=actor.name,
-        )
+        _emit_updated(actor, project)
