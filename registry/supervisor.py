@@ -78,6 +78,9 @@ def _seconds(name: str, default: float) -> float:
         return default
 
 
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 def _wait_for_balancers(children: dict[str, int], seconds: float) -> None:
     """Keep serving for ``BERTH_DRAIN_SECONDS`` while readiness already answers
     503, so a load balancer or Kubernetes takes the replica out of rotation
@@ -96,6 +99,8 @@ def supervise(children: dict[str, int], grace: float = STOP_GRACE) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    # serve blocked them before exec (a signal sent meanwhile is pending): take it now.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     status = 0
     while not stopping:
         exited = _reap(children)

@@ -275,7 +275,13 @@ class Command(BaseCommand):
             raise
         finally:
             gate.unlink(missing_ok=True)
+        # From here to the supervisor's own handlers (after exec) a Ctrl-C or
+        # SIGTERM is held, not lost and not fatal: blocked signals stay pending
+        # across exec, and supervisor.supervise unblocks them once it handles
+        # them (before this, a Ctrl-C in that gap killed serve with SIGINT).
+        signal.pthread_sigmask(signal.SIG_BLOCK, supervisor.STOP_SIGNALS)
         if stopping:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, supervisor.STOP_SIGNALS)
             supervisor.mark_not_ready()
             supervisor.stop_children(children)
             return
