@@ -9,8 +9,11 @@ process keeps in memory, and how to reset it, is listed in portal/process.py.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import secrets
+from collections.abc import Callable
 
 from django.conf import settings
 
@@ -38,3 +41,18 @@ def ensure_data_dir() -> None:
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_urlsafe(50))
     settings.SECRET_KEY = path.read_text().strip()
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def parent_death_signal(signum: int) -> Callable[[], None]:
+    """A function that makes the calling process receive ``signum`` when its
+    parent dies (Linux ``prctl``). libc is looked up here, so the returned
+    function does nothing but the call: safe as a pre-exec hook after fork."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+    def set_signal() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signum)
+
+    return set_signal

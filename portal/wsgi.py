@@ -5,8 +5,6 @@ no sessions, no CSRF, no messages — the views do their own authorization throu
 registry.oci.access. Everything else goes through Django's full stack.
 """
 
-import ctypes
-import ctypes.util
 import multiprocessing
 import os
 import time
@@ -24,6 +22,8 @@ from django.core.wsgi import get_wsgi_application
 from django.urls import get_resolver
 from django.utils.log import log_response
 from django.utils.module_loading import import_string
+
+from kit.process import parent_death_signal
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -164,9 +164,6 @@ def wait_for_schema() -> None:
         time.sleep(0.01)
 
 
-_PR_SET_PDEATHSIG = 1
-
-
 def served_application() -> BerthApplication:
     """The application as ``manage.py serve`` runs it: granian calls this in each
     of its worker processes (``--factory``) before they serve.
@@ -179,8 +176,7 @@ def served_application() -> BerthApplication:
     refused to gracefully stop"). It then dies with granian's main process, so a
     kill -9 of the server's process group still stops every part at once."""
     os.setpgid(0, 0)
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, SIGKILL)
+    parent_death_signal(SIGKILL)()
     parent = multiprocessing.parent_process()
     if parent is not None and os.getppid() != parent.pid:
         os._exit(1)  # granian died (serve killed it) before the prctl

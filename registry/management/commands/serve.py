@@ -18,13 +18,11 @@ children without Django in memory.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -37,7 +35,7 @@ from django.db.migrations.executor import MigrationExecutor
 
 from accounts.services.bootstrap import bootstrap
 from kit import health
-from kit.process import ensure_data_dir
+from kit.process import ensure_data_dir, parent_death_signal
 from registry import supervisor
 
 ROLES = ("all", "web", "worker", "scheduler")
@@ -99,20 +97,6 @@ def scheduler_command() -> list[str]:
         "--schedule", str(settings.DATA_DIR / "celerybeat-schedule"),
         "--pidfile", "",
     ]  # fmt: skip
-
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> Callable[[], None]:
-    """A pre-exec hook making the child receive SIGTERM when the supervisor dies.
-    libc is looked up here, in the parent: nothing but the prctl runs after fork."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-
-    def hook() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-    return hook
 
 
 @contextmanager
@@ -236,7 +220,8 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
-        pre_exec = _die_with_parent()
+        # Each part gets SIGTERM when the supervisor dies.
+        pre_exec = parent_death_signal(signal.SIGTERM)
         gate = settings.DATA_DIR / f"schema-gate-{os.getpid()}"
         if prepare:
             # The web child imports Django while this process migrates and
