@@ -27,12 +27,11 @@ from django.db.models import Count, Model, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 
-from accounts import access
+from accounts import access, identity
 from accounts.access import Actor
 from accounts.errors import Conflict, Denied, Invalid, NotFound, PreconditionFailed
 from accounts.models import Project
-from accounts.services.auth import Throttled, actor_for_user, check_credentials
-from kit.net import client_ip
+from accounts.services.auth import actor_for_user
 
 
 def administered_memberships(user: Any) -> dict[int, int]:
@@ -253,14 +252,11 @@ class BerthAuthenticationForm(AdminAuthenticationForm):
         password = self.cleaned_data.get("password")
         if username is None or not password:
             return self.cleaned_data
+        if self.request is None:  # the admin's login view always passes it
+            raise self.get_invalid_login_error()
         try:
-            proof = check_credentials(
-                username=username,
-                password=password,
-                client=client_ip(self.request.META) if self.request else "",
-                request=self.request,
-            )
-        except Throttled as exc:
+            proof = identity.login(self.request, username=username, password=password)
+        except identity.Throttled as exc:
             raise ValidationError(str(exc), code="throttled") from None
         user = proof.user if proof is not None else None
         if user is None:  # robots have no admin session

@@ -130,12 +130,6 @@ def check_credentials(
     return proof
 
 
-def authenticate(*, username: str, password: str, client: str = "") -> Actor | None:
-    """The actor these credentials prove, or None. Raises Throttled."""
-    proof = check_credentials(username=username, password=password, client=client)
-    return proof.actor if proof else None
-
-
 def _robot(name: str, secret: str) -> Actor | None:
     robot = Robot.objects.filter(name=name).first()
     if robot is None:

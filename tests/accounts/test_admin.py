@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.adminsite import AdminScope
 from accounts.models import Member, Project, Robot, Role, User
-from accounts.services.auth import actor_for_user, authenticate
+from accounts.services.auth import actor_for_user, check_credentials
 from accounts.services.secrets import check_secret, hash_secret
 from audit.models import AuditEvent
 from registry.models import Blob, ImmutableRule, Manifest, Repository, Tag
@@ -317,7 +317,7 @@ def test_robot_created_in_the_admin_shows_its_secret_once(other):
             ],
         }
     ]
-    assert authenticate(username=robot.name, password=secret) is not None
+    assert check_credentials(username=robot.name, password=secret) is not None
     # Never shown again.
     assert secret not in client.get(f"{ROBOTS}{robot.pk}/change/").content.decode()
     assert secret not in client.get(ROBOTS).content.decode()
@@ -506,7 +506,7 @@ def test_sysadmin_creates_users_under_the_password_policy(other):
         },
     )
     assert r.status_code == 302
-    assert authenticate(username="newbie", password="Newbie123") is not None
+    assert check_credentials(username="newbie", password="Newbie123") is not None
 
 
 def test_sysadmin_flag_goes_through_the_service(other):
