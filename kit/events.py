@@ -33,7 +33,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -124,6 +124,10 @@ def deliver(*, batch: int = 200, limit: int | None = None) -> int:
     """Deliver undelivered events to every consumer, oldest first; returns how
     many were delivered. Stops at the first batch that fails (order is kept:
     nothing after it is delivered before it)."""
+    if not _pending().exists():
+        # A read: an idle sweep or a request that found its events delivered by
+        # an earlier run takes no write lock (SQLite has one writer, pushes need it).
+        return 0
     handlers = consumers()
     DispatchLock.objects.get_or_create(id=1)
     delivered = 0
@@ -145,7 +149,7 @@ def _deliver_batch(handlers: dict[str, Consumer], size: int) -> int:
     with transaction.atomic():
         # First write of the transaction: dispatchers queue here.
         DispatchLock.objects.filter(id=1).update(runs=F("runs") + 1)
-        events = list(Event.objects.filter(delivered_at__isnull=True).order_by("id")[:size])
+        events = list(_pending()[:size])
         if not events:
             return 0
         for name, handler in handlers.items():
@@ -167,8 +171,7 @@ class DeliveryFailed(RuntimeError):
 def _record_failure(size: int, exc: Exception) -> None:
     try:
         with transaction.atomic():
-            pending = Event.objects.filter(delivered_at__isnull=True).order_by("id")
-            ids = list(pending.values_list("id", flat=True)[:size])
+            ids = list(_pending().values_list("id", flat=True)[:size])
             Event.objects.filter(pk__in=ids).update(
                 attempts=F("attempts") + 1, last_error=str(exc)[:500]
             )
@@ -176,8 +179,13 @@ def _record_failure(size: int, exc: Exception) -> None:
         log.exception("could not record the event delivery failure")
 
 
+def _pending() -> QuerySet[Event]:
+    """Undelivered events, oldest first (the partial index event_undelivered)."""
+    return Event.objects.filter(delivered_at__isnull=True).order_by("id")
+
+
 def undelivered() -> int:
-    return Event.objects.filter(delivered_at__isnull=True).count()
+    return _pending().count()
 
 
 __all__ = ["KINDS", "Consumer", "Event", "OutsideTransaction", "deliver", "emit", "reset"]

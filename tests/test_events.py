@@ -13,7 +13,7 @@ from accounts.services import projects as project_services
 from accounts.services.auth import actor_for_user
 from audit.models import AuditEvent
 from kit import events
-from kit.models import Event
+from kit.models import DispatchLock, Event
 from registry.services.manifests import manifest_delete
 from tests.conftest import ADMIN, BerthServer
 from tests.registry.helpers import InProcess, Remote
@@ -91,7 +91,9 @@ def test_services_emit_and_consumers_get_every_event_once_in_order(v2, consumers
         ("tag.deleted", "evt/app"),
         ("member.removed", "evt"),
     ]
+    runs = DispatchLock.objects.get().runs
     assert events.deliver() == 0  # nothing twice
+    assert DispatchLock.objects.get().runs == runs  # and an idle run writes nothing
     assert seen[-1] == ("member.removed", "evt")
     pushed = Event.objects.filter(kind="manifest.pushed").first()
     assert pushed.payload["tags"] == ["v1"] and pushed.payload["digest"].startswith("sha256:")
