@@ -279,18 +279,23 @@ def manifest_delete(
         )
 
 
+def artifact_ref(repository_name: str, reference: str) -> str:
+    """An artifact as the audit trail names it: ``name:tag`` or ``name@digest``."""
+    sep = "@" if ":" in reference else ":"
+    return f"{repository_name}{sep}{reference}"
+
+
 def _audit(
     actor: Actor | None, client: str, operation: Operation, repository_name: str, reference: str
 ) -> dict[str, Any]:
     """The event's audit entry, as /v2 records it: the artifact by tag or digest."""
     if actor is None:
         return {}
-    sep = "@" if ":" in reference else ":"
     entry = event_entry(
         actor=actor,
         operation=operation,
         resource_type=Resource.ARTIFACT,
-        resource=f"{repository_name}{sep}{reference}",
+        resource=artifact_ref(repository_name, reference),
         project=parts[0] if (parts := split_repository(repository_name)) else "",
         client_ip=client,
     )

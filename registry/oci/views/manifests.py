@@ -9,7 +9,12 @@ from audit.services import record_later
 from registry.errors import Code, RegistryError
 from registry.oci.access import Action, Principal
 from registry.oci.dispatch import endpoint, read_bounded
-from registry.services.manifests import manifest_delete, manifest_get, manifest_put
+from registry.services.manifests import (
+    artifact_ref,
+    manifest_delete,
+    manifest_get,
+    manifest_put,
+)
 
 
 def _content_headers(response: HttpResponse, digest: str, media_type: str, size: int) -> None:
@@ -26,15 +31,11 @@ def _audit_pull(principal: Principal, name: str, reference: str) -> None:
         actor=principal.actor,
         operation=Operation.PULL,
         resource_type=Resource.ARTIFACT,
-        resource=_ref(name, reference),
+        resource=artifact_ref(name, reference),
         project=parts[0] if (parts := split_repository(name)) else "",
         client_ip=principal.client,
         pulled_repository=name,
     )
-
-
-def _ref(name: str, reference: str) -> str:
-    return f"{name}@{reference}" if ":" in reference else f"{name}:{reference}"
 
 
 def _get(request: HttpRequest, principal: Principal, name: str, reference: str) -> HttpResponse:
