@@ -65,11 +65,11 @@ def _text(value: str, limit: int) -> str:
 
 
 def _fields(actor, operation, resource_type, resource, project, result, client_ip, detail, when):  # type: ignore[no-untyped-def]
-    username = getattr(actor, "name", "") if getattr(actor, "authenticated", False) else ""
+    username, actor_kind = _who(actor)
     project_name = project if isinstance(project, str) else getattr(project, "name", "")
     return audit_entry(
         username=username,
-        actor_kind=getattr(actor, "kind", "anonymous"),
+        actor_kind=actor_kind,
         operation=operation,
         resource_type=resource_type,
         resource=resource,
@@ -79,6 +79,12 @@ def _fields(actor, operation, resource_type, resource, project, result, client_i
         detail=detail,
         when=when,
     )
+
+
+def _who(actor: Any) -> tuple[str, str]:
+    """(user name, actor kind) as the trail records them: no name for anonymous."""
+    username = getattr(actor, "name", "") if getattr(actor, "authenticated", False) else ""
+    return username, getattr(actor, "kind", "anonymous")
 
 
 def audit_entry(
@@ -121,10 +127,10 @@ def event_entry(
 ) -> dict[str, Any]:
     """An audit entry to carry in a durable event's payload (JSON):
     audit/consumers.py writes it once the event is delivered."""
-    authenticated = getattr(actor, "authenticated", False)
+    username, actor_kind = _who(actor)
     return {
-        "username": getattr(actor, "name", "") if authenticated else "",
-        "actor_kind": getattr(actor, "kind", "anonymous"),
+        "username": username,
+        "actor_kind": actor_kind,
         "operation": str(operation),
         "resource_type": str(resource_type),
         "resource": resource,
