@@ -22,7 +22,13 @@ def test_ctrl_c_stops_at_once_with_a_client_connection_kept_open(tmp_path):
     """Ctrl-C reaches every process of the group at once. With a client's
     connection kept alive (docker keeps some), granian's worker used to get the
     terminal's SIGINT and its parent's SIGTERM together and hang until granian
-    killed it 15 s later ("Killing worker-1 after it refused to gracefully stop")."""
+    killed it 15 s later (``--workers-kill-timeout``).
+
+    What is asserted is what the user sees: a prompt stop, status 0, and no part
+    the supervisor had to kill. Not granian's own "Killing worker-1 after it
+    refused to gracefully stop" line: granian 2.8.9 also prints it, harmlessly,
+    when a worker that did stop is still exiting 1 ms after its pipe closed (seen
+    on a loaded machine: the line 0.2 s after the stop began, then "Stopped")."""
     server = BerthServer(tmp_path / "data", role="all").start()
     try:
         client = requests.Session()  # its connection stays open, idle
@@ -32,8 +38,10 @@ def test_ctrl_c_stops_at_once_with_a_client_connection_kept_open(tmp_path):
         assert server.proc.wait(timeout=60) == 0
         stopped_in = time.monotonic() - started
         log = server.log_path.read_text()
-        assert "killing" not in log.lower(), log
-        assert stopped_in < 12, f"{stopped_in:.1f} s"  # 17 s before; ~6 s now, on 2 busy cores
+        assert "did not stop within" not in log, log  # registry/supervisor.py
+        # 17 s before (granian's kill timeout, 15 s, then the rest); ~2-6 s now
+        # on 2 busy cores.
+        assert stopped_in < 12, f"{stopped_in:.1f} s\n{log}"
     finally:
         server.kill()
 
