@@ -201,17 +201,23 @@ class ManifestAdmin(ReadOnlyMixin, ProjectScopedAdmin):
         "artifact_type",
         "size",
         "subject_digest",
-        "annotations",
+        "annotations_text",
         "created_at",
         "payload_text",
     )
-    readonly_fields = ("payload_text",)
+    readonly_fields = ("annotations_text", "payload_text")
 
     def project_of(self, obj: Manifest) -> Project:
         return obj.repository.project
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Manifest]:
         return super().get_queryset(request).defer("payload")
+
+    @admin.display(description="annotations")
+    def annotations_text(self, obj: Manifest) -> str:
+        # Escaped (ensure_ascii): a lone surrogate stored before Berth refused
+        # them would fail the page as UTF-8.
+        return format_html("<pre>{}</pre>", json.dumps(obj.annotations or {}, indent=2))
 
     @admin.display(description="payload")
     def payload_text(self, obj: Manifest) -> str:

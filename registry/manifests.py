@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from kit.jsontext import lone_surrogate_at
 from registry.errors import Code, RegistryError
 from registry.reference import parse_digest
 
@@ -94,6 +95,10 @@ def _load(body: bytes) -> dict[str, Any]:
         raise _invalid("manifest is not valid JSON", error=str(exc)[:200]) from None
     if not isinstance(doc, dict):
         raise _invalid("manifest must be a JSON object")
+    where = lone_surrogate_at(doc)
+    if where is not None:
+        # Valid JSON text, but no Unicode: stored, it would fail every read.
+        raise _invalid(f"manifest holds a lone surrogate (\\ud800-\\udfff) at {where}")
     return doc
 
 

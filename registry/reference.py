@@ -17,9 +17,24 @@ DIGEST_RE = re.compile(r"([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)")
 ALGORITHMS = {"sha256": 64, "sha512": 128}
 
 
+def is_name(name: str) -> bool:
+    """A repository name of the OCI distribution grammar: lower-case components
+    joined by single '/', at most NAME_MAX characters."""
+    return len(name) <= NAME_MAX and NAME_RE.fullmatch(name) is not None
+
+
+def name_invalid(name: str) -> RegistryError:
+    return RegistryError(
+        Code.NAME_INVALID,
+        "invalid repository name: lower-case letters, digits and '.', '_', '__', '-' "
+        "within components joined by single '/'",
+        detail={"name": name[:300]},
+    )
+
+
 def check_name(name: str) -> str:
-    if len(name) > NAME_MAX or not NAME_RE.fullmatch(name):
-        raise RegistryError(Code.NAME_INVALID, detail={"name": name[:300]})
+    if not is_name(name):
+        raise name_invalid(name)
     return name
 
 

@@ -9,11 +9,14 @@ from accounts.access import split_repository
 from accounts.models import Project
 from registry.errors import Code, RegistryError
 from registry.models import Repository
+from registry.reference import is_name, name_invalid
 
 
 def repository_ensure(*, name: str) -> Repository:
     """The repository with this name, created on first content (race-safe) in the
-    project named by its first component, which must exist."""
+    project named by its first component, which must exist. The one way Berth
+    creates repositories (/v2 pushes and mounts, the API's copy, tasks): a name
+    outside the distribution grammar is NAME_INVALID before any query."""
     found = repositories_ensure([name])[name]
     if isinstance(found, RegistryError):
         raise found
@@ -23,11 +26,15 @@ def repository_ensure(*, name: str) -> Repository:
 def repositories_ensure(names: Iterable[str]) -> dict[str, Repository | RegistryError]:
     """``repository_ensure`` for several names at once, in a query or three: each
     name's repository, or the error that its name deserves."""
-    names = sorted(set(names))
+    wanted_names = set(names)
     found: dict[str, Repository | RegistryError] = {
-        repo.name: repo for repo in Repository.objects.filter(name__in=names)
+        name: name_invalid(name) for name in wanted_names if not is_name(name)
     }
-    missing = [name for name in names if name not in found]
+    valid = sorted(wanted_names - set(found))
+    if not valid:
+        return found
+    found.update((repo.name, repo) for repo in Repository.objects.filter(name__in=valid))
+    missing = [name for name in valid if name not in found]
     if not missing:
         return found
     heads = {name: split_repository(name) for name in missing}

@@ -120,6 +120,46 @@ def test_rules_api_refuses_bad_rules_and_keeps_nothing(team):
     assert ImmutableRule.objects.count() == 15
 
 
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [
+        ("/".join(["*"] * 33), "more than 32 wildcards"),
+        ("{" + ",".join("abcdefghijklmnopqrstuvwxyzABCDEFGH") + "}", "alternatives"),
+        ("{{{{{a}}}}}", "nests more than 4 braces"),
+        ("[a-", "unclosed '['"),
+    ],
+)
+@pytest.mark.parametrize("scope", ["tag", "repo"])
+def test_rules_api_refuses_patterns_over_the_limits(team, pattern, message, scope):
+    payload = rule(pattern) if scope == "tag" else rule("v*", repo=pattern)
+    r = post(api("padmin"), RULES, payload)
+    assert r.status_code == 400, r.content
+    [error] = r.json()["errors"]
+    assert error["code"] == "BAD_REQUEST"
+    assert message in error["message"]
+    assert error["message"].startswith(
+        "tag_selectors: " if scope == "tag" else "scope_selectors.repository: "
+    )
+    assert not ImmutableRule.objects.exists()
+
+
+def test_the_pathological_rule_of_issue_13_costs_a_push_nothing(team, v2):
+    """Item 1: this rule with a 30-component repository made every push and
+    listing of the project spend 10-30 s in a backtracking regex."""
+    pattern = "**/a/" * 10 + "b"
+    make_rule(rule("v*", repo=pattern))
+    reg = InProcess(v2)
+    deep = "team/" + "/".join(["a"] * 30)
+    reg.push_image(deep, "v1")
+    body, _ = another_manifest(reg, deep)
+    assert reg.put_manifest(deep, "v1", body).status_code == 201  # not under the rule
+    r = api("admin").get("/api/v2.0/projects/team/repositories/" + deep[5:].replace("/", "%252F"))
+    assert r.status_code == 200
+    reg.push_image(deep + "/b", "v1")
+    body, _ = another_manifest(reg, deep + "/b")
+    assert reg.put_manifest(deep + "/b", "v1", body).status_code == 412  # under it
+
+
 def test_rules_api_access(team):
     rule_id = make_rule(rule("v*"))
     assert api("dev").get(RULES).status_code == 403
