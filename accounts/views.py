@@ -8,9 +8,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts import access, identity
 from accounts.access import Actor
-from accounts.models import User
-from accounts.services import tokens
-from accounts.services.auth import actor_from_claims
+from accounts.services import auth, tokens
 from audit.events import Operation, Resource, Result
 from audit.services import record_later
 from kit.net import client_ip
@@ -34,12 +32,6 @@ def _error(status: int, code: str, message: str, **headers: str) -> JsonResponse
     return response
 
 
-def _password_hash(actor: Actor) -> str:
-    if actor.kind != "user":
-        return ""
-    return User.objects.filter(pk=actor.id).values_list("password", flat=True).first() or ""
-
-
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 def token(request: HttpRequest) -> HttpResponse:
@@ -60,7 +52,7 @@ def token(request: HttpRequest) -> HttpResponse:
     scopes = tokens.parse_scopes(request.GET.getlist("scope"))
     body = tokens.issue(actor, access.grant_scopes(actor, scopes))
     if request.GET.get("offline_token") == "true" and actor.authenticated:
-        body["refresh_token"] = tokens.issue_refresh(actor, _password_hash(actor))
+        body["refresh_token"] = tokens.issue_refresh(actor, auth.principal_stamp(actor))
     return JsonResponse(body)
 
 
@@ -83,9 +75,8 @@ def _oauth2(request: HttpRequest) -> HttpResponse:
             )
         except tokens.InvalidToken:
             return _error(401, "UNAUTHORIZED", "invalid refresh token")
-        actor = actor_from_claims(claims.get("kind", "user"), claims["sub"])
-        current = tokens.password_version(_password_hash(actor))
-        if not actor.authenticated or claims.get("pwv") != current:
+        actor = auth.actor_for_refresh(claims)
+        if not actor.authenticated:
             return _error(401, "UNAUTHORIZED", "refresh token revoked")
     else:
         return _error(400, "UNSUPPORTED", "grant_type must be password or refresh_token")
@@ -97,7 +88,7 @@ def _oauth2(request: HttpRequest) -> HttpResponse:
         "issued_at": body["issued_at"],
     }
     if request.POST.get("access_type") == "offline" or grant_type == "refresh_token":
-        response["refresh_token"] = tokens.issue_refresh(actor, _password_hash(actor))
+        response["refresh_token"] = tokens.issue_refresh(actor, auth.principal_stamp(actor))
     return JsonResponse(response)
 
 

@@ -228,6 +228,14 @@ BERTH_WEB_THREADS = env.int("BERTH_WEB_THREADS", default=16)
 # Token service and logins.
 BERTH_TOKEN_TTL = env.int("BERTH_TOKEN_TTL", default=1800)
 BERTH_REFRESH_TOKEN_TTL = env.int("BERTH_REFRESH_TOKEN_TTL", default=7 * 24 * 3600)
+# Seconds a process trusts that the principal a token names (user or robot) is
+# still there and enabled before it asks the database again: the longest a
+# disabled or deleted principal's unexpired token keeps working (at most 60).
+BERTH_PRINCIPAL_RECHECK_SECONDS = env.int("BERTH_PRINCIPAL_RECHECK_SECONDS", default=30)
+if not 0 <= BERTH_PRINCIPAL_RECHECK_SECONDS <= 60:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("BERTH_PRINCIPAL_RECHECK_SECONDS must be between 0 and 60")
 BERTH_LOGIN_FAILURES_ALLOWED = env.int("BERTH_LOGIN_FAILURES_ALLOWED", default=10)
 BERTH_LOGIN_THROTTLE_SECONDS = env.int("BERTH_LOGIN_THROTTLE_SECONDS", default=60)
 BERTH_SELF_REGISTRATION = env.bool("BERTH_SELF_REGISTRATION", default=False)
@@ -312,6 +320,9 @@ CACHES = {
     # Per process, always: what a process falls back to while the shared cache is
     # unreachable (login throttle counters, verified credentials).
     "local": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "berth"},
+    # Whether the principal a token names is still enabled (accounts/services/
+    # auth.py): per process, read on every request that carries a token.
+    "principals": {"BACKEND": "kit.cache.ProcessCache", "LOCATION": "berth-principals"},
     # Manifest lookups (registry/services/cache.py).
     "manifests": {
         "shared": _redis_cache("berth-manifests"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import re
+import secrets
+from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -15,6 +17,7 @@ from accounts.errors import Conflict, Denied, Invalid, NotFound, Unauthenticated
 from accounts.models import Project, Robot
 from accounts.passwords import POLICY, password_ok
 from accounts.rbac import PROJECT_RESOURCES, SYSTEM_PERMISSIONS
+from accounts.services.auth import principal_changed
 from accounts.services.secrets import generate_secret, hash_secret
 from audit.events import Operation, Resource
 from audit.services import record
@@ -183,12 +186,18 @@ def _robot_to_change(*, actor: Actor, robot_id: int, action: str) -> Robot:
     return robot
 
 
+def _forget_on_commit(robot: Robot) -> None:
+    """This process re-checks the robot on its next token (disabled, deleted);
+    the others within BERTH_PRINCIPAL_RECHECK_SECONDS."""
+    transaction.on_commit(partial(principal_changed, "robot", robot.pk, robot.name))
+
+
 def robot_refresh_secret(*, actor: Actor, robot_id: int, secret: str | None = None) -> str:
     robot = _robot_to_change(actor=actor, robot_id=robot_id, action="update")
     if secret is not None and not password_ok(secret):
         raise Invalid(f"secret must have {POLICY}")
     secret = secret or generate_secret()
-    robot.secret_hash = hash_secret(secret)
+    robot.secret_hash = hash_secret(secret)  # new salt: its refresh tokens die too
     with transaction.atomic():
         robot.save(update_fields=["secret_hash", "updated_at"])
         record(
@@ -215,6 +224,8 @@ def robot_update(
             raise Invalid("a project robot keeps one permission on its own project")
         robot.permissions = perms
     if disable is not None:
+        if disable and not robot.disabled:
+            robot.stamp = secrets.token_hex(16)  # enabling it again revives no refresh token
         robot.disabled = bool(disable)
     if description is not None:
         robot.description = str(description)
@@ -231,6 +242,7 @@ def robot_update(
             project=robot.project,
             detail={"disable": robot.disabled, "permissions": robot.permissions},
         )
+        _forget_on_commit(robot)
     return robot
 
 
@@ -244,4 +256,5 @@ def robot_delete(*, actor: Actor, robot_id: int) -> None:
             resource=robot.name,
             project=robot.project,
         )
+        _forget_on_commit(robot)
         robot.delete()
