@@ -215,3 +215,43 @@ def test_other_processes_notice_within_the_recheck_interval(team, monkeypatch):
     later = time.time() + settings.BERTH_PRINCIPAL_RECHECK_SECONDS + 1
     monkeypatch.setattr(time, "time", lambda: later)  # the interval has passed
     assert reg.get("/v2/").status_code == 401
+
+
+# Item 11: no login from another site's page -------------------------------------------
+
+
+def login(**headers):
+    return Client().post("/c/login", {"principal": "dev", "password": PASSWORD}, **headers)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"HTTP_ORIGIN": "https://evil.example"},
+        {"HTTP_ORIGIN": "null"},
+        {"HTTP_ORIGIN": "https://testserver"},  # another scheme
+        {"HTTP_REFERER": "https://evil.example/login.html"},
+    ],
+)
+def test_login_from_another_site_is_refused(team, headers):
+    r = login(**headers)
+    assert r.status_code == 403
+    assert "sid" not in r.cookies
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},  # Harbor's clients and scripts send no Origin
+        {"HTTP_ORIGIN": "http://testserver"},
+        {"HTTP_REFERER": "http://testserver/harbor/sign-in"},
+        {"HTTP_ORIGIN": "https://portal.example"},  # CSRF_TRUSTED_ORIGINS
+        {"HTTP_ORIGIN": "https://berth.example"},  # BERTH_EXTERNAL_URL, behind a proxy
+    ],
+)
+def test_login_from_this_site_and_from_clients_works(team, headers, settings):
+    settings.CSRF_TRUSTED_ORIGINS = ["https://portal.example"]
+    settings.BERTH_EXTERNAL_URL = "https://berth.example"
+    r = login(**headers)
+    assert r.status_code == 200, r.content
+    assert r.cookies["sid"].value
