@@ -258,6 +258,8 @@ BERTH_EVENT_REQUEST_ON_COMMIT = env.bool("BERTH_EVENT_REQUEST_ON_COMMIT", defaul
 # Where the audit writer hands the pulls it batched (repositories' pull counts):
 # named, so audit (below registry) imports no content code.
 BERTH_AUDIT_PULL_SINK = "registry.services.repositories.record_pulls"
+# Project name -> id for audit entries that name their project only (pulls).
+BERTH_AUDIT_PROJECT_IDS = "accounts.services.projects.project_ids"
 # Seconds each readiness check (database, storage, broker, cache) may take.
 BERTH_READY_TIMEOUT = env.float("BERTH_READY_TIMEOUT", default=2.0)
 # What readiness checks (kit/health.py), by name; the shared cache is added
