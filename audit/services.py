@@ -47,16 +47,16 @@ def record(
     """``project``: the Project, or its name (with its id as ``project_id``,
     or looked up by name)."""
     fields = _fields(
-        actor,
-        operation,
-        resource_type,
-        resource,
-        project,
-        project_id,
-        result,
-        client_ip,
-        detail,
-        timezone.now(),
+        actor=actor,
+        project=project,
+        project_id=project_id,
+        operation=operation,
+        resource_type=resource_type,
+        resource=resource,
+        result=result,
+        client_ip=client_ip,
+        detail=detail,
+        when=timezone.now(),
     )
     return AuditEvent.objects.create(**with_project_ids([fields])[0])
 
@@ -67,18 +67,9 @@ def _text(value: str, limit: int) -> str:
     return value.replace("\x00", "")[:limit]
 
 
-def _fields(
-    actor: Any,
-    operation: Operation,
-    resource_type: Resource,
-    resource: str,
-    project: Any,
-    project_id: int | None,
-    result: Result,
-    client_ip: str,
-    detail: dict[str, Any] | None,
-    when: datetime,
-) -> dict[str, Any]:
+def _fields(*, actor: Any, project: Any, project_id: int | None, **entry: Any) -> dict[str, Any]:
+    """``audit_entry`` for an actor object and a project: a Project, or its
+    name (with its id when the caller has it)."""
     username, actor_kind = _who(actor)
     project_name = project if isinstance(project, str) else getattr(project, "name", "")
     if project_id is None and not isinstance(project, str):
@@ -86,15 +77,9 @@ def _fields(
     return audit_entry(
         username=username,
         actor_kind=actor_kind,
-        operation=operation,
-        resource_type=resource_type,
-        resource=resource,
         project_name=project_name,
         project_id=project_id,
-        result=result,
-        client_ip=client_ip,
-        detail=detail,
-        when=when,
+        **entry,
     )
 
 
@@ -317,16 +302,16 @@ def record_later(
     """Queue an event (and a pull) without touching the database on this
     request; a project given by name gets its id when the buffer is written."""
     event = _fields(
-        actor,
-        operation,
-        resource_type,
-        resource,
-        project,
-        None,
-        result,
-        client_ip,
-        None,
-        timezone.now(),
+        actor=actor,
+        project=project,
+        project_id=None,
+        operation=operation,
+        resource_type=resource_type,
+        resource=resource,
+        result=result,
+        client_ip=client_ip,
+        detail=None,
+        when=timezone.now(),
     )
     _buffer.add(event, pulled_repository)
 
