@@ -17,10 +17,14 @@ decisions need a sysadmin or a system robot granted the permission.
   is the name's first component, ``split_repository``), and the token
   service's requested ∩ permitted.
 - ``system_can``: system scope; ``administered_projects``: who may use the admin.
+- ``require_holds``: an actor acting on another principal (creating, changing,
+  refreshing or deleting a robot; access tokens and SSO identities next) must
+  itself hold every permission that principal has (Harbor's rule).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -129,6 +133,46 @@ def system_can(actor: Actor, resource: str, action: str) -> bool:
         g.kind == "system" and g.resource in (resource, "*") and g.action in (action, "*")
         for g in actor.grants
     )
+
+
+def lacking(actor: Actor, grants: Iterable[Grant]) -> list[Grant]:
+    """The grants among ``grants`` the actor does not hold itself (one query for
+    the projects they name, plus the actor's role in each). A grant on every
+    project (``*``) is held by system administrators alone; one on a project
+    that does not exist is held by nobody else either."""
+    grants = list(grants)
+    if actor.sysadmin:
+        return []
+    names = {g.namespace for g in grants if g.kind == "project" and g.namespace != "*"}
+    projects = {p.name: p for p in Project.objects.filter(name__in=names)} if names else {}
+    actions: dict[tuple[str, str], frozenset[str]] = {}
+    missing = []
+    for grant in grants:
+        if grant.kind == "system":
+            held = system_can(actor, grant.resource, grant.action)
+        elif (project := projects.get(grant.namespace)) is None:
+            held = False
+        else:
+            key = (grant.namespace, grant.resource)
+            if key not in actions:
+                actions[key] = project_actions(actor, project, grant.resource)
+            held = grant.action in actions[key]
+        if not held:
+            missing.append(grant)
+    return missing
+
+
+def require_holds(actor: Actor, grants: Iterable[Grant], *, what: str) -> None:
+    """Raise Denied unless the actor holds every grant of the principal it acts
+    on (``what`` names that principal in the message). The one rule for every
+    actor-on-principal change: a weaker principal never creates, changes,
+    refreshes the secret of, or deletes a stronger one."""
+    missing = lacking(actor, grants)
+    if missing:
+        first = missing[0]
+        raise Denied(
+            f"{what} holds {first.resource}:{first.action}, which the caller does not hold"
+        )
 
 
 def visible_projects(actor: Actor) -> QuerySet[Project]:

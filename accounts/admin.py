@@ -464,8 +464,7 @@ class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
         rows = super().get_queryset(request)
         if scope.sysadmin:
             return rows
-        names = scope.projects("log", "list").values_list("name", flat=True)
-        return rows.filter(project_name__in=list(names))
+        return rows.filter(project_id__in=scope.projects("log", "list").values("pk"))
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         scope = AdminScope.of(request)
@@ -477,4 +476,4 @@ class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
             return True
         if not scope.may("log", "list"):
             return False
-        return obj is None or scope.projects("log", "list").filter(name=obj.project_name).exists()
+        return obj is None or scope.projects("log", "list").filter(pk=obj.project_id).exists()

@@ -14,7 +14,10 @@ is ``accounts.access``'s to decide.
   backend in that setting; nothing here, in ``/v2``, the token service or the
   API changes.
 - A bearer token is verified by the token service's key; its claims name the
-  actor without a query (``Identity.current()`` reloads roles when needed).
+  actor without a query (``Identity.current()`` reloads roles when needed),
+  and whether that principal is still enabled is answered from a per-process
+  cache (``principal_active``), so a disabled or deleted one's tokens stop
+  working within ``BERTH_PRINCIPAL_RECHECK_SECONDS``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from accounts.services.auth import (
     actor_for_user,
     actor_from_claims,
     check_credentials,
+    principal_active,
 )
 from accounts.services.tokens import InvalidToken, verify
 from kit.net import client_ip
@@ -79,7 +83,7 @@ class Identity:
         name; one query to reload it)."""
         if self.claims is None or not self.actor.authenticated:
             return self.actor
-        return actor_from_claims(self.actor.kind, self.actor.name)
+        return actor_from_claims(self.actor.kind, self.actor.name, self.actor.id)
 
 
 def basic_credentials(meta: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -106,11 +110,12 @@ def identify(request: HttpRequest, *, schemes: Collection[str] = (BASIC, BEARER)
             claims = verify(header.partition(" ")[2].strip())
         except InvalidToken:
             raise BadCredentials("invalid or expired token", scheme=BEARER) from None
-        actor = (
-            Actor(kind=claims.get("kind", "user"), name=claims["sub"])
-            if claims.get("sub")
-            else ANONYMOUS
-        )
+        if not claims.get("sub"):
+            return Identity(ANONYMOUS, client, BEARER, claims)
+        actor = Actor(kind=claims.get("kind", "user"), id=claims.get("pid"), name=claims["sub"])
+        if not principal_active(actor.kind, actor.id, actor.name):
+            # Disabled or deleted since the token was issued.
+            raise BadCredentials("invalid or expired token", scheme=BEARER)
         return Identity(actor, client, BEARER, claims)
     if scheme == BASIC and BASIC in schemes:
         credentials = basic_credentials(request.META)

@@ -90,6 +90,9 @@ class Robot(models.Model):
     #   "access": [{"resource", "action", "effect"}]}]
     permissions = models.JSONField(default=list)
     creator = models.CharField(max_length=255, blank=True, default="")
+    # Rotated when the robot is disabled: its refresh tokens (with its secret hash)
+    # are bound to it (accounts/services/auth.py, principal_stamp).
+    stamp = models.CharField(max_length=32, blank=True, default="", db_default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.http import is_same_domain
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from accounts import access, identity
 from accounts.access import Actor
-from accounts.models import User
-from accounts.services import tokens
-from accounts.services.auth import actor_from_claims
+from accounts.services import auth, tokens
 from audit.events import Operation, Resource, Result
 from audit.services import record_later
 from kit.net import client_ip
@@ -34,12 +36,6 @@ def _error(status: int, code: str, message: str, **headers: str) -> JsonResponse
     return response
 
 
-def _password_hash(actor: Actor) -> str:
-    if actor.kind != "user":
-        return ""
-    return User.objects.filter(pk=actor.id).values_list("password", flat=True).first() or ""
-
-
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 def token(request: HttpRequest) -> HttpResponse:
@@ -60,7 +56,7 @@ def token(request: HttpRequest) -> HttpResponse:
     scopes = tokens.parse_scopes(request.GET.getlist("scope"))
     body = tokens.issue(actor, access.grant_scopes(actor, scopes))
     if request.GET.get("offline_token") == "true" and actor.authenticated:
-        body["refresh_token"] = tokens.issue_refresh(actor, _password_hash(actor))
+        body["refresh_token"] = tokens.issue_refresh(actor, auth.principal_stamp(actor))
     return JsonResponse(body)
 
 
@@ -83,9 +79,8 @@ def _oauth2(request: HttpRequest) -> HttpResponse:
             )
         except tokens.InvalidToken:
             return _error(401, "UNAUTHORIZED", "invalid refresh token")
-        actor = actor_from_claims(claims.get("kind", "user"), claims["sub"])
-        current = tokens.password_version(_password_hash(actor))
-        if not actor.authenticated or claims.get("pwv") != current:
+        actor = auth.actor_for_refresh(claims)
+        if not actor.authenticated:
             return _error(401, "UNAUTHORIZED", "refresh token revoked")
     else:
         return _error(400, "UNSUPPORTED", "grant_type must be password or refresh_token")
@@ -97,16 +92,50 @@ def _oauth2(request: HttpRequest) -> HttpResponse:
         "issued_at": body["issued_at"],
     }
     if request.POST.get("access_type") == "offline" or grant_type == "refresh_token":
-        response["refresh_token"] = tokens.issue_refresh(actor, _password_hash(actor))
+        response["refresh_token"] = tokens.issue_refresh(actor, auth.principal_stamp(actor))
     return JsonResponse(response)
+
+
+def _cross_site(request: HttpRequest) -> bool:
+    """Does the request say it comes from a page of another site? Its
+    ``Origin`` (or, without one, its ``Referer``) names a scheme and host that
+    are neither this request's, ``BERTH_EXTERNAL_URL``'s nor in
+    ``CSRF_TRUSTED_ORIGINS``. A request with
+    neither (Harbor's clients, scripts, curl) is not cross-site: browsers send
+    ``Origin`` with every cross-site POST.
+
+    Written here rather than taken from ``CsrfViewMiddleware``: its origin
+    check is private and tied to the token check, which these clients cannot
+    pass (they hold no CSRF cookie before logging in)."""
+    origin = request.META.get("HTTP_ORIGIN")
+    if origin is None:
+        referer = request.META.get("HTTP_REFERER")
+        if not referer:
+            return False
+        parts = urlsplit(referer)
+        origin = f"{parts.scheme}://{parts.netloc}"
+    if origin == f"{request.scheme}://{request.get_host()}":
+        return False
+    parts = urlsplit(origin)
+    for trusted in [settings.BERTH_EXTERNAL_URL, *settings.CSRF_TRUSTED_ORIGINS]:
+        allowed = urlsplit(trusted)
+        if parts.scheme == allowed.scheme and is_same_domain(parts.netloc, allowed.netloc):
+            return False
+    return True
 
 
 @csrf_exempt
 @require_http_methods(["POST"])
 def login_view(request: HttpRequest) -> HttpResponse:
-    """Harbor's browser login: form fields ``principal`` and ``password`` → ``sid``."""
+    """Harbor's browser login: form fields ``principal`` and ``password`` → ``sid``.
+
+    Exempt from the CSRF token (Harbor's clients post without one), but a post
+    from another site's page is refused: it would log the victim's browser in
+    as the attacker (login CSRF)."""
     from django.contrib.auth import login
 
+    if _cross_site(request):
+        return _error(403, "FORBIDDEN", "cross-site login refused")
     client = client_ip(request.META)
     principal = request.POST.get("principal", "")
     try:

@@ -14,9 +14,13 @@ class AuditEvent(models.Model):
     operation = models.CharField(max_length=16, choices=Operation.choices)
     resource_type = models.CharField(max_length=32, choices=Resource.choices)
     resource = models.CharField(max_length=512)
-    # The project the resource belongs to, by name (project names never change,
-    # and a deleted project's history stays readable).
+    # The project the resource belongs to: its name as it was shown, and its id,
+    # which decides who may read the row (a new project of a deleted one's name
+    # is another project). A plain column, not a foreign key: the history stays
+    # when the project goes. NULL: no project, or one that could not be told
+    # apart (rows from before the column; only system readers see those).
     project_name = models.CharField(max_length=255, blank=True, default="")
+    project_id = models.BigIntegerField(null=True, blank=True)
     result = models.CharField(max_length=16, choices=Result.choices, default=Result.SUCCESS)
     client_ip = models.CharField(max_length=64, blank=True, default="")
     detail = models.JSONField(null=True, blank=True)
@@ -25,6 +29,7 @@ class AuditEvent(models.Model):
         ordering = ["-occurred_at", "-id"]
         indexes = [
             models.Index(fields=["project_name", "-occurred_at"], name="audit_project_time"),
+            models.Index(fields=["project_id", "-occurred_at"], name="audit_project_id_time"),
             models.Index(fields=["username", "-occurred_at"], name="audit_user_time"),
         ]
 

@@ -39,23 +39,26 @@ def record(
     resource_type: Resource,
     resource: str,
     project: Any = None,
+    project_id: int | None = None,
     result: Result = Result.SUCCESS,
     client_ip: str = "",
     detail: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    return AuditEvent.objects.create(
-        **_fields(
-            actor,
-            operation,
-            resource_type,
-            resource,
-            project,
-            result,
-            client_ip,
-            detail,
-            timezone.now(),
-        )
+    """``project``: the Project, or its name (with its id as ``project_id``,
+    or looked up by name)."""
+    fields = _fields(
+        actor=actor,
+        project=project,
+        project_id=project_id,
+        operation=operation,
+        resource_type=resource_type,
+        resource=resource,
+        result=result,
+        client_ip=client_ip,
+        detail=detail,
+        when=timezone.now(),
     )
+    return AuditEvent.objects.create(**with_project_ids([fields])[0])
 
 
 def _text(value: str, limit: int) -> str:
@@ -64,20 +67,19 @@ def _text(value: str, limit: int) -> str:
     return value.replace("\x00", "")[:limit]
 
 
-def _fields(actor, operation, resource_type, resource, project, result, client_ip, detail, when):  # type: ignore[no-untyped-def]
+def _fields(*, actor: Any, project: Any, project_id: int | None, **entry: Any) -> dict[str, Any]:
+    """``audit_entry`` for an actor object and a project: a Project, or its
+    name (with its id when the caller has it)."""
     username, actor_kind = _who(actor)
     project_name = project if isinstance(project, str) else getattr(project, "name", "")
+    if project_id is None and not isinstance(project, str):
+        project_id = getattr(project, "pk", None)
     return audit_entry(
         username=username,
         actor_kind=actor_kind,
-        operation=operation,
-        resource_type=resource_type,
-        resource=resource,
         project_name=project_name,
-        result=result,
-        client_ip=client_ip,
-        detail=detail,
-        when=when,
+        project_id=project_id,
+        **entry,
     )
 
 
@@ -95,6 +97,7 @@ def audit_entry(
     resource_type: Resource,
     resource: str,
     project_name: str,
+    project_id: int | None,
     result: Result,
     client_ip: str,
     detail: dict[str, Any] | None,
@@ -109,6 +112,7 @@ def audit_entry(
         "resource_type": resource_type,
         "resource": _text(resource, 512),
         "project_name": _text(project_name, 255),
+        "project_id": project_id,
         "result": result,
         "client_ip": _text(client_ip, 64),
         "detail": detail,
@@ -122,11 +126,14 @@ def event_entry(
     resource_type: Resource,
     resource: str,
     project: str,
+    project_id: int | None = None,
     client_ip: str = "",
     detail: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """An audit entry to carry in a durable event's payload (JSON):
-    audit/consumers.py writes it once the event is delivered."""
+    audit/consumers.py writes it once the event is delivered. Give the
+    project's id when the caller has it: delivery may come late, after the
+    project was deleted and another made under its name."""
     username, actor_kind = _who(actor)
     return {
         "username": username,
@@ -135,6 +142,7 @@ def event_entry(
         "resource_type": str(resource_type),
         "resource": resource,
         "project": project,
+        "project_id": project_id,
         "client_ip": client_ip,
         "detail": detail,
         "at": timezone.now().isoformat(),
@@ -222,6 +230,7 @@ _COLUMNS = (
     "resource_type",
     "resource",
     "project_name",
+    "project_id",
     "result",
     "client_ip",
 )
@@ -248,10 +257,28 @@ def _insert(events: list[dict[str, Any]]) -> None:
         cursor.executemany(sql, rows)
 
 
+def with_project_ids(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Fill in the project id of entries that name their project only (pulls
+    on /v2 know the repository's name, not its project's id), through the
+    resolver the layer that owns projects names (``BERTH_AUDIT_PROJECT_IDS``):
+    one query for the batch. A project deleted and made again under its name
+    between the pull and this write (a second, at the buffer's pace) is the
+    only way a row can reach the wrong one."""
+    names = {e["project_name"] for e in events if e["project_id"] is None and e["project_name"]}
+    if not names:
+        return events
+    ids = import_string(settings.BERTH_AUDIT_PROJECT_IDS)(names)
+    return [
+        {**e, "project_id": ids.get(e["project_name"])} if e["project_id"] is None else e
+        for e in events
+    ]
+
+
 def _write(pending: _Pending) -> None:
     # Pull counts belong to the content layer above: it names its writer in
     # BERTH_AUDIT_PULL_SINK, called in the same transaction as the events.
     record_pulls = import_string(settings.BERTH_AUDIT_PULL_SINK) if pending.pulls else None
+    pending.events = with_project_ids(pending.events)
     with transaction.atomic():
         _insert(pending.events)
         if record_pulls is not None:
@@ -272,17 +299,19 @@ def record_later(
     pulled_repository: str | None = None,
     result: Result = Result.SUCCESS,
 ) -> None:
-    """Queue an event (and a pull) without touching the database on this request."""
+    """Queue an event (and a pull) without touching the database on this
+    request; a project given by name gets its id when the buffer is written."""
     event = _fields(
-        actor,
-        operation,
-        resource_type,
-        resource,
-        project,
-        result,
-        client_ip,
-        None,
-        timezone.now(),
+        actor=actor,
+        project=project,
+        project_id=None,
+        operation=operation,
+        resource_type=resource_type,
+        resource=resource,
+        result=result,
+        client_ip=client_ip,
+        detail=None,
+        when=timezone.now(),
     )
     _buffer.add(event, pulled_repository)
 

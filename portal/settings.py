@@ -228,6 +228,14 @@ BERTH_WEB_THREADS = env.int("BERTH_WEB_THREADS", default=16)
 # Token service and logins.
 BERTH_TOKEN_TTL = env.int("BERTH_TOKEN_TTL", default=1800)
 BERTH_REFRESH_TOKEN_TTL = env.int("BERTH_REFRESH_TOKEN_TTL", default=7 * 24 * 3600)
+# Seconds a process trusts that the principal a token names (user or robot) is
+# still there and enabled before it asks the database again: the longest a
+# disabled or deleted principal's unexpired token keeps working (at most 60).
+BERTH_PRINCIPAL_RECHECK_SECONDS = env.int("BERTH_PRINCIPAL_RECHECK_SECONDS", default=30)
+if not 0 <= BERTH_PRINCIPAL_RECHECK_SECONDS <= 60:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("BERTH_PRINCIPAL_RECHECK_SECONDS must be between 0 and 60")
 BERTH_LOGIN_FAILURES_ALLOWED = env.int("BERTH_LOGIN_FAILURES_ALLOWED", default=10)
 BERTH_LOGIN_THROTTLE_SECONDS = env.int("BERTH_LOGIN_THROTTLE_SECONDS", default=60)
 BERTH_SELF_REGISTRATION = env.bool("BERTH_SELF_REGISTRATION", default=False)
@@ -250,6 +258,8 @@ BERTH_EVENT_REQUEST_ON_COMMIT = env.bool("BERTH_EVENT_REQUEST_ON_COMMIT", defaul
 # Where the audit writer hands the pulls it batched (repositories' pull counts):
 # named, so audit (below registry) imports no content code.
 BERTH_AUDIT_PULL_SINK = "registry.services.repositories.record_pulls"
+# Project name -> id for audit entries that name their project only (pulls).
+BERTH_AUDIT_PROJECT_IDS = "accounts.services.projects.project_ids"
 # Seconds each readiness check (database, storage, broker, cache) may take.
 BERTH_READY_TIMEOUT = env.float("BERTH_READY_TIMEOUT", default=2.0)
 # What readiness checks (kit/health.py), by name; the shared cache is added
@@ -312,6 +322,9 @@ CACHES = {
     # Per process, always: what a process falls back to while the shared cache is
     # unreachable (login throttle counters, verified credentials).
     "local": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "berth"},
+    # Whether the principal a token names is still enabled (accounts/services/
+    # auth.py): per process, read on every request that carries a token.
+    "principals": {"BACKEND": "kit.cache.ProcessCache", "LOCATION": "berth-principals"},
     # Manifest lookups (registry/services/cache.py).
     "manifests": {
         "shared": _redis_cache("berth-manifests"),

@@ -15,25 +15,27 @@ from pathlib import Path
 from tests.s3 import PEERS
 
 
-def crane_for(registry: str, creds: tuple[str, str], workdir: Path) -> Callable[..., bytes]:
+def crane_for(registry: str, creds: tuple[str, str] | str, workdir: Path) -> Callable[..., bytes]:
     """A function running ``crane --insecure ARGS`` with a docker config of its
-    own (under ``workdir``) holding ``creds`` for ``registry``; it asserts
-    success and returns stdout."""
+    own (under ``workdir``) holding ``creds`` for ``registry``: a user name and
+    password, or a registry (bearer) token used as it is. It asserts success
+    (failure with ``ok=False``) and returns stdout (stderr on failure)."""
     crane = str(PEERS / "crane")
     assert os.path.isfile(crane), f"{crane} missing: run tests/peers/build-go-peers.sh"
     (workdir / "docker").mkdir()
-    auth = base64.b64encode(":".join(creds).encode()).decode()
-    (workdir / "docker" / "config.json").write_text(
-        json.dumps({"auths": {registry: {"auth": auth}}})
-    )
+    if isinstance(creds, str):
+        entry = {"registrytoken": creds}
+    else:
+        entry = {"auth": base64.b64encode(":".join(creds).encode()).decode()}
+    (workdir / "docker" / "config.json").write_text(json.dumps({"auths": {registry: entry}}))
     env = {**os.environ, "DOCKER_CONFIG": str(workdir / "docker")}
 
-    def run(*args: str) -> bytes:
+    def run(*args: str, ok: bool = True) -> bytes:
         result = subprocess.run(
             [crane, "--insecure", *args], env=env, capture_output=True, timeout=120
         )
-        assert result.returncode == 0, result.stderr.decode()
-        return result.stdout
+        assert (result.returncode == 0) == ok, result.stderr.decode()
+        return result.stdout if ok else result.stderr
 
     return run
 

@@ -69,3 +69,44 @@ def test_project_moves_to_accounts_without_losing_a_row():
     Repository.objects.all().delete()
     moved.delete()
     assert not Member.objects.exists() and not Robot.objects.exists()
+
+
+# Before the audit trail knew its projects by id (issue 13, item 8).
+BEFORE_AUDIT_PROJECT_IDS = [
+    ("accounts", "0005_robot_stamp"),
+    ("audit", "0002_immutable_rule_resource"),
+]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_audit_rows_get_their_projects_id_but_not_a_namesakes():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    old = _migrate(BEFORE_AUDIT_PROJECT_IDS)
+    try:
+        now = timezone.now()
+        project = old.get_model("accounts", "Project").objects.create(name="team")
+        events = old.get_model("audit", "AuditEvent").objects
+
+        def row(resource: str, project_name: str, when):
+            return events.create(
+                occurred_at=when,
+                username="dev",
+                operation="create",
+                resource_type="member",
+                resource=resource,
+                project_name=project_name,
+            ).pk
+
+        namesake = row("of the deleted team", "team", project.created_at - timedelta(days=1))
+        own = row("of this team", "team", project.created_at + timedelta(seconds=1))
+        gone = row("of a deleted project", "gone", now)
+    finally:
+        _migrate(_latest())
+
+    from audit.models import AuditEvent
+
+    ids = dict(AuditEvent.objects.values_list("pk", "project_id"))
+    assert (ids[own], ids[namesake], ids[gone]) == (project.pk, None, None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -100,12 +100,10 @@ class AuditLogList(HarborView):
             raise Unauthenticated()
         rows = AuditEvent.objects.all()
         if not access.system_can(actor, "audit-log", "list"):
-            names = [
-                p.name
-                for p in access.visible_projects(actor)
-                if access.can(actor, "log", "list", p)
-            ]
-            rows = rows.filter(Q(project_name__in=names))
+            # By the project's id, not its name: a new project of a deleted
+            # one's name does not inherit its history.
+            ids = access.projects_where(actor, "log", "list").values("pk")
+            rows = rows.filter(project_id__in=ids)
         return paginate(
             request, filtered(rows, request), lambda page: [self.renderer(e) for e in page]
         )
@@ -118,7 +116,7 @@ class ProjectLogs(HarborView):
         actor = self.actor(request)
         project = project_lookup(actor=actor, ref=ref, by_name=True)
         access.require(actor, "log", "list", project)
-        rows = AuditEvent.objects.filter(project_name=project.name)
+        rows = AuditEvent.objects.filter(project_id=project.pk)
         return paginate(
             request, filtered(rows, request), lambda page: [self.renderer(e) for e in page]
         )

@@ -7,7 +7,6 @@ from accounts.api import render
 from accounts.api.base import HarborView, body, created
 from accounts.api.paging import paginate, parse_q
 from accounts.errors import Invalid, Unauthenticated
-from accounts.models import Project
 from accounts.services import robots as svc
 
 Q_FIELDS = {"Level": "level", "ProjectID": "project_id", "name": "name"}
@@ -19,16 +18,13 @@ class RobotList(HarborView):
         if not actor.authenticated:
             raise Unauthenticated()
         filters = parse_q(request, Q_FIELDS)
-        project = None
         project_id = filters.pop("project_id", None)
         level = filters.pop("level", None)
-        if project_id is not None:
-            if not str(project_id).isdigit():
-                raise Invalid("ProjectID must be an integer")
-            project = Project.objects.filter(pk=int(project_id)).first()
-            if project is None:
-                raise Invalid("no such project")
-        rows = svc.robots_visible(actor=actor, project=project)
+        if project_id is not None and not str(project_id).isdigit():
+            raise Invalid("ProjectID must be an integer")
+        rows = svc.robots_visible(
+            actor=actor, project_id=None if project_id is None else int(project_id)
+        )
         if level == "system":
             rows = rows.filter(project__isnull=True)
         elif level == "project":

@@ -178,12 +178,76 @@ class LocalUserBackend(ModelBackend):
         return user
 
 
-def actor_from_claims(kind: str, subject: str) -> Actor:
-    """Re-load the actor a token was issued to (for refresh tokens)."""
+def actor_from_claims(kind: str, subject: str, principal_id: int | None = None) -> Actor:
+    """Re-load the actor a token was issued to: by its id when the token names
+    one (a new principal of a deleted one's name is someone else), else by name;
+    anonymous when it is gone, disabled or expired."""
     if kind == "robot":
-        robot = Robot.objects.filter(name=subject, disabled=False).first()
+        robots = Robot.objects.filter(name=subject, disabled=False)
+        robot = (robots if principal_id is None else robots.filter(pk=principal_id)).first()
         if robot is None or (robot.expires_at and robot.expires_at <= timezone.now()):
             return ANONYMOUS
         return actor_for_robot(robot)
-    user = User.objects.filter(username=subject, is_active=True).first()
+    users = User.objects.filter(username=subject, is_active=True)
+    user = (users if principal_id is None else users.filter(pk=principal_id)).first()
     return actor_for_user(user) if user else ANONYMOUS
+
+
+# Principals behind tokens -----------------------------------------------------------
+
+
+def principal_stamp(actor: Actor) -> str:
+    """What a refresh token is bound to besides the principal's id: a keyed
+    digest of its secret (a user's password hash; a robot's secret hash and
+    ``Robot.stamp``, rotated on refresh and disable). "" for nobody."""
+    row = None
+    if actor.id is not None and actor.kind == "robot":
+        row = Robot.objects.filter(pk=actor.id).values_list("secret_hash", "stamp").first()
+    elif actor.id is not None and actor.kind == "user":
+        row = User.objects.filter(pk=actor.id).values_list("password", "username").first()
+    return "" if row is None else _digest("stamp", actor.kind, str(actor.id), *row)
+
+
+def actor_for_refresh(claims: dict[str, Any]) -> Actor:
+    """The actor a refresh token still speaks for: the principal of its id and
+    name, enabled, with the stamp it was issued under; anonymous otherwise (the
+    secret was refreshed or the password changed, the principal was disabled or
+    deleted, or the token predates the binding)."""
+    principal_id = claims.get("pid")
+    if not isinstance(principal_id, int) or isinstance(principal_id, bool):
+        return ANONYMOUS
+    actor = actor_from_claims(claims.get("kind", "user"), claims.get("sub", ""), principal_id)
+    stamp = claims.get("stp")
+    if not actor.authenticated or not isinstance(stamp, str):
+        return ANONYMOUS
+    return actor if hmac.compare_digest(stamp, principal_stamp(actor)) else ANONYMOUS
+
+
+def _principal_key(kind: str, principal_id: int | None, name: str) -> str:
+    return f"{kind}:{principal_id if principal_id is not None else 'name:' + name}"
+
+
+def principal_active(kind: str, principal_id: int | None, name: str) -> bool:
+    """Is the principal a token names still there and enabled (a robot also
+    unexpired)? Asked for every request that carries a token, and answered from
+    this process's memory (``CACHES["principals"]``: one ``dict.get``) for
+    ``BERTH_PRINCIPAL_RECHECK_SECONDS``: a process asks the database at most
+    once per principal per interval, and a disabled or deleted principal's
+    tokens stop working within it."""
+    if kind not in ("user", "robot"):
+        return True
+    cache = caches["principals"]
+    key = _principal_key(kind, principal_id, name)
+    active = cache.get(key)
+    if active is None:
+        active = actor_from_claims(kind, name, principal_id).authenticated
+        cache.set(key, active, settings.BERTH_PRINCIPAL_RECHECK_SECONDS)
+    return bool(active)
+
+
+def principal_changed(kind: str, principal_id: int, name: str) -> None:
+    """Forget this process's answer about a principal that was just disabled or
+    deleted (other processes notice within their recheck interval)."""
+    cache = caches["principals"]
+    cache.delete(_principal_key(kind, principal_id, name))
+    cache.delete(_principal_key(kind, None, name))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -143,6 +144,13 @@ def _emit_updated(actor: Actor, project: Project) -> None:
         public=project.public,
         actor=actor.name,
     )
+
+
+def project_ids(names: Iterable[str]) -> dict[str, int]:
+    """name → id of the projects that exist among ``names`` (one query): how the
+    audit trail attributes a pull it knows by repository name only
+    (``BERTH_AUDIT_PROJECT_IDS``)."""
+    return dict(Project.objects.filter(name__in=list(names)).values_list("name", "pk"))
 
 
 def project_deletable(*, project: Project) -> tuple[bool, str]:

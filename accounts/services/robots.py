@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import datetime
 import re
+import secrets
+from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts import access
-from accounts.access import Actor, Grant, robot_grants
+from accounts.access import Actor, robot_grants
 from accounts.errors import Conflict, Denied, Invalid, NotFound, Unauthenticated
 from accounts.models import Project, Robot
 from accounts.passwords import POLICY, password_ok
 from accounts.rbac import PROJECT_RESOURCES, SYSTEM_PERMISSIONS
+from accounts.services.auth import principal_changed
 from accounts.services.secrets import generate_secret, hash_secret
 from audit.events import Operation, Resource
 from audit.services import record
@@ -54,16 +57,15 @@ def _clean_permissions(raw: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _creator_holds(actor: Actor, grant: Grant) -> bool:
-    """A robot never exceeds its creator."""
-    if grant.kind == "system":
-        return access.system_can(actor, grant.resource, grant.action)
-    if grant.namespace == "*":
-        return actor.sysadmin
-    project = Project.objects.filter(name=grant.namespace).first()
-    if project is None:
-        raise Invalid(f"no project {grant.namespace}")
-    return access.can(actor, grant.resource, grant.action, project)
+def _require_grantable(actor: Actor, perms: list[dict[str, Any]]) -> None:
+    """Permissions given to a robot name existing projects, and the actor holds
+    each of them (a robot never exceeds its creator)."""
+    grants = robot_grants(perms)
+    names = {g.namespace for g in grants if g.kind == "project" and g.namespace != "*"}
+    found = set(Project.objects.filter(name__in=names).values_list("name", flat=True))
+    if names - found:
+        raise Invalid(f"no project {sorted(names - found)[0]}")
+    access.require_holds(actor, grants, what="the robot")
 
 
 def _expiry(duration: Any) -> datetime.datetime | None:
@@ -108,12 +110,7 @@ def robot_create(
         full_name = f"{PREFIX}{name}"
     else:
         raise Invalid("level must be system or project")
-    for grant in robot_grants(perms):
-        if not _creator_holds(actor, grant):
-            raise Denied(
-                f"a robot cannot be granted {grant.resource}:{grant.action}, "
-                "which its creator does not hold"
-            )
+    _require_grantable(actor, perms)
     if secret is not None and not password_ok(secret):
         raise Invalid(f"secret must have {POLICY}")
     secret = secret or generate_secret()
@@ -156,8 +153,14 @@ def _require_robot_permission(actor: Actor, robot: Robot, action: str) -> None:
     access.require(actor, "robot", action, project)
 
 
-def robots_visible(*, actor: Actor, project: Project | None) -> Any:
-    if project is not None:
+def robots_visible(*, actor: Actor, project_id: int | None) -> Any:
+    """The robots of project ``project_id`` (or every robot, for a system
+    caller). A project the actor may not see answers as one that does not
+    exist: the same NotFound, naming only the id it was given (B21)."""
+    if project_id is not None:
+        project = Project.objects.filter(pk=project_id).first()
+        if project is None or not access.project_actions(actor, project, "project"):
+            raise NotFound(f"project {project_id}")
         access.require(actor, "robot", "list", project)
         return Robot.objects.filter(project=project).select_related("project")
     if not access.system_can(actor, "robot", "list"):
@@ -173,12 +176,28 @@ def robot_get(*, actor: Actor, robot_id: int, action: str = "read") -> Robot:
     return robot
 
 
+def _robot_to_change(*, actor: Actor, robot_id: int, action: str) -> Robot:
+    """The robot ``actor`` may ``action`` (update, delete): visible, the
+    ``robot:<action>`` permission, and every permission the robot holds held by
+    the actor too, or a weak robot could take a strong one over (set its
+    secret, then log in as it)."""
+    robot = robot_get(actor=actor, robot_id=robot_id, action=action)
+    access.require_holds(actor, robot_grants(robot.permissions), what=robot.name)
+    return robot
+
+
+def _forget_on_commit(robot: Robot) -> None:
+    """This process re-checks the robot on its next token (disabled, deleted);
+    the others within BERTH_PRINCIPAL_RECHECK_SECONDS."""
+    transaction.on_commit(partial(principal_changed, "robot", robot.pk, robot.name))
+
+
 def robot_refresh_secret(*, actor: Actor, robot_id: int, secret: str | None = None) -> str:
-    robot = robot_get(actor=actor, robot_id=robot_id, action="update")
+    robot = _robot_to_change(actor=actor, robot_id=robot_id, action="update")
     if secret is not None and not password_ok(secret):
         raise Invalid(f"secret must have {POLICY}")
     secret = secret or generate_secret()
-    robot.secret_hash = hash_secret(secret)
+    robot.secret_hash = hash_secret(secret)  # new salt: its refresh tokens die too
     with transaction.atomic():
         robot.save(update_fields=["secret_hash", "updated_at"])
         record(
@@ -195,18 +214,18 @@ def robot_refresh_secret(*, actor: Actor, robot_id: int, secret: str | None = No
 def robot_update(
     *, actor: Actor, robot_id: int, disable: Any, description: Any, duration: Any, permissions: Any
 ) -> Robot:
-    robot = robot_get(actor=actor, robot_id=robot_id, action="update")
+    robot = _robot_to_change(actor=actor, robot_id=robot_id, action="update")
     if permissions is not None:
         perms = _clean_permissions(permissions)
-        for grant in robot_grants(perms):
-            if not _creator_holds(actor, grant):
-                raise Denied(f"cannot grant {grant.resource}:{grant.action}")
+        _require_grantable(actor, perms)
         if robot.project_id is not None and (
             len(perms) != 1 or perms[0]["namespace"] != robot.project.name  # type: ignore[union-attr]
         ):
             raise Invalid("a project robot keeps one permission on its own project")
         robot.permissions = perms
     if disable is not None:
+        if disable and not robot.disabled:
+            robot.stamp = secrets.token_hex(16)  # enabling it again revives no refresh token
         robot.disabled = bool(disable)
     if description is not None:
         robot.description = str(description)
@@ -223,11 +242,12 @@ def robot_update(
             project=robot.project,
             detail={"disable": robot.disabled, "permissions": robot.permissions},
         )
+        _forget_on_commit(robot)
     return robot
 
 
 def robot_delete(*, actor: Actor, robot_id: int) -> None:
-    robot = robot_get(actor=actor, robot_id=robot_id, action="delete")
+    robot = _robot_to_change(actor=actor, robot_id=robot_id, action="delete")
     with transaction.atomic():
         record(
             actor=actor,
@@ -236,4 +256,5 @@ def robot_delete(*, actor: Actor, robot_id: int) -> None:
             resource=robot.name,
             project=robot.project,
         )
+        _forget_on_commit(robot)
         robot.delete()

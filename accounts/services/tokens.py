@@ -112,6 +112,9 @@ def issue(actor: Actor, access_list: list[dict[str, Any]], *, audience: str = SE
         "access": access_list,
         "kind": actor.kind,
     }
+    if actor.authenticated and actor.id is not None:
+        # The principal's id: /v2 checks it is still enabled (identity.identify).
+        claims["pid"] = actor.id
     token = jwt.encode(claims, keys.private, algorithm="RS256", headers={"kid": keys.kid})
     return {
         "token": token,
@@ -121,12 +124,10 @@ def issue(actor: Actor, access_list: list[dict[str, Any]], *, audience: str = SE
     }
 
 
-def password_version(password_hash: str) -> str:
-    """Changes whenever the password does: binds refresh tokens to it."""
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
-
-
-def issue_refresh(actor: Actor, password_hash: str) -> str:
+def issue_refresh(actor: Actor, stamp: str) -> str:
+    """A refresh token bound to the principal's id and ``stamp``
+    (``accounts.services.auth.principal_stamp``): it dies when the secret or
+    password changes, and with the principal (disabled, deleted)."""
     keys = _keys.load()
     now = _now()
     claims = {
@@ -137,8 +138,8 @@ def issue_refresh(actor: Actor, password_hash: str) -> str:
         "nbf": now - 5,
         "iat": now,
         "kind": actor.kind,
-        # A password change invalidates every refresh token issued before it.
-        "pwv": password_version(password_hash),
+        "pid": actor.id,
+        "stp": stamp,
     }
     return jwt.encode(claims, keys.private, algorithm="RS256", headers={"kid": keys.kid})
 

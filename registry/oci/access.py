@@ -61,7 +61,7 @@ class Principal:
         """The actor with its current roles (a token carries only a name)."""
         if self.claims is None or not self.actor.authenticated:
             return self.actor
-        return actor_from_claims(self.actor.kind, self.actor.name)
+        return actor_from_claims(self.actor.kind, self.actor.name, self.actor.id)
 
 
 def realm(request: HttpRequest) -> str:

@@ -175,5 +175,6 @@ def _record(
         resource_type=resource_type,
         resource=resource,
         project=parts[0] if (parts := split_repository(repository.name)) else "",
+        project_id=repository.project_id,
         detail=detail,
     )

@@ -167,7 +167,7 @@ def manifest_put(
             media_type=parsed.media_type,
             size=len(body),
             tags=list(dict.fromkeys(tags)),
-            **_audit(actor, client, Operation.PUSH, repository_name, reference),
+            **_audit(actor, client, Operation.PUSH, repository_name, reference, repo.project_id),
         )
     return PutResult(
         digest=digest,
@@ -286,9 +286,15 @@ def artifact_ref(repository_name: str, reference: str) -> str:
 
 
 def _audit(
-    actor: Actor | None, client: str, operation: Operation, repository_name: str, reference: str
+    actor: Actor | None,
+    client: str,
+    operation: Operation,
+    repository_name: str,
+    reference: str,
+    project_id: int | None = None,
 ) -> dict[str, Any]:
-    """The event's audit entry, as /v2 records it: the artifact by tag or digest."""
+    """The event's audit entry, as /v2 records it: the artifact by tag or digest
+    (in the project of ``project_id``; by name when not given)."""
     if actor is None:
         return {}
     entry = event_entry(
@@ -297,6 +303,7 @@ def _audit(
         resource_type=Resource.ARTIFACT,
         resource=artifact_ref(repository_name, reference),
         project=parts[0] if (parts := split_repository(repository_name)) else "",
+        project_id=project_id,
         client_ip=client,
     )
     return {"audit": entry}

@@ -11,6 +11,7 @@ import requests
 
 from audit.models import AuditEvent
 from audit.services import flush
+from kit.events import deliver
 from tests.conftest import ADMIN, BerthServer
 from tests.registry.helpers import Remote
 from tests.roles import PASSWORD, api
@@ -210,6 +211,7 @@ def test_buffered_events_are_stored_field_for_field(test_projects):
         None,
     )
     assert (push.operation, push.result, push.client_ip) == ("push", "failure", "10.0.0.9")
+    assert pull.project_id == push.project_id == _project_id("a")  # named, then resolved
     assert before <= pull.occurred_at <= push.occurred_at <= before + timedelta(seconds=5)
     assert pull.occurred_at.tzinfo is not None
     repo = Repository.objects.get(name="a/fields")
@@ -262,3 +264,40 @@ def test_a_full_buffer_wakes_its_writer_once_not_on_every_event(monkeypatch):
         assert sets == [services.FLUSH_SIZE, 3 * services.FLUSH_SIZE + 1]
     finally:
         services.discard()
+
+
+def test_a_new_project_of_a_deleted_ones_name_reads_none_of_its_history(team, v2):
+    """Audit visibility follows the project (its id), not its name (issue 13.8)."""
+    from accounts.models import Project
+    from tests.registry.helpers import InProcess
+
+    post(api("padmin"), "/api/v2.0/projects", {"project_name": "secret"})
+    post(
+        api("padmin"),
+        "/api/v2.0/projects/secret/members",
+        {"role_id": 2, "member_user": {"username": "dev"}},
+    )
+    InProcess(v2).push_image("secret/app", "v1")
+    assert v2.get("/v2/secret/app/manifests/v1").status_code == 200  # a buffered pull
+    flush()
+    deliver()
+    assert v2.delete("/v2/secret/app/manifests/v1").status_code == 202
+    r = api("admin").delete("/api/v2.0/projects/secret/repositories/app")
+    assert r.status_code == 200, r.content
+    assert api("admin").delete("/api/v2.0/projects/secret").status_code == 200
+    deliver()
+    old = AuditEvent.objects.filter(project_name="secret")
+    assert {"create", "push", "pull", "delete"} <= set(old.values_list("operation", flat=True))
+
+    assert (
+        post(api("outsider"), "/api/v2.0/projects", {"project_name": "secret"}).status_code == 201
+    )
+    new = Project.objects.get(name="secret")
+
+    logs = api("outsider").get("/api/v2.0/projects/secret/logs").json()
+    assert [(e["operation"], e["resource"]) for e in logs] == [("create", "secret")]
+    everything = api("outsider").get("/api/v2.0/audit-logs").json()
+    assert [(e["operation"], e["resource"]) for e in everything] == [("create", "secret")]
+    assert old.filter(project_id=new.pk).count() == 1  # its own creation
+    # The old project's history is still there for system readers.
+    assert len(api("admin").get("/api/v2.0/audit-logs?page_size=100").json()) > len(everything)
