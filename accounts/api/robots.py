@@ -1,16 +1,25 @@
 from __future__ import annotations
 
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api import render
 from accounts.api.base import HarborView, body, created
 from accounts.api.paging import paginate, parse_q
+from accounts.api.params import Integer, fields
 from accounts.errors import Invalid, Unauthenticated
 from accounts.models import Project
 from accounts.services import robots as svc
+from kit import params
 
 Q_FIELDS = {"Level": "level", "ProjectID": "project_id", "name": "name"}
+
+
+class Term(serializers.Serializer):
+    """A robot's ``duration`` in days: -1 (never expires) up to 1,000 years."""
+
+    duration = Integer(required=False, minimum=-1, maximum=365_000)
 
 
 class RobotList(HarborView):
@@ -23,9 +32,8 @@ class RobotList(HarborView):
         project_id = filters.pop("project_id", None)
         level = filters.pop("level", None)
         if project_id is not None:
-            if not str(project_id).isdigit():
-                raise Invalid("ProjectID must be an integer")
-            project = Project.objects.filter(pk=int(project_id)).first()
+            key = params.integer(project_id, name="ProjectID")
+            project = Project.objects.filter(pk=key).first()
             if project is None:
                 raise Invalid("no such project")
         rows = svc.robots_visible(actor=actor, project=project)
@@ -44,7 +52,7 @@ class RobotList(HarborView):
             name=data.get("name", ""),
             level=data.get("level", ""),
             permissions=data.get("permissions"),
-            duration=data.get("duration", -1),
+            duration=fields(request, Term).get("duration", -1),
             description=data.get("description", "") or "",
             disable=bool(data.get("disable", False)),
             secret=data.get("secret"),
@@ -72,7 +80,7 @@ class RobotDetail(HarborView):
             robot_id=rid,
             disable=data.get("disable"),
             description=data.get("description"),
-            duration=data.get("duration"),
+            duration=fields(request, Term).get("duration"),
             permissions=data.get("permissions"),
         )
         return Response(status=200)
