@@ -9,7 +9,8 @@ import json
 
 import pytest
 
-from accounts.models import Member, Robot
+from accounts.models import Member, Robot, User
+from tests.accounts.test_api import errors, post, put
 from tests.roles import api
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -18,19 +19,11 @@ SUPERSCRIPT_TWO = "%C2%B2"  # "²": str.isdigit() says yes, int() says no
 ARABIC_THREE = "%D9%A3"  # "٣": str.isdigit() says yes, int() reads 3
 
 
-def post(client, path, body):
-    return client.post(path, data=json.dumps(body), content_type="application/json")
-
-
-def error(response) -> str:
-    return response.json()["errors"][0]["code"]
-
-
 @pytest.mark.parametrize("digit", [SUPERSCRIPT_TWO, ARABIC_THREE])
 def test_unicode_digits_in_a_project_reference_are_a_name_not_an_id(team, digit):
     r = api(None).get(f"/api/v2.0/projects/{digit}")
     assert r.status_code == 404
-    assert error(r) == "NOT_FOUND"
+    assert errors(r) == "NOT_FOUND"
 
 
 @pytest.mark.parametrize("digit", [SUPERSCRIPT_TWO, ARABIC_THREE])
@@ -38,7 +31,7 @@ def test_unicode_digits_in_a_project_reference_are_a_name_not_an_id(team, digit)
 def test_unicode_digits_in_paging_are_refused(team, digit, name):
     r = api(None).get(f"/api/v2.0/projects?{name}={digit}")
     assert r.status_code == 400
-    assert error(r) == "BAD_REQUEST"
+    assert errors(r) == "BAD_REQUEST"
     assert name in r.json()["errors"][0]["message"]
 
 
@@ -60,7 +53,7 @@ def test_unicode_digits_in_v2_n_are_refused(v2, n):
 def test_a_page_beyond_64_bits_is_refused(team):
     r = api(None).get("/api/v2.0/projects?page=2676993106636410443530240")
     assert r.status_code == 400
-    assert error(r) == "BAD_REQUEST"
+    assert errors(r) == "BAD_REQUEST"
 
 
 def test_the_last_64_bit_page_is_empty(team):
@@ -74,7 +67,7 @@ def test_the_last_64_bit_page_is_empty(team):
 def test_ids_beyond_64_bits_are_not_found(team, path):
     r = api("admin").get(f"/api/v2.0/{path}")
     assert r.status_code == 404
-    assert error(r) == "NOT_FOUND"
+    assert errors(r) == "NOT_FOUND"
 
 
 def test_a_member_id_beyond_64_bits_is_not_found(team):
@@ -88,7 +81,7 @@ def test_deeply_nested_json_is_refused(team, path, who):
     deep = "[" * 100_000 + "]" * 100_000
     r = api(who).post(f"/api/v2.0/{path}", data=deep, content_type="application/json")
     assert r.status_code == 400
-    assert error(r) == "BAD_REQUEST"
+    assert errors(r) == "BAD_REQUEST"
 
 
 def test_moderately_nested_json_past_the_limit_is_refused(team):
@@ -104,7 +97,7 @@ def test_a_body_over_the_limit_is_413(team, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     r = post(api("admin"), "/api/v2.0/projects", {"project_name": "big", "x": "y" * 2000})
     assert r.status_code == 413
-    assert error(r) == "REQUEST_ENTITY_TOO_LARGE"
+    assert errors(r) == "REQUEST_ENTITY_TOO_LARGE"
 
 
 @pytest.mark.parametrize("user_id", ["abc", [1], {}, 1.5, True, -1, 2**63])
@@ -116,7 +109,7 @@ def test_member_user_id_of_the_wrong_type_is_refused(team, user_id):
         {"role_id": 2, "member_user": {"user_id": user_id}},
     )
     assert r.status_code == 400
-    assert error(r) == "BAD_REQUEST"
+    assert errors(r) == "BAD_REQUEST"
     assert Member.objects.count() == before
 
 
@@ -131,19 +124,13 @@ def test_member_user_that_is_not_an_object_is_refused(team, member_user):
 @pytest.mark.parametrize("role_id", [2.5, [2], None, True])
 def test_member_role_of_the_wrong_type_is_refused(team, role_id):
     member = Member.objects.get(user__username="guest")
-    r = api("padmin").put(
-        f"/api/v2.0/projects/team/members/{member.pk}",
-        data=json.dumps({"role_id": role_id}),
-        content_type="application/json",
-    )
+    r = put(api("padmin"), f"/api/v2.0/projects/team/members/{member.pk}", {"role_id": role_id})
     assert r.status_code == 400
     member.refresh_from_db()
     assert member.role == 3
 
 
 def test_member_added_by_user_id_still_works(team):
-    from accounts.models import User
-
     outsider = User.objects.get(username="outsider")
     r = post(
         api("padmin"),
@@ -173,20 +160,14 @@ def test_robot_duration_out_of_range_is_refused(team, duration):
         },
     )
     assert r.status_code == 400
-    assert error(r) == "BAD_REQUEST"
+    assert errors(r) == "BAD_REQUEST"
     assert not Robot.objects.filter(name="robot$far").exists()
 
 
 @pytest.mark.parametrize("flag", ["yes", 1, None, {}])
 def test_sysadmin_flag_must_be_a_boolean(team, flag):
-    from accounts.models import User
-
     dev = User.objects.get(username="dev")
-    r = api("admin").put(
-        f"/api/v2.0/users/{dev.pk}/sysadmin",
-        data=json.dumps({"sysadmin_flag": flag}),
-        content_type="application/json",
-    )
+    r = put(api("admin"), f"/api/v2.0/users/{dev.pk}/sysadmin", {"sysadmin_flag": flag})
     assert r.status_code == 400
     dev.refresh_from_db()
     assert dev.is_superuser is False
