@@ -51,7 +51,7 @@ test: lint
 
 # The developer loop (docs/testing.md): in-process tests only, on SQLite, with
 # the venv as it is: no installs, no servers, no real clients, no PostgreSQL.
-FAST_MARKERS = not clients and not slow and not live and not dbindependent
+FAST_MARKERS = not clients and not slow and not live and not dbindependent and not fuzz
 
 test-fast:
 	env -u DATABASE_URL BERTH_TEST_FAST=1 .venv/bin/python -m pytest -p no:cacheprovider -q -m "$(FAST_MARKERS)" $(PYTEST_ARGS)

@@ -1,7 +1,12 @@
 """JSON in and out of the Harbor API (``REST_FRAMEWORK`` in portal/settings.py):
-DRF's parser and renderer, with one rule each about lone surrogates.
+DRF's parser and renderer, the API's only ones, with the rules every body gets.
 
-In: a body whose JSON escapes a lone surrogate (``"\\ud800"``) is refused with a
+In: a body's size is bounded before parsing by Django's
+DATA_UPLOAD_MAX_MEMORY_SIZE (DRF reads it through ``request.body``;
+accounts/api/errors.py answers 413). Its nesting is bounded: the json module
+recurses in C and raises RecursionError (a 500) on a deep enough array; a body
+nesting more than MAX_DEPTH arrays and objects is a 400 before any view runs.
+A body whose JSON escapes a lone surrogate (``"\\ud800"``) is refused with a
 400, for every endpoint at once (project descriptions, realnames, robot
 descriptions, rule patterns…), before a view sees it. Out: a string no UTF-8 can
 carry (a row written before that check) is sent as its ``\\u`` escape rather than
@@ -18,6 +23,8 @@ from rest_framework.exceptions import ParseError
 
 from kit.jsontext import lone_surrogate_at
 
+MAX_DEPTH = 32
+
 
 class JSONParser(parsers.JSONParser):
     def parse(
@@ -26,7 +33,13 @@ class JSONParser(parsers.JSONParser):
         media_type: str | None = None,
         parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
-        data = super().parse(stream, media_type, parser_context)
+        too_deep = ParseError(f"JSON nested deeper than {MAX_DEPTH} levels")
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise too_deep from None
+        if _depth(data) > MAX_DEPTH:
+            raise too_deep
         where = lone_surrogate_at(data)
         if where is not None:
             raise ParseError(
@@ -34,6 +47,20 @@ class JSONParser(parsers.JSONParser):
                 "text must be valid Unicode"
             )
         return data
+
+
+def _depth(value: Any) -> int:
+    """How deeply arrays and objects nest in ``value`` (iteratively, and only
+    until it passes MAX_DEPTH)."""
+    depth, pending = 0, [(value, 1)]
+    while pending and depth <= MAX_DEPTH:
+        item, level = pending.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            depth = max(depth, level)
+            pending.extend((child, level + 1) for child in item)
+    return depth
 
 
 class _EscapedJSONRenderer(renderers.JSONRenderer):

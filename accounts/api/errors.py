@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, DataError
 from django.http import Http404
 from rest_framework import exceptions
@@ -69,6 +70,8 @@ def handle(exc: Exception, context: dict[str, Any]) -> Response | None:
             return envelope(status, code, message)
     if isinstance(exc, CodedError):
         return _coded(exc)
+    if isinstance(exc, RequestDataTooBig):
+        return envelope(413, "REQUEST_ENTITY_TOO_LARGE", "the request body is too large")
     if isinstance(exc, Http404):
         return envelope(404, "NOT_FOUND", "not found")
     for kind, code in _DRF.items():

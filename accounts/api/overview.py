@@ -15,6 +15,7 @@ from accounts.api.base import HarborView, body
 from accounts.errors import Denied, Invalid, NotFound, Unauthenticated
 from accounts.rbac import PROJECT_RESOURCES, SYSTEM_PERMISSIONS
 from accounts.services import config
+from kit import params
 
 
 class Configurations(HarborView):
@@ -76,9 +77,10 @@ class CurrentUserPermissions(HarborView):
         out = []
         if scope.startswith("/project/"):
             ref = scope.removeprefix("/project/").strip("/")
-            if not ref.isdigit():
+            key = params.identifier(ref)
+            if key is None:
                 raise Invalid("scope must be /project/<id>")
-            project = access.visible_projects(actor).filter(pk=int(ref)).first()
+            project = access.visible_projects(actor).filter(pk=key).first()
             if project is None:
                 raise NotFound(ref)
             for resource in sorted(PROJECT_RESOURCES):

@@ -11,20 +11,10 @@ from django.db.models import QuerySet
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.api.params import Paging, query
 from accounts.errors import Invalid
 
 MAX_PAGE_SIZE = 100
-
-
-def _number(request: Request, name: str, default: int) -> int:
-    """A page number or size; 0 or absent means the default (Harbor's clients
-    send page=0&page_size=0 meaning "from the start, as many as allowed")."""
-    raw = request.query_params.get(name)
-    if raw in (None, "", "0"):
-        return default
-    if not raw.isdigit():
-        raise Invalid(f"{name} must be a non-negative integer")
-    return int(raw)
 
 
 def paginate(
@@ -32,12 +22,19 @@ def paginate(
     rows: QuerySet[Any],
     render: Callable[[Iterable[Any]], list[Any]],
 ) -> Response:
-    page = _number(request, "page", 1)
-    size = min(_number(request, "page_size", 10), MAX_PAGE_SIZE)
-    if request.query_params.get("page_size") == "0":
-        size = MAX_PAGE_SIZE
+    """``page`` (any 64-bit number; 0, empty or absent: the first) of
+    ``page_size`` rows (0: as many as allowed, empty or absent: 10; at most
+    MAX_PAGE_SIZE). Harbor's
+    clients send page=0&page_size=0 meaning "from the start, as many as allowed"."""
+    asked = query(request, Paging)
+    page = asked.get("page") or 1
+    size = asked.get("page_size")
+    size = 10 if size is None else min(size or MAX_PAGE_SIZE, MAX_PAGE_SIZE)
     total = rows.count()
-    items = render(rows[(page - 1) * size : page * size])
+    # A page past the end is empty without asking the database for an offset
+    # it may not be able to hold (SQLite's and PostgreSQL's are 64-bit).
+    offset = (page - 1) * size
+    items = render(rows[offset : offset + size]) if offset < total else []
     response = Response(items)
     response["X-Total-Count"] = str(total)
     links = []

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.db.models import Count
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -8,6 +9,7 @@ from accounts import access
 from accounts.api import render
 from accounts.api.base import HarborView, body, created
 from accounts.api.paging import apply_sort, paginate, parse_q
+from accounts.api.params import Id, Integer, Text, fields
 from accounts.errors import Invalid, NotFound
 from accounts.models import Member
 from accounts.services import projects as svc
@@ -117,6 +119,22 @@ class ProjectSummary(HarborView):
         return Response(svc.project_summary(actor=actor, project=project_from(request, ref, actor)))
 
 
+class MemberUser(serializers.Serializer):
+    user_id = Id(required=False)
+    username = Text(required=False)
+
+
+class MemberBody(serializers.Serializer):
+    """Harbor's ProjectMember (member_group is not supported: ignored)."""
+
+    role_id = Integer(required=False)
+    member_user = MemberUser(required=False)
+
+
+class RoleBody(serializers.Serializer):
+    role_id = Integer(required=False)
+
+
 class MemberList(HarborView):
     def get(self, request: Request, ref: str) -> Response:
         actor = self.actor(request)
@@ -129,7 +147,7 @@ class MemberList(HarborView):
     def post(self, request: Request, ref: str) -> Response:
         actor = self.actor(request)
         project = project_from(request, ref, actor)
-        data = body(request)
+        data = fields(request, MemberBody)
         user = data.get("member_user") or {}
         member = svc.member_add(
             actor=actor,
@@ -155,7 +173,7 @@ class MemberDetail(HarborView):
             actor=actor,
             project=project_from(request, ref, actor),
             member_id=mid,
-            role_id=body(request).get("role_id"),
+            role_id=fields(request, RoleBody).get("role_id"),
         )
         return Response(status=200)
 

@@ -22,7 +22,6 @@ def project(p: Project, *, role: int | None, repo_count: int) -> dict[str, Any]:
         "update_time": ts(p.updated_at),
         "deleted": False,
         "repo_count": repo_count,
-        "registry_id": None,
         "togglable": True,
         "current_user_role_id": role or 0,
         "current_user_role_ids": [role] if role else [],

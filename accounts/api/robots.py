@@ -1,15 +1,24 @@
 from __future__ import annotations
 
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api import render
 from accounts.api.base import HarborView, body, created
 from accounts.api.paging import paginate, parse_q
-from accounts.errors import Invalid, Unauthenticated
+from accounts.api.params import Integer, fields
+from accounts.errors import Unauthenticated
 from accounts.services import robots as svc
+from kit import params
 
 Q_FIELDS = {"Level": "level", "ProjectID": "project_id", "name": "name"}
+
+
+class Term(serializers.Serializer):
+    """A robot's ``duration`` in days: -1 (never expires) up to 1,000 years."""
+
+    duration = Integer(required=False, minimum=-1, maximum=365_000)
 
 
 class RobotList(HarborView):
@@ -20,10 +29,9 @@ class RobotList(HarborView):
         filters = parse_q(request, Q_FIELDS)
         project_id = filters.pop("project_id", None)
         level = filters.pop("level", None)
-        if project_id is not None and not str(project_id).isdigit():
-            raise Invalid("ProjectID must be an integer")
         rows = svc.robots_visible(
-            actor=actor, project_id=None if project_id is None else int(project_id)
+            actor=actor,
+            project_id=None if project_id is None else params.integer(project_id, name="ProjectID"),
         )
         if level == "system":
             rows = rows.filter(project__isnull=True)
@@ -40,7 +48,7 @@ class RobotList(HarborView):
             name=data.get("name", ""),
             level=data.get("level", ""),
             permissions=data.get("permissions"),
-            duration=data.get("duration", -1),
+            duration=fields(request, Term).get("duration", -1),
             description=data.get("description", "") or "",
             disable=bool(data.get("disable", False)),
             secret=data.get("secret"),
@@ -68,7 +76,7 @@ class RobotDetail(HarborView):
             robot_id=rid,
             disable=data.get("disable"),
             description=data.get("description"),
-            duration=data.get("duration"),
+            duration=fields(request, Term).get("duration"),
             permissions=data.get("permissions"),
         )
         return Response(status=200)

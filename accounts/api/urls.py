@@ -1,13 +1,21 @@
 """Harbor's identity and access API under /api/v2.0 (composed in portal/urls.py)."""
 
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.renderers import OpenApiJsonRenderer2
+from drf_spectacular.views import SpectacularJSONAPIView
 
 from accounts.api import overview, projects, robots, system, users
 from accounts.api.audit import AuditLogExtList, AuditLogList, ProjectLogExts, ProjectLogs
+from accounts.api.params import IdConverter  # noqa: F401 - registers <id:…>
 
 urlpatterns = [
-    path("openapi.json", SpectacularAPIView.as_view(), name="openapi"),
+    # JSON as application/json (drf-spectacular's default is YAML, then
+    # application/vnd.oai.openapi+json).
+    path(
+        "openapi.json",
+        SpectacularJSONAPIView.as_view(renderer_classes=[OpenApiJsonRenderer2]),
+        name="openapi",
+    ),
     path("ping", system.Ping.as_view()),
     path("health", system.Health.as_view()),
     path("systeminfo", system.SystemInfo.as_view()),
@@ -21,7 +29,7 @@ urlpatterns = [
     path("projects/<str:ref>/metadatas", projects.MetadataList.as_view()),
     path("projects/<str:ref>/metadatas/<str:name>", projects.MetadataDetail.as_view()),
     path("projects/<str:ref>/members", projects.MemberList.as_view()),
-    path("projects/<str:ref>/members/<int:mid>", projects.MemberDetail.as_view()),
+    path("projects/<str:ref>/members/<id:mid>", projects.MemberDetail.as_view()),
     path("projects/<str:ref>/logs", ProjectLogs.as_view()),
     path("audit-logs", AuditLogList.as_view()),
     path("auditlog-exts", AuditLogExtList.as_view()),
@@ -29,9 +37,9 @@ urlpatterns = [
     path("users", users.UserList.as_view()),
     path("users/current", users.UserCurrent.as_view()),
     path("users/search", users.UserSearch.as_view()),
-    path("users/<int:uid>", users.UserDetail.as_view()),
-    path("users/<int:uid>/password", users.UserPassword.as_view()),
-    path("users/<int:uid>/sysadmin", users.UserSysadmin.as_view()),
+    path("users/<id:uid>", users.UserDetail.as_view()),
+    path("users/<id:uid>/password", users.UserPassword.as_view()),
+    path("users/<id:uid>/sysadmin", users.UserSysadmin.as_view()),
     path("robots", robots.RobotList.as_view()),
-    path("robots/<int:rid>", robots.RobotDetail.as_view()),
+    path("robots/<id:rid>", robots.RobotDetail.as_view()),
 ]

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api import render
 from accounts.api.base import HarborView, body, created
 from accounts.api.paging import apply_sort, paginate, parse_q
+from accounts.api.params import Flag, fields
 from accounts.errors import Denied, Unauthenticated
 from accounts.models import User
 from accounts.services import users as svc
@@ -77,8 +79,12 @@ class UserPassword(HarborView):
         return Response(status=200)
 
 
+class SysadminFlag(serializers.Serializer):
+    sysadmin_flag = Flag(required=False, default=False)
+
+
 class UserSysadmin(HarborView):
     def put(self, request: Request, uid: int) -> Response:
-        flag = body(request).get("sysadmin_flag")
-        svc.user_set_sysadmin(actor=self.actor(request), user_id=uid, flag=flag is True)
+        flag = fields(request, SysadminFlag)["sysadmin_flag"]
+        svc.user_set_sysadmin(actor=self.actor(request), user_id=uid, flag=flag)
         return Response(status=200)

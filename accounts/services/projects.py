@@ -15,7 +15,7 @@ from accounts.models import Member, Project, Role, User
 from accounts.services import config
 from audit.events import Operation, Resource
 from audit.services import record
-from kit import events
+from kit import events, params
 
 PROJECT_NAME_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
 # Metadata keys Harbor knows; values are strings ("true"/"false" for booleans).
@@ -99,9 +99,10 @@ def project_lookup(*, actor: Actor, ref: str, by_name: bool | None = None) -> Pr
     """A project by id or name that the actor may see; NotFound otherwise (a
     private project and a missing one look the same)."""
     query = access.visible_projects(actor)
-    if by_name is None:
-        by_name = not ref.isdigit()
-    project = query.filter(name=ref).first() if by_name else query.filter(pk=int(ref)).first()
+    key = None if by_name else params.identifier(ref)
+    if by_name is False and key is None:
+        raise NotFound(ref)
+    project = query.filter(name=ref).first() if key is None else query.filter(pk=key).first()
     if project is None:
         raise NotFound(ref)
     return project

@@ -2,16 +2,17 @@
 
 from django.urls import path
 
+from accounts.api.params import IdConverter  # noqa: F401 - registers <id:…>
 from registry.api import content, overview
 
 urlpatterns = [
     path("statistics", overview.Statistics.as_view()),
     path("search", overview.Search.as_view()),
     path("quotas", overview.QuotaList.as_view()),
-    path("quotas/<int:qid>", overview.QuotaDetail.as_view()),
+    path("quotas/<id:qid>", overview.QuotaDetail.as_view()),
     path("projects/<str:ref>/immutabletagrules", content.ImmutableRuleList.as_view()),
     path(
-        "projects/<str:ref>/immutabletagrules/<int:rule_id>",
+        "projects/<str:ref>/immutabletagrules/<id:rule_id>",
         content.ImmutableRuleDetail.as_view(),
     ),
     path("projects/<str:ref>/repositories", content.RepositoryList.as_view()),

@@ -49,7 +49,7 @@ TABLE: dict[tuple[str, str], tuple[str, dict | None]] = {
     ("GET", "statistics"): (EVERYONE, None),
     ("GET", "search"): (EVERYONE, None),
     ("GET", "quotas"): ("admin", None),
-    ("GET", "quotas/<int:qid>"): (f"{MEMBERS} admin", None),
+    ("GET", "quotas/<id:qid>"): (f"{MEMBERS} admin", None),
     ("GET", "configurations"): ("admin", None),
     ("PUT", "configurations"): ("admin", {"self_registration": True}),
     ("GET", "permissions"): (AUTHENTICATED, None),
@@ -74,20 +74,20 @@ TABLE: dict[tuple[str, str], tuple[str, dict | None]] = {
         "padmin admin",
         {"role_id": 3, "member_user": {"username": "outsider"}},
     ),
-    ("GET", "projects/<str:ref>/members/<int:mid>"): ("guest dev maint padmin admin", None),
-    ("PUT", "projects/<str:ref>/members/<int:mid>"): ("padmin admin", {"role_id": 2}),
-    ("DELETE", "projects/<str:ref>/members/<int:mid>"): ("padmin admin", None),
+    ("GET", "projects/<str:ref>/members/<id:mid>"): ("guest dev maint padmin admin", None),
+    ("PUT", "projects/<str:ref>/members/<id:mid>"): ("padmin admin", {"role_id": 2}),
+    ("DELETE", "projects/<str:ref>/members/<id:mid>"): ("padmin admin", None),
     ("GET", "projects/<str:ref>/logs"): ("padmin admin", None),
     ("GET", "projects/<str:ref>/immutabletagrules"): ("maint padmin admin", None),
     ("POST", "projects/<str:ref>/immutabletagrules"): (
         "maint padmin admin",
         {"tag_selectors": [{"kind": "doublestar", "decoration": "matches", "pattern": "rc-*"}]},
     ),
-    ("PUT", "projects/<str:ref>/immutabletagrules/<int:rule_id>"): (
+    ("PUT", "projects/<str:ref>/immutabletagrules/<id:rule_id>"): (
         "maint padmin admin",
         {"disabled": True},
     ),
-    ("DELETE", "projects/<str:ref>/immutabletagrules/<int:rule_id>"): ("maint padmin admin", None),
+    ("DELETE", "projects/<str:ref>/immutabletagrules/<id:rule_id>"): ("maint padmin admin", None),
     ("GET", "projects/<str:ref>/repositories"): (f"{MEMBERS} probot admin", None),
     ("GET", "projects/<str:ref>/repositories/<path:repo>"): (f"{MEMBERS} probot admin", None),
     ("PUT", "projects/<str:ref>/repositories/<path:repo>"): (
@@ -131,13 +131,13 @@ TABLE: dict[tuple[str, str], tuple[str, dict | None]] = {
     ("POST", "users"): ("admin", {"username": "made", "password": "Strong123"}),
     ("GET", "users/current"): ("lguest guest dev maint padmin outsider admin", None),
     ("GET", "users/search"): (AUTHENTICATED, None),
-    ("GET", "users/<int:uid>"): ("dev admin", None),
-    ("DELETE", "users/<int:uid>"): ("admin", None),
-    ("PUT", "users/<int:uid>/password"): (
+    ("GET", "users/<id:uid>"): ("dev admin", None),
+    ("DELETE", "users/<id:uid>"): ("admin", None),
+    ("PUT", "users/<id:uid>/password"): (
         "dev admin",
         {"old_password": PASSWORD, "new_password": "Another123"},
     ),
-    ("PUT", "users/<int:uid>/sysadmin"): ("admin", {"sysadmin_flag": True}),
+    ("PUT", "users/<id:uid>/sysadmin"): ("admin", {"sysadmin_flag": True}),
     ("GET", "robots"): ("srobot admin", None),
     ("POST", "robots"): (
         "padmin admin",
@@ -154,10 +154,10 @@ TABLE: dict[tuple[str, str], tuple[str, dict | None]] = {
             ],
         },
     ),
-    ("GET", "robots/<int:rid>"): ("guest dev maint padmin admin", None),
-    ("PUT", "robots/<int:rid>"): ("padmin admin", {"description": "x"}),
-    ("PATCH", "robots/<int:rid>"): ("padmin admin", {}),
-    ("DELETE", "robots/<int:rid>"): ("padmin admin", None),
+    ("GET", "robots/<id:rid>"): ("guest dev maint padmin admin", None),
+    ("PUT", "robots/<id:rid>"): ("padmin admin", {"description": "x"}),
+    ("PATCH", "robots/<id:rid>"): ("padmin admin", {}),
+    ("DELETE", "robots/<id:rid>"): ("padmin admin", None),
 }
 # Any other path is a JSON 404 for everyone.
 TABLE.update(
@@ -274,7 +274,7 @@ def world(team, v2):
 def concrete(route: str, params: dict) -> str:
     path = route
     for key, value in params.items():
-        for kind in ("str", "int", "path"):
+        for kind in ("str", "id", "path"):
             path = path.replace(f"<{kind}:{key}>", str(value))
     query = {
         "projects": "?project_name=team",

@@ -7,6 +7,8 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from kit import params
+from kit.errors import Invalid
 from registry.errors import Code, RegistryError
 from registry.oci.access import Action, Principal
 from registry.oci.dispatch import endpoint
@@ -28,9 +30,10 @@ def page_params(request: HttpRequest) -> tuple[int, str]:
     if raw is None or raw == "":
         n = cap
     else:
-        if not raw.isdigit() or len(raw) > 12:
-            raise RegistryError(Code.PAGINATION_NUMBER_INVALID, detail={"n": raw[:50]})
-        n = min(int(raw), cap)
+        try:
+            n = min(params.integer(raw, name="n"), cap)
+        except Invalid:
+            raise RegistryError(Code.PAGINATION_NUMBER_INVALID, detail={"n": raw[:50]}) from None
     last = request.GET.get("last", "")
     if len(last) > 255:
         raise RegistryError(Code.PAGINATION_NUMBER_INVALID, "invalid last", detail=None)
