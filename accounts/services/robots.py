@@ -175,7 +175,8 @@ def robot_get(*, actor: Actor, robot_id: int, action: str = "read") -> Robot:
 
 def robot_refresh_secret(*, actor: Actor, robot_id: int, secret: str | None = None) -> str:
     robot = robot_get(actor=actor, robot_id=robot_id, action="update")
-    if secret is not None and not password_ok(secret):
+    # An empty secret asks for a new random one, as an absent one does (Harbor).
+    if secret and not password_ok(secret):
         raise Invalid(f"secret must have {POLICY}")
     secret = secret or generate_secret()
     robot.secret_hash = hash_secret(secret)
