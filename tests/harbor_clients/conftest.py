@@ -8,6 +8,16 @@ import pytest
 from tests.conftest import BerthServer
 from tests.registry.helpers import Remote
 
+# What every client does with the pushed artifact, in this order.
+ARTIFACT_OPERATIONS = [
+    "artifact.list",
+    "artifact.get",
+    "tag.create",
+    "tag.list",
+    "tag.delete",
+    "artifact.copy",
+]
+
 
 @dataclass(frozen=True)
 class HarborTarget:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ADMIN, REPO_ROOT
-from tests.harbor_clients.conftest import HarborTarget
+from tests.harbor_clients.conftest import ARTIFACT_OPERATIONS, HarborTarget
 
 pytestmark = [pytest.mark.live, pytest.mark.clients]
 
@@ -72,12 +72,7 @@ OPERATIONS = [
     "repository.list_all",
     "repository.update",
     "repository.get",
-    "artifact.list",
-    "artifact.get",
-    "tag.create",
-    "tag.list",
-    "tag.delete",
-    "artifact.copy",
+    *ARTIFACT_OPERATIONS,
     "artifact.delete",
     "repository.delete",
     "statistics.get",

@@ -26,7 +26,7 @@ from harborapi.models import (
 )
 
 from tests.conftest import ADMIN
-from tests.harbor_clients.conftest import HarborTarget
+from tests.harbor_clients.conftest import ARTIFACT_OPERATIONS, HarborTarget
 
 pytestmark = [pytest.mark.live, pytest.mark.clients]
 
@@ -71,12 +71,7 @@ OPERATIONS = [
     "immutable.delete_by_id",
     "repository.list",
     "repository.get",
-    "artifact.list",
-    "artifact.get",
-    "tag.create",
-    "tag.list",
-    "tag.delete",
-    "artifact.copy",
+    *ARTIFACT_OPERATIONS,
     "repository.delete",
     "quota.list",
     "search",

@@ -116,6 +116,14 @@ func (r recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
+// count checks how many items a listing returned.
+func count(got, want int, what string) error {
+	if got != want {
+		return fail("%d %s, want %d", got, what, want)
+	}
+	return nil
+}
+
 func fail(format string, args ...any) error { return fmt.Errorf(format, args...) }
 
 func ptr[T any](v T) *T { return &v }
@@ -366,20 +374,14 @@ func main() {
 		if err != nil {
 			return "", err
 		}
-		if len(r.Payload) != 1 {
-			return "", fail("%d users", len(r.Payload))
-		}
-		return "", nil
+		return "", count(len(r.Payload), 1, "users")
 	})
 	step("user.search", func(ctx context.Context) (string, error) {
 		r, err := admin.User.SearchUsers(ctx, &user.SearchUsersParams{Username: devName})
 		if err != nil {
 			return "", err
 		}
-		if len(r.Payload) != 1 {
-			return "", fail("%d users", len(r.Payload))
-		}
-		return "", nil
+		return "", count(len(r.Payload), 1, "users")
 	})
 	step("user.current", func(ctx context.Context) (string, error) {
 		r, err := admin.User.GetCurrentUserInfo(ctx, &user.GetCurrentUserInfoParams{})
@@ -418,10 +420,7 @@ func main() {
 		if err != nil {
 			return "", err
 		}
-		if len(r.Payload) != 1 {
-			return "", fail("%d members", len(r.Payload))
-		}
-		return "", nil
+		return "", count(len(r.Payload), 1, "members")
 	})
 	step("member.get", func(ctx context.Context) (string, error) {
 		r, err := admin.Member.GetProjectMember(ctx, &member.GetProjectMemberParams{ProjectNameOrID: pid, Mid: memberID})
@@ -563,10 +562,7 @@ func main() {
 		if err != nil {
 			return "", err
 		}
-		if len(r.Payload) != 1 {
-			return "", fail("%d rules", len(r.Payload))
-		}
-		return "", nil
+		return "", count(len(r.Payload), 1, "rules")
 	})
 	step("immutable.update", func(ctx context.Context) (string, error) {
 		updated := rule()
@@ -644,10 +640,7 @@ func main() {
 		if err != nil {
 			return "", err
 		}
-		if len(r.Payload) != 2 {
-			return "", fail("%d tags", len(r.Payload))
-		}
-		return "", nil
+		return "", count(len(r.Payload), 2, "tags")
 	})
 	step("tag.delete", func(ctx context.Context) (string, error) {
 		_, err := admin.Artifact.DeleteTag(ctx, &artifact.DeleteTagParams{ProjectName: content, RepositoryName: "app", Reference: "v1", TagName: "v2"})
@@ -682,10 +675,7 @@ func main() {
 		if err != nil {
 			return "", err
 		}
-		if len(r.Payload.Project) != 1 {
-			return "", fail("%d projects", len(r.Payload.Project))
-		}
-		return "", nil
+		return "", count(len(r.Payload.Project), 1, "projects")
 	})
 	var quotaID int64
 	step("quota.list", func(ctx context.Context) (string, error) {
