@@ -19,7 +19,13 @@ class Denied(Exception):
 
 
 class NotFound(Exception):
-    """The target does not exist, or the actor may not know that it does (404)."""
+    """The target does not exist, or the actor may not know that it does (404).
+    Callers are told only "not found", unless ``message`` is given: for a caller
+    who may know the target exists (Harbor's "user 7 not found" to a sysadmin)."""
+
+    def __init__(self, *args: object, message: str | None = None) -> None:
+        super().__init__(*args)
+        self.message = message
 
 
 class Conflict(Exception):

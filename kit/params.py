@@ -17,9 +17,10 @@ from kit.errors import Invalid
 
 MAX_ID = 2**63 - 1  # the largest key a 64-bit signed database column holds
 _INTEGER = re.compile(r"-?[0-9]{1,19}")
-# Harbor's forms (Go's strconv.ParseBool, less the single letters).
-TRUE = frozenset({"true", "True", "TRUE", "1"})
-FALSE = frozenset({"false", "False", "FALSE", "0"})
+# Harbor's forms: Go's strconv.ParseBool, which its server reads parameters
+# and headers with.
+TRUE = frozenset({"true", "True", "TRUE", "t", "T", "1"})
+FALSE = frozenset({"false", "False", "FALSE", "f", "F", "0"})
 
 
 def integer(raw: object, *, name: str, minimum: int = 0, maximum: int = MAX_ID) -> int:

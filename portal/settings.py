@@ -406,6 +406,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "accounts.api.errors.handle",
     "DEFAULT_RENDERER_CLASSES": ["accounts.api.codec.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["accounts.api.codec.JSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "accounts.api.negotiation.AnyAccept",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }

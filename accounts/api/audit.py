@@ -11,7 +11,7 @@ from rest_framework.response import Response
 
 from accounts import access
 from accounts.api.base import HarborView
-from accounts.api.paging import apply_sort, paginate
+from accounts.api.paging import apply_sort, paginate, query_q
 from accounts.api.render import ts
 from accounts.errors import Invalid, Unauthenticated
 from accounts.services.projects import project_lookup
@@ -63,7 +63,7 @@ def _time(value: str) -> datetime:
 def filtered(rows: QuerySet[AuditEvent], request: Request) -> QuerySet[AuditEvent]:
     """Harbor's q= for audit logs: ``k=v``, ``k=~v`` (contains) and
     ``op_time=[from~to]``; only the documented fields."""
-    raw = request.query_params.get("q", "")
+    raw = query_q(request)
     for part in filter(None, (p.strip() for p in raw.split(","))):
         key, sep, value = part.partition("=")
         if not sep:

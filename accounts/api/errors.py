@@ -11,6 +11,7 @@ from django.db import DatabaseError, DataError
 from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
+from rest_framework.views import set_rollback
 
 from accounts.access import Denied, NotFound
 from accounts.errors import Conflict, Invalid, PreconditionFailed, Unauthenticated
@@ -61,12 +62,12 @@ def envelope(status: int, code: str, message: str) -> Response:
     return Response({"errors": [{"code": code, "message": message}]}, status=status)
 
 
-def handle(exc: Exception, context: dict[str, Any]) -> Response | None:
+def handle(exc: Exception, context: dict[str, Any]) -> Response:
     for kind, (status, code) in _DOMAIN.items():
         if isinstance(exc, kind):
             message = str(exc) or code.lower().replace("_", " ")
-            if kind is NotFound:
-                message = "not found"  # never echo what exists
+            if isinstance(exc, NotFound):
+                message = exc.message or "not found"  # never echo what exists
             return envelope(status, code, message)
     if isinstance(exc, CodedError):
         return _coded(exc)
@@ -82,6 +83,9 @@ def handle(exc: Exception, context: dict[str, Any]) -> Response | None:
             if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
                 response["WWW-Authenticate"] = 'Basic realm="harbor"'
             return response
+    if isinstance(exc, exceptions.APIException):
+        # Any other DRF failure (406 Not Acceptable…) in the envelope too.
+        return envelope(exc.status_code, str(exc.default_code).upper(), _text(exc.detail))
     if isinstance(exc, DataError):
         # A value the database cannot store or compare (on PostgreSQL: a NUL, a
         # string longer than its column): the request's fault, not an outage.
@@ -92,7 +96,11 @@ def handle(exc: Exception, context: dict[str, Any]) -> Response | None:
         response = envelope(503, "UNAVAILABLE", "the database is unavailable; retry later")
         response["Retry-After"] = "5"
         return response
-    return None
+    # A bug: logged with its traceback, and still Harbor's JSON (never Django's
+    # HTML error page under /api), with the request's transaction rolled back.
+    log.exception("unexpected error in the API")
+    set_rollback()
+    return envelope(500, "INTERNAL_SERVER_ERROR", "internal server error")
 
 
 def _text(detail: Any) -> str:

@@ -4,14 +4,12 @@ registry's (registry/api/overview.py)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from django.conf import settings
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts import access
 from accounts.api.base import HarborView, body
+from accounts.api.paging import query_bool
 from accounts.errors import Denied, Invalid, NotFound, Unauthenticated
 from accounts.rbac import PROJECT_RESOURCES, SYSTEM_PERMISSIONS
 from accounts.services import config
@@ -19,29 +17,14 @@ from kit import params
 
 
 class Configurations(HarborView):
-    """The settings Berth has, in Harbor's shape. Self-registration and the
-    project-creation restriction are editable (PUT); the rest come from the
-    environment (docs/configuration.md)."""
+    """Harbor's whole configuration shape. Self-registration and the
+    project-creation restriction are editable (PUT); Harbor's other keys are
+    accepted and ignored (accounts/services/config.py, docs/configuration.md)."""
 
     def get(self, request: Request) -> Response:
         if not self.actor(request).sysadmin:
             raise Denied("configurations are for system administrators")
-        values = config.current()
-
-        def item(value: Any, editable: bool = False) -> dict[str, Any]:
-            return {"value": value, "editable": editable}
-
-        return Response(
-            {
-                "auth_mode": item("db_auth"),
-                "self_registration": item(values["self_registration"], True),
-                "project_creation_restriction": item(values["project_creation_restriction"], True),
-                "token_expiration": item(settings.BERTH_TOKEN_TTL // 60),
-                "robot_token_duration": item(-1),
-                "robot_name_prefix": item("robot$"),
-                "read_only": item(False),
-            }
-        )
+        return Response(config.harbor_view())
 
     def put(self, request: Request) -> Response:
         config.update(actor=self.actor(request), values=body(request))
@@ -73,7 +56,7 @@ class CurrentUserPermissions(HarborView):
         if actor.kind != "user":
             raise Unauthenticated()
         scope = request.query_params.get("scope", "/")
-        relative = request.query_params.get("relative") == "true"
+        relative = query_bool(request, "relative") is True
         out = []
         if scope.startswith("/project/"):
             ref = scope.removeprefix("/project/").strip("/")

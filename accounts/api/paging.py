@@ -3,9 +3,10 @@ its ``q=`` query syntax, restricted to the fields each endpoint documents."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote_plus, urlencode
 
 from django.db.models import QuerySet
 from rest_framework.request import Request
@@ -13,6 +14,7 @@ from rest_framework.response import Response
 
 from accounts.api.params import Paging, query
 from accounts.errors import Invalid
+from kit import params
 
 MAX_PAGE_SIZE = 100
 
@@ -53,10 +55,34 @@ def paginate(
     return response
 
 
+_MALFORMED_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def query_q(request: Request) -> str:
+    """The ``q`` parameter, unescaped once more as Harbor's ``lib/q`` does:
+    harbor-cli escapes the value itself before its client escapes it again
+    (``q=Level%253Dproject``). A value that does not unescape (a stray ``%``)
+    is kept as it came, as in Harbor."""
+    raw = request.query_params.get("q", "")
+    return raw if _MALFORMED_ESCAPE.search(raw) else unquote_plus(raw)
+
+
+def parse_bool(raw: str | None, name: str) -> bool | None:
+    """A boolean query parameter or header as Harbor's Go server reads one
+    (kit.params.boolean); None when absent or empty."""
+    if raw is None or raw == "":
+        return None
+    return params.boolean(raw.strip(), name=name)
+
+
+def query_bool(request: Request, name: str) -> bool | None:
+    return parse_bool(request.query_params.get(name), name)
+
+
 def parse_q(request: Request, fields: dict[str, str]) -> dict[str, Any]:
     """``q=k1=v1,k2=~v2`` → ORM lookups, only for ``fields`` (query key → model
     field); anything else (``password``, ``salt``…) is refused."""
-    raw = request.query_params.get("q", "")
+    raw = query_q(request)
     lookups: dict[str, Any] = {}
     for part in filter(None, (p.strip() for p in raw.split(","))):
         key, sep, value = part.partition("=")

@@ -7,8 +7,8 @@ from rest_framework.response import Response
 
 from accounts import access
 from accounts.api import render
-from accounts.api.base import HarborView, body, created
-from accounts.api.paging import apply_sort, paginate, parse_q
+from accounts.api.base import HarborView, body, created, project_from
+from accounts.api.paging import apply_sort, paginate, parse_q, query_bool
 from accounts.api.params import Id, Integer, Text, fields
 from accounts.errors import Invalid, NotFound
 from accounts.models import Member
@@ -16,15 +16,6 @@ from accounts.services import projects as svc
 
 Q_FIELDS = {"name": "name", "public": "public", "owner": "owner__username"}
 SORT_FIELDS = {"name": "name", "creation_time": "created_at", "update_time": "updated_at"}
-
-
-def _by_name(request: Request) -> bool | None:
-    header = request.headers.get("X-Is-Resource-Name")
-    return True if header and header.lower() == "true" else None
-
-
-def project_from(request: Request, ref: str, actor: access.Actor):  # type: ignore[no-untyped-def]
-    return svc.project_lookup(actor=actor, ref=ref, by_name=_by_name(request))
 
 
 class ProjectList(HarborView):
@@ -37,9 +28,9 @@ class ProjectList(HarborView):
         name = request.query_params.get("name")
         if name:
             filters["name__icontains"] = name
-        public = request.query_params.get("public")
-        if public in ("true", "false"):
-            filters["public"] = public == "true"
+        public = query_bool(request, "public")
+        if public is not None:
+            filters["public"] = public
         rows = apply_sort(
             rows.filter(**filters).annotate(n_repos=Count("repositories", distinct=True)),
             request,

@@ -43,12 +43,13 @@ def member(m: Member) -> dict[str, Any]:
 
 
 def user(u: User) -> dict[str, Any]:
+    # Harbor leaves empty optional strings out (its models are omitempty);
+    # clients that validate (harborapi) tell "" from absent.
+    optional = {"email": u.email, "realname": u.realname, "comment": u.comment}
     return {
         "user_id": u.pk,
         "username": u.username,
-        "email": u.email,
-        "realname": u.realname,
-        "comment": u.comment,
+        **{key: value for key, value in optional.items() if value},
         "sysadmin_flag": u.is_superuser,
         "admin_role_in_auth": False,
         "creation_time": ts(u.date_joined),

@@ -26,7 +26,9 @@ urlpatterns = [
     path("projects/<str:ref>", projects.ProjectDetail.as_view()),
     path("projects/<str:ref>/_deletable", projects.ProjectDeletable.as_view()),
     path("projects/<str:ref>/summary", projects.ProjectSummary.as_view()),
+    # Harbor's swagger spells it with the slash; both forms answer.
     path("projects/<str:ref>/metadatas", projects.MetadataList.as_view()),
+    path("projects/<str:ref>/metadatas/", projects.MetadataList.as_view()),
     path("projects/<str:ref>/metadatas/<str:name>", projects.MetadataDetail.as_view()),
     path("projects/<str:ref>/members", projects.MemberList.as_view()),
     path("projects/<str:ref>/members/<id:mid>", projects.MemberDetail.as_view()),

@@ -1,8 +1,16 @@
 """Runtime settings: the environment gives defaults, a sysadmin may override the
-editable ones (stored in SystemSetting; every replica reads the same rows)."""
+editable ones (stored in SystemSetting; every replica reads the same rows).
+
+Harbor's configuration API has many more keys (its swagger's
+``Configurations``). Berth answers all of them, so Harbor's clients find every
+field, and accepts all of them in an update: the EDITABLE ones are stored and
+honoured, the others (LDAP, OIDC, UAA, auth proxy, banner, token and session
+lifetimes…) are checked for their type and ignored until Berth has the feature
+behind them (docs/configuration.md lists them)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
@@ -14,7 +22,80 @@ from accounts.models import SystemSetting
 from audit.events import Operation, Resource
 from audit.services import record
 
+log = logging.getLogger("berth.config")
+
 PROJECT_CREATION = ("everyone", "adminonly")
+
+# Harbor's keys by type (harbor-api-v2.0.swagger.yaml: Configurations and
+# ConfigurationsResponse).
+HARBOR_BOOL = (
+    "http_authproxy_skip_search",
+    "http_authproxy_verify_cert",
+    "ldap_group_attach_parallel",
+    "ldap_verify_cert",
+    "notification_enable",
+    "oidc_auto_onboard",
+    "oidc_logout",
+    "oidc_verify_cert",
+    "primary_auth_mode",
+    "quota_per_project_enable",
+    "read_only",
+    "scanner_skip_update_pulltime",
+    "self_registration",
+    "skip_audit_log_database",
+    "uaa_verify_cert",
+)
+HARBOR_INT = (
+    "ldap_group_search_scope",
+    "ldap_scope",
+    "ldap_timeout",
+    "robot_token_duration",
+    "session_timeout",
+    "storage_per_project",
+    "token_expiration",
+)
+HARBOR_STR = (
+    "audit_log_forward_endpoint",
+    "auth_mode",
+    "banner_message",
+    "disabled_audit_log_event_types",
+    "http_authproxy_admin_groups",
+    "http_authproxy_admin_usernames",
+    "http_authproxy_endpoint",
+    "http_authproxy_server_certificate",
+    "http_authproxy_tokenreview_endpoint",
+    "ldap_base_dn",
+    "ldap_filter",
+    "ldap_group_admin_dn",
+    "ldap_group_attribute_name",
+    "ldap_group_base_dn",
+    "ldap_group_membership_attribute",
+    "ldap_group_search_filter",
+    "ldap_search_dn",
+    "ldap_uid",
+    "ldap_url",
+    "oidc_admin_group",
+    "oidc_client_id",
+    "oidc_endpoint",
+    "oidc_extra_redirect_parms",
+    "oidc_group_filter",
+    "oidc_groups_claim",
+    "oidc_name",
+    "oidc_scope",
+    "oidc_user_claim",
+    "project_creation_restriction",
+    "robot_name_prefix",
+    "uaa_client_id",
+    "uaa_client_secret",
+    "uaa_endpoint",
+)
+# Accepted in an update, never shown (Harbor's are write-only too).
+HARBOR_WRITE_ONLY = ("ldap_search_password", "oidc_client_secret")
+HARBOR_TYPES: dict[str, type] = {
+    **dict.fromkeys(HARBOR_BOOL, bool),
+    **dict.fromkeys(HARBOR_INT, int),
+    **dict.fromkeys((*HARBOR_STR, *HARBOR_WRITE_ONLY), str),
+}
 
 
 def _defaults() -> dict[str, Any]:
@@ -34,6 +115,28 @@ def current() -> dict[str, Any]:
     return values
 
 
+def harbor_view() -> dict[str, dict[str, Any]]:
+    """Every key of Harbor's ``GET /configurations`` as ``{"value", "editable"}``:
+    Berth's values where it has them, Harbor's empty value of the type where it
+    does not (the feature is not there; the key is not editable)."""
+    empty: dict[type, Any] = {bool: False, int: 0, str: ""}
+    fixed = {
+        "auth_mode": "db_auth",
+        "token_expiration": settings.BERTH_TOKEN_TTL // 60,
+        "robot_token_duration": -1,
+        "robot_name_prefix": "robot$",
+        "storage_per_project": -1,
+        **current(),
+    }
+    view = {
+        key: {"value": fixed.get(key, empty[kind]), "editable": key in EDITABLE}
+        for key, kind in HARBOR_TYPES.items()
+        if key not in HARBOR_WRITE_ONLY
+    }
+    view["scan_all_policy"] = {"value": {"type": "none", "parameter": {"daily_time": 0}}}
+    return view
+
+
 def get(key: str) -> Any:
     row = SystemSetting.objects.filter(key=key).values_list("value", flat=True).first()
     return _defaults()[key] if row is None else row
@@ -51,12 +154,30 @@ def _clean(key: str, value: Any) -> Any:
     raise Invalid(f"{key} is not an editable setting")
 
 
+def _tolerated(key: str, value: Any) -> None:
+    """A Harbor key Berth does not honour: refused only if unknown or of the
+    wrong type, so a client sending Harbor's whole configuration back works."""
+    kind = HARBOR_TYPES.get(key)
+    if kind is None:
+        raise Invalid(f"{key} is not a configuration setting")
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise Invalid(f"{key} must be a {kind.__name__}")
+
+
 def update(*, actor: Actor, values: dict[str, Any]) -> dict[str, Any]:
+    """Store the EDITABLE settings given; accept and ignore Harbor's others."""
     if not actor.sysadmin:
         raise Denied("only system administrators change configurations")
     if not isinstance(values, dict) or not values:
         raise Invalid("give the settings to change as an object")
-    cleaned = {key: _clean(key, value) for key, value in values.items()}
+    cleaned = {key: _clean(key, value) for key, value in values.items() if key in EDITABLE}
+    ignored = sorted(set(values) - set(cleaned))
+    for key in ignored:
+        _tolerated(key, values[key])
+    if ignored:
+        log.info("configuration keys accepted but not used by Berth: %s", ", ".join(ignored))
+    if not cleaned:
+        return current()
     with transaction.atomic():
         for key, value in cleaned.items():
             SystemSetting.objects.update_or_create(key=key, defaults={"value": value})

@@ -30,6 +30,11 @@ METADATA_KEYS = {
     "reuse_sys_cve_allowlist",
     "retention_id",
     "proxy_speed_kb",
+    "max_upstream_conn",
+    "proxy_cache_local_on_not_found",
+    "proxy_referrer_api",
+    "proxy_cache_filter_pattern",
+    "proxy_cache_filter_kind",
 }
 
 
@@ -61,7 +66,7 @@ def project_create(
         if not access.system_can(actor, "project", "create"):
             raise Denied("only system robots granted project:create may create projects")
     elif config.get("project_creation_restriction") == "adminonly" and not actor.sysadmin:
-        raise Denied("only system administrators may create projects")
+        raise Denied("Only system admin can create project")  # Harbor's words; clients match them
     if not (1 <= len(name) <= 255) or not PROJECT_NAME_RE.fullmatch(name):
         raise Invalid("project name must be lower-case letters and digits separated by . _ or -")
     meta = _clean_metadata(metadata)

@@ -194,7 +194,8 @@ def _forget_on_commit(robot: Robot) -> None:
 
 def robot_refresh_secret(*, actor: Actor, robot_id: int, secret: str | None = None) -> str:
     robot = _robot_to_change(actor=actor, robot_id=robot_id, action="update")
-    if secret is not None and not password_ok(secret):
+    # An empty secret asks for a new random one, as an absent one does (Harbor).
+    if secret and not password_ok(secret):
         raise Invalid(f"secret must have {POLICY}")
     secret = secret or generate_secret()
     robot.secret_hash = hash_secret(secret)  # new salt: its refresh tokens die too

@@ -71,7 +71,8 @@ def user_get(*, actor: Actor, user_id: int) -> User:
         raise Denied("not allowed")
     user = User.objects.filter(pk=user_id).first()
     if user is None:
-        raise NotFound(str(user_id))
+        # Only a sysadmin (or the user) gets here, so the id may be echoed.
+        raise NotFound(str(user_id), message=f"user {user_id} not found")
     return user
 
 
@@ -127,7 +128,7 @@ def user_delete(*, actor: Actor, user_id: int) -> None:
     with transaction.atomic():
         user = User.objects.filter(pk=user_id).first()
         if user is None:
-            raise NotFound(str(user_id))
+            raise NotFound(str(user_id), message=f"user {user_id} not found")
         record(
             actor=actor,
             operation=Operation.DELETE,

@@ -12,8 +12,8 @@ from rest_framework.response import Response
 
 from accounts import access
 from accounts.access import Actor
-from accounts.api.base import HarborView, body, created
-from accounts.api.paging import apply_sort, paginate, parse_q
+from accounts.api.base import HarborView, body, created, project_from
+from accounts.api.paging import apply_sort, paginate, parse_q, query_bool
 from accounts.api.render import ts
 from accounts.errors import Invalid, NotFound
 from accounts.models import Project
@@ -170,7 +170,7 @@ class RepositoryDetail(HarborView):
 class ArtifactList(HarborView):
     def get(self, request: Request, ref: str, repo: str) -> Response:
         at = scope(self, request, ref, "artifact:list", repo)
-        with_tag = request.query_params.get("with_tag", "true") != "false"
+        with_tag = query_bool(request, "with_tag") is not False
         immutable = immutability.matcher_for(at.project)
         return paginate(
             request,
@@ -245,16 +245,17 @@ class TagDetail(HarborView):
 
 
 class ImmutableRuleList(HarborView):
-    """Harbor's ``/projects/{p}/immutabletagrules``: project admins and maintainers."""
+    """Harbor's ``/projects/{project_name_or_id}/immutabletagrules``: project
+    admins and maintainers."""
 
     def get(self, request: Request, ref: str) -> Response:
         actor = self.actor(request)
-        rows = immutability.rule_list(actor=actor, project=_project(actor, ref))
+        rows = immutability.rule_list(actor=actor, project=project_from(request, ref, actor))
         return paginate(request, rows, lambda page: [immutability.render(r) for r in page])
 
     def post(self, request: Request, ref: str) -> Response:
         actor = self.actor(request)
-        project = _project(actor, ref)
+        project = project_from(request, ref, actor)
         rule = immutability.rule_create(actor=actor, project=project, data=body(request))
         return created(f"/api/v2.0/projects/{project.name}/immutabletagrules/{rule.pk}")
 
@@ -262,11 +263,13 @@ class ImmutableRuleList(HarborView):
 class ImmutableRuleDetail(HarborView):
     def put(self, request: Request, ref: str, rule_id: int) -> Response:
         actor = self.actor(request)
-        project = _project(actor, ref)
+        project = project_from(request, ref, actor)
         immutability.rule_update(actor=actor, project=project, rule_id=rule_id, data=body(request))
         return Response(status=200)
 
     def delete(self, request: Request, ref: str, rule_id: int) -> Response:
         actor = self.actor(request)
-        immutability.rule_delete(actor=actor, project=_project(actor, ref), rule_id=rule_id)
+        immutability.rule_delete(
+            actor=actor, project=project_from(request, ref, actor), rule_id=rule_id
+        )
         return Response(status=200)

@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts import access
-from accounts.api.base import HarborView
+from accounts.api.base import HarborView, int_id
 from accounts.api.paging import paginate
 from accounts.api.render import ts
 from accounts.errors import Denied, NotFound
@@ -116,6 +116,14 @@ class QuotaList(HarborView):
         if not access.system_can(actor, "quota", "list"):
             raise Denied("listing quotas needs system quota:list")
         projects = Project.objects.select_related("owner").order_by("name")
+        # Harbor's filters: quotas belong to projects (reference=project), one
+        # project's by reference_id (what harbor-cli and the go-client ask).
+        reference = request.query_params.get("reference")
+        if reference not in (None, "", "project"):
+            projects = projects.none()
+        reference_id = request.query_params.get("reference_id")
+        if reference_id:
+            projects = projects.filter(pk=int_id(reference_id))
         usage = _usage(projects)
         return paginate(
             request, projects, lambda page: [_quota(p, usage.get(p.pk, 0)) for p in page]

@@ -637,7 +637,12 @@ def test_configurations_update_runtime_settings(team):
         == 201
     )
     assert post(api("dev"), "/api/v2.0/projects", {"project_name": "nope"}).status_code == 403
-    assert put(admin, "/api/v2.0/configurations", {"token_expiration": 5}).status_code == 400
+    # Harbor's other keys are accepted and ignored; unknown keys and wrong types are not.
+    assert put(admin, "/api/v2.0/configurations", {"token_expiration": 5}).status_code == 200
+    config = admin.get("/api/v2.0/configurations").json()
+    assert config["token_expiration"] == {"value": 30, "editable": False}
+    assert put(admin, "/api/v2.0/configurations", {"token_expiration": "5"}).status_code == 400
+    assert put(admin, "/api/v2.0/configurations", {"no_such_key": 1}).status_code == 400
     assert put(admin, "/api/v2.0/configurations", {"self_registration": "yes"}).status_code == 400
     assert (
         put(api("padmin"), "/api/v2.0/configurations", {"self_registration": False}).status_code

@@ -66,6 +66,8 @@ TABLE: dict[tuple[str, str], tuple[str, dict | None]] = {
     ("GET", "projects/<str:ref>/summary"): (f"{MEMBERS} admin", None),
     ("GET", "projects/<str:ref>/metadatas"): ("maint padmin admin", None),
     ("POST", "projects/<str:ref>/metadatas"): ("padmin admin", {"auto_scan": "true"}),
+    ("GET", "projects/<str:ref>/metadatas/"): ("maint padmin admin", None),
+    ("POST", "projects/<str:ref>/metadatas/"): ("padmin admin", {"auto_scan": "true"}),
     ("GET", "projects/<str:ref>/metadatas/<str:name>"): ("maint padmin admin", None),
     ("PUT", "projects/<str:ref>/metadatas/<str:name>"): ("padmin admin", {"public": "true"}),
     ("DELETE", "projects/<str:ref>/metadatas/<str:name>"): ("padmin admin", None),

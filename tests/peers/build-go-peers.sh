@@ -20,6 +20,9 @@
 #                          against (optional: a failed build only warns)
 #   helm                   Helm 3 CLI: `helm lint`/`helm template` of the chart
 #                          deploy/helm/berth (tests/test_deploy.py)
+#   harbor-go-client       tests/harbor_clients/goclient: Harbor's own Go client
+#                          (github.com/goharbor/go-client v0.213.1) driving every
+#                          API operation Berth serves (tests/harbor_clients/)
 #
 # Each tool has a stamp file in BIN_DIR/.stamps/; a tool whose stamp matches the
 # pinned version (and Go version) and whose binary exists is skipped, so
@@ -155,6 +158,14 @@ HELM_SUM='h1:pNhnHM3nAmDrxz6/UC+hfjDY4yeDATQCka2/87hkZXQ='
 # github.com/goharbor/go-client v0.213.1) are served. If the mirror starts
 # serving it, add a build_harbor like build_oras (binary `harbor` from
 # ./cmd/harbor, pinned version + h1:). See docs/harbor-cli.md.
+
+# Harbor's Go client library (what harbor-cli and the Terraform provider use),
+# driven by the program in tests/harbor_clients/goclient (its go.sum pins every
+# module; this hash is checked before the build).
+GOCLIENT_MOD=github.com/goharbor/go-client
+GOCLIENT_VER=v0.213.1
+GOCLIENT_SUM='h1:bohLwNog8uv8FKhIZ0SHiaDbYr3X/1hovgo5fqZWMdo='
+GOCLIENT_SRC="$REPO/tests/harbor_clients/goclient"
 
 # ---- build environment ------------------------------------------------------
 export CGO_ENABLED=0
@@ -354,6 +365,22 @@ build_helm() {
   log "helm: $("$BIN_DIR/helm" version --short) [built in $(elapsed "$t")]"
 }
 
+# harbor-go-client: the repository's own program, rebuilt when it or the Go
+# version changes (its stamp holds a hash of its sources).
+build_harbor_go_client() {
+  local name=harbor-go-client t key
+  key="$GOCLIENT_MOD@$GOCLIENT_VER $GO_VERSION $(cat "$GOCLIENT_SRC"/go.mod "$GOCLIENT_SRC"/go.sum "$GOCLIENT_SRC"/*.go | sha256sum | cut -c1-16)"
+  if stamp_ok "$name" "$key"; then
+    log "harbor-go-client: $GOCLIENT_MOD $GOCLIENT_VER [up to date]"
+    return
+  fi
+  t="$(now)"
+  download_module harbor-go-client "$GOCLIENT_MOD" "$GOCLIENT_VER" "$GOCLIENT_SUM"
+  (cd "$GOCLIENT_SRC" && "$GO" build -o "$BIN_DIR/$name" .)
+  stamp_write "$name" "$key"
+  log "harbor-go-client: $GOCLIENT_MOD $GOCLIENT_VER [built in $(elapsed "$t")]"
+}
+
 # run_tool NAME FUNC: runs one build in a subshell with `set -e` in force, so one
 # tool's failure neither hides the others' nor lets a half-built tool pass.
 failed=()
@@ -373,6 +400,7 @@ run_tool oras build_oras
 run_tool crane build_crane
 run_tool minio build_minio      # optional: warns and returns 0 on failure
 run_tool helm build_helm
+run_tool harbor-go-client build_harbor_go_client
 if ((${#failed[@]})); then
   warn "FAILED: ${failed[*]} (see the errors above); these peers are required by the tests"
   exit 1

@@ -1,0 +1,341 @@
+"""harborapi 0.26.2 (PyPI; Harbor's async Python client, with its response
+validation on: every answer is parsed into its pydantic models) against a live
+Berth. One run of every served operation; each operation's outcome is a test."""
+
+from __future__ import annotations
+
+import asyncio
+import traceback
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from harborapi import HarborAsyncClient
+from harborapi.exceptions import StatusError
+from harborapi.models import Access as RobotAccess
+from harborapi.models import (
+    Configurations,
+    ImmutableRule,
+    ImmutableSelector,
+    ProjectMetadata,
+    ProjectReq,
+    RobotCreate,
+    RobotPermission,
+    Tag,
+    UserCreationReq,
+)
+
+from tests.conftest import ADMIN
+from tests.harbor_clients.conftest import ARTIFACT_OPERATIONS, HarborTarget
+
+pytestmark = [pytest.mark.live, pytest.mark.clients]
+
+OPERATIONS = [
+    "ping",
+    "health",
+    "systeminfo",
+    "statistics",
+    "config.get",
+    "config.update",
+    "permissions",
+    "project.create_proxy_metadata",
+    "project.exists",
+    "project.get_by_id",
+    "project.list_public_false",
+    "project.update",
+    "project.summary",
+    "project.deletable",
+    "metadata.set",
+    "metadata.get",
+    "metadata.entry",
+    "metadata.update_entry",
+    "metadata.delete_entry",
+    "user.create",
+    "user.get_without_comment",
+    "user.list",
+    "user.search",
+    "user.current",
+    "user.set_admin",
+    "member.add",
+    "member.list",
+    "member.get",
+    "member.update",
+    "member.remove",
+    "robot.create",
+    "robot.list",
+    "robot.get",
+    "robot.refresh_secret",
+    "robot.delete",
+    "immutable.create_by_id",
+    "immutable.list_by_id",
+    "immutable.delete_by_id",
+    "repository.list",
+    "repository.get",
+    *ARTIFACT_OPERATIONS,
+    "repository.delete",
+    "quota.list",
+    "search",
+    "auditlog.list",
+    "project.logs",
+    "user.delete",
+    "project.delete",
+]
+
+Outcome = tuple[bool, str]
+
+
+async def _drive(target: HarborTarget) -> dict[str, Outcome]:
+    url = f"{target.server.url}/api/v2.0"
+    client = HarborAsyncClient(url=url, username=ADMIN[0], secret=ADMIN[1], validate=True)
+    content = target.content
+    outcomes: dict[str, Outcome] = {}
+    state: dict[str, Any] = {}
+
+    async def step(op: str, run: Callable[[], Awaitable[Any]]) -> None:
+        try:
+            outcomes[op] = (True, str(await run() or ""))
+        except StatusError as exc:
+            outcomes[op] = (False, f"{exc.status_code}: {exc}")
+        except Exception:  # a validation error, an assertion: the test shows it
+            outcomes[op] = (False, traceback.format_exc(limit=3))
+
+    def check(condition: bool, what: object) -> None:
+        if not condition:
+            raise AssertionError(what)
+
+    async def ping() -> str:
+        answer = await client.ping()
+        check(answer == "Pong", answer)
+        return answer
+
+    async def config_get() -> None:
+        config = await client.get_config()
+        # Every field of Harbor's shape is there (harbor-cli's `config view`).
+        check(config.oidc_verify_cert is not None and config.ldap_filter is not None, config)
+
+    async def config_update() -> None:
+        await client.update_config(
+            Configurations(
+                oidc_verify_cert=True,
+                token_expiration=45,
+                banner_message="",
+                ldap_filter="",
+                self_registration=False,
+            )
+        )
+
+    async def create_project() -> str:
+        # Terraform's harbor_project sends all of Harbor's metadata keys.
+        metadata = ProjectMetadata.model_validate(
+            {
+                "public": "false",
+                "auto_scan": "true",
+                "proxy_cache_local_on_not_found": "false",
+                "max_upstream_conn": "-1",
+                "proxy_referrer_api": "false",
+                "proxy_cache_filter_pattern": "",
+                "proxy_cache_filter_kind": "doublestar",
+            }
+        )
+        location = await client.create_project(
+            ProjectReq(project_name="harborapi", metadata=metadata)
+        )
+        state["pid"] = int(location.rstrip("/").rsplit("/", 1)[-1])
+        return location
+
+    async def get_by_id() -> None:
+        project = await client.get_project(state["pid"])
+        check(project.name == "harborapi", project)
+        check(project.metadata.model_extra.get("max_upstream_conn") == "-1", project.metadata)
+
+    async def list_public_false() -> None:
+        projects = await client.get_projects(name="harborapi", public=False)
+        check([p.name for p in projects] == ["harborapi"], projects)
+
+    async def set_metadata() -> None:
+        await client.set_project_metadata(
+            state["pid"], ProjectMetadata(enable_content_trust="false")
+        )
+
+    async def get_metadata() -> None:
+        metadata = await client.get_project_metadata(state["pid"])
+        check(metadata.enable_content_trust == "false", metadata)
+
+    async def metadata_entry() -> None:
+        entry = await client.get_project_metadata_entry(state["pid"], "auto_scan")
+        check(entry == {"auto_scan": "true"}, entry)
+
+    async def create_user() -> str:
+        location = await client.create_user(
+            UserCreationReq(username="pyuser", password="Py-Passw0rd-1", email="py@example.com")
+        )
+        state["uid"] = int(location.rstrip("/").rsplit("/", 1)[-1])
+        return location
+
+    async def user_without_comment() -> None:
+        user = await client.get_user(state["uid"])
+        # Harbor leaves out an empty comment; the model's default is None.
+        check(user.comment is None and user.realname is None, user)
+
+    async def add_member() -> str:
+        location = await client.add_project_member_user(state["pid"], "pyuser", 3)
+        state["mid"] = int(location.rstrip("/").rsplit("/", 1)[-1])
+        return location
+
+    async def get_member() -> None:
+        member = await client.get_project_member(state["pid"], state["mid"])
+        check(member.entity_name == "pyuser", member)
+
+    async def create_robot() -> str:
+        created = await client.create_robot(
+            RobotCreate(
+                name="py",
+                level="project",
+                duration=-1,
+                permissions=[
+                    RobotPermission(
+                        kind="project",
+                        namespace="harborapi",
+                        access=[RobotAccess(resource="repository", action="pull")],
+                    )
+                ],
+            )
+        )
+        state["rid"] = created.id
+        return created.name
+
+    async def list_robots() -> None:
+        robots = await client.get_robots(query=f"Level=project,ProjectID={state['pid']}")
+        check([r.id for r in robots] == [state["rid"]], robots)
+
+    async def immutable_create() -> None:
+        rule = ImmutableRule(
+            action="immutable",
+            template="immutable_template",
+            tag_selectors=[
+                ImmutableSelector(kind="doublestar", decoration="matches", pattern="v*")
+            ],
+            scope_selectors={
+                "repository": [
+                    ImmutableSelector(kind="doublestar", decoration="repoMatches", pattern="**")
+                ]
+            },
+        )
+        await client.create_project_immutable_tag_rule(state["pid"], rule)
+
+    async def immutable_list() -> None:
+        rules = await client.get_project_immutable_tag_rules(state["pid"])
+        check(len(rules) == 1, rules)
+        state["rule"] = rules[0].id
+
+    async def artifacts() -> None:
+        found = await client.get_artifacts(content, "app", with_tag=True)
+        check([t.name for t in found[0].tags or []] == ["v1"], found)
+
+    async def tags() -> None:
+        found = await client.get_artifact_tags(content, "app", "v1")
+        check(sorted(t.name for t in found) == ["py", "v1"], found)
+
+    async def quotas() -> None:
+        found = await client.get_quotas(reference="project", reference_id=str(state["pid"]))
+        check(len(found) == 1, found)
+
+    async def search() -> None:
+        found = await client.search("harborapi")
+        check([p.name for p in found.project or []] == ["harborapi"], found)
+
+    async def audit() -> None:
+        logs = await client.get_audit_logs(query="resource=~harborapi")
+        check(len(logs) > 0, logs)
+
+    await step("ping", ping)
+    await step("health", client.health_check)
+    await step("systeminfo", client.get_system_info)
+    await step("statistics", client.get_statistics)
+    await step("config.get", config_get)
+    await step("config.update", config_update)
+    await step("permissions", client.get_permissions)
+    await step("project.create_proxy_metadata", create_project)
+    await step("project.exists", lambda: client.project_exists("harborapi"))
+    await step("project.get_by_id", get_by_id)
+    await step("project.list_public_false", list_public_false)
+    await step(
+        "project.update",
+        lambda: client.update_project(
+            state["pid"], ProjectReq(metadata=ProjectMetadata(prevent_vul="true"))
+        ),
+    )
+    await step("project.summary", lambda: client.get_project_summary(state["pid"]))
+    await step("project.deletable", lambda: client.get_project_deletable(state["pid"]))
+    await step("metadata.set", set_metadata)
+    await step("metadata.get", get_metadata)
+    await step("metadata.entry", metadata_entry)
+    await step(
+        "metadata.update_entry",
+        lambda: client.update_project_metadata_entry(
+            state["pid"], "auto_scan", ProjectMetadata(auto_scan="false")
+        ),
+    )
+    await step(
+        "metadata.delete_entry",
+        lambda: client.delete_project_metadata_entry(state["pid"], "enable_content_trust"),
+    )
+    await step("user.create", create_user)
+    await step("user.get_without_comment", user_without_comment)
+    await step("user.list", lambda: client.get_users(query="username=pyuser"))
+    await step("user.search", lambda: client.search_users_by_username("pyuser"))
+    await step("user.current", client.get_current_user)
+    await step("user.set_admin", lambda: client.set_user_admin(state["uid"], False))
+    await step("member.add", add_member)
+    await step("member.list", lambda: client.get_project_members(state["pid"]))
+    await step("member.get", get_member)
+    await step(
+        "member.update", lambda: client.update_project_member_role(state["pid"], state["mid"], 2)
+    )
+    await step("member.remove", lambda: client.remove_project_member(state["pid"], state["mid"]))
+    await step("robot.create", create_robot)
+    await step("robot.list", list_robots)
+    await step("robot.get", lambda: client.get_robot(state["rid"]))
+    await step("robot.refresh_secret", lambda: client.refresh_robot_secret(state["rid"], ""))
+    await step("robot.delete", lambda: client.delete_robot(state["rid"]))
+    await step("immutable.create_by_id", immutable_create)
+    await step("immutable.list_by_id", immutable_list)
+    await step(
+        "immutable.delete_by_id",
+        lambda: client.delete_project_immutable_tag_rule(state["pid"], state["rule"]),
+    )
+    await step("repository.list", lambda: client.get_repositories(content))
+    await step("repository.get", lambda: client.get_repository(content, "app"))
+    await step("artifact.list", artifacts)
+    await step("artifact.get", lambda: client.get_artifact(content, "app", "v1"))
+    await step(
+        "tag.create", lambda: client.create_artifact_tag(content, "app", "v1", Tag(name="py"))
+    )
+    await step("tag.list", tags)
+    await step("tag.delete", lambda: client.delete_artifact_tag(content, "app", "v1", "py"))
+    await step(
+        "artifact.copy", lambda: client.copy_artifact("harborapi", "copied", f"{content}/app:v1")
+    )
+    await step("repository.delete", lambda: client.delete_repository("harborapi", "copied"))
+    await step("quota.list", quotas)
+    await step("search", search)
+    await step("auditlog.list", audit)
+    await step("project.logs", lambda: client.get_project_logs("harborapi"))
+    await step("user.delete", lambda: client.delete_user(state["uid"]))
+    await step("project.delete", lambda: client.delete_project(state["pid"]))
+    return outcomes
+
+
+@pytest.fixture(scope="module")
+def outcomes(harbor_target: HarborTarget) -> dict[str, Outcome]:
+    return asyncio.run(_drive(harbor_target))
+
+
+def test_every_operation_reported(outcomes: dict[str, Outcome]) -> None:
+    assert list(outcomes) == OPERATIONS
+
+
+@pytest.mark.parametrize("op", OPERATIONS)
+def test_operation(outcomes: dict[str, Outcome], op: str) -> None:
+    ok, detail = outcomes[op]
+    assert ok, detail
