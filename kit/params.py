@@ -55,3 +55,11 @@ def boolean(raw: object, *, name: str) -> bool:
     if isinstance(raw, str) and raw in FALSE:
         return False
     raise Invalid(f"{name} must be true or false")
+
+
+def optional_boolean(raw: str | None, *, name: str) -> bool | None:
+    """A boolean query parameter or header, as :func:`boolean` reads it; None
+    when absent or empty."""
+    if raw is None or raw.strip() == "":
+        return None
+    return boolean(raw.strip(), name=name)

@@ -8,10 +8,10 @@ from rest_framework.views import APIView
 
 from accounts.access import Actor
 from accounts.api.auth import actor_of
-from accounts.api.paging import parse_bool
 from accounts.errors import Invalid
 from accounts.models import Project
 from accounts.services.projects import project_lookup
+from kit import params
 
 
 class HarborView(APIView):
@@ -24,7 +24,8 @@ class HarborView(APIView):
 def project_from(request: Request, ref: str, actor: Actor) -> Project:
     """Harbor's ``{project_name_or_id}``: an id when all digits, else a name;
     ``X-Is-Resource-Name: true`` makes it a name."""
-    by_name = parse_bool(request.headers.get("X-Is-Resource-Name"), "X-Is-Resource-Name")
+    header = request.headers.get("X-Is-Resource-Name")
+    by_name = params.optional_boolean(header, name="X-Is-Resource-Name")
     return project_lookup(actor=actor, ref=ref, by_name=True if by_name else None)
 
 

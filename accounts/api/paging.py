@@ -67,16 +67,8 @@ def query_q(request: Request) -> str:
     return raw if _MALFORMED_ESCAPE.search(raw) else unquote_plus(raw)
 
 
-def parse_bool(raw: str | None, name: str) -> bool | None:
-    """A boolean query parameter or header as Harbor's Go server reads one
-    (kit.params.boolean); None when absent or empty."""
-    if raw is None or raw == "":
-        return None
-    return params.boolean(raw.strip(), name=name)
-
-
 def query_bool(request: Request, name: str) -> bool | None:
-    return parse_bool(request.query_params.get(name), name)
+    return params.optional_boolean(request.query_params.get(name), name=name)
 
 
 def parse_q(request: Request, fields: dict[str, str]) -> dict[str, Any]:
