@@ -31,7 +31,9 @@ from tests.roles import PASSWORD
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.django_db(transaction=True)]
 
-HARBOR_SWAGGER = REPO_ROOT.parent / "shared" / "reference" / "harbor-api-v2.0.swagger.yaml"
+# Harbor's API definition as its go-client v0.213.1 ships it (Harbor 2.13);
+# tests/peers/build-go-peers.sh copies it from the pinned module.
+HARBOR_SWAGGER = REPO_ROOT / ".peers" / "harbor-swagger.yaml"
 EXAMPLES = 20
 PRINCIPALS = {"admin": basic(*ADMIN), "developer": basic("dev", PASSWORD)}
 

@@ -366,17 +366,22 @@ build_helm() {
 }
 
 # harbor-go-client: the repository's own program, rebuilt when it or the Go
-# version changes (its stamp holds a hash of its sources).
+# version changes (its stamp holds a hash of its sources). Harbor's API
+# definition that go-client was generated from (api/v2.0/swagger.yaml of the
+# pinned module) is copied beside the binaries: the API fuzzer
+# (tests/test_api_fuzz.py) reads it there, and nothing of it enters Berth.
+HARBOR_SWAGGER="$(dirname "$BIN_DIR")/harbor-swagger.yaml"
 build_harbor_go_client() {
   local name=harbor-go-client t key
   key="$GOCLIENT_MOD@$GOCLIENT_VER $GO_VERSION $(cat "$GOCLIENT_SRC"/go.mod "$GOCLIENT_SRC"/go.sum "$GOCLIENT_SRC"/*.go | sha256sum | cut -c1-16)"
-  if stamp_ok "$name" "$key"; then
+  if stamp_ok "$name" "$key" && [[ -f "$HARBOR_SWAGGER" ]]; then
     log "harbor-go-client: $GOCLIENT_MOD $GOCLIENT_VER [up to date]"
     return
   fi
   t="$(now)"
   download_module harbor-go-client "$GOCLIENT_MOD" "$GOCLIENT_VER" "$GOCLIENT_SUM"
   (cd "$GOCLIENT_SRC" && "$GO" build -o "$BIN_DIR/$name" .)
+  install -m 0644 "$DL_DIR/api/v2.0/swagger.yaml" "$HARBOR_SWAGGER"
   stamp_write "$name" "$key"
   log "harbor-go-client: $GOCLIENT_MOD $GOCLIENT_VER [built in $(elapsed "$t")]"
 }
