@@ -8,36 +8,14 @@ from __future__ import annotations
 import json
 import selectors
 import socket
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 
 import pytest
 import requests
 
 from tests.conftest import ADMIN, BerthServer
-from tests.support import wait_until
+from tests.support import slow_senders, wait_until
 
 pytestmark = pytest.mark.live
-
-# The issue's attack: a login form that announces 100 kB and sends 11 bytes.
-SLOW_HEAD = (
-    "POST /c/login HTTP/1.1\r\nHost: berth\r\nContent-Length: 100000\r\n"
-    "Content-Type: application/x-www-form-urlencoded\r\n\r\n"
-)
-
-
-@contextmanager
-def slow_senders(addr: str, count: int) -> Iterator[list[socket.socket]]:
-    """``count`` connections that each sent a head and 11 bytes of the body,
-    and then nothing, held open until the block ends."""
-    host, port = addr.split(":")
-    with ExitStack() as stack:
-        sockets = []
-        for _ in range(count):
-            s = stack.enter_context(socket.create_connection((host, int(port)), timeout=60))
-            s.sendall(SLOW_HEAD.encode() + b"principal=a")
-            sockets.append(s)
-        yield sockets
 
 
 def answer(s: socket.socket) -> tuple[int, dict]:
