@@ -10,9 +10,12 @@ such clients stopped ``/v2/`` and the probes. So, for every request with a body
 (``serve_with_body``):
 
 - **A cap** (``BERTH_WEB_BODY_THREADS``, 3/4 of the threads by default): at
-  most that many requests of a web worker may be sending their body at once;
-  one more is answered 503 at once, without reading it. The other threads stay
-  free for ``/v2`` reads, the probes and bodiless requests whatever senders do.
+  most that many threads of a web worker may be waiting in a read of a body at
+  once; a request whose read finds them all taken is answered 503 at once. The
+  other threads stay free for ``/v2`` reads, the probes and bodiless requests
+  whatever senders do. Counted per read, not per request: a read of bytes
+  already received takes microseconds, so bursts of small bodies (32 manifest
+  PUTs at once) never meet the cap; only bodies that make threads wait do.
 - **An idle timeout** (``BERTH_BODY_TIMEOUT``, like nginx's
   ``client_body_timeout``): a watchdog thread looks at the reads that have
   waited longer than that. The connection they wait on is one of this process's
@@ -68,6 +71,10 @@ class BodyTimeout(BadRequest):
     """The body stopped arriving. ``serve_with_body`` answers 408; a
     ``BadRequest`` so that the view it passes through answers a quiet 400
     (logged as a warning, not a server error) that is then replaced."""
+
+
+class BodyBusy(BadRequest):
+    """Every body thread is waiting already: answered 503 (as ``BodyTimeout``)."""
 
 
 def _idle_ms(conn: socket.socket) -> int:
@@ -180,15 +187,21 @@ class DeadlineInput:
         self.received = 0
         self.ended = self._length == 0
         self.expired = False
+        self.busy = False
 
     def _call(self, read: Callable[..., bytes], size: int) -> bytes:
         if self.expired:
             raise BodyTimeout
+        slots = _slots.get()
+        if not slots.acquire(blocking=False):
+            self.busy = True
+            raise BodyBusy
         _watchdog.waiting(self)
         try:
             data = read(size)
         finally:
             _watchdog.done(self)
+            slots.release()
         self.received += len(data)
         short = len(data) < size
         if self.expired and short:
@@ -232,7 +245,7 @@ class DeadlineInput:
         try:
             while not self.ended and not self.expired and budget > 0:
                 budget -= len(self.read(min(PIECE, budget)))
-        except BodyTimeout:
+        except (BodyTimeout, BodyBusy):
             pass
 
 
@@ -246,8 +259,9 @@ def _answer(
 
 
 class _BodySlots:
-    """At most ``BERTH_WEB_BODY_THREADS`` requests of this process sending a
-    body at once (made at first use: settings are read then, in the worker)."""
+    """At most ``BERTH_WEB_BODY_THREADS`` threads of this process waiting in a
+    read of a body at once (made at first use: settings are read then, in the
+    worker)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -266,38 +280,35 @@ _slots = _BodySlots()
 def serve_with_body(
     app: WSGIApp, environ: dict[str, Any], start_response: StartResponse
 ) -> Iterable[bytes]:
-    """Run ``app`` for a request with a body: in one of the body slots, reading
-    through a ``DeadlineInput``, its answer held back until the unread rest of
-    the body was drained, or replaced by a 408 if the body stopped arriving."""
-    slots = _slots.get()
-    if not slots.acquire(blocking=False):
-        return _answer(
-            start_response,
-            "503 Service Unavailable",
-            "UNAVAILABLE",
-            "too many requests are sending a body at once; retry",
-            ("Retry-After", "1"),
-        )
-    try:
-        body = DeadlineInput(environ)
-        environ["wsgi.input"] = body
-        started: list[Any] = []
+    """Run ``app`` for a request with a body, reading through a
+    ``DeadlineInput``: its answer is held back until the unread rest of the
+    body was drained, or replaced by a 503 (every body thread waiting) or a 408
+    (the body stopped arriving)."""
+    body = DeadlineInput(environ)
+    environ["wsgi.input"] = body
+    started: list[Any] = []
 
-        def hold(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
-            started[:] = [status, headers, exc_info]
+    def hold(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        started[:] = [status, headers, exc_info]
 
-        result = app(environ, hold)
-        if body.expired:
-            if hasattr(result, "close"):
-                result.close()
+    result = app(environ, hold)
+    if body.busy or body.expired:
+        if hasattr(result, "close"):
+            result.close()
+        if body.busy:
             return _answer(
                 start_response,
-                "408 Request Timeout",
-                "REQUEST_TIMEOUT",
-                f"no part of the request body arrived for {settings.BERTH_BODY_TIMEOUT:g} s",
+                "503 Service Unavailable",
+                "UNAVAILABLE",
+                "too many requests are sending a body at once; retry",
+                ("Retry-After", "1"),
             )
-        body.drain(settings.BERTH_BODY_DRAIN_MAX)
-        start_response(*started)
-        return result
-    finally:
-        slots.release()
+        return _answer(
+            start_response,
+            "408 Request Timeout",
+            "REQUEST_TIMEOUT",
+            f"no part of the request body arrived for {settings.BERTH_BODY_TIMEOUT:g} s",
+        )
+    body.drain(settings.BERTH_BODY_DRAIN_MAX)
+    start_response(*started)
+    return result

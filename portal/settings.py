@@ -226,11 +226,11 @@ BERTH_DELETES_ENABLED = env.bool("BERTH_DELETES_ENABLED", default=True)
 BERTH_WEB_WORKERS = env.int("BERTH_WEB_WORKERS", default=1)
 BERTH_WEB_THREADS = env.int("BERTH_WEB_THREADS", default=16)
 # Request bodies (portal/bodies.py, docs/security.md): at most this many of a web
-# worker's threads may wait for bodies at once (the rest serve /v2 reads and the
-# probes whatever slow senders do); each read of a body (1 MiB at most) must
-# arrive within BERTH_BODY_TIMEOUT seconds, or the request gets 408; an answer
-# given before the body was read waits for up to BERTH_BODY_DRAIN_MAX bytes of
-# it to be discarded, so the client, done writing, reads it.
+# worker's threads may wait in a read of a body at once (the rest serve /v2 reads
+# and the probes whatever slow senders do); a body that goes BERTH_BODY_TIMEOUT
+# seconds without a byte is ended (408); an answer given before the body was read
+# waits for up to BERTH_BODY_DRAIN_MAX bytes of it to be discarded, so the
+# client, done writing, reads it.
 BERTH_WEB_BODY_THREADS = env.int(
     "BERTH_WEB_BODY_THREADS", default=max(1, BERTH_WEB_THREADS * 3 // 4)
 )

@@ -10,6 +10,7 @@ import socket
 import time
 
 import pytest
+from django.core.exceptions import BadRequest
 
 from portal import bodies
 
@@ -50,7 +51,11 @@ def answers_at_once(env, start_response):
 
 def reads(size: int):
     def app(env, start_response):
-        env["wsgi.input"].read(size)
+        try:
+            env["wsgi.input"].read(size)
+        except BadRequest:  # as Django's handler answers it
+            start_response("400 Bad Request", [])
+            return [b"Bad Request"]
         start_response("201 Created", [])
         return [b""]
 
@@ -121,7 +126,9 @@ def test_a_read_that_completes_as_the_watchdog_looks_is_kept():
     assert not body.expired
 
 
-def test_senders_beyond_the_cap_are_refused_without_being_read(settings):
+def test_a_read_beyond_the_cap_is_refused_without_reading(settings):
+    """Every body thread already waits in a read: the next read is refused
+    (the view answers 400, replaced by 503) and nothing is read."""
     settings.BERTH_WEB_BODY_THREADS = 2
     slots = bodies._BodySlots()
     held = slots.get()
@@ -131,12 +138,14 @@ def test_senders_beyond_the_cap_are_refused_without_being_read(settings):
     original, bodies._slots = bodies._slots, slots
     try:
         status, headers, body = call(reads(10), env)
+        held.release()  # one read ends: the next one gets its turn
+        assert call(reads(10), environ(b"x" * 10))[0].startswith("201")
     finally:
         bodies._slots = original
     assert status == "503 Service Unavailable"
     assert headers["Retry-After"] == "1"
     assert json.loads(body)["errors"][0]["code"] == "UNAVAILABLE"
-    assert env["wsgi.input"].tell() == 0
+    assert env["wsgi.input"]._stream.tell() == 0
 
 
 def test_idle_connections_from_the_peer_are_shut_for_reading_only():
