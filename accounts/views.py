@@ -12,6 +12,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts import access, identity
 from accounts.access import Actor
+from accounts.errors import Invalid
 from accounts.services import auth, tokens
 from audit.events import Operation, Resource, Result
 from audit.services import record_later
@@ -44,16 +45,18 @@ def token(request: HttpRequest) -> HttpResponse:
         if request.method == "POST":
             return _oauth2(request)
         who = identity.identify(request, schemes=(identity.BASIC,))
+        scopes = tokens.parse_scopes(request.GET.getlist("scope"))
     except identity.BadCredentials as exc:
         _login_event(exc.username, client, False)
         return _error(401, "UNAUTHORIZED", "invalid username or password")
     except identity.Throttled as exc:
         return _error(429, "TOOMANYREQUESTS", str(exc), Retry_After=str(exc.retry_after))
+    except Invalid as exc:  # too many scopes, or one too long (tokens.parse_scopes)
+        return _error(400, "BAD_REQUEST", str(exc))
     actor = who.actor
     if who.scheme and not request.GET.getlist("scope"):
         # A token request with credentials and no scope is `docker login`.
         _login_event(who.username, client, True)
-    scopes = tokens.parse_scopes(request.GET.getlist("scope"))
     body = tokens.issue(actor, access.grant_scopes(actor, scopes))
     if request.GET.get("offline_token") == "true" and actor.authenticated:
         body["refresh_token"] = tokens.issue_refresh(actor, auth.principal_stamp(actor))

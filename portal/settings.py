@@ -225,6 +225,24 @@ BERTH_PAGE_MAX = env.int("BERTH_PAGE_MAX", default=1000)
 BERTH_DELETES_ENABLED = env.bool("BERTH_DELETES_ENABLED", default=True)
 BERTH_WEB_WORKERS = env.int("BERTH_WEB_WORKERS", default=1)
 BERTH_WEB_THREADS = env.int("BERTH_WEB_THREADS", default=16)
+# Request bodies (portal/bodies.py, docs/security.md): at most this many of a web
+# worker's threads may wait in a read of a body at once (the rest serve /v2 reads
+# and the probes whatever slow senders do); a body that goes BERTH_BODY_TIMEOUT
+# seconds without a byte is ended (408); an answer given before the body was read
+# waits for up to BERTH_BODY_DRAIN_MAX bytes of it to be discarded, so the
+# client, done writing, reads it.
+BERTH_WEB_BODY_THREADS = env.int(
+    "BERTH_WEB_BODY_THREADS", default=max(1, BERTH_WEB_THREADS * 3 // 4)
+)
+BERTH_BODY_TIMEOUT = env.float("BERTH_BODY_TIMEOUT", default=30.0)
+if not 1 <= BERTH_WEB_BODY_THREADS <= BERTH_WEB_THREADS or BERTH_BODY_TIMEOUT <= 0:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        "BERTH_WEB_BODY_THREADS must be between 1 and BERTH_WEB_THREADS, "
+        "BERTH_BODY_TIMEOUT a positive number of seconds"
+    )
+BERTH_BODY_DRAIN_MAX = env.int("BERTH_BODY_DRAIN_MAX", default=16 * 1024 * 1024)
 # Token service and logins.
 BERTH_TOKEN_TTL = env.int("BERTH_TOKEN_TTL", default=1800)
 BERTH_REFRESH_TOKEN_TTL = env.int("BERTH_REFRESH_TOKEN_TTL", default=7 * 24 * 3600)

@@ -24,6 +24,7 @@ from django.utils.log import log_response
 from django.utils.module_loading import import_string
 
 from kit.process import parent_death_signal
+from portal import bodies
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -148,9 +149,11 @@ class BerthApplication:
         cache_request_signal_receivers()
 
     def __call__(self, environ, start_response):  # type: ignore[no-untyped-def]
-        if is_registry_path(environ.get("PATH_INFO", "")):
-            return self.registry(environ, start_response)
-        return self.full(environ, start_response)
+        handler = self.registry if is_registry_path(environ.get("PATH_INFO", "")) else self.full
+        if bodies.has_body(environ):
+            # A slow sender must not hold a web thread (portal/bodies.py).
+            return bodies.serve_with_body(handler, environ, start_response)
+        return handler(environ, start_response)
 
 
 def wait_for_schema() -> None:

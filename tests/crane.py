@@ -19,7 +19,8 @@ def crane_for(registry: str, creds: tuple[str, str] | str, workdir: Path) -> Cal
     """A function running ``crane --insecure ARGS`` with a docker config of its
     own (under ``workdir``) holding ``creds`` for ``registry``: a user name and
     password, or a registry (bearer) token used as it is. It asserts success
-    (failure with ``ok=False``) and returns stdout (stderr on failure)."""
+    (failure with ``ok=False``) and returns stdout (stderr on failure);
+    ``stdin`` is what crane reads (``edit manifest``)."""
     crane = str(PEERS / "crane")
     assert os.path.isfile(crane), f"{crane} missing: run tests/peers/build-go-peers.sh"
     (workdir / "docker").mkdir()
@@ -30,9 +31,9 @@ def crane_for(registry: str, creds: tuple[str, str] | str, workdir: Path) -> Cal
     (workdir / "docker" / "config.json").write_text(json.dumps({"auths": {registry: entry}}))
     env = {**os.environ, "DOCKER_CONFIG": str(workdir / "docker")}
 
-    def run(*args: str, ok: bool = True) -> bytes:
+    def run(*args: str, ok: bool = True, stdin: bytes | None = None) -> bytes:
         result = subprocess.run(
-            [crane, "--insecure", *args], env=env, capture_output=True, timeout=120
+            [crane, "--insecure", *args], input=stdin, env=env, capture_output=True, timeout=120
         )
         assert (result.returncode == 0) == ok, result.stderr.decode()
         return result.stdout if ok else result.stderr

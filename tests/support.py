@@ -1,4 +1,5 @@
-"""Small helpers for every test module: a free port, and waiting for a state.
+"""Small helpers for every test module: a free port, waiting for a state,
+slow senders.
 
 Waiting: a test that needs something to have happened polls for the state it
 can observe (a file, a status code, a log line, a lock held) with
@@ -12,7 +13,8 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -52,3 +54,24 @@ def wait_until(
             said = what() if callable(what) else what
             raise AssertionError(f"not reached within {timeout:.0f} s: {said or probe}")
         time.sleep(interval)
+
+
+# A slow sender (issue 13): a login form that announces 100 kB and sends 11 bytes.
+SLOW_HEAD = (
+    "POST /c/login HTTP/1.1\r\nHost: berth\r\nContent-Length: 100000\r\n"
+    "Content-Type: application/x-www-form-urlencoded\r\n\r\n"
+)
+
+
+@contextmanager
+def slow_senders(addr: str, count: int) -> Iterator[list[socket.socket]]:
+    """``count`` connections that each sent a head and 11 bytes of the body,
+    and then nothing, held open until the block ends."""
+    host, port = addr.split(":")
+    with ExitStack() as stack:
+        sockets = []
+        for _ in range(count):
+            s = stack.enter_context(socket.create_connection((host, int(port)), timeout=60))
+            s.sendall(SLOW_HEAD.encode() + b"principal=a")
+            sockets.append(s)
+        yield sockets

@@ -24,7 +24,7 @@ from tests.conftest import ADMIN, BerthServer, refused_at_start
 from tests.crane import crane_for, file_in_export, one_file_layer
 from tests.registry.helpers import sha256
 from tests.servers import _stop_group, _wait_port
-from tests.support import free_port
+from tests.support import free_port, slow_senders
 
 pytestmark = pytest.mark.dbindependent
 
@@ -173,6 +173,22 @@ def test_berth_sees_each_client_behind_nginx(front):
     while (seen := server.manage("shell", "-v", "0", "-c", query).stdout.strip()) != wanted:
         assert time.monotonic() < deadline, seen
         time.sleep(0.5)
+
+
+def test_stalled_bodies_wait_in_nginx_not_in_berth(front):
+    """nginx reads every body but a layer's before passing the request on:
+    more stalled senders than Berth has threads (16) hold nothing of Berth's,
+    so a login with its whole body still gets one of Berth's body threads
+    (behind a streaming proxy it got 503: all were waiting). nginx itself
+    answers them 408 after client_body_timeout."""
+    _, addr = front
+    base = f"http://{addr}"
+    with slow_senders(addr, 24):
+        r = requests.post(
+            f"{base}/c/login", data={"principal": ADMIN[0], "password": ADMIN[1]}, timeout=60
+        )
+        assert r.status_code == 200, r.text
+        assert requests.get(f"{base}/v2/", auth=ADMIN, timeout=60).status_code == 200
 
 
 def test_a_malformed_internal_location_is_refused_at_start(tmp_path):

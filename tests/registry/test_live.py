@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from tests.conftest import ADMIN, BerthServer, basic
+from tests.crane import crane_for, one_file_layer
 
 from .helpers import OCI_MANIFEST, Remote, image, sha256
 
@@ -114,6 +115,21 @@ def test_a8_chunked_manifest_over_limit(berth):
     assert status == 413
     assert b"SIZE_INVALID" in data
     assert http.get(f"{berth.url}/v2/live/big/manifests/v1").status_code == 404
+
+
+def test_a8_the_413_reaches_a_client_still_sending(berth, tmp_path):
+    """The 413 is decided from Content-Length before the body is read. crane
+    (Go's HTTP client) writes its whole body before it reads an answer: the
+    server reads and drops the rest (up to BERTH_BODY_DRAIN_MAX) before
+    answering, so crane reports the OCI error, not a broken pipe."""
+    crane = crane_for(berth.addr, ADMIN, tmp_path)
+    ref = f"{berth.addr}/live/big413:v1"
+    crane("append", "-f", str(one_file_layer(tmp_path / "l.tar", "a", b"a")), "-t", ref)
+    manifest = json.loads(crane("manifest", ref))
+    manifest["annotations"] = {"pad": "x" * (12 * 1024 * 1024)}
+    said = crane("edit", "manifest", ref, stdin=json.dumps(manifest).encode(), ok=False)
+    assert b"SIZE_INVALID: manifest larger than 4194304 bytes" in said, said
+    assert b"broken pipe" not in said
 
 
 def test_a13_slow_headers_are_cut_off(tmp_path):
