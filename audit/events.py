@@ -25,6 +25,8 @@ class Resource(models.TextChoices):
     CONFIGURATION = "configuration"
     SESSION = "session"
     IMMUTABLE_RULE = "immutable_tag_rule"
+    LABEL = "label"
+    ARTIFACT_LABEL = "artifact_label"
 
 
 class Result(models.TextChoices):

@@ -74,6 +74,10 @@ class Manifest(models.Model):
     subject_digest = models.CharField(max_length=150, blank=True, default="")
     annotations = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Harbor's artifact labels (rows of ArtifactLabel; no column here).
+    labels: models.ManyToManyField[Label, ArtifactLabel] = models.ManyToManyField(
+        "Label", through="ArtifactLabel", related_name="artifacts", blank=True
+    )
 
     class Meta:
         constraints = [
@@ -178,6 +182,63 @@ class ImmutableRule(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project_id}: {self.repo_pattern} / {self.tag_pattern}"
+
+
+class Label(models.Model):
+    """Harbor's label: global (scope ``g``, managed by system administrators,
+    attachable to any artifact) or of one project (scope ``p``, managed by its
+    admins and maintainers, attachable to that project's artifacts only).
+    Replication and retention filter artifacts by label."""
+
+    class Scope(models.TextChoices):
+        GLOBAL = "g", "global"
+        PROJECT = "p", "project"
+
+    name = models.CharField(max_length=128)
+    description = models.CharField(max_length=1024, blank=True, default="")
+    color = models.CharField(max_length=32, blank=True, default="")
+    scope = models.CharField(max_length=1, choices=Scope.choices)
+    # Deleting a project deletes its labels (and their links to artifacts).
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, null=True, blank=True, related_name="labels"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(scope="g", project__isnull=True)
+                | models.Q(scope="p", project__isnull=False),
+                name="label_scope_project",
+            ),
+            models.UniqueConstraint(
+                fields=["name"], condition=models.Q(scope="g"), name="label_global_name"
+            ),
+            models.UniqueConstraint(
+                fields=["project", "name"], condition=models.Q(scope="p"), name="label_project_name"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ArtifactLabel(models.Model):
+    """A label attached to an artifact (a manifest of a repository)."""
+
+    manifest = models.ForeignKey(Manifest, on_delete=models.CASCADE, related_name="label_links")
+    label = models.ForeignKey(Label, on_delete=models.CASCADE, related_name="artifact_links")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["manifest", "label"], name="artifact_label_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.manifest_id}:{self.label_id}"
 
 
 class ScheduledRun(models.Model):

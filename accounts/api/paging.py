@@ -101,3 +101,24 @@ def apply_sort(
             raise Invalid(f"cannot sort on {key!r}")
         order.append(("-" if descending else "") + fields[key])
     return rows.order_by(*order, "pk") if order else rows.order_by(default, "pk")
+
+
+def q_and_list(request: Request, key: str, *, limit: int = 20) -> list[int] | None:
+    """Harbor's intersection list of ids in ``q``: ``key=(1 2 3)`` (items apart
+    by spaces, as Harbor's ``lib/q``), or None when ``q`` has no such term.
+    Any other form of the term, or a non-id item, is a 400."""
+    for part in query_q(request).split(","):
+        name, sep, value = part.strip().partition("=")
+        if name != key or not sep:
+            continue
+        value = value.strip()
+        if not (value.startswith("(") and value.endswith(")")):
+            raise Invalid(f'the value of "{key}" can only be a list of ids: {key}=(id1 id2)')
+        items = value[1:-1].split()
+        if not items or len(items) > limit:
+            raise Invalid(f'"{key}" takes 1 to {limit} ids')
+        ids = [params.identifier(item) for item in items]
+        if None in ids:
+            raise Invalid(f'"{key}" takes ids')
+        return [i for i in ids if i is not None]
+    return None

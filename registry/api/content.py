@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from accounts import access
 from accounts.access import Actor
 from accounts.api.base import HarborView, body, created, project_from
-from accounts.api.paging import apply_sort, paginate, parse_q, query_bool
+from accounts.api.paging import apply_sort, paginate, parse_q, q_and_list, query_bool
 from accounts.api.render import ts
 from accounts.errors import Invalid, NotFound
 from accounts.models import Project
@@ -21,7 +21,7 @@ from accounts.services.projects import project_lookup
 from registry.manifests import INDEX_TYPES
 from registry.models import Manifest, Repository, Tag
 from registry.services import artifacts as svc
-from registry.services import immutability
+from registry.services import immutability, labels
 
 REPO_Q = {"name": "name"}
 IMAGE_CONFIGS = {
@@ -93,6 +93,7 @@ def render_artifact(
     repo: Repository,
     with_tag: bool = True,
     immutable: immutability.Matcher | None = None,
+    with_label: bool = False,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": manifest.pk,
@@ -115,6 +116,8 @@ def render_artifact(
     }
     if with_tag:
         out["tags"] = [render_tag(tag, repo, manifest, immutable) for tag in manifest.tags.all()]
+    if with_label:
+        out["labels"] = [labels.render(label) for label in manifest.labels.all()]
     return out
 
 
@@ -171,11 +174,19 @@ class ArtifactList(HarborView):
     def get(self, request: Request, ref: str, repo: str) -> Response:
         at = scope(self, request, ref, "artifact:list", repo)
         with_tag = query_bool(request, "with_tag") is not False
+        with_label = query_bool(request, "with_label") is True
         immutable = immutability.matcher_for(at.project)
+        rows = svc.artifacts_of(at.repo)
+        if (label_ids := q_and_list(request, "labels")) is not None:
+            rows = labels.labelled(rows, label_ids)
+        if with_label:
+            rows = rows.prefetch_related("labels")
         return paginate(
             request,
-            svc.artifacts_of(at.repo),
-            lambda page: [render_artifact(m, at.repo, with_tag, immutable) for m in page],
+            rows,
+            lambda page: [
+                render_artifact(m, at.repo, with_tag, immutable, with_label) for m in page
+            ],
         )
 
     def post(self, request: Request, ref: str, repo: str) -> Response:
@@ -208,7 +219,8 @@ class ArtifactDetail(HarborView):
         at = scope(self, request, ref, "artifact:read", repo)
         manifest = svc.artifact_get(repository=at.repo, reference=reference)
         immutable = immutability.matcher_for(at.project)
-        return Response(render_artifact(manifest, at.repo, True, immutable))
+        with_label = query_bool(request, "with_label") is True
+        return Response(render_artifact(manifest, at.repo, True, immutable, with_label))
 
     def delete(self, request: Request, ref: str, repo: str, reference: str) -> Response:
         at = scope(self, request, ref, "artifact:delete", repo)

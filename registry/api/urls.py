@@ -3,9 +3,10 @@
 from django.urls import path
 
 from accounts.api.params import IdConverter  # noqa: F401 - registers <id:…>
-from registry.api import content, overview
+from registry.api import content, labels, overview
 
 urlpatterns = [
+    *labels.urlpatterns,
     path("statistics", overview.Statistics.as_view()),
     path("search", overview.Search.as_view()),
     path("quotas", overview.QuotaList.as_view()),

@@ -15,7 +15,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from accounts.models import Member, Project, Robot, User
 from accounts.services import robots
 from accounts.services.auth import actor_for_user
-from registry.services import immutability
+from registry.models import Repository
+from registry.services import immutability, labels
 from tests.conftest import ADMIN, basic
 from tests.registry.helpers import InProcess
 from tests.roles import PASSWORD
@@ -125,6 +126,19 @@ TABLE: dict[tuple[str, str], tuple[str, dict | None]] = {
         "DELETE",
         "projects/<str:ref>/repositories/<path:repo>/artifacts/<str:reference>/tags/<str:tag>",
     ): ("maint padmin admin", None),
+    ("POST", "projects/<str:ref>/repositories/<path:repo>/artifacts/<str:reference>/labels"): (
+        "dev maint padmin admin",
+        {"id": "<label_id>"},
+    ),
+    (
+        "DELETE",
+        "projects/<str:ref>/repositories/<path:repo>/artifacts/<str:reference>/labels/<id:label_id>",
+    ): ("dev maint padmin admin", None),
+    ("GET", "labels"): ("guest dev maint padmin admin", None),
+    ("POST", "labels"): ("admin", {"name": "fresh", "scope": "g"}),
+    ("GET", "labels/<id:label_id>"): ("guest dev maint padmin admin", None),
+    ("PUT", "labels/<id:label_id>"): ("maint padmin admin", {"description": "x"}),
+    ("DELETE", "labels/<id:label_id>"): ("maint padmin admin", None),
     ("GET", "repositories"): (EVERYONE, None),
     ("GET", "audit-logs"): (AUTHENTICATED, None),
     ("GET", "auditlog-exts"): (AUTHENTICATED, None),
@@ -248,6 +262,15 @@ def world(team, v2):
         project=Project.objects.get(name="team"),
         data={"tag_selectors": [{"pattern": "release-*"}]},
     )
+    label = labels.label_create(
+        actor=admin, name="team-label", scope="p", project_id=rule.project_id
+    )
+    labels.artifact_label_add(
+        actor=admin,
+        repository=Repository.objects.get(name="team/app"),
+        reference="v1",
+        label_id=label.pk,
+    )
     credentials = {
         name: basic(name, PASSWORD)
         for name in ["lguest", "guest", "dev", "maint", "padmin", "outsider"]
@@ -269,6 +292,8 @@ def world(team, v2):
         "name": "public",
         "tag": "v1",
         "rule_id": rule.pk,
+        "label_id": label.pk,
+        "project_id": rule.project_id,
     }
     return credentials, params
 
@@ -281,6 +306,7 @@ def concrete(route: str, params: dict) -> str:
     query = {
         "projects": "?project_name=team",
         "projects/team/repositories/app/artifacts": "?from=team/app:v1",
+        "labels": f"?scope=p&project_id={params['project_id']}",
     }
     return "/api/v2.0/" + path + query.get(path, "")
 
@@ -299,7 +325,11 @@ def test_route_answers_by_role(world, key):
         with transaction.atomic():
             kwargs = {"content_type": "application/json"}
             if payload is not None:
-                kwargs["data"] = json.dumps(payload)
+                # A label is attached by its id, which the world fixture made.
+                body = {
+                    k: params["label_id"] if v == "<label_id>" else v for k, v in payload.items()
+                }
+                kwargs["data"] = json.dumps(body)
             response = getattr(client, method.lower())(url, **kwargs)
             transaction.set_rollback(True)
         outcomes[who] = response.status_code
