@@ -17,6 +17,7 @@ from harborapi.models import (
     Configurations,
     ImmutableRule,
     ImmutableSelector,
+    Label,
     ProjectMetadata,
     ProjectReq,
     RobotCreate,
@@ -72,6 +73,17 @@ OPERATIONS = [
     "repository.list",
     "repository.get",
     *ARTIFACT_OPERATIONS,
+    "label.create",
+    "label.create_project",
+    "label.list",
+    "label.list_project",
+    "label.get",
+    "label.update",
+    "artifact.add_label",
+    "artifact.get_with_label",
+    "artifact.list_by_label",
+    "artifact.remove_label",
+    "label.delete",
     "repository.delete",
     "quota.list",
     "search",
@@ -236,6 +248,70 @@ async def _drive(target: HarborTarget) -> dict[str, Outcome]:
         found = await client.get_artifact_tags(content, "app", "v1")
         check(sorted(t.name for t in found) == ["py", "v1"], found)
 
+    def location_id(location: str) -> int:
+        return int(location.rstrip("/").rsplit("/", 1)[-1])
+
+    async def create_label() -> str:
+        label = Label(name="py-approved", color="#00FF00", description="harborapi", scope="g")
+        location = await client.create_label(label)
+        state["global_label"] = location_id(location)
+        return location
+
+    async def create_project_label() -> str:
+        label = Label(name="py-stable", scope="p", project_id=state["pid"])
+        location = await client.create_label(label)
+        state["project_label"] = location_id(location)
+        return location
+
+    async def list_labels() -> None:
+        found = await client.get_labels(scope="g", name="py-approved")
+        check([x.id for x in found] == [state["global_label"]], found)
+        check(found[0].project_id == 0 and found[0].creation_time is not None, found)
+
+    async def list_project_labels() -> None:
+        found = await client.get_labels(scope="p", project_id=state["pid"])
+        check([x.id for x in found] == [state["project_label"]], found)
+
+    async def get_label() -> None:
+        label = await client.get_label(state["global_label"])
+        check((label.name, label.scope, label.color) == ("py-approved", "g", "#00FF00"), label)
+
+    async def update_label() -> None:
+        await client.update_label(state["global_label"], Label(description="updated"))
+        label = await client.get_label(state["global_label"])
+        check((label.description, label.color) == ("updated", "#00FF00"), label)
+
+    async def add_labels() -> None:
+        for key in ("global_label", "project_label"):
+            await client.add_artifact_label("harborapi", "copied", "v1", Label(id=state[key]))
+
+    async def artifact_labels() -> list[str]:
+        artifact = await client.get_artifact("harborapi", "copied", "v1", with_label=True)
+        return sorted(x.name for x in artifact.labels or [])
+
+    async def get_with_label() -> None:
+        names = await artifact_labels()
+        check(names == ["py-approved", "py-stable"], names)
+
+    async def list_by_label() -> None:
+        ids = f"{state['global_label']} {state['project_label']}"
+        found = await client.get_artifacts(
+            "harborapi", "copied", query=f"labels=({ids})", with_label=True
+        )
+        check([len(a.labels or []) for a in found] == [2], found)
+
+    async def remove_label() -> None:
+        # harborapi 0.26.2 has no method for removeLabel: its request method.
+        path = "/projects/harborapi/repositories/copied/artifacts/v1/labels"
+        await client.delete(f"{path}/{state['project_label']}")
+        names = await artifact_labels()
+        check(names == ["py-approved"], names)
+
+    async def delete_label() -> None:
+        await client.delete_label(state["global_label"])
+        names = await artifact_labels()
+        check(names == [], names)
+
     async def quotas() -> None:
         found = await client.get_quotas(reference="project", reference_id=str(state["pid"]))
         check(len(found) == 1, found)
@@ -316,6 +392,17 @@ async def _drive(target: HarborTarget) -> dict[str, Outcome]:
     await step(
         "artifact.copy", lambda: client.copy_artifact("harborapi", "copied", f"{content}/app:v1")
     )
+    await step("label.create", create_label)
+    await step("label.create_project", create_project_label)
+    await step("label.list", list_labels)
+    await step("label.list_project", list_project_labels)
+    await step("label.get", get_label)
+    await step("label.update", update_label)
+    await step("artifact.add_label", add_labels)
+    await step("artifact.get_with_label", get_with_label)
+    await step("artifact.list_by_label", list_by_label)
+    await step("artifact.remove_label", remove_label)
+    await step("label.delete", delete_label)
     await step("repository.delete", lambda: client.delete_repository("harborapi", "copied"))
     await step("quota.list", quotas)
     await step("search", search)

@@ -34,6 +34,7 @@ import (
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/configure"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/health"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/immutable"
+	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/label"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/member"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/permissions"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/ping"
@@ -649,6 +650,138 @@ func main() {
 	step("artifact.copy", func(ctx context.Context) (string, error) {
 		_, err := admin.Artifact.CopyArtifact(ctx, &artifact.CopyArtifactParams{ProjectName: name, RepositoryName: "copied", From: content + "/app:v1"})
 		return "", err
+	})
+	// labels: a global one and one of the Go project, on its copied artifact -
+	var globalLabel, projectLabel int64
+	labelled := func(ctx context.Context, reference string) ([]string, error) {
+		r, err := admin.Artifact.GetArtifact(ctx, &artifact.GetArtifactParams{ProjectName: name, RepositoryName: "copied", Reference: reference, WithLabel: ptr(true)})
+		if err != nil {
+			return nil, err
+		}
+		var names []string
+		for _, l := range r.Payload.Labels {
+			names = append(names, l.Name)
+		}
+		return names, nil
+	}
+	step("label.create", func(ctx context.Context) (string, error) {
+		r, err := admin.Label.CreateLabel(ctx, &label.CreateLabelParams{Label: &models.Label{
+			Name: "approved-" + suffix, Color: "#00FF00", Description: "go-client", Scope: "g",
+		}})
+		if err != nil {
+			return "", err
+		}
+		globalLabel = idFrom(r.Location)
+		return r.Location, nil
+	})
+	step("label.create_project", func(ctx context.Context) (string, error) {
+		r, err := admin.Label.CreateLabel(ctx, &label.CreateLabelParams{Label: &models.Label{
+			Name: "stable", Scope: "p", ProjectID: projectID,
+		}})
+		if err != nil {
+			return "", err
+		}
+		projectLabel = idFrom(r.Location)
+		return r.Location, nil
+	})
+	step("label.list", func(ctx context.Context) (string, error) {
+		r, err := admin.Label.ListLabels(ctx, &label.ListLabelsParams{Scope: ptr("g"), Name: ptr("approved-" + suffix)})
+		if err != nil {
+			return "", err
+		}
+		if len(r.Payload) != 1 || r.Payload[0].ID != globalLabel || r.XTotalCount != 1 {
+			return "", fail("%d labels, total %d", len(r.Payload), r.XTotalCount)
+		}
+		return "", nil
+	})
+	step("label.list_project", func(ctx context.Context) (string, error) {
+		r, err := admin.Label.ListLabels(ctx, &label.ListLabelsParams{Scope: ptr("p"), ProjectID: ptr(projectID)})
+		if err != nil {
+			return "", err
+		}
+		if len(r.Payload) != 1 || r.Payload[0].ID != projectLabel || r.Payload[0].ProjectID != projectID {
+			return "", fail("got %d labels", len(r.Payload))
+		}
+		return "", nil
+	})
+	step("label.get", func(ctx context.Context) (string, error) {
+		r, err := admin.Label.GetLabelByID(ctx, &label.GetLabelByIDParams{LabelID: globalLabel})
+		if err != nil {
+			return "", err
+		}
+		if r.Payload.Scope != "g" || r.Payload.Color != "#00FF00" || r.Payload.Description != "go-client" {
+			return "", fail("got %+v", r.Payload)
+		}
+		return "", nil
+	})
+	step("label.update", func(ctx context.Context) (string, error) {
+		current, err := admin.Label.GetLabelByID(ctx, &label.GetLabelByIDParams{LabelID: globalLabel})
+		if err != nil {
+			return "", err
+		}
+		current.Payload.Color = "#0000FF"
+		if _, err := admin.Label.UpdateLabel(ctx, &label.UpdateLabelParams{LabelID: globalLabel, Label: current.Payload}); err != nil {
+			return "", err
+		}
+		r, err := admin.Label.GetLabelByID(ctx, &label.GetLabelByIDParams{LabelID: globalLabel})
+		if err != nil {
+			return "", err
+		}
+		if r.Payload.Color != "#0000FF" {
+			return "", fail("color %q", r.Payload.Color)
+		}
+		return "", nil
+	})
+	step("artifact.add_label", func(ctx context.Context) (string, error) {
+		for _, id := range []int64{globalLabel, projectLabel} {
+			if _, err := admin.Artifact.AddLabel(ctx, &artifact.AddLabelParams{ProjectName: name, RepositoryName: "copied", Reference: "v1", Label: &models.Label{ID: id}}); err != nil {
+				return "", err
+			}
+		}
+		names, err := labelled(ctx, "v1")
+		if err != nil {
+			return "", err
+		}
+		return strings.Join(names, ","), count(len(names), 2, "labels")
+	})
+	step("artifact.add_label_foreign", func(ctx context.Context) (string, error) {
+		// The Go project's label on the content project's artifact: not found.
+		_, err := admin.Artifact.AddLabel(ctx, &artifact.AddLabelParams{ProjectName: content, RepositoryName: "app", Reference: "v1", Label: &models.Label{ID: projectLabel}})
+		if _, ok := err.(*artifact.AddLabelNotFound); !ok {
+			return "", fail("want 404, got %v", err)
+		}
+		return "", nil
+	})
+	step("artifact.list_by_label", func(ctx context.Context) (string, error) {
+		q := fmt.Sprintf("labels=(%d %d)", globalLabel, projectLabel)
+		r, err := admin.Artifact.ListArtifacts(ctx, &artifact.ListArtifactsParams{ProjectName: name, RepositoryName: "copied", Q: &q, WithLabel: ptr(true)})
+		if err != nil {
+			return "", err
+		}
+		if len(r.Payload) != 1 || len(r.Payload[0].Labels) != 2 {
+			return "", fail("got %d artifacts", len(r.Payload))
+		}
+		return "", nil
+	})
+	step("artifact.remove_label", func(ctx context.Context) (string, error) {
+		if _, err := admin.Artifact.RemoveLabel(ctx, &artifact.RemoveLabelParams{ProjectName: name, RepositoryName: "copied", Reference: "v1", LabelID: projectLabel}); err != nil {
+			return "", err
+		}
+		names, err := labelled(ctx, "v1")
+		if err != nil {
+			return "", err
+		}
+		return strings.Join(names, ","), count(len(names), 1, "labels")
+	})
+	step("label.delete", func(ctx context.Context) (string, error) {
+		if _, err := admin.Label.DeleteLabel(ctx, &label.DeleteLabelParams{LabelID: globalLabel}); err != nil {
+			return "", err
+		}
+		names, err := labelled(ctx, "v1")
+		if err != nil {
+			return "", err
+		}
+		return "", count(len(names), 0, "labels")
 	})
 	step("artifact.delete", func(ctx context.Context) (string, error) {
 		_, err := admin.Artifact.DeleteArtifact(ctx, &artifact.DeleteArtifactParams{ProjectName: name, RepositoryName: "copied", Reference: "v1"})
