@@ -153,7 +153,7 @@ def test_labels_on_artifacts(content):
     ) == ["stable"]
 
 
-def test_another_projects_label_is_not_found_through_this_project(content, other):
+def test_c23_another_projects_label_is_not_found_through_this_project(content, other):
     """C23: the admin of `team` addressing `other`'s label gets 404, and
     `other` is unchanged."""
     _, label = other
