@@ -26,12 +26,18 @@ class ListQuery(serializers.Serializer):
     name = Text(required=False, allow_null=True)
 
 
-class LabelBody(serializers.Serializer):
-    """Harbor's ``Label``; ``id`` and the times are the server's, and ignored."""
+class LabelChange(serializers.Serializer):
+    """What ``PUT`` changes of Harbor's ``Label`` (``id``, ``scope``,
+    ``project_id`` and the times are ignored there)."""
 
     name = Text(required=False, allow_null=True)
     description = Text(required=False, allow_null=True)
     color = Text(required=False, allow_null=True)
+
+
+class LabelBody(LabelChange):
+    """Harbor's ``Label`` as ``POST`` takes it."""
+
     scope = Text(required=False, allow_null=True)
     project_id = Integer(required=False, allow_null=True)
 
@@ -44,26 +50,13 @@ class LabelRef(serializers.Serializer):
 
 class LabelList(HarborView):
     def get(self, request: Request) -> Response:
-        asked = query(request, ListQuery)
-        rows = svc.label_list(
-            actor=self.actor(request),
-            scope=asked.get("scope"),
-            project_id=asked.get("project_id"),
-            name=asked.get("name"),
-        ).filter(**parse_q(request, Q_FIELDS))
+        rows = svc.label_list(actor=self.actor(request), **query(request, ListQuery))
+        rows = rows.filter(**parse_q(request, Q_FIELDS))
         rows = apply_sort(rows, request, SORT, "name")
         return paginate(request, rows, lambda page: [svc.render(label) for label in page])
 
     def post(self, request: Request) -> Response:
-        data = fields(request, LabelBody)
-        label = svc.label_create(
-            actor=self.actor(request),
-            name=data.get("name"),
-            scope=data.get("scope"),
-            project_id=data.get("project_id"),
-            description=data.get("description"),
-            color=data.get("color"),
-        )
+        label = svc.label_create(actor=self.actor(request), **fields(request, LabelBody))
         return created(f"/api/v2.0/labels/{label.pk}")
 
 
@@ -72,13 +65,8 @@ class LabelDetail(HarborView):
         return Response(svc.render(svc.label_get(actor=self.actor(request), label_id=label_id)))
 
     def put(self, request: Request, label_id: int) -> Response:
-        data = fields(request, LabelBody)
         svc.label_update(
-            actor=self.actor(request),
-            label_id=label_id,
-            name=data.get("name"),
-            description=data.get("description"),
-            color=data.get("color"),
+            actor=self.actor(request), label_id=label_id, **fields(request, LabelChange)
         )
         return Response(status=200)
 

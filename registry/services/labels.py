@@ -104,7 +104,11 @@ def _saved(label: Label, **kwargs: Any) -> None:
 
 
 def label_list(
-    *, actor: Actor, scope: str | None, project_id: int | None, name: str | None
+    *,
+    actor: Actor,
+    scope: str | None = None,
+    project_id: int | None = None,
+    name: str | None = None,
 ) -> QuerySet[Label]:
     """Global labels (anyone may list them, as in Harbor), or a project's
     (``label:list`` there); ``name`` matches a part of the name."""
@@ -126,8 +130,8 @@ def label_list(
 def label_create(
     *,
     actor: Actor,
-    name: Any,
-    scope: Any,
+    name: Any = None,
+    scope: Any = None,
     project_id: int | None = None,
     description: Any = "",
     color: Any = "",

@@ -17,6 +17,17 @@ ARTIFACT_OPERATIONS = [
     "tag.delete",
     "artifact.copy",
 ]
+# Then labels: made, read, changed and attached to the copy (each client goes on
+# with checks of its own).
+LABEL_OPERATIONS = [
+    "label.create",
+    "label.create_project",
+    "label.list",
+    "label.list_project",
+    "label.get",
+    "label.update",
+    "artifact.add_label",
+]
 
 
 @dataclass(frozen=True)

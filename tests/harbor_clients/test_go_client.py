@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ADMIN, REPO_ROOT
-from tests.harbor_clients.conftest import ARTIFACT_OPERATIONS, HarborTarget
+from tests.harbor_clients.conftest import ARTIFACT_OPERATIONS, LABEL_OPERATIONS, HarborTarget
 
 pytestmark = [pytest.mark.live, pytest.mark.clients]
 
@@ -73,13 +73,7 @@ OPERATIONS = [
     "repository.update",
     "repository.get",
     *ARTIFACT_OPERATIONS,
-    "label.create",
-    "label.create_project",
-    "label.list",
-    "label.list_project",
-    "label.get",
-    "label.update",
-    "artifact.add_label",
+    *LABEL_OPERATIONS,
     "artifact.add_label_foreign",
     "artifact.list_by_label",
     "artifact.remove_label",

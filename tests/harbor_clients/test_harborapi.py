@@ -27,7 +27,7 @@ from harborapi.models import (
 )
 
 from tests.conftest import ADMIN
-from tests.harbor_clients.conftest import ARTIFACT_OPERATIONS, HarborTarget
+from tests.harbor_clients.conftest import ARTIFACT_OPERATIONS, LABEL_OPERATIONS, HarborTarget
 
 pytestmark = [pytest.mark.live, pytest.mark.clients]
 
@@ -73,13 +73,7 @@ OPERATIONS = [
     "repository.list",
     "repository.get",
     *ARTIFACT_OPERATIONS,
-    "label.create",
-    "label.create_project",
-    "label.list",
-    "label.list_project",
-    "label.get",
-    "label.update",
-    "artifact.add_label",
+    *LABEL_OPERATIONS,
     "artifact.get_with_label",
     "artifact.list_by_label",
     "artifact.remove_label",
