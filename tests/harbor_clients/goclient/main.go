@@ -653,16 +653,17 @@ func main() {
 	})
 	// labels: a global one and one of the Go project, on its copied artifact -
 	var globalLabel, projectLabel int64
-	labelled := func(ctx context.Context, reference string) ([]string, error) {
-		r, err := admin.Artifact.GetArtifact(ctx, &artifact.GetArtifactParams{ProjectName: name, RepositoryName: "copied", Reference: reference, WithLabel: ptr(true)})
+	// labelled checks how many labels the copy carries (read with_label).
+	labelled := func(ctx context.Context, want int) (string, error) {
+		r, err := admin.Artifact.GetArtifact(ctx, &artifact.GetArtifactParams{ProjectName: name, RepositoryName: "copied", Reference: "v1", WithLabel: ptr(true)})
 		if err != nil {
-			return nil, err
+			return "", err
 		}
 		var names []string
 		for _, l := range r.Payload.Labels {
 			names = append(names, l.Name)
 		}
-		return names, nil
+		return strings.Join(names, ","), count(len(names), want, "labels")
 	}
 	step("label.create", func(ctx context.Context) (string, error) {
 		r, err := admin.Label.CreateLabel(ctx, &label.CreateLabelParams{Label: &models.Label{
@@ -738,11 +739,7 @@ func main() {
 				return "", err
 			}
 		}
-		names, err := labelled(ctx, "v1")
-		if err != nil {
-			return "", err
-		}
-		return strings.Join(names, ","), count(len(names), 2, "labels")
+		return labelled(ctx, 2)
 	})
 	step("artifact.add_label_foreign", func(ctx context.Context) (string, error) {
 		// The Go project's label on the content project's artifact: not found.
@@ -767,21 +764,13 @@ func main() {
 		if _, err := admin.Artifact.RemoveLabel(ctx, &artifact.RemoveLabelParams{ProjectName: name, RepositoryName: "copied", Reference: "v1", LabelID: projectLabel}); err != nil {
 			return "", err
 		}
-		names, err := labelled(ctx, "v1")
-		if err != nil {
-			return "", err
-		}
-		return strings.Join(names, ","), count(len(names), 1, "labels")
+		return labelled(ctx, 1)
 	})
 	step("label.delete", func(ctx context.Context) (string, error) {
 		if _, err := admin.Label.DeleteLabel(ctx, &label.DeleteLabelParams{LabelID: globalLabel}); err != nil {
 			return "", err
 		}
-		names, err := labelled(ctx, "v1")
-		if err != nil {
-			return "", err
-		}
-		return "", count(len(names), 0, "labels")
+		return labelled(ctx, 0)
 	})
 	step("artifact.delete", func(ctx context.Context) (string, error) {
 		_, err := admin.Artifact.DeleteArtifact(ctx, &artifact.DeleteArtifactParams{ProjectName: name, RepositoryName: "copied", Reference: "v1"})
