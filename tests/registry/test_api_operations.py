@@ -6,15 +6,21 @@ repository names holding slashes."""
 from __future__ import annotations
 
 import gzip
-import io
 import json
-import tarfile
 from urllib.parse import quote
 
 import pytest
 
 from audit.models import AuditEvent
-from tests.registry.helpers import InProcess, artifact, descriptor, index, sha256
+from tests.registry.helpers import (
+    NOTATION,
+    InProcess,
+    artifact,
+    chart,
+    chart_of,
+    index,
+    sha256,
+)
 from tests.roles import api
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -23,9 +29,6 @@ HISTORY = [
     {"created": "2024-01-02T03:04:05Z", "created_by": "/bin/sh -c #(nop) ADD file:x in /"},
     {"created": "2024-01-02T03:04:06Z", "created_by": 'CMD ["sh"]', "empty_layer": True},
 ]
-HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
-HELM_CHART = "application/vnd.cncf.helm.chart.content.v1.tar.gz"
-NOTATION = "application/vnd.cncf.notary.signature"
 
 
 @pytest.fixture
@@ -47,11 +50,7 @@ def content(team, v2):
 
 def _attach(reg: InProcess, name: str, subject: bytes, artifact_type: str) -> str:
     body, blobs = artifact(subject, artifact_type, b"payload " + artifact_type.encode())
-    for data in blobs.values():
-        reg.put_blob(name, data)
-    r = reg.put_manifest(name, sha256(body), body)
-    assert r.status_code == 201, r.content
-    return sha256(body)
+    return reg.push(name, sha256(body), body, blobs)[0]
 
 
 # quotas -------------------------------------------------------------------------
@@ -310,31 +309,6 @@ def test_an_index_has_no_build_history(content):
     assert r.status_code == 404
 
 
-def _chart(files: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
-
-
-def _push_chart(reg: InProcess, name: str, tag: str, archive: bytes) -> None:
-    config = json.dumps({"name": "demo", "version": "1.0.0", "apiVersion": "v2"}).encode()
-    reg.put_blob(name, config)
-    reg.put_blob(name, archive)
-    body = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": descriptor(HELM_CONFIG, config),
-            "layers": [descriptor(HELM_CHART, archive)],
-        }
-    ).encode()
-    assert reg.put_manifest(name, tag, body).status_code == 201
-
-
 CHART_YAML = b"""apiVersion: v2
 name: demo
 version: 1.0.0
@@ -349,7 +323,7 @@ dependencies:
 
 
 def test_a_charts_values_readme_and_dependencies(content):
-    archive = _chart(
+    archive = chart(
         {
             "demo/Chart.yaml": CHART_YAML,
             "demo/values.yaml": b"replicas: 2\n",
@@ -357,7 +331,7 @@ def test_a_charts_values_readme_and_dependencies(content):
             "demo/templates/values.yaml": b"not: this\n",
         }
     )
-    _push_chart(content["reg"], "team/charts/demo", "1.0.0", archive)
+    content["reg"].push("team/charts/demo", "1.0.0", *archive)
     base = "/api/v2.0/projects/team/repositories/charts%252Fdemo/artifacts/1.0.0"
     guest = api("guest")
     assert guest.get(base).json()["type"] == "CHART"
@@ -376,7 +350,7 @@ def test_a_chart_that_unpacks_too_far_is_refused(content, monkeypatch):
 
     monkeypatch.setattr(additions, "MAX_UNPACKED", 1 << 16)
     bomb = gzip.compress(b"\0" * (1 << 20))
-    _push_chart(content["reg"], "team/bomb", "1", bomb)
+    content["reg"].push("team/bomb", "1", *chart_of(bomb))
     r = api("guest").get(
         "/api/v2.0/projects/team/repositories/bomb/artifacts/1/additions/values.yaml"
     )
