@@ -278,6 +278,11 @@ BERTH_EVENT_REQUEST_ON_COMMIT = env.bool("BERTH_EVENT_REQUEST_ON_COMMIT", defaul
 BERTH_AUDIT_PULL_SINK = "registry.services.repositories.record_pulls"
 # Project name -> id for audit entries that name their project only (pulls).
 BERTH_AUDIT_PROJECT_IDS = "accounts.services.projects.project_ids"
+# A project's quota (hard limits and usage) for its summary: quotas are content's.
+BERTH_PROJECT_QUOTA = "registry.services.quotas.project_quota"
+# The CA certificate that signed the TLS certificate clients see (the proxy's in
+# front), served at /api/v2.0/systeminfo/getcert; none: 404, as Harbor.
+BERTH_ROOT_CA_FILE = env.str("BERTH_ROOT_CA_FILE", default="")
 # Seconds each readiness check (database, storage, broker, cache) may take.
 BERTH_READY_TIMEOUT = env.float("BERTH_READY_TIMEOUT", default=2.0)
 # What readiness checks (kit/health.py), by name; the shared cache is added

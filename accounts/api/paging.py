@@ -74,7 +74,11 @@ def query_bool(request: Request, name: str) -> bool | None:
 def parse_q(request: Request, fields: dict[str, str]) -> dict[str, Any]:
     """``q=k1=v1,k2=~v2`` → ORM lookups, only for ``fields`` (query key → model
     field); anything else (``password``, ``salt``…) is refused."""
-    raw = query_q(request)
+    return q_lookups(query_q(request), fields)
+
+
+def q_lookups(raw: str, fields: dict[str, str]) -> dict[str, Any]:
+    """parse_q for a ``q`` already read (a caller that takes some keys itself)."""
     lookups: dict[str, Any] = {}
     for part in filter(None, (p.strip() for p in raw.split(","))):
         key, sep, value = part.partition("=")
@@ -103,22 +107,17 @@ def apply_sort(
     return rows.order_by(*order, "pk") if order else rows.order_by(default, "pk")
 
 
-def q_and_list(request: Request, key: str, *, limit: int = 20) -> list[int] | None:
-    """Harbor's intersection list of ids in ``q``: ``key=(1 2 3)`` (items apart
-    by spaces, as Harbor's ``lib/q``), or None when ``q`` has no such term.
-    Any other form of the term, or a non-id item, is a 400."""
-    for part in query_q(request).split(","):
-        name, sep, value = part.strip().partition("=")
-        if name != key or not sep:
-            continue
-        value = value.strip()
-        if not (value.startswith("(") and value.endswith(")")):
-            raise Invalid(f'the value of "{key}" can only be a list of ids: {key}=(id1 id2)')
-        items = value[1:-1].split()
-        if not items or len(items) > limit:
-            raise Invalid(f'"{key}" takes 1 to {limit} ids')
-        ids = [params.identifier(item) for item in items]
-        if None in ids:
-            raise Invalid(f'"{key}" takes ids')
-        return [i for i in ids if i is not None]
-    return None
+def q_and_list(value: str, key: str, *, limit: int = 20) -> list[int]:
+    """The ids of Harbor's intersection list ``key=(1 2 3)`` in ``q`` (``value``
+    is what follows ``key=``; items apart by spaces, as in Harbor's ``lib/q``).
+    Any other form, no item, more than ``limit`` or a non-id item is a 400."""
+    value = value.strip()
+    if not (value.startswith("(") and value.endswith(")")):
+        raise Invalid(f'the value of "{key}" can only be a list of ids: {key}=(id1 id2)')
+    items = value[1:-1].split()
+    if not items or len(items) > limit:
+        raise Invalid(f'"{key}" takes 1 to {limit} ids')
+    ids = [params.identifier(item) for item in items]
+    if None in ids:
+        raise Invalid(f'"{key}" takes ids')
+    return [i for i in ids if i is not None]

@@ -202,13 +202,15 @@ def test_filter_artifacts_by_labels(content):
     for tag, label in (("v1", a), ("v1", b), ("v2", a)):
         assert post("dev", f"{ARTIFACTS}/{tag}/labels", {"id": label}).status_code == 200
 
-    def digests(q: str) -> list[str]:
-        r = api("guest").get(ARTIFACTS, {"q": q})
+    def digests(q: str, url: str = ARTIFACTS) -> list[str]:
+        r = api("guest").get(url, {"q": q})
         assert r.status_code == 200, r.content
         return [x["digest"] for x in r.json()]
 
     assert digests(f"labels=({a} {b})") == [content["v1"]]
     assert digests(f"labels=({a})") == [content["v2"], content["v1"]]
+    assert digests(f"labels=({a}),tags=v2") == [content["v2"]]
+    assert digests(f"labels=({b})", "/api/v2.0/projects/team/artifacts") == [content["v1"]]
     assert digests("labels=(987654)") == []
     for bad in (f"labels={a}", "labels=(x)", "labels=()", f"labels=({a}"):
         assert api("guest").get(ARTIFACTS, {"q": bad}).status_code == 400, bad
