@@ -43,6 +43,12 @@ def harbor_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HarborTa
 Outcome = tuple[bool, str]
 
 
+def check(condition: bool, what: object) -> None:
+    """A step's check: a failure shows ``what`` in that operation's test."""
+    if not condition:
+        raise AssertionError(what)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """``op`` is each of the module's OPERATIONS (where a test does not
     parametrize it itself)."""

@@ -30,6 +30,7 @@ from tests.harbor_clients.conftest import (  # noqa: F401 - the two tests run he
     ARTIFACT_OPERATIONS,
     HarborTarget,
     Outcome,
+    check,
     test_every_operation_reported,
     test_operation,
 )
@@ -102,10 +103,6 @@ async def _drive(target: HarborTarget) -> dict[str, Outcome]:
             outcomes[op] = (False, f"{exc.status_code}: {exc}")
         except Exception:  # a validation error, an assertion: the test shows it
             outcomes[op] = (False, traceback.format_exc(limit=3))
-
-    def check(condition: bool, what: object) -> None:
-        if not condition:
-            raise AssertionError(what)
 
     async def ping() -> str:
         answer = await client.ping()

@@ -24,14 +24,14 @@ from typing import Any
 import pytest
 
 from tests.conftest import ADMIN, REPO_ROOT
-from tests.harbor_clients.conftest import (  # noqa: F401 - the two tests run here
-    HarborTarget,
-    Outcome,
-    test_every_operation_reported,
-    test_operation,
-)
+from tests.harbor_clients import conftest as judge
+from tests.harbor_clients.conftest import HarborTarget, Outcome, check
 
 pytestmark = [pytest.mark.live, pytest.mark.clients]
+
+# Collected here, as for harborapi: every operation reported, each one ok.
+test_every_operation_reported = judge.test_every_operation_reported
+test_operation = judge.test_operation
 
 BUILD = REPO_ROOT / "tests" / "peers" / "build-openapi-client.sh"
 
@@ -148,10 +148,6 @@ def _drive(hc: Any, target: HarborTarget) -> dict[str, Outcome]:
             outcomes[op] = (False, f"{exc.status}: {exc.body}")
         except Exception:  # a validation error, an assertion: the test shows it
             outcomes[op] = (False, traceback.format_exc(limit=3))
-
-    def check(condition: bool, what: object) -> None:
-        if not condition:
-            raise AssertionError(what)
 
     def ping() -> None:
         answer = hc.PingApi(api).get_ping()
