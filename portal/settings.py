@@ -68,6 +68,9 @@ INSTALLED_APPS = [
     "registry",
     "rest_framework",
     "drf_spectacular",
+    # Swagger UI's files as static files: /devcenter-api-2.0 loads nothing
+    # from a CDN.
+    "drf_spectacular_sidecar",
 ]
 
 AUTH_USER_MODEL = "accounts.User"
@@ -445,6 +448,12 @@ SPECTACULAR_SETTINGS = {
     "PATH_CONVERTER_OVERRIDES": {
         "id": {"type": "integer", "format": "int64", "minimum": 1, "maximum": 2**63 - 1}
     },
+    # Swagger UI at /devcenter-api-2.0 (Harbor's path) from Berth's own static
+    # files; no validator badge (Swagger UI would send the document's URL to
+    # validator.swagger.io).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
 
 # Browser sessions as Harbor's clients expect them.

@@ -1,4 +1,5 @@
 from django.urls import include, path
+from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from accounts.adminsite import site as admin_site
 from accounts.api.system import Unknown
@@ -17,6 +18,13 @@ urlpatterns = [
     path("api/v2.0/", include("accounts.api.urls")),
     path("api/v2.0/", include("registry.api.urls")),
     path("api/v2.0/<path:rest>", Unknown.as_view()),
+    # Swagger UI on Berth's own OpenAPI document, where Harbor serves its own
+    # (the split view serves its start-up script as a file: no inline script).
+    path(
+        "devcenter-api-2.0",
+        SpectacularSwaggerSplitView.as_view(url_name="openapi", title="Berth API"),
+        name="api-docs",
+    ),
     path("admin/", admin_site.urls),
     path("", views.home, name="home"),
 ]

@@ -61,3 +61,33 @@ def harbor_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HarborTa
     remote.push("attached/chart", "0.1.0", *chart({"chart/values.yaml": VALUES}))
     yield HarborTarget(server, "content")
     server.stop()
+
+
+# The Python clients' tests (harborapi, the generated client): a module defines
+# OPERATIONS, the fixture ``outcomes`` ({operation: (ok, detail)}) and imports
+# the two tests below; each operation is one test.
+Outcome = tuple[bool, str]
+
+
+def check(condition: bool, what: object) -> None:
+    """A step's check: a failure shows ``what`` in that operation's test."""
+    if not condition:
+        raise AssertionError(what)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``op`` is each of the module's OPERATIONS (where a test does not
+    parametrize it itself)."""
+    if "op" in metafunc.fixturenames and not metafunc.definition.get_closest_marker("parametrize"):
+        metafunc.parametrize("op", metafunc.module.OPERATIONS)
+
+
+def test_every_operation_reported(
+    outcomes: dict[str, Outcome], request: pytest.FixtureRequest
+) -> None:
+    assert list(outcomes) == request.module.OPERATIONS
+
+
+def test_operation(outcomes: dict[str, Outcome], op: str) -> None:
+    ok, detail = outcomes[op]
+    assert ok, detail

@@ -28,11 +28,15 @@ from harborapi.models import (
 )
 
 from tests.conftest import ADMIN
-from tests.harbor_clients.conftest import (
+from tests.harbor_clients.conftest import (  # noqa: F401 - the two tests run here
     ARTIFACT_OPERATIONS,
     HISTORY,
     LABEL_OPERATIONS,
     HarborTarget,
+    Outcome,
+    check,
+    test_every_operation_reported,
+    test_operation,
 )
 
 pytestmark = [pytest.mark.live, pytest.mark.clients]
@@ -100,8 +104,6 @@ OPERATIONS = [
     "project.delete",
 ]
 
-Outcome = tuple[bool, str]
-
 
 async def _drive(target: HarborTarget) -> dict[str, Outcome]:
     url = f"{target.server.url}/api/v2.0"
@@ -117,10 +119,6 @@ async def _drive(target: HarborTarget) -> dict[str, Outcome]:
             outcomes[op] = (False, f"{exc.status_code}: {exc}")
         except Exception:  # a validation error, an assertion: the test shows it
             outcomes[op] = (False, traceback.format_exc(limit=3))
-
-    def check(condition: bool, what: object) -> None:
-        if not condition:
-            raise AssertionError(what)
 
     async def ping() -> str:
         answer = await client.ping()
@@ -465,13 +463,3 @@ async def _drive(target: HarborTarget) -> dict[str, Outcome]:
 @pytest.fixture(scope="module")
 def outcomes(harbor_target: HarborTarget) -> dict[str, Outcome]:
     return asyncio.run(_drive(harbor_target))
-
-
-def test_every_operation_reported(outcomes: dict[str, Outcome]) -> None:
-    assert list(outcomes) == OPERATIONS
-
-
-@pytest.mark.parametrize("op", OPERATIONS)
-def test_operation(outcomes: dict[str, Outcome], op: str) -> None:
-    ok, detail = outcomes[op]
-    assert ok, detail
