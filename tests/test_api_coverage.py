@@ -34,8 +34,8 @@ def test_the_committed_coverage_is_what_live_calls_find(
 
     assert found == DOC.read_text(), "stale: run python scripts/api_coverage.py and commit"
     # A route caught by a broader one is not coverage: the repository route
-    # takes …/additions/build_history as a repository name.
-    assert f"| GET | `{ADDITION}/additions/{{addition}}` | getAddition | not served: " in found
+    # takes …/artifacts/{reference}/scan as a repository name.
+    assert f"| POST | `{ADDITION}/scan` | scanArtifact | not served: " in found
     assert f"| GET | `{ADDITION}` | getArtifact | served |" in found
     # Berth's JSON 404 for unknown paths is not coverage either.
-    assert "| GET | `/labels` | ListLabels | not served: labels: not yet |" in found
+    assert "| GET | `/scanners` | listScanners | not served: scanning: " in found
