@@ -34,11 +34,8 @@ def test_the_committed_coverage_is_what_live_calls_find(
 
     assert found == DOC.read_text(), "stale: run python scripts/api_coverage.py and commit"
     # A route caught by a broader one is not coverage: the repository route
-    # takes …/scan/1/log as a repository name.
-    assert f"| GET | `{ADDITION}/scan/{{report_id}}/log` | getReportLog | not served: " in found
+    # takes …/artifacts/{reference}/scan as a repository name.
+    assert f"| POST | `{ADDITION}/scan` | scanArtifact | not served: " in found
     assert f"| GET | `{ADDITION}` | getArtifact | served |" in found
     # Berth's JSON 404 for unknown paths is not coverage either.
-    assert (
-        "| GET | `/scanners` | listScanners | not served: scanning: no scanner integration yet |"
-        in found
-    )
+    assert "| GET | `/scanners` | listScanners | not served: scanning: " in found
