@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from accounts.models import Project
+from accounts.models import Project, User
 from tests.roles import api
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -80,3 +80,81 @@ def test_utf8_text_and_repeated_keys_in_different_objects_are_fine(team):
     r = raw(api("admin"), "post", "/api/v2.0/projects", text)
     assert r.status_code == 201, r.content
     assert Project.objects.get(name="fresh").metadata["severity"] == "h\u00e9"
+
+
+# Users -----------------------------------------------------------------------------
+
+
+def send(client, method, path, body):
+    return raw(client, method, path, json.dumps(body).encode())
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"username": 7, "password": "Strong123"},
+        {"username": "fresh", "password": 12345678},
+        {"username": "fresh", "password": "Strong123", "email": ["f@x"]},
+        {"username": "fresh", "password": "Strong123", "realname": {"first": "F"}},
+        {"username": "fresh", "password": "Strong123", "comment": True},
+    ],
+)
+def test_user_creation_fields_are_strings(team, body):
+    refused(send(api("admin"), "post", "/api/v2.0/users", body))
+    assert not User.objects.filter(username="fresh").exists()
+
+
+def test_a_user_updates_its_own_profile(team):
+    dev = User.objects.get(username="dev")
+    body = {"email": "dev@example.com", "realname": "Dev Eloper", "comment": "hi"}
+    r = send(api("dev"), "put", f"/api/v2.0/users/{dev.pk}", body)
+    assert r.status_code == 200, r.content
+    r = api("dev").get(f"/api/v2.0/users/{dev.pk}")
+    assert {k: r.json()[k] for k in body} == body
+
+
+def test_a_profile_field_left_out_or_null_keeps_its_value(team):
+    dev = User.objects.get(username="dev")
+    User.objects.filter(pk=dev.pk).update(realname="Dev", comment="kept")
+    r = send(api("admin"), "put", f"/api/v2.0/users/{dev.pk}", {"email": "d@x", "comment": None})
+    assert r.status_code == 200, r.content
+    dev.refresh_from_db()
+    assert (dev.email, dev.realname, dev.comment) == ("d@x", "Dev", "kept")
+
+
+def test_another_users_profile_is_not_mine_to_change(team):
+    dev = User.objects.get(username="dev")
+    r = send(api("guest"), "put", f"/api/v2.0/users/{dev.pk}", {"realname": "Mallory"})
+    assert r.status_code == 403
+    dev.refresh_from_db()
+    assert dev.realname == ""
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"realname": 5}, {"email": False}, {"comment": ["x"]}, {"realname": "a\x00b"}, []],
+)
+def test_profile_fields_of_the_wrong_type_are_refused(team, body):
+    dev = User.objects.get(username="dev")
+    refused(send(api("dev"), "put", f"/api/v2.0/users/{dev.pk}", body))
+    dev.refresh_from_db()
+    assert (dev.realname, dev.email, dev.comment) == ("", "", "")
+
+
+@pytest.mark.parametrize(
+    "body", [{"new_password": 12345678}, {"old_password": ["x"], "new_password": "Another123"}]
+)
+def test_passwords_are_strings(team, body):
+    dev = User.objects.get(username="dev")
+    refused(send(api("admin"), "put", f"/api/v2.0/users/{dev.pk}/password", body))
+
+
+@pytest.mark.parametrize("flag", ["true", "1", 1])
+def test_the_sysadmin_flag_is_a_json_boolean_in_a_body(team, flag):
+    """Harbor's Go server answers 400 to "true" for a boolean field."""
+    dev = User.objects.get(username="dev")
+    refused(
+        send(api("admin"), "put", f"/api/v2.0/users/{dev.pk}/sysadmin", {"sysadmin_flag": flag})
+    )
+    dev.refresh_from_db()
+    assert dev.is_superuser is False
