@@ -158,3 +158,69 @@ def test_the_sysadmin_flag_is_a_json_boolean_in_a_body(team, flag):
     )
     dev.refresh_from_db()
     assert dev.is_superuser is False
+
+
+# Projects --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"project_name": 7},
+        {"project_name": "fresh", "public": "true"},
+        {"project_name": "fresh", "metadata": {"public": True}},
+        {"project_name": "fresh", "metadata": {"auto_scan": 1}},
+        {"project_name": "fresh", "metadata": ["public"]},
+        {"project_name": "fresh", "storage_limit": "1024"},
+        {"project_name": "fresh", "registry_id": "1"},
+    ],
+)
+def test_project_creation_fields_have_harbors_types(team, body):
+    refused(send(api("admin"), "post", "/api/v2.0/projects", body))
+    assert not Project.objects.filter(name="fresh").exists()
+
+
+def test_project_nulls_are_as_if_absent(team):
+    body = {
+        "project_name": "fresh",
+        "public": None,
+        "metadata": {"public": "true", "auto_scan": None},
+        "storage_limit": None,
+        "registry_id": None,
+    }
+    assert send(api("admin"), "post", "/api/v2.0/projects", body).status_code == 201
+    project = Project.objects.get(name="fresh")
+    assert (project.public, project.metadata) == (True, {})
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("put", "/api/v2.0/projects/team", {"metadata": {"prevent_vul": False}}),
+        ("put", "/api/v2.0/projects/team", {"public": 1}),
+        ("post", "/api/v2.0/projects/team/metadatas", {"auto_scan": True}),
+        ("post", "/api/v2.0/projects/team/metadatas", {"auto_scan": None}),
+        ("put", "/api/v2.0/projects/team/metadatas/auto_scan", {"auto_scan": 1}),
+    ],
+)
+def test_project_metadata_values_are_strings(team, method, path, body):
+    refused(send(api("admin"), method, path, body))
+    team.refresh_from_db()
+    assert (team.public, team.metadata) == (False, {})
+
+
+@pytest.mark.parametrize("query", ["public=yes", "public=2", "q=public%3Dyes", "with_detail=x"])
+def test_project_list_flags_are_flags(team, query):
+    refused(api("admin").get(f"/api/v2.0/projects?{query}"))
+
+
+@pytest.mark.parametrize(
+    ("query", "shown", "hidden"),
+    [("public=true", "pub", "team"), ("q=public%3Dtrue", "pub", "team"), ("public=", "team", "")],
+)
+def test_project_list_public_filter(team, query, shown, hidden):
+    r = api("admin").get(f"/api/v2.0/projects?{query}")
+    assert r.status_code == 200
+    listed = {p["name"] for p in r.json()}
+    assert shown in listed
+    assert hidden not in listed
