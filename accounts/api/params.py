@@ -114,7 +114,7 @@ class Closed(serializers.Serializer):
         if isinstance(data, dict):
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
-                raise serializers.ValidationError(f"unknown field {unknown[0]!r}")
+                raise serializers.ValidationError({unknown[0]: "unknown field"})
         return super().to_internal_value(data)
 
 

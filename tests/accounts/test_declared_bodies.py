@@ -224,3 +224,34 @@ def test_project_list_public_filter(team, query, shown, hidden):
     listed = {p["name"] for p in r.json()}
     assert shown in listed
     assert hidden not in listed
+
+
+# Configurations --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"self_registration": "true"}, "self_registration: must be true or false"),
+        ({"oidc_verify_cert": 1}, "oidc_verify_cert: must be true or false"),
+        ({"token_expiration": "30"}, "token_expiration: must be an integer"),
+        ({"session_timeout": 1.5}, "session_timeout: must be an integer"),
+        ({"ldap_filter": 5}, "ldap_filter: must be a string"),
+        ({"banner_message": None}, "banner_message: This field may not be null."),
+        ({"no_such_key": True}, "no_such_key: unknown field"),
+    ],
+)
+def test_configuration_keys_have_harbors_types(team, body, message):
+    assert refused(send(api("admin"), "put", "/api/v2.0/configurations", body)) == message
+    assert (
+        api("admin").get("/api/v2.0/configurations").json()["self_registration"]["value"] is False
+    )
+
+
+def test_harbors_other_configuration_keys_are_still_accepted_and_ignored(team):
+    body = {"token_expiration": 5, "ldap_filter": "", "read_only": True, "self_registration": True}
+    assert send(api("admin"), "put", "/api/v2.0/configurations", body).status_code == 200
+    config = api("admin").get("/api/v2.0/configurations").json()
+    assert config["token_expiration"] == {"value": 30, "editable": False}
+    assert config["read_only"]["value"] is False
+    assert config["self_registration"]["value"] is True
