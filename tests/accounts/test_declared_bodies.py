@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from accounts.models import Project, User
+from accounts.models import Project, Robot, User
 from tests.roles import api
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -255,3 +255,84 @@ def test_harbors_other_configuration_keys_are_still_accepted_and_ignored(team):
     assert config["token_expiration"] == {"value": 30, "editable": False}
     assert config["read_only"]["value"] is False
     assert config["self_registration"]["value"] is True
+
+
+# Robots ----------------------------------------------------------------------------
+
+
+def project_robot(**extra):
+    body = {
+        "name": "ci",
+        "level": "project",
+        "duration": -1,
+        "permissions": [
+            {
+                "kind": "project",
+                "namespace": "team",
+                "access": [{"resource": "repository", "action": "pull"}],
+            }
+        ],
+        **extra,
+    }
+    return send(api("admin"), "post", "/api/v2.0/robots", body)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"disable": "false"},
+        {"description": 5},
+        {"name": ["ci"]},
+        {"duration": "30"},
+        {"secret": 12345678},
+        {"permissions": {"kind": "project"}},
+        {"permissions": [{"kind": "project", "namespace": "team", "access": "pull"}]},
+        {
+            "permissions": [
+                {
+                    "kind": "project",
+                    "namespace": "team",
+                    "access": [{"resource": ["repository"], "action": "pull"}],
+                }
+            ]
+        },
+    ],
+)
+def test_robot_creation_fields_have_harbors_types(team, extra):
+    refused(project_robot(**extra))
+    assert not Robot.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"disable": "false"},
+        {"disable": 0},
+        {"description": 5},
+        {"duration": "30"},
+        {"permissions": [{"kind": "project", "namespace": 1, "access": []}]},
+    ],
+)
+def test_robot_changes_have_harbors_types(team, body):
+    robot = project_robot().json()
+    refused(send(api("admin"), "put", f"/api/v2.0/robots/{robot['id']}", body))
+    row = Robot.objects.get(pk=robot["id"])
+    assert (row.disabled, row.description, row.duration) == (False, "", -1)
+
+
+def test_a_robot_sent_back_as_get_gave_it_is_accepted(team):
+    """Harbor's UI and clients PUT the whole Robot they read, nulls and all."""
+    robot = project_robot().json()
+    path = f"/api/v2.0/robots/{robot['id']}"
+    shown = api("admin").get(path).json()
+    r = send(api("admin"), "put", path, {**shown, "description": "mine", "secret": None})
+    assert r.status_code == 200, r.content
+    assert Robot.objects.get(pk=robot["id"]).description == "mine"
+
+
+def test_a_robot_secret_is_a_string(team):
+    robot = project_robot().json()
+    path = f"/api/v2.0/robots/{robot['id']}"
+    before = Robot.objects.get(pk=robot["id"]).secret_hash
+    refused(send(api("admin"), "patch", path, {"secret": 123456789012}))
+    assert Robot.objects.get(pk=robot["id"]).secret_hash == before
