@@ -11,6 +11,8 @@ import json
 import pytest
 
 from accounts.models import Project, Robot, User
+from registry.models import ImmutableRule
+from tests.registry.helpers import InProcess
 from tests.roles import api
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -336,3 +338,57 @@ def test_a_robot_secret_is_a_string(team):
     before = Robot.objects.get(pk=robot["id"]).secret_hash
     refused(send(api("admin"), "patch", path, {"secret": 123456789012}))
     assert Robot.objects.get(pk=robot["id"]).secret_hash == before
+
+
+# Immutable tag rules and listArtifacts' flags ----------------------------------------
+
+RULES = "/api/v2.0/projects/team/immutabletagrules"
+
+
+def rule(**extra):
+    return {
+        "tag_selectors": [{"kind": "doublestar", "decoration": "matches", "pattern": "v*"}],
+        "scope_selectors": {"repository": [{"kind": "doublestar", "pattern": "**"}]},
+        **extra,
+    }
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        rule(tag_selectors=[{"pattern": 7}]),
+        rule(tag_selectors=[{"pattern": "v*", "decoration": ["matches"]}]),
+        rule(tag_selectors={"pattern": "v*"}),
+        rule(scope_selectors={"repository": {"pattern": "**"}}),
+        rule(priority="1"),
+        rule(disabled="false"),
+        rule(params=[]),
+        rule(template=1),
+    ],
+)
+def test_immutable_rule_fields_have_harbors_types(team, body):
+    refused(send(api("padmin"), "post", RULES, body))
+    assert not ImmutableRule.objects.exists()
+
+
+def test_an_immutable_rule_sent_back_as_get_gave_it_is_accepted(team):
+    assert send(api("padmin"), "post", RULES, rule()).status_code == 201
+    [shown] = api("padmin").get(RULES).json()
+    r = send(api("padmin"), "put", f"{RULES}/{shown['id']}", {**shown, "disabled": True})
+    assert r.status_code == 200, r.content
+    assert ImmutableRule.objects.get().disabled is True
+
+
+@pytest.mark.parametrize("query", ["with_tag=yes", "with_tag=2", "with_accessory=x"])
+def test_artifact_list_flags_are_flags(team, v2, query):
+    InProcess(v2).push_image("team/app", "v1")
+    refused(api("admin").get(f"/api/v2.0/projects/team/repositories/app/artifacts?{query}"))
+
+
+@pytest.mark.parametrize(("query", "tags"), [("with_tag=false", None), ("with_tag=", ["v1"])])
+def test_artifact_list_with_tag(team, v2, query, tags):
+    InProcess(v2).push_image("team/app", "v1")
+    r = api("admin").get(f"/api/v2.0/projects/team/repositories/app/artifacts?{query}")
+    assert r.status_code == 200
+    [artifact] = r.json()
+    assert [t["name"] for t in artifact.get("tags") or []] == (tags or [])
