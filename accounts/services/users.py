@@ -11,7 +11,7 @@ import re
 import secrets
 from functools import partial
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 
 from accounts.access import Actor
 from accounts.errors import Conflict, Denied, Invalid, NotFound, Unauthenticated
@@ -28,8 +28,10 @@ USERNAME_RE = re.compile(r"[^\s\x00-\x1f\x7f,~#$%\"':;*?<>|/\\]{1,255}")
 CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-def _check_text(field: str, value: str, max_length: int) -> None:
-    if len(value) > max_length:
+def _check_text(field: str, value: str) -> None:
+    column = User._meta.get_field(field)
+    max_length = column.max_length if isinstance(column, models.CharField) else None
+    if max_length is not None and len(value) > max_length:
         raise Invalid(f"{field} is longer than {max_length} characters")
     if CONTROL_RE.search(value):
         raise Invalid(f"{field} contains a control character")
@@ -50,9 +52,8 @@ def user_create(
         raise Denied("only system administrators may create users")
     if not USERNAME_RE.fullmatch(username or "") or username.startswith("robot$"):
         raise Invalid("invalid username")
-    _check_text("email", email or "", User._meta.get_field("email").max_length or 254)
-    _check_text("realname", realname or "", User._meta.get_field("realname").max_length or 255)
-    _check_text("comment", comment or "", User._meta.get_field("comment").max_length or 1024)
+    for field, value in (("email", email), ("realname", realname), ("comment", comment)):
+        _check_text(field, value or "")
     if not password_ok(password or ""):
         raise Invalid(f"password must have {POLICY}")
     user = User(
@@ -126,7 +127,7 @@ def user_update_profile(
     changed = [name for name, value in changes.items() if value is not None]
     for name in changed:
         value = changes[name] or ""
-        _check_text(name, value, User._meta.get_field(name).max_length or 255)
+        _check_text(name, value)
         setattr(user, name, value)
     if not changed:
         return user
