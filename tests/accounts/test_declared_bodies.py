@@ -12,6 +12,7 @@ import pytest
 
 from accounts.models import Project, Robot, User
 from registry.models import ImmutableRule
+from tests.accounts.test_principals import robot_body
 from tests.registry.helpers import InProcess
 from tests.roles import api
 
@@ -263,19 +264,7 @@ def test_harbors_other_configuration_keys_are_still_accepted_and_ignored(team):
 
 
 def project_robot(**extra):
-    body = {
-        "name": "ci",
-        "level": "project",
-        "duration": -1,
-        "permissions": [
-            {
-                "kind": "project",
-                "namespace": "team",
-                "access": [{"resource": "repository", "action": "pull"}],
-            }
-        ],
-        **extra,
-    }
+    body = {**robot_body("ci", ("repository", "pull")), **extra}
     return send(api("admin"), "post", "/api/v2.0/robots", body)
 
 
