@@ -15,7 +15,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import forms as auth_forms
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
-from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -40,7 +39,13 @@ from accounts.services.robots import (
     robot_refresh_secret,
     robot_update,
 )
-from accounts.services.users import user_create, user_delete, user_set_sysadmin
+from accounts.services.users import (
+    user_create,
+    user_delete,
+    user_set_active,
+    user_set_sysadmin,
+    user_update_profile,
+)
 from audit.models import AuditEvent
 
 # members ----------------------------------------------------------------------
@@ -326,29 +331,24 @@ class UserAddForm(ServiceForm, auth_forms.AdminUserCreationForm):
         )
 
 
-PROFILE_FIELDS = ("email", "realname", "comment", "is_active")
+PROFILE_FIELDS = ("email", "realname", "comment")
 
 
 class UserChangeForm(ServiceForm, auth_forms.UserChangeForm):
     class Meta(auth_forms.UserChangeForm.Meta):
         model = User
-        fields = (*PROFILE_FIELDS, "is_superuser")
+        fields = (*PROFILE_FIELDS, "is_active", "is_superuser")
         labels = {"is_superuser": "System administrator"}
         help_texts = {"is_superuser": "May do everything, in every project."}
-
-    def clean_is_active(self) -> bool:
-        active = self.cleaned_data["is_active"]
-        if not active and self.instance.pk in (1, self.actor.id):
-            raise ValidationError("The initial administrator and you yourself stay active.")
-        return active
 
     def perform(self, data: dict[str, Any]) -> User:
         user = self.instance
         if "is_superuser" in self.changed_data:
             user_set_sysadmin(actor=self.actor, user_id=user.pk, flag=data["is_superuser"])
-        profile = [name for name in PROFILE_FIELDS if name in self.changed_data]
-        if profile:
-            user.save(update_fields=profile)
+        if "is_active" in self.changed_data:
+            user_set_active(actor=self.actor, user_id=user.pk, active=data["is_active"])
+        profile = {name: data[name] for name in PROFILE_FIELDS if name in self.changed_data}
+        user_update_profile(actor=self.actor, user_id=user.pk, **profile)
         return User.objects.get(pk=user.pk)
 
 

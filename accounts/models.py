@@ -12,6 +12,10 @@ class User(AbstractUser):
 
     realname = models.CharField(max_length=255, blank=True, default="")
     comment = models.CharField(max_length=1024, blank=True, default="")
+    # Rotated when the user is disabled or its password is set: its refresh
+    # tokens (with its password hash) are bound to it (accounts/services/auth.py,
+    # principal_stamp), so enabling the user again revives none.
+    stamp = models.CharField(max_length=32, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["id"]

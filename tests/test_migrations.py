@@ -110,3 +110,22 @@ def test_audit_rows_get_their_projects_id_but_not_a_namesakes():
 
     ids = dict(AuditEvent.objects.values_list("pk", "project_id"))
     assert (ids[own], ids[namesake], ids[gone]) == (project.pk, None, None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_previous_release_still_adds_users_after_user_stamp():
+    """A rolling upgrade: the release before ``User.stamp`` inserts users without
+    the column (its model has none); the database's default fills it, and the
+    user's refresh tokens keep the digest that release gave them."""
+    from accounts.access import Actor
+    from accounts.services.auth import _digest, principal_stamp
+
+    old = _migrate([("accounts", "0006_audit_project_ids")])
+    _migrate(_latest())
+    user = old.get_model("accounts", "User").objects.create(username="late", password="x")
+
+    from accounts.models import User
+
+    assert User.objects.get(pk=user.pk).stamp == ""
+    actor = Actor(kind="user", id=user.pk, name="late")
+    assert principal_stamp(actor) == _digest("stamp", "user", str(user.pk), "x", "late")

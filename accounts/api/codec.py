@@ -8,18 +8,24 @@ recurses in C and raises RecursionError (a 500) on a deep enough array; a body
 nesting more than MAX_DEPTH arrays and objects is a 400 before any view runs.
 A body whose JSON escapes a lone surrogate (``"\\ud800"``) is refused with a
 400, for every endpoint at once (project descriptions, realnames, robot
-descriptions, rule patterns…), before a view sees it. Out: a string no UTF-8 can
+descriptions, rule patterns…), before a view sees it; so is a body that is not
+UTF-8 (JSON is UTF-8, RFC 8259: a ``charset`` in the Content-Type changes
+nothing) and one that repeats a key within an object (which value would count is
+the parser's whim; security case A9). All of it costs one pass over the bytes.
+Out: a string no UTF-8 can
 carry (a row written before that check) is sent as its ``\\u`` escape rather than
 failing the whole response with a 500.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import IO, Any
 
 from rest_framework import parsers, renderers
 from rest_framework.exceptions import ParseError
+from rest_framework.utils.json import strict_constant
 
 from kit.jsontext import lone_surrogate_at
 
@@ -35,9 +41,18 @@ class JSONParser(parsers.JSONParser):
     ) -> Any:
         too_deep = ParseError(f"JSON nested deeper than {MAX_DEPTH} levels")
         try:
-            data = super().parse(stream, media_type, parser_context)
+            text = stream.read().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ParseError(
+                f"JSON parse error - the body is not UTF-8 (byte {exc.start}): "
+                "JSON text must be UTF-8"
+            ) from None
+        try:
+            data = json.loads(text, object_pairs_hook=_unique, parse_constant=strict_constant)
         except RecursionError:
             raise too_deep from None
+        except ValueError as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None
         if _depth(data) > MAX_DEPTH:
             raise too_deep
         where = lone_surrogate_at(data)
@@ -47,6 +62,16 @@ class JSONParser(parsers.JSONParser):
                 "text must be valid Unicode"
             )
         return data
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object's members as a dict, refusing a key given twice."""
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        keys = [key for key, _ in pairs]
+        repeated = next(key for key in members if keys.count(key) > 1)
+        raise ValueError(f"duplicate key {repeated!r} in an object")
+    return members
 
 
 def _depth(value: Any) -> int:

@@ -4,16 +4,34 @@ registry's (registry/api/overview.py)."""
 
 from __future__ import annotations
 
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts import access
-from accounts.api.base import HarborView, body
+from accounts.api.base import HarborView
 from accounts.api.paging import query_bool
+from accounts.api.params import Closed, Flag, Integer, Text, fields
 from accounts.errors import Denied, Invalid, NotFound, Unauthenticated
 from accounts.rbac import PROJECT_RESOURCES, SYSTEM_PERMISSIONS
 from accounts.services import config
 from kit import params
+
+
+def _setting(kind: type) -> serializers.Field:
+    if kind is bool:
+        return Flag(required=False)
+    if kind is int:
+        return Integer(required=False, minimum=-(2**63))
+    return Text(required=False)
+
+
+# Harbor's Configurations, each key with its type; any other key is a 400.
+ConfigurationsBody = type(
+    "ConfigurationsBody",
+    (Closed,),
+    {key: _setting(kind) for key, kind in config.HARBOR_TYPES.items()},
+)
 
 
 class Configurations(HarborView):
@@ -27,7 +45,10 @@ class Configurations(HarborView):
         return Response(config.harbor_view())
 
     def put(self, request: Request) -> Response:
-        config.update(actor=self.actor(request), values=body(request))
+        actor = self.actor(request)
+        if not actor.sysadmin:
+            raise Denied("configurations are for system administrators")
+        config.update(actor=actor, values=fields(request, ConfigurationsBody))
         return Response(status=200)
 
 

@@ -1,9 +1,14 @@
 """The one way in for query parameters and JSON bodies of Harbor's API: each view
 declares what it takes as a DRF serializer built from these fields, and reads it
-through ``query()`` or ``fields()``. Numbers are ASCII digits within a range,
-ids positive 64-bit keys, flags Harbor's spellings (kit/params.py); anything
-else is a 400 in Harbor's envelope, before a service or the database sees it.
-Bodies arrive already bounded in size and depth (accounts/api/codec.py)."""
+through ``query()``, ``fields()`` or ``strings()``. In a query string numbers are
+ASCII digits within a range, ids positive 64-bit keys, flags Harbor's spellings
+(kit/params.py). In a JSON body each value has the JSON type Harbor's schema
+gives it, as Harbor's Go server requires: a number is a JSON integer (never
+"2"), a flag a JSON boolean (never "true"), a string a JSON string (never 2);
+``null`` for an optional field is as if it were absent. Anything else is a 400
+in Harbor's envelope, before a service or the database sees it. Bodies arrive
+already bounded in size and depth, UTF-8, without repeated keys
+(accounts/api/codec.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +24,12 @@ from accounts.api.base import body
 from kit import params
 from kit.errors import Invalid
 
+BODY = "json"  # the serializer context key: the data is a JSON body, not a query string
+
+
+def _in_body(field: serializers.Field) -> bool:
+    return bool(field.context.get(BODY))
+
 
 @contextmanager
 def _refused(name: str) -> Iterator[None]:
@@ -31,7 +42,7 @@ def _refused(name: str) -> Iterator[None]:
 
 class Integer(serializers.Field):
     """An integer in [minimum, maximum] (ASCII digits in a query string, a JSON
-    integer in a body: never "²", 1.5, true or "1e3")."""
+    integer in a body: never "²", 1.5, true, "1e3", nor "2" in a body)."""
 
     def __init__(self, *, minimum: int = 0, maximum: int = params.MAX_ID, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -40,6 +51,8 @@ class Integer(serializers.Field):
 
     def to_internal_value(self, data: Any) -> int:
         name = self.field_name or "value"
+        if isinstance(data, str) and _in_body(self):
+            raise serializers.ValidationError("must be an integer")
         with _refused(name):
             return params.integer(data, name=name, minimum=self.minimum, maximum=self.maximum)
 
@@ -55,12 +68,19 @@ class Id(Integer):
 
 
 class Flag(serializers.Field):
-    """A boolean: JSON true/false, or true/false/True/False/1/0 in a query string."""
+    """A boolean: JSON true/false in a body; Harbor's spellings (true/false/
+    True/False/1/0…) in a query string, where an empty value is as if absent."""
 
-    def to_internal_value(self, data: Any) -> bool:
+    def to_internal_value(self, data: Any) -> bool | None:
         name = self.field_name or "value"
+        if not isinstance(data, bool) and _in_body(self):
+            raise serializers.ValidationError("must be true or false")
         with _refused(name):
-            return params.boolean(data, name=name)
+            return (
+                params.optional_boolean(data, name=name)
+                if isinstance(data, str)
+                else params.boolean(data, name=name)
+            )
 
     def to_representation(self, value: bool) -> bool:
         return value
@@ -87,20 +107,39 @@ class Paging(serializers.Serializer):
     page_size = Integer(required=False, allow_null=True)
 
 
-def _valid(form: type[serializers.Serializer], data: Any) -> dict[str, Any]:
-    checked = form(data=data)
+class Closed(serializers.Serializer):
+    """A body whose every key must be a declared field (DRF ignores others)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({unknown[0]: "unknown field"})
+        return super().to_internal_value(data)
+
+
+def _valid(form: type[serializers.Serializer], data: Any, *, body: bool) -> dict[str, Any]:
+    checked = form(data=data, context={BODY: body})
     checked.is_valid(raise_exception=True)
-    return dict(checked.validated_data)
+    # null for an optional field is as if it were absent (Harbor's Go server
+    # leaves such a field at its zero value).
+    return {key: value for key, value in checked.validated_data.items() if value is not None}
 
 
 def query(request: Request, form: type[serializers.Serializer]) -> dict[str, Any]:
     """The query parameters ``form`` declares, parsed (400 on any bad one)."""
-    return _valid(form, request.query_params)
+    return _valid(form, request.query_params, body=False)
 
 
 def fields(request: Request, form: type[serializers.Serializer]) -> dict[str, Any]:
     """The JSON object body's fields ``form`` declares, parsed (400 on any bad one)."""
-    return _valid(form, body(request))
+    return _valid(form, body(request), body=True)
+
+
+def strings(request: Request) -> dict[str, str]:
+    """The JSON object body, every value a string (Harbor's project metadata;
+    400 otherwise)."""
+    return dict(serializers.DictField(child=Text()).run_validation(body(request)))
 
 
 class IdConverter:

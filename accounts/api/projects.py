@@ -7,15 +7,39 @@ from rest_framework.response import Response
 
 from accounts import access
 from accounts.api import render
-from accounts.api.base import HarborView, body, created, project_from
-from accounts.api.paging import apply_sort, paginate, parse_q, query_bool
-from accounts.api.params import Id, Integer, Text, fields
+from accounts.api.base import HarborView, created, project_from
+from accounts.api.paging import apply_sort, paginate, parse_q
+from accounts.api.params import Flag, Id, Integer, Text, fields, query, strings
 from accounts.errors import Invalid, NotFound
 from accounts.models import Member
 from accounts.services import projects as svc
+from kit import params
 
 Q_FIELDS = {"name": "name", "public": "public", "owner": "owner__username"}
 SORT_FIELDS = {"name": "name", "creation_time": "created_at", "update_time": "updated_at"}
+
+
+class ProjectQuery(serializers.Serializer):
+    """listProjects' own parameters (paging, ``q`` and ``sort`` are read apart)."""
+
+    name = Text(required=False)
+    public = Flag(required=False)
+    owner = Text(required=False)
+    with_detail = Flag(required=False)
+
+
+class ProjectReq(serializers.Serializer):
+    """Harbor's ProjectReq. ``metadata`` values are strings ("true", not true);
+    ``public`` is the deprecated flag (metadata's wins). ``storage_limit``,
+    ``registry_id`` and ``cve_allowlist`` are checked and not used: Berth has
+    no quotas, proxy caches or scanners yet."""
+
+    project_name = Text(required=False, max_length=255)
+    public = Flag(required=False, allow_null=True)
+    metadata = serializers.DictField(child=Text(allow_null=True), required=False, allow_null=True)
+    storage_limit = Integer(required=False, allow_null=True, minimum=-1)
+    registry_id = Id(required=False, allow_null=True)
+    cve_allowlist = serializers.DictField(required=False, allow_null=True)
 
 
 class ProjectList(HarborView):
@@ -24,13 +48,14 @@ class ProjectList(HarborView):
         rows = access.visible_projects(actor).select_related("owner")
         filters = parse_q(request, Q_FIELDS)
         if "public" in filters:
-            filters["public"] = str(filters["public"]).lower() == "true"
-        name = request.query_params.get("name")
-        if name:
-            filters["name__icontains"] = name
-        public = query_bool(request, "public")
-        if public is not None:
-            filters["public"] = public
+            filters["public"] = params.boolean(filters["public"], name="public")
+        given = query(request, ProjectQuery)
+        if given.get("name"):
+            filters["name__icontains"] = given["name"]
+        if given.get("owner"):
+            filters["owner__username"] = given["owner"]
+        if "public" in given:
+            filters["public"] = given["public"]
         rows = apply_sort(
             rows.filter(**filters).annotate(n_repos=Count("repositories", distinct=True)),
             request,
@@ -49,12 +74,12 @@ class ProjectList(HarborView):
         return paginate(request, rows, rendered)
 
     def post(self, request: Request) -> Response:
-        data = body(request)
+        data = fields(request, ProjectReq)
         project = svc.project_create(
             actor=self.actor(request),
             name=data.get("project_name", ""),
             public=data.get("public"),
-            metadata=data.get("metadata"),
+            metadata=_given(data.get("metadata")),
         )
         return created(f"/api/v2.0/projects/{project.pk}")
 
@@ -64,6 +89,13 @@ class ProjectList(HarborView):
         if not exists:
             raise NotFound(name)
         return Response(status=200)
+
+
+def _given(metadata: dict[str, str | None] | None) -> dict[str, str] | None:
+    """Metadata without its null values (null: not given, as in Harbor)."""
+    if metadata is None:
+        return None
+    return {key: value for key, value in metadata.items() if value is not None}
 
 
 class ProjectDetail(HarborView):
@@ -80,11 +112,11 @@ class ProjectDetail(HarborView):
 
     def put(self, request: Request, ref: str) -> Response:
         actor = self.actor(request)
-        data = body(request)
+        data = fields(request, ProjectReq)
         svc.project_update(
             actor=actor,
             project=project_from(request, ref, actor),
-            metadata=data.get("metadata"),
+            metadata=_given(data.get("metadata")),
             public=data.get("public"),
         )
         return Response(status=200)
@@ -182,7 +214,7 @@ class MetadataList(HarborView):
     def post(self, request: Request, ref: str) -> Response:
         actor = self.actor(request)
         project = project_from(request, ref, actor)
-        svc.metadata_set(actor=actor, project=project, values=body(request), action="create")
+        svc.metadata_set(actor=actor, project=project, values=strings(request), action="create")
         return Response(status=200)
 
 
@@ -196,7 +228,7 @@ class MetadataDetail(HarborView):
 
     def put(self, request: Request, ref: str, name: str) -> Response:
         actor = self.actor(request)
-        data = body(request)
+        data = strings(request)
         if set(data) != {name}:
             raise Invalid(f"the body must be {{{name!r}: value}}")
         svc.metadata_set(

@@ -1,19 +1,46 @@
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api import render
-from accounts.api.base import HarborView, body, created
+from accounts.api.base import HarborView, created
 from accounts.api.paging import apply_sort, paginate, parse_q
-from accounts.api.params import Flag, fields
+from accounts.api.params import Flag, Text, fields
 from accounts.errors import Denied, Unauthenticated
 from accounts.models import User
 from accounts.services import users as svc
 
 Q_FIELDS = {"username": "username", "email": "email"}
 SORT_FIELDS = {"username": "username", "creation_time": "date_joined"}
+
+
+def _optional_text(**kwargs: Any) -> Text:
+    return Text(required=False, allow_null=True, **kwargs)
+
+
+class UserProfile(serializers.Serializer):
+    """Harbor's UserProfile (``PUT /users/{id}``)."""
+
+    email = _optional_text(max_length=255)
+    realname = _optional_text()
+    comment = _optional_text()
+
+
+class UserCreation(UserProfile):
+    """Harbor's UserCreationReq. Only these fields are read: ``sysadmin_flag``,
+    ``admin``, ``role``… are not fields, so they raise nothing (case C22)."""
+
+    username = _optional_text(max_length=255)
+    password = _optional_text()
+
+
+class PasswordReq(serializers.Serializer):
+    old_password = _optional_text()
+    new_password = _optional_text()
 
 
 class UserList(HarborView):
@@ -26,15 +53,9 @@ class UserList(HarborView):
         return paginate(request, rows, lambda page: [render.user(u) for u in page])
 
     def post(self, request: Request) -> Response:
-        data = body(request)
-        # Only these fields are read: sysadmin_flag, admin, role... are ignored.
+        data = fields(request, UserCreation)
         user = svc.user_create(
-            actor=self.actor(request),
-            username=str(data.get("username", "")),
-            password=str(data.get("password", "")),
-            email=str(data.get("email", "") or ""),
-            realname=str(data.get("realname", "") or ""),
-            comment=str(data.get("comment", "") or ""),
+            actor=self.actor(request), **{"username": "", "password": "", **data}
         )
         return created(f"/api/v2.0/users/{user.pk}")
 
@@ -62,6 +83,14 @@ class UserDetail(HarborView):
     def get(self, request: Request, uid: int) -> Response:
         return Response(render.user(svc.user_get(actor=self.actor(request), user_id=uid)))
 
+    def put(self, request: Request, uid: int) -> Response:
+        """Harbor's updateUserProfile: the user itself or a sysadmin. A field
+        left out (or null) keeps its value."""
+        svc.user_update_profile(
+            actor=self.actor(request), user_id=uid, **fields(request, UserProfile)
+        )
+        return Response(status=200)
+
     def delete(self, request: Request, uid: int) -> Response:
         svc.user_delete(actor=self.actor(request), user_id=uid)
         return Response(status=200)
@@ -69,12 +98,12 @@ class UserDetail(HarborView):
 
 class UserPassword(HarborView):
     def put(self, request: Request, uid: int) -> Response:
-        data = body(request)
+        data = fields(request, PasswordReq)
         svc.user_set_password(
             actor=self.actor(request),
             user_id=uid,
-            old=str(data.get("old_password", "") or ""),
-            new=str(data.get("new_password", "") or ""),
+            old=data.get("old_password", ""),
+            new=data.get("new_password", ""),
         )
         return Response(status=200)
 

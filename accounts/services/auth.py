@@ -198,13 +198,19 @@ def actor_from_claims(kind: str, subject: str, principal_id: int | None = None) 
 
 def principal_stamp(actor: Actor) -> str:
     """What a refresh token is bound to besides the principal's id: a keyed
-    digest of its secret (a user's password hash; a robot's secret hash and
-    ``Robot.stamp``, rotated on refresh and disable). "" for nobody."""
-    row = None
+    digest of its secret and its ``stamp`` (a user's password hash and
+    ``User.stamp``, rotated on disable and password change; a robot's secret
+    hash and ``Robot.stamp``, rotated on disable). "" for nobody."""
+    row: tuple[str, ...] | None = None
     if actor.id is not None and actor.kind == "robot":
         row = Robot.objects.filter(pk=actor.id).values_list("secret_hash", "stamp").first()
     elif actor.id is not None and actor.kind == "user":
-        row = User.objects.filter(pk=actor.id).values_list("password", "username").first()
+        user = User.objects.filter(pk=actor.id).values_list("password", "username", "stamp")
+        row = user.first()
+        if row is not None and not row[-1]:
+            # Never rotated: the digest of the release before User.stamp, so its
+            # refresh tokens outlive the upgrade.
+            row = row[:-1]
     return "" if row is None else _digest("stamp", actor.kind, str(actor.id), *row)
 
 

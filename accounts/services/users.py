@@ -1,17 +1,24 @@
-"""Users: create (by a sysadmin, or self-registration when enabled), passwords,
-the sysadmin flag, delete, search."""
+"""Users: create (by a sysadmin, or self-registration when enabled), the
+profile, passwords, the sysadmin flag, enable and disable, delete, search.
+
+A user's ``stamp`` is rotated when it is disabled and when its password is set:
+its refresh tokens are bound to it (accounts/services/auth.py, principal_stamp),
+so none outlives the change, and enabling the user again revives none."""
 
 from __future__ import annotations
 
 import re
+import secrets
+from functools import partial
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 
 from accounts.access import Actor
 from accounts.errors import Conflict, Denied, Invalid, NotFound, Unauthenticated
 from accounts.models import User
 from accounts.passwords import POLICY, password_ok
 from accounts.services import config
+from accounts.services.auth import principal_changed
 from audit.events import Operation, Resource
 from audit.services import record
 
@@ -21,8 +28,10 @@ USERNAME_RE = re.compile(r"[^\s\x00-\x1f\x7f,~#$%\"':;*?<>|/\\]{1,255}")
 CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-def _check_text(field: str, value: str, max_length: int) -> None:
-    if len(value) > max_length:
+def _check_text(field: str, value: str) -> None:
+    column = User._meta.get_field(field)
+    max_length = column.max_length if isinstance(column, models.CharField) else None
+    if max_length is not None and len(value) > max_length:
         raise Invalid(f"{field} is longer than {max_length} characters")
     if CONTROL_RE.search(value):
         raise Invalid(f"{field} contains a control character")
@@ -43,9 +52,8 @@ def user_create(
         raise Denied("only system administrators may create users")
     if not USERNAME_RE.fullmatch(username or "") or username.startswith("robot$"):
         raise Invalid("invalid username")
-    _check_text("email", email or "", User._meta.get_field("email").max_length or 254)
-    _check_text("realname", realname or "", User._meta.get_field("realname").max_length or 255)
-    _check_text("comment", comment or "", User._meta.get_field("comment").max_length or 1024)
+    for field, value in (("email", email), ("realname", realname), ("comment", comment)):
+        _check_text(field, value or "")
     if not password_ok(password or ""):
         raise Invalid(f"password must have {POLICY}")
     user = User(
@@ -90,8 +98,9 @@ def user_set_password(*, actor: Actor, user_id: int, old: str, new: str) -> None
     if own and old == new:
         raise Invalid("the new password must differ from the old one")
     user.set_password(new)
+    user.stamp = secrets.token_hex(16)
     with transaction.atomic():
-        user.save(update_fields=["password"])
+        user.save(update_fields=["password", "stamp"])
         record(
             actor=actor,
             operation=Operation.UPDATE,
@@ -99,6 +108,71 @@ def user_set_password(*, actor: Actor, user_id: int, old: str, new: str) -> None
             resource=user.username,
             detail={"field": "password"},
         )
+
+
+def user_update_profile(
+    *,
+    actor: Actor,
+    user_id: int,
+    email: str | None = None,
+    realname: str | None = None,
+    comment: str | None = None,
+) -> User:
+    """Harbor's updateUserProfile: the user itself or a sysadmin; the fields
+    given (None: unchanged)."""
+    if not actor.authenticated:
+        raise Unauthenticated()
+    user = user_get(actor=actor, user_id=user_id)
+    changes = {"email": email, "realname": realname, "comment": comment}
+    changed = [name for name, value in changes.items() if value is not None]
+    for name in changed:
+        value = changes[name] or ""
+        _check_text(name, value)
+        setattr(user, name, value)
+    if not changed:
+        return user
+    with transaction.atomic():
+        user.save(update_fields=changed)
+        record(
+            actor=actor,
+            operation=Operation.UPDATE,
+            resource_type=Resource.USER,
+            resource=user.username,
+            detail={"fields": changed},
+        )
+    return user
+
+
+def user_set_active(*, actor: Actor, user_id: int, active: bool) -> User:
+    """Enable or disable a user (sysadmins; never the initial administrator or
+    oneself). Disabling rotates the stamp: the user's refresh tokens die and stay
+    dead; its access tokens end within BERTH_PRINCIPAL_RECHECK_SECONDS (in this
+    process at once)."""
+    if not actor.sysadmin or actor.kind != "user":
+        raise Denied("only system administrators may enable or disable users")
+    if user_id in (1, actor.id):
+        raise Invalid("the initial administrator and you yourself stay active")
+    user = user_get(actor=actor, user_id=user_id)
+    if user.is_active == active:
+        return user
+    user.is_active = active
+    if not active:
+        user.stamp = secrets.token_hex(16)
+    with transaction.atomic():
+        user.save(update_fields=["is_active", "stamp"])
+        record(
+            actor=actor,
+            operation=Operation.UPDATE,
+            resource_type=Resource.USER,
+            resource=user.username,
+            detail={"active": active},
+        )
+        _forget_on_commit(user)
+    return user
+
+
+def _forget_on_commit(user: User) -> None:
+    transaction.on_commit(partial(principal_changed, "user", user.pk, user.username))
 
 
 def user_set_sysadmin(*, actor: Actor, user_id: int, flag: bool) -> User:
@@ -135,4 +209,5 @@ def user_delete(*, actor: Actor, user_id: int) -> None:
             resource_type=Resource.USER,
             resource=user.username,
         )
+        _forget_on_commit(user)
         user.delete()

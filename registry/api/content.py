@@ -17,11 +17,12 @@ from accounts import access
 from accounts.access import Actor
 from accounts.api.base import HarborView, body, created, project_from
 from accounts.api.paging import apply_sort, paginate, parse_q, q_and_list, q_lookups, query_q
-from accounts.api.params import Flag, query
+from accounts.api.params import Flag, fields, query
 from accounts.api.render import ts
 from accounts.errors import Invalid, NotFound
 from accounts.models import Project
 from accounts.services.projects import project_lookup
+from registry.api.declared import ImmutableRule
 from registry.manifests import INDEX_TYPES
 from registry.models import Manifest, Repository, Tag
 from registry.services import accessories, additions, immutability, labels
@@ -416,7 +417,8 @@ class ImmutableRuleList(HarborView):
     def post(self, request: Request, ref: str) -> Response:
         actor = self.actor(request)
         project = project_from(request, ref, actor)
-        rule = immutability.rule_create(actor=actor, project=project, data=body(request))
+        data = fields(request, ImmutableRule)
+        rule = immutability.rule_create(actor=actor, project=project, data=data)
         return created(f"/api/v2.0/projects/{project.name}/immutabletagrules/{rule.pk}")
 
 
@@ -424,7 +426,8 @@ class ImmutableRuleDetail(HarborView):
     def put(self, request: Request, ref: str, rule_id: int) -> Response:
         actor = self.actor(request)
         project = project_from(request, ref, actor)
-        immutability.rule_update(actor=actor, project=project, rule_id=rule_id, data=body(request))
+        data = fields(request, ImmutableRule)
+        immutability.rule_update(actor=actor, project=project, rule_id=rule_id, data=data)
         return Response(status=200)
 
     def delete(self, request: Request, ref: str, rule_id: int) -> Response:

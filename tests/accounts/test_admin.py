@@ -523,6 +523,19 @@ def test_sysadmin_flag_goes_through_the_service(other):
     assert User.objects.get(pk=1).is_superuser
 
 
+def test_users_are_disabled_through_the_service_never_oneself(other):
+    client = as_user("admin")
+    dev = User.objects.get(username="dev")
+    fields = {"email": "", "realname": "Dev", "comment": ""}
+    assert client.post(f"{USERS}{dev.pk}/change/", fields).status_code == 302
+    dev.refresh_from_db()
+    assert (dev.is_active, dev.realname, len(dev.stamp)) == (False, "Dev", 32)
+    r = client.post(f"{USERS}1/change/", {**fields, "is_superuser": "on"})
+    assert r.status_code == 200
+    assert "the initial administrator and you yourself stay active" in r.content.decode()
+    assert User.objects.get(pk=1).is_active
+
+
 def test_users_are_deleted_through_the_service(other):
     client = as_user("admin")
     outsider = User.objects.get(username="outsider")

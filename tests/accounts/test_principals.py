@@ -174,6 +174,55 @@ def test_user_refresh_token_is_not_revived_by_a_new_user_of_the_name(team):
     assert refreshed(refresh_token) == 401
 
 
+def user_refresh_token(username: str = "dev") -> str:
+    r = api(username).get("/service/token?service=harbor-registry&offline_token=true")
+    assert r.status_code == 200, r.content
+    return r.json()["refresh_token"]
+
+
+def set_active(user: User, active: bool) -> None:
+    """Disable or enable ``user`` where a sysadmin does it: the admin's user page."""
+    client = Client()
+    client.force_login(User.objects.get(username="admin"))
+    profile = {"email": user.email, "realname": user.realname, "comment": user.comment}
+    r = client.post(
+        f"/admin/accounts/user/{user.pk}/change/",
+        {**profile, "is_active": "on" if active else ""},
+    )
+    assert r.status_code == 302, r.content
+
+
+def test_user_refresh_token_dies_when_disabled_and_stays_dead_when_enabled(team):
+    refresh_token = user_refresh_token()
+    assert refreshed(refresh_token) == 200
+    dev = User.objects.get(username="dev")
+    set_active(dev, False)
+    assert refreshed(refresh_token) == 401
+    set_active(dev, True)
+    assert refreshed(refresh_token) == 401
+    assert refreshed(user_refresh_token()) == 200
+
+
+def test_user_refresh_token_dies_with_a_password_set_back(team):
+    """Changed and changed back: the hash is new either way, and so is the stamp."""
+    refresh_token = user_refresh_token()
+    dev = User.objects.get(username="dev")
+    for password in ("Another123", PASSWORD):
+        r = send(
+            api("admin"), "put", f"/api/v2.0/users/{dev.pk}/password", {"new_password": password}
+        )
+        assert r.status_code == 200, r.content
+    assert refreshed(refresh_token) == 401
+    assert refreshed(user_refresh_token()) == 200
+
+
+def test_user_refresh_token_dies_with_the_user(team):
+    refresh_token = user_refresh_token()
+    dev = User.objects.get(username="dev")
+    assert api("admin").delete(f"/api/v2.0/users/{dev.pk}").status_code == 200
+    assert refreshed(refresh_token) == 401
+
+
 # Item 10: a disabled or deleted principal's access tokens stop working ----------------
 
 

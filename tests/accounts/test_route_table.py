@@ -162,6 +162,7 @@ TABLE: dict[tuple[str, str], tuple[str, dict | None]] = {
     ("GET", "users/current"): ("lguest guest dev maint padmin outsider admin", None),
     ("GET", "users/search"): (AUTHENTICATED, None),
     ("GET", "users/<id:uid>"): ("dev admin", None),
+    ("PUT", "users/<id:uid>"): ("dev admin", {"realname": "Dev"}),
     ("DELETE", "users/<id:uid>"): ("admin", None),
     ("PUT", "users/<id:uid>/password"): (
         "dev admin",

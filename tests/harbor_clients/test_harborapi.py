@@ -25,6 +25,7 @@ from harborapi.models import (
     RobotPermission,
     Tag,
     UserCreationReq,
+    UserProfile,
 )
 
 from tests.conftest import ADMIN
@@ -69,6 +70,7 @@ OPERATIONS = [
     "user.search",
     "user.current",
     "user.set_admin",
+    "user.update_profile",
     "member.add",
     "member.list",
     "member.get",
@@ -193,6 +195,14 @@ async def _drive(target: HarborTarget) -> dict[str, Outcome]:
         user = await client.get_user(state["uid"])
         # Harbor leaves out an empty comment; the model's default is None.
         check(user.comment is None and user.realname is None, user)
+
+    async def update_profile() -> None:
+        profile = UserProfile(email="py2@example.com", realname="Py Thon", comment="from harborapi")
+        await client.update_user(state["uid"], profile)
+        user = await client.get_user(state["uid"])
+        check(
+            (user.email, user.realname, user.comment) == tuple(profile.model_dump().values()), user
+        )
 
     async def add_member() -> str:
         location = await client.add_project_member_user(state["pid"], "pyuser", 3)
@@ -404,6 +414,7 @@ async def _drive(target: HarborTarget) -> dict[str, Outcome]:
     await step("user.search", lambda: client.search_users_by_username("pyuser"))
     await step("user.current", client.get_current_user)
     await step("user.set_admin", lambda: client.set_user_admin(state["uid"], False))
+    await step("user.update_profile", update_profile)
     await step("member.add", add_member)
     await step("member.list", lambda: client.get_project_members(state["pid"]))
     await step("member.get", get_member)
