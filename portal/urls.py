@@ -1,4 +1,5 @@
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from accounts.adminsite import site as admin_site
 from accounts.api.system import Unknown
@@ -17,6 +18,10 @@ urlpatterns = [
     path("api/v2.0/", include("accounts.api.urls")),
     path("api/v2.0/", include("registry.api.urls")),
     path("api/v2.0/<path:rest>", Unknown.as_view()),
+    path("admin", RedirectView.as_view(url="/admin/", permanent=True)),
     path("admin/", admin_site.urls),
+    # The language switch (Django's set_language view) of every portal page.
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("search/", views.search, name="portal-search"),
     path("", views.home, name="home"),
 ]
