@@ -22,19 +22,23 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
+from django.contrib.auth.views import PasswordChangeView
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, Model, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.translation import gettext_lazy
 
 from accounts import access, identity
 from accounts.access import Actor
 from accounts.errors import Conflict, Denied, Invalid, NotFound, PreconditionFailed
 from accounts.models import Project
+from accounts.services.users import user_set_password
 from kit.errors import CodedError
 
 
@@ -294,6 +298,32 @@ class BerthAuthenticationForm(AuthenticationForm):
             raise self.get_invalid_login_error()
 
 
+class BerthPasswordChangeForm(PasswordChangeForm):
+    """Change password (every signed-in user): the change is
+    ``accounts.services.users.user_set_password`` (the policy, the audit row),
+    as through the API."""
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.errors:
+            return data
+        try:
+            user_set_password(
+                actor=identity.actor_of_user(self.user),
+                user_id=self.user.pk,
+                old=data["old_password"],
+                new=data["new_password1"],
+            )
+        except SERVICE_ERRORS as exc:
+            raise ValidationError(refusal(exc)) from None
+        # The session keeps its hash of the new password (update_session_auth_hash).
+        self.user.refresh_from_db(fields=["password"])
+        return data
+
+    def save(self, commit: bool = True) -> Any:
+        return self.user  # saved by the service, during validation
+
+
 class BerthAdminSite(admin.AdminSite):
     site_header = gettext_lazy("Berth")
     site_title = gettext_lazy("Berth")
@@ -304,6 +334,18 @@ class BerthAdminSite(admin.AdminSite):
 
     def has_permission(self, request: HttpRequest) -> bool:
         return request.user.is_authenticated and AdminScope.of(request).may_use_admin()
+
+    def password_change(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> TemplateResponse:
+        """Django's, with Berth's form (Django's site names its form in code)."""
+        view = PasswordChangeView.as_view(
+            form_class=BerthPasswordChangeForm,
+            success_url=reverse("admin:password_change_done", current_app=self.name),
+            extra_context={**self.each_context(request), **(extra_context or {})},
+        )
+        request.current_app = self.name
+        return view(request)  # type: ignore[return-value]
 
 
 site = BerthAdminSite(name="admin")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.views import LoginView
+from django.contrib.auth.views import LoginView, redirect_to_login
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import render
@@ -101,7 +101,7 @@ def search(request: HttpRequest) -> HttpResponseBase:
     """Projects and repositories whose name contains the query, among those the
     user may see."""
     if not (request.user.is_authenticated and request.user.is_active):
-        return sign_in(request)
+        return redirect_to_login(request.get_full_path())
     actor = identity.actor_of_user(request.user)
     query = request.GET.get("q", "").strip()[:255]
     projects: list[Project] = []

@@ -161,3 +161,32 @@ def test_member_added_message_names_the_user_and_project(team):
     assert "newcomer in team" in page
     member = Member.objects.get(user__username="newcomer")
     assert f"{member.user_id}@{member.project_id}" not in page
+
+
+def test_password_change_goes_through_the_service(team):
+    from accounts.services.auth import check_credentials
+
+    client = as_user("dev")
+    change = "/admin/password_change/"
+    weak = client.post(
+        change, {"old_password": PASSWORD, "new_password1": "weak", "new_password2": "weak"}
+    )
+    assert weak.status_code == 200
+    assert "password must have 8-128 characters" in weak.content.decode()
+    r = client.post(
+        change,
+        {"old_password": PASSWORD, "new_password1": "Another123", "new_password2": "Another123"},
+    )
+    assert r.status_code == 302
+    assert check_credentials(username="dev", password="Another123") is not None
+    event = AuditEvent.objects.get(resource_type="user", operation="update")
+    assert (event.username, event.resource, event.detail) == ("dev", "dev", {"field": "password"})
+    assert 'id="berth-my-projects"' in client.get("/").content.decode()  # still signed in
+
+
+def test_sign_out_comes_back_to_sign_in(team):
+    client = as_user("dev")
+    r = client.post("/admin/logout/")
+    assert r.status_code == 302
+    assert r["Location"] == "/"
+    assert 'name="username"' in client.get("/").content.decode()
