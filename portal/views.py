@@ -11,12 +11,13 @@ from django.contrib.auth.views import LoginView, redirect_to_login
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts import access, identity
 from accounts.adminsite import BerthAuthenticationForm, site
-from accounts.models import Member, Project, Role, User
+from accounts.models import Member, Role, User
 from audit.events import Operation
 from audit.models import AuditEvent
 from kit import health
@@ -104,25 +105,38 @@ def search(request: HttpRequest) -> HttpResponseBase:
         return redirect_to_login(request.get_full_path())
     actor = identity.actor_of_user(request.user)
     query = request.GET.get("q", "").strip()[:255]
-    projects: list[Project] = []
-    repositories: list[Repository] = []
+    sections = []
     if query:
-        projects = list(
-            access.visible_projects(actor)
-            .filter(name__icontains=query)
-            .order_by("name")[:SEARCH_ROWS]
-        )
-        repositories = list(
-            access.restrict(Repository.objects.all(), actor, "repository", "list")
-            .filter(name__icontains=query)
-            .order_by("name")[:SEARCH_ROWS]
-        )
+        projects = access.visible_projects(actor).filter(name__icontains=query)
+        repositories = access.restrict(Repository.objects.all(), actor, "repository", "list")
+        artifacts = reverse("admin:registry_manifest_changelist")
+        sections = [
+            {
+                "id": "berth-found-projects",
+                "caption": _("Projects"),
+                "empty": _("No project matches."),
+                "rows": [
+                    (p.name, reverse("admin:accounts_project_change", args=[p.pk]))
+                    for p in projects.order_by("name")[:SEARCH_ROWS]
+                ],
+            },
+            {
+                "id": "berth-found-repositories",
+                "caption": _("Repositories"),
+                "empty": _("No repository matches."),
+                "rows": [
+                    (r.name, f"{artifacts}?repository__id__exact={r.pk}")
+                    for r in repositories.filter(name__icontains=query).order_by("name")[
+                        :SEARCH_ROWS
+                    ]
+                ],
+            },
+        ]
     context = {
         **site.each_context(request),
         "title": _("Search"),
         "search_query": query,
-        "projects": projects,
-        "repositories": repositories,
+        "sections": sections,
     }
     return render(request, "portal/search.html", context)
 

@@ -65,6 +65,19 @@ class ProjectChangeForm(ServiceForm):
         )
 
 
+PROJECT_FIELDS = (
+    "name",
+    "public",
+    "owner_name",
+    "metadata",
+    "repositories",
+    "members",
+    "robots",
+    "created_at",
+    "updated_at",
+)
+
+
 class MineFilter(admin.SimpleListFilter):
     """Harbor's "My projects": those the user is a member of."""
 
@@ -120,33 +133,11 @@ class ProjectAdmin(ServiceDeleteAdmin, ServiceFormAdmin, ProjectScopedAdmin):
         return super().get_form(request, obj, change=change, **kwargs)
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
-        if obj is None:
-            return ("name", "public")
-        return (
-            "name",
-            "public",
-            "owner_name",
-            "metadata",
-            "repositories",
-            "members",
-            "robots",
-            "created_at",
-            "updated_at",
-        )
+        return ("name", "public") if obj is None else PROJECT_FIELDS
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
-        if obj is None:
-            return ()
-        return (
-            "name",
-            "owner_name",
-            "metadata",
-            "repositories",
-            "members",
-            "robots",
-            "created_at",
-            "updated_at",
-        )
+        # Only `public` changes here (through the service).
+        return () if obj is None else tuple(f for f in PROJECT_FIELDS if f != "public")
 
     @admin.display(description="owner", ordering="owner__username")
     def owner_name(self, obj: Project) -> str:
