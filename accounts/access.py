@@ -16,8 +16,8 @@ decisions need a sysadmin or a system robot granted the permission.
 - ``repository_actions`` / ``grant_scopes``: repositories by name (the project
   is the name's first component, ``split_repository``), and the token
   service's requested ∩ permitted.
-- ``system_can``: system scope; ``memberships``: a user's
-  roles (the admin's scope).
+- ``system_can`` / ``require_system``: system scope; ``memberships``: a
+  user's roles (the admin's scope).
 - ``require_holds``: an actor acting on another principal (creating, changing,
   refreshing or deleting a robot; access tokens and SSO identities next) must
   itself hold every permission that principal has (Harbor's rule).
@@ -33,7 +33,7 @@ from django.db.models import Model, Q, QuerySet
 
 from accounts.models import Member, Project
 from accounts.rbac import ALL, PROJECT_PERMISSIONS, PUBLIC_PERMISSIONS
-from kit.errors import Denied, NotFound
+from kit.errors import Denied, NotFound, Unauthenticated
 
 M = TypeVar("M", bound=Model)
 
@@ -132,6 +132,16 @@ def system_can(actor: Actor, resource: str, action: str) -> bool:
         g.kind == "system" and g.resource in (resource, "*") and g.action in (action, "*")
         for g in actor.grants
     )
+
+
+def require_system(actor: Actor, resource: str, action: str) -> None:
+    """Raise Unauthenticated for an anonymous caller, Denied for one without
+    the system permission ``resource:action``."""
+    if system_can(actor, resource, action):
+        return
+    if not actor.authenticated:
+        raise Unauthenticated()
+    raise Denied(f"{resource}:{action}")
 
 
 def lacking(actor: Actor, grants: Iterable[Grant]) -> list[Grant]:

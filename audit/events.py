@@ -25,8 +25,47 @@ class Resource(models.TextChoices):
     CONFIGURATION = "configuration"
     SESSION = "session"
     IMMUTABLE_RULE = "immutable_tag_rule"
+    QUOTA = "quota"
 
 
 class Result(models.TextChoices):
     SUCCESS = "success"
     FAILURE = "failure"
+
+
+# What Berth records, as Harbor's audit log event types (``{operation}_{resource
+# type}``, ``GET /auditlog-exts/events``). Declared here, beside the vocabulary;
+# tests/audit/test_event_types.py checks every row the services write is one.
+RECORDED: tuple[tuple[Operation, Resource], ...] = (
+    (Operation.PUSH, Resource.ARTIFACT),
+    (Operation.PULL, Resource.ARTIFACT),
+    (Operation.CREATE, Resource.ARTIFACT),
+    (Operation.DELETE, Resource.ARTIFACT),
+    (Operation.CREATE, Resource.TAG),
+    (Operation.DELETE, Resource.TAG),
+    (Operation.UPDATE, Resource.REPOSITORY),
+    (Operation.DELETE, Resource.REPOSITORY),
+    (Operation.CREATE, Resource.PROJECT),
+    (Operation.UPDATE, Resource.PROJECT),
+    (Operation.DELETE, Resource.PROJECT),
+    (Operation.CREATE, Resource.MEMBER),
+    (Operation.UPDATE, Resource.MEMBER),
+    (Operation.DELETE, Resource.MEMBER),
+    (Operation.CREATE, Resource.USER),
+    (Operation.UPDATE, Resource.USER),
+    (Operation.DELETE, Resource.USER),
+    (Operation.CREATE, Resource.ROBOT),
+    (Operation.UPDATE, Resource.ROBOT),
+    (Operation.DELETE, Resource.ROBOT),
+    (Operation.UPDATE, Resource.CONFIGURATION),
+    (Operation.UPDATE, Resource.QUOTA),
+    (Operation.CREATE, Resource.IMMUTABLE_RULE),
+    (Operation.UPDATE, Resource.IMMUTABLE_RULE),
+    (Operation.DELETE, Resource.IMMUTABLE_RULE),
+    (Operation.LOGIN, Resource.SESSION),
+)
+
+
+def event_types() -> list[str]:
+    """Harbor's event type names of what Berth records, sorted."""
+    return sorted(f"{operation}_{resource}" for operation, resource in RECORDED)

@@ -68,6 +68,9 @@ INSTALLED_APPS = [
     "registry",
     "rest_framework",
     "drf_spectacular",
+    # Swagger UI's files as static files: /devcenter-api-2.0 loads nothing
+    # from a CDN.
+    "drf_spectacular_sidecar",
 ]
 
 AUTH_USER_MODEL = "accounts.User"
@@ -282,6 +285,11 @@ BERTH_EVENT_REQUEST_ON_COMMIT = env.bool("BERTH_EVENT_REQUEST_ON_COMMIT", defaul
 BERTH_AUDIT_PULL_SINK = "registry.services.repositories.record_pulls"
 # Project name -> id for audit entries that name their project only (pulls).
 BERTH_AUDIT_PROJECT_IDS = "accounts.services.projects.project_ids"
+# A project's quota (hard limits and usage) for its summary: quotas are content's.
+BERTH_PROJECT_QUOTA = "registry.services.quotas.project_quota"
+# The CA certificate that signed the TLS certificate clients see (the proxy's in
+# front), served at /api/v2.0/systeminfo/getcert; none: 404, as Harbor.
+BERTH_ROOT_CA_FILE = env.str("BERTH_ROOT_CA_FILE", default="")
 # Seconds each readiness check (database, storage, broker, cache) may take.
 BERTH_READY_TIMEOUT = env.float("BERTH_READY_TIMEOUT", default=2.0)
 # What readiness checks (kit/health.py), by name; the shared cache is added
@@ -448,6 +456,12 @@ SPECTACULAR_SETTINGS = {
     "PATH_CONVERTER_OVERRIDES": {
         "id": {"type": "integer", "format": "int64", "minimum": 1, "maximum": 2**63 - 1}
     },
+    # Swagger UI at /devcenter-api-2.0 (Harbor's path) from Berth's own static
+    # files; no validator badge (Swagger UI would send the document's URL to
+    # validator.swagger.io).
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
 
 # Browser sessions as Harbor's clients expect them.

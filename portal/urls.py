@@ -1,5 +1,6 @@
 from django.urls import include, path
 from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from accounts.adminsite import site as admin_site
 from accounts.api.system import Unknown
@@ -18,6 +19,13 @@ urlpatterns = [
     path("api/v2.0/", include("accounts.api.urls")),
     path("api/v2.0/", include("registry.api.urls")),
     path("api/v2.0/<path:rest>", Unknown.as_view()),
+    # Swagger UI on Berth's own OpenAPI document, where Harbor serves its own
+    # (the split view serves its start-up script as a file: no inline script).
+    path(
+        "devcenter-api-2.0",
+        SpectacularSwaggerSplitView.as_view(url_name="openapi", title="Berth API"),
+        name="api-docs",
+    ),
     path("admin", RedirectView.as_view(url="/admin/", permanent=True)),
     path("admin/", admin_site.urls),
     # The language switch (Django's set_language view) of every portal page.

@@ -200,3 +200,22 @@ class ScheduledRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}@{self.period}"
+
+
+class ProjectQuota(models.Model):
+    """A project's hard limits (Harbor's quota, whose id is the project's id
+    here): set by system administrators through ``PUT /quotas/{id}``; no row
+    means Harbor's default, unlimited. Stored only: enforcement on push is the
+    quotas issue's. Usage is computed from the blobs linked into the project
+    (registry/services/quotas.py), never kept in a hot row."""
+
+    project = models.OneToOneField(
+        Project, on_delete=models.CASCADE, primary_key=True, related_name="quota"
+    )
+    # Bytes; -1 = unlimited (Harbor's types.UNLIMITED).
+    storage_limit = models.BigIntegerField(default=-1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.project_id}: {self.storage_limit}"

@@ -10,13 +10,14 @@ PY=${PYTHON:-python3}
 # debootstrap makes the base of Berth's image (scripts/build-base-image.sh);
 # docker-compose and systemd check deploy/ (tests/test_deploy_files.py);
 # redis-server and rabbitmq-server are the scaled-out cache and brokers;
-# haproxy balances the replica test (tests/scale); gettext extracts the portal's
-# strings (tests/portal/test_languages.py, make messages); fonts-wqy-microhei
-# gives the browser's screenshots their Chinese glyphs.
-APT_PACKAGES=(docker.io skopeo podman containerd uidmap chromium chromium-driver docker-registry nginx wrk apache2-utils postgresql redis-server rabbitmq-server haproxy debootstrap docker-compose systemd gettext fonts-wqy-microhei)
+# haproxy balances the replica test (tests/scale); maven and a JRE fetch and run
+# openapi-generator (tests/peers/build-openapi-client.sh); gettext extracts the
+# portal's strings (tests/portal/test_languages.py, make messages);
+# fonts-wqy-microhei gives the browser's screenshots their Chinese glyphs.
+APT_PACKAGES=(docker.io skopeo podman containerd uidmap chromium chromium-driver docker-registry nginx wrk apache2-utils postgresql redis-server rabbitmq-server haproxy debootstrap docker-compose systemd maven default-jre-headless gettext fonts-wqy-microhei)
 
 missing=()
-for tool in dockerd skopeo podman ctr containerd newuidmap chromium chromedriver docker-registry nginx wrk ab debootstrap docker-compose systemd-analyze xgettext msgmerge; do
+for tool in dockerd skopeo podman ctr containerd newuidmap chromium chromedriver docker-registry nginx wrk ab debootstrap docker-compose systemd-analyze mvn java xgettext msgmerge; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 # Debian keeps PostgreSQL's server programs off PATH (scripts/postgres.sh finds them).
@@ -46,3 +47,6 @@ fi
 
 command -v go >/dev/null 2>&1 || export PATH="/usr/local/go/bin:$PATH"
 bash tests/peers/build-go-peers.sh
+# The client openapi-generator makes from Harbor's swagger (which the Go peers'
+# build copies to .peers/), into .cache/ (tests/harbor_clients/).
+bash tests/peers/build-openapi-client.sh >/dev/null

@@ -142,3 +142,20 @@ def test_project_admin_adds_a_member_in_the_browser(server, browser, tmp_path):
     data = Path(shot).read_bytes()
     assert data.startswith(PNG_MAGIC)
     assert len(data) > 5000
+
+
+def test_swagger_ui_loads_with_no_request_leaving_berth(server, browser):
+    """Swagger UI at Harbor's /devcenter-api-2.0 renders Berth's OpenAPI document
+    from files Berth serves: every request the page made went to Berth."""
+    browser.get(f"{server.url}/devcenter-api-2.0")
+    WebDriverWait(browser, 30).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, ".swagger-ui .opblock")
+    )
+    assert "Berth API" in browser.find_element(By.CSS_SELECTOR, ".swagger-ui .info .title").text
+    assert "/projects" in browser.find_element(By.CSS_SELECTOR, ".swagger-ui").text
+    requested = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name);"
+    )
+    assert any(r.endswith("/api/v2.0/openapi.json") for r in requested), requested
+    assert any(r.endswith("swagger-ui-bundle.js") for r in requested), requested
+    assert [r for r in requested if not r.startswith(f"{server.url}/")] == []

@@ -15,6 +15,7 @@ from accounts.api.paging import apply_sort, paginate, query_q
 from accounts.api.render import ts
 from accounts.errors import Invalid, Unauthenticated
 from accounts.services.projects import project_lookup
+from audit.events import event_types
 from audit.models import AuditEvent
 
 Q_FIELDS = {
@@ -124,6 +125,16 @@ class ProjectLogs(HarborView):
 
 class AuditLogExtList(AuditLogList):
     renderer = staticmethod(render_ext)
+
+
+class AuditLogEventTypes(HarborView):
+    """Harbor's ``/auditlog-exts/events``: the event types Berth records (a
+    fixed vocabulary, for any authenticated caller)."""
+
+    def get(self, request: Request) -> Response:
+        if not self.actor(request).authenticated:
+            raise Unauthenticated()
+        return Response([{"event_type": name} for name in event_types()])
 
 
 class ProjectLogExts(ProjectLogs):

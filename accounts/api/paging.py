@@ -74,7 +74,11 @@ def query_bool(request: Request, name: str) -> bool | None:
 def parse_q(request: Request, fields: dict[str, str]) -> dict[str, Any]:
     """``q=k1=v1,k2=~v2`` → ORM lookups, only for ``fields`` (query key → model
     field); anything else (``password``, ``salt``…) is refused."""
-    raw = query_q(request)
+    return q_lookups(query_q(request), fields)
+
+
+def q_lookups(raw: str, fields: dict[str, str]) -> dict[str, Any]:
+    """parse_q for a ``q`` already read (a caller that takes some keys itself)."""
     lookups: dict[str, Any] = {}
     for part in filter(None, (p.strip() for p in raw.split(","))):
         key, sep, value = part.partition("=")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.http import HttpResponse
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -10,13 +11,13 @@ from accounts.services import config
 from kit import health
 
 VERSION = "v2.16.0-berth"
+# A CA bundle is a few kilobytes; never more than this is read.
+MAX_CERT_BYTES = 1 << 20
 HARBOR_NAMES = {"storage": "registry", "broker": "jobservice", "cache": "redis"}
 
 
 class Ping(HarborView):
     def get(self, request: Request) -> Response:
-        from django.http import HttpResponse
-
         return HttpResponse("Pong", content_type="text/plain")  # type: ignore[return-value]
 
 
@@ -41,12 +42,32 @@ class SystemInfo(HarborView):
             "registry_url": settings.BERTH_EXTERNAL_URL or request.get_host(),
             "external_url": settings.BERTH_EXTERNAL_URL
             or f"{request.scheme}://{request.get_host()}",
-            "has_ca_root": False,
+            "has_ca_root": bool(settings.BERTH_ROOT_CA_FILE),
             "read_only": False,
             "with_chartmuseum": False,
             "notification_enable": False,
         }
         return Response(info)
+
+
+class RootCert(HarborView):
+    """Harbor's ``/systeminfo/getcert``: the CA certificate clients add to trust
+    the registry's TLS (``BERTH_ROOT_CA_FILE``, read when asked), for anyone;
+    404 when none is configured, as Harbor without its ``ca.crt``. Berth's
+    token-signing key has no certificate to give: /v2 verifies its own tokens."""
+
+    def get(self, request: Request) -> HttpResponse:
+        path = settings.BERTH_ROOT_CA_FILE
+        if not path:
+            raise NotFound(message="no root certificate is configured")
+        try:
+            with open(path, "rb") as cert:
+                data = cert.read(MAX_CERT_BYTES)
+        except FileNotFoundError:
+            raise NotFound(message="no root certificate is configured") from None
+        response = HttpResponse(data, content_type="application/octet-stream")
+        response["Content-Disposition"] = "attachment; filename=ca.crt"
+        return response
 
 
 class Unknown(HarborView):

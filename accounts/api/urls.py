@@ -5,7 +5,13 @@ from drf_spectacular.renderers import OpenApiJsonRenderer2
 from drf_spectacular.views import SpectacularJSONAPIView
 
 from accounts.api import overview, projects, robots, system, users
-from accounts.api.audit import AuditLogExtList, AuditLogList, ProjectLogExts, ProjectLogs
+from accounts.api.audit import (
+    AuditLogEventTypes,
+    AuditLogExtList,
+    AuditLogList,
+    ProjectLogExts,
+    ProjectLogs,
+)
 from accounts.api.params import IdConverter  # noqa: F401 - registers <id:…>
 
 urlpatterns = [
@@ -19,6 +25,7 @@ urlpatterns = [
     path("ping", system.Ping.as_view()),
     path("health", system.Health.as_view()),
     path("systeminfo", system.SystemInfo.as_view()),
+    path("systeminfo/getcert", system.RootCert.as_view()),
     path("configurations", overview.Configurations.as_view()),
     path("permissions", overview.PermissionPool.as_view()),
     path("users/current/permissions", overview.CurrentUserPermissions.as_view()),
@@ -35,6 +42,7 @@ urlpatterns = [
     path("projects/<str:ref>/logs", ProjectLogs.as_view()),
     path("audit-logs", AuditLogList.as_view()),
     path("auditlog-exts", AuditLogExtList.as_view()),
+    path("auditlog-exts/events", AuditLogEventTypes.as_view()),
     path("projects/<str:ref>/auditlog-exts", ProjectLogExts.as_view()),
     path("users", users.UserList.as_view()),
     path("users/current", users.UserCurrent.as_view()),

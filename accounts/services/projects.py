@@ -6,7 +6,9 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils.module_loading import import_string
 
 from accounts import access
 from accounts.access import Actor
@@ -198,6 +200,9 @@ def project_summary(*, actor: Actor, project: Project) -> dict[str, Any]:
             guest_count=counts[Role.GUEST],
             limited_guest_count=counts[Role.LIMITED_GUEST],
         )
+    if access.can(actor, "quota", "read", project):
+        # Quotas are content's (registry): named, not imported.
+        summary["quota"] = import_string(settings.BERTH_PROJECT_QUOTA)(project)
     return summary
 
 

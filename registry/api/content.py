@@ -2,32 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
-from django.db.models import Count
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.http import HttpResponse
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts import access
 from accounts.access import Actor
 from accounts.api.base import HarborView, body, created, project_from
-from accounts.api.paging import apply_sort, paginate, parse_q, query_bool
+from accounts.api.paging import apply_sort, paginate, parse_q, q_lookups, query_q
+from accounts.api.params import Flag, query
 from accounts.api.render import ts
 from accounts.errors import Invalid, NotFound
 from accounts.models import Project
 from accounts.services.projects import project_lookup
 from registry.manifests import INDEX_TYPES
 from registry.models import Manifest, Repository, Tag
+from registry.services import accessories, additions, immutability
 from registry.services import artifacts as svc
-from registry.services import immutability
 
 REPO_Q = {"name": "name"}
-IMAGE_CONFIGS = {
-    "application/vnd.oci.image.config.v1+json",
-    "application/vnd.docker.container.image.v1+json",
+# Harbor's artifact filters (q=) besides ``tags``, and its sort keys.
+ARTIFACT_Q = {
+    "digest": "digest",
+    "media_type": "artifact_type",
+    "artifact_type": "artifact_type",
+    "manifest_media_type": "media_type",
+    "repository_name": "repository__name",
 }
+ARTIFACT_SORT = {"push_time": "created_at", "digest": "digest", "size": "size"}
 REPO_SORT = {"name": "name", "creation_time": "created_at", "update_time": "updated_at"}
 
 
@@ -88,17 +97,50 @@ def render_repo(repo: Repository, artifact_count: int) -> dict[str, Any]:
     }
 
 
+def _type(manifest: Manifest) -> str:
+    if manifest.media_type in INDEX_TYPES or manifest.artifact_type in additions.IMAGE_CONFIGS:
+        return "IMAGE"
+    if manifest.artifact_type == additions.HELM_CONFIG:
+        return "CHART"
+    return "UNKNOWN"
+
+
+def _artifact_path(repo: Repository, manifest: Manifest) -> str:
+    # The repository within its project, escaped twice as Harbor's links are.
+    within = repo.name.split("/", 1)[1]
+    return (
+        f"/api/v2.0/projects/{repo.name.split('/', 1)[0]}/repositories/"
+        f"{quote(quote(within, safe=''), safe='')}/artifacts/{manifest.digest}"
+    )
+
+
+def render_accessory(accessory: Manifest, subject: Manifest, repo: Repository) -> dict[str, Any]:
+    """Harbor's Accessory (Berth's accessory is the referrer itself: one id)."""
+    return {
+        "id": accessory.pk,
+        "artifact_id": accessory.pk,
+        "subject_artifact_id": subject.pk,
+        "subject_artifact_digest": subject.digest,
+        "subject_artifact_repo": repo.name,
+        "size": accessory.size,
+        "digest": accessory.digest,
+        "type": accessories.accessory_type(accessory),
+        "icon": "",
+        "creation_time": ts(accessory.created_at),
+    }
+
+
 def render_artifact(
     manifest: Manifest,
     repo: Repository,
     with_tag: bool = True,
     immutable: immutability.Matcher | None = None,
+    accessories_of: list[Manifest] | None = None,
 ) -> dict[str, Any]:
+    """Harbor's Artifact; ``accessories`` when ``accessories_of`` is given."""
     out: dict[str, Any] = {
         "id": manifest.pk,
-        "type": "IMAGE"
-        if manifest.media_type in INDEX_TYPES or manifest.artifact_type in IMAGE_CONFIGS
-        else "UNKNOWN",
+        "type": _type(manifest),
         "media_type": manifest.artifact_type or manifest.media_type,
         "manifest_media_type": manifest.media_type,
         "artifact_type": manifest.artifact_type,
@@ -112,10 +154,80 @@ def render_artifact(
         "annotations": manifest.annotations or {},
         "extra_attrs": {},
         "references": [],
+        "addition_links": {
+            name: {"href": f"{_artifact_path(repo, manifest)}/additions/{name}", "absolute": False}
+            for name in additions.available(manifest)
+        },
     }
     if with_tag:
         out["tags"] = [render_tag(tag, repo, manifest, immutable) for tag in manifest.tags.all()]
+    if accessories_of is not None:
+        out["accessories"] = [render_accessory(a, manifest, repo) for a in accessories_of]
     return out
+
+
+class ArtifactQuery(serializers.Serializer):
+    """Harbor's artifact listing flags (others, such as with_label or
+    with_scan_overview, change nothing here and are ignored)."""
+
+    with_tag = Flag(required=False)
+    with_accessory = Flag(required=False)
+    latest_in_repository = Flag(required=False)
+
+
+def artifacts_asked(request: Request, rows: QuerySet[Manifest]) -> QuerySet[Manifest]:
+    """Harbor's ``q`` for artifacts (``tags=*``, ``tags=nil``, ``tags=~v``,
+    ``tags=v``, and ARTIFACT_Q's fields), ``sort`` over ARTIFACT_SORT, and
+    ``latest_in_repository`` (only with ``media_type`` or ``artifact_type`` in
+    ``q``, as in Harbor): the newest matching artifact of each repository."""
+    parts = [p.strip() for p in query_q(request).split(",") if p.strip()]
+    tagged = [p.partition("=")[2] for p in parts if p.startswith("tags=")]
+    lookups = q_lookups(",".join(p for p in parts if not p.startswith("tags=")), ARTIFACT_Q)
+    rows = rows.filter(**lookups)
+    for value in tagged:
+        if value == "*":
+            rows = rows.filter(tags__isnull=False)
+        elif value == "nil":
+            rows = rows.filter(tags__isnull=True)
+        elif value.startswith("~"):
+            rows = rows.filter(tags__name__icontains=value[1:])
+        else:
+            rows = rows.filter(tags__name=value)
+    if tagged:
+        rows = rows.filter(pk__in=rows.values("pk"))  # one row per artifact again
+    typed = {"artifact_type", "media_type"} & {k.partition("__")[0] for k in lookups}
+    if query(request, ArtifactQuery).get("latest_in_repository") and typed:
+        newest = rows.filter(repository=OuterRef("repository")).order_by("-created_at", "-id")
+        rows = rows.filter(pk=Subquery(newest.values("pk")[:1]))
+    if not request.query_params.get("sort"):
+        return rows.order_by("-created_at", "-id")
+    return apply_sort(rows, request, ARTIFACT_SORT)
+
+
+def artifact_page(
+    request: Request, rows: QuerySet[Manifest], project: Project, repo: Repository | None = None
+) -> Response:
+    """A page of artifacts, rendered with the flags asked (a fixed number of
+    queries per page: tags, accessories and repositories are fetched once)."""
+    flags = query(request, ArtifactQuery)
+    with_tag = flags.get("with_tag") is not False
+    immutable = immutability.matcher_for(project)
+
+    def render(page: Iterable[Manifest]) -> list[dict[str, Any]]:
+        page = list(page)
+        found = accessories.accessories_for(page) if flags.get("with_accessory") else None
+        return [
+            render_artifact(
+                m,
+                repo or m.repository,
+                with_tag,
+                immutable,
+                found[m.pk] if found is not None else None,
+            )
+            for m in page
+        ]
+
+    return paginate(request, artifacts_asked(request, rows), render)
 
 
 def render_tag(
@@ -170,13 +282,7 @@ class RepositoryDetail(HarborView):
 class ArtifactList(HarborView):
     def get(self, request: Request, ref: str, repo: str) -> Response:
         at = scope(self, request, ref, "artifact:list", repo)
-        with_tag = query_bool(request, "with_tag") is not False
-        immutable = immutability.matcher_for(at.project)
-        return paginate(
-            request,
-            svc.artifacts_of(at.repo),
-            lambda page: [render_artifact(m, at.repo, with_tag, immutable) for m in page],
-        )
+        return artifact_page(request, svc.artifacts_of(at.repo), at.project, at.repo)
 
     def post(self, request: Request, ref: str, repo: str) -> Response:
         """Copy: ``?from=<project>/<repository>:<tag>`` or ``…@<digest>``."""
@@ -203,17 +309,57 @@ class ArtifactList(HarborView):
         )
 
 
+class ProjectArtifactList(HarborView):
+    """Harbor's ``/projects/{project_name_or_id}/artifacts``: every artifact of
+    the project's repositories, with the repository list's query parameters."""
+
+    def get(self, request: Request, ref: str) -> Response:
+        actor = self.actor(request)
+        project = project_from(request, ref, actor)
+        access.require(actor, "artifact", "list", project)
+        return artifact_page(request, svc.artifacts_of_project(project), project)
+
+
 class ArtifactDetail(HarborView):
     def get(self, request: Request, ref: str, repo: str, reference: str) -> Response:
         at = scope(self, request, ref, "artifact:read", repo)
         manifest = svc.artifact_get(repository=at.repo, reference=reference)
         immutable = immutability.matcher_for(at.project)
-        return Response(render_artifact(manifest, at.repo, True, immutable))
+        with_accessory = query(request, ArtifactQuery).get("with_accessory")
+        found = list(accessories.accessories_of(manifest)) if with_accessory else None
+        return Response(render_artifact(manifest, at.repo, True, immutable, found))
 
     def delete(self, request: Request, ref: str, repo: str, reference: str) -> Response:
         at = scope(self, request, ref, "artifact:delete", repo)
         svc.artifact_delete(actor=at.actor, repository=at.repo, reference=reference)
         return Response(status=200)
+
+
+class AccessoryList(HarborView):
+    """Harbor's ``…/artifacts/{reference}/accessories``: the artifacts whose
+    ``subject`` is this one; ``q=type=<accessory type>`` filters."""
+
+    def get(self, request: Request, ref: str, repo: str, reference: str) -> Response:
+        at = scope(self, request, ref, "accessory:list", repo)
+        manifest = svc.artifact_get(repository=at.repo, reference=reference)
+        kind = parse_q(request, {"type": "type"}).get("type")
+        rows = accessories.accessories_of(manifest, kind=kind)
+        return paginate(
+            request, rows, lambda page: [render_accessory(a, manifest, at.repo) for a in page]
+        )
+
+
+class AdditionDetail(HarborView):
+    """Harbor's ``…/artifacts/{reference}/additions/{addition}``: what Berth can
+    derive from the stored blobs (registry/services/additions.py), else 404."""
+
+    def get(
+        self, request: Request, ref: str, repo: str, reference: str, addition: str
+    ) -> HttpResponse:
+        at = scope(self, request, ref, "artifact-addition:read", repo)
+        manifest = svc.artifact_get(repository=at.repo, reference=reference)
+        found = additions.addition_get(manifest=manifest, name=addition)
+        return HttpResponse(found.content, content_type=found.content_type)
 
 
 class TagList(HarborView):

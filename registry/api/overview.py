@@ -1,20 +1,24 @@
-"""Read-only overviews of content: statistics, search and quotas (usage)."""
+"""Overviews of content: statistics, search, quotas (usage and hard limits)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.db.models import Count, Q, Sum
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts import access
-from accounts.api.base import HarborView, int_id
+from accounts.api.base import HarborView
 from accounts.api.paging import paginate
+from accounts.api.params import Id, Text, fields, query
 from accounts.api.render import ts
-from accounts.errors import Denied, NotFound
+from accounts.errors import NotFound
 from accounts.models import Project
 from registry.models import Blob, Repository
+from registry.services import quotas
+from registry.storage import capacity
 
 
 class Statistics(HarborView):
@@ -81,21 +85,9 @@ class Search(HarborView):
         )
 
 
-def _usage(projects: Any) -> dict[int, int]:
-    """Bytes stored per project: each blob counted once per project."""
-    rows = (
-        Blob.objects.filter(repository_links__repository__project__in=projects)
-        .values("repository_links__repository__project_id", "pk", "size")
-        .distinct()
-    )
-    usage: dict[int, int] = {}
-    for row in rows:
-        pid = row["repository_links__repository__project_id"]
-        usage[pid] = usage.get(pid, 0) + row["size"]
-    return usage
-
-
-def _quota(project: Project, used: int) -> dict[str, Any]:
+def render_quota(project: Project, used: int) -> dict[str, Any]:
+    """Harbor's Quota: its id is the project's."""
+    row = quotas.quota_row(project)
     return {
         "id": project.pk,
         "ref": {
@@ -103,38 +95,58 @@ def _quota(project: Project, used: int) -> dict[str, Any]:
             "name": project.name,
             "owner_name": project.owner.username if project.owner else "",
         },
-        "hard": {"storage": -1},
+        "hard": quotas.hard_limits(project),
         "used": {"storage": used},
-        "creation_time": ts(project.created_at),
-        "update_time": ts(project.updated_at),
+        "creation_time": ts(row.created_at if row else project.created_at),
+        "update_time": ts(row.updated_at if row else project.updated_at),
     }
+
+
+class QuotaQuery(serializers.Serializer):
+    reference = Text(required=False)
+    reference_id = Id(required=False, allow_null=True)
+
+
+class QuotaUpdate(serializers.Serializer):
+    """Harbor's QuotaUpdateReq: ``{"hard": {"storage": <bytes or -1>}}``
+    (checked by the service, with Harbor's messages)."""
+
+    hard = serializers.JSONField(required=False, allow_null=True)
 
 
 class QuotaList(HarborView):
     def get(self, request: Request) -> Response:
-        actor = self.actor(request)
-        if not access.system_can(actor, "quota", "list"):
-            raise Denied("listing quotas needs system quota:list")
-        projects = Project.objects.select_related("owner").order_by("name")
-        # Harbor's filters: quotas belong to projects (reference=project), one
-        # project's by reference_id (what harbor-cli and the go-client ask).
-        reference = request.query_params.get("reference")
-        if reference not in (None, "", "project"):
-            projects = projects.none()
-        reference_id = request.query_params.get("reference_id")
-        if reference_id:
-            projects = projects.filter(pk=int_id(reference_id))
-        usage = _usage(projects)
+        asked = query(request, QuotaQuery)
+        projects = quotas.quota_list(
+            actor=self.actor(request),
+            reference=asked.get("reference"),
+            reference_id=asked.get("reference_id"),
+        )
+        used = quotas.usage(projects)
         return paginate(
-            request, projects, lambda page: [_quota(p, usage.get(p.pk, 0)) for p in page]
+            request, projects, lambda page: [render_quota(p, used.get(p.pk, 0)) for p in page]
         )
 
 
 class QuotaDetail(HarborView):
     def get(self, request: Request, qid: int) -> Response:
-        actor = self.actor(request)
-        project = access.visible_projects(actor).filter(pk=qid).select_related("owner").first()
-        if project is None:
-            raise NotFound(str(qid))
-        access.require(actor, "quota", "read", project)
-        return Response(_quota(project, _usage([project]).get(project.pk, 0)))
+        project = quotas.quota_get(actor=self.actor(request), quota_id=qid)
+        return Response(render_quota(project, quotas.usage([project]).get(project.pk, 0)))
+
+    def put(self, request: Request, qid: int) -> Response:
+        hard = fields(request, QuotaUpdate).get("hard")
+        quotas.quota_update(actor=self.actor(request), quota_id=qid, hard=hard)
+        return Response(status=200)
+
+
+class Volumes(HarborView):
+    """Harbor's ``/systeminfo/volumes``: the blob disk's size and free space,
+    for system administrators; 404 on object storage (no disk to measure)."""
+
+    def get(self, request: Request) -> Response:
+        access.require_system(self.actor(request), "system-volumes", "read")
+        measured = capacity()
+        if measured is None:
+            raise NotFound(message="blob storage is not a local disk")
+        total, free = measured
+        return Response({"storage": [{"total": total, "free": free}]})

@@ -10,6 +10,8 @@ urlpatterns = [
     path("search", overview.Search.as_view()),
     path("quotas", overview.QuotaList.as_view()),
     path("quotas/<id:qid>", overview.QuotaDetail.as_view()),
+    path("systeminfo/volumes", overview.Volumes.as_view()),
+    path("projects/<str:ref>/artifacts", content.ProjectArtifactList.as_view()),
     path("projects/<str:ref>/immutabletagrules", content.ImmutableRuleList.as_view()),
     path(
         "projects/<str:ref>/immutabletagrules/<id:rule_id>",
@@ -25,6 +27,14 @@ urlpatterns = [
     path(
         "projects/<str:ref>/repositories/<path:repo>/artifacts/<str:reference>/tags",
         content.TagList.as_view(),
+    ),
+    path(
+        "projects/<str:ref>/repositories/<path:repo>/artifacts/<str:reference>/accessories",
+        content.AccessoryList.as_view(),
+    ),
+    path(
+        "projects/<str:ref>/repositories/<path:repo>/artifacts/<str:reference>/additions/<str:addition>",
+        content.AdditionDetail.as_view(),
     ),
     path(
         "projects/<str:ref>/repositories/<path:repo>/artifacts/<str:reference>",

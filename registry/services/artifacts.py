@@ -8,6 +8,7 @@ from django.db import transaction
 from django.db.models import Prefetch, QuerySet
 
 from accounts.access import Actor, split_repository
+from accounts.models import Project
 from audit.events import Operation, Resource
 from audit.services import record
 from kit import events
@@ -30,6 +31,18 @@ def artifacts_of(repository: Repository) -> QuerySet[Manifest]:
     """Every manifest of the repository with its tags: two queries for a page."""
     return (
         Manifest.objects.filter(repository=repository)
+        .defer("payload")
+        .prefetch_related(Prefetch("tags", queryset=Tag.objects.order_by("name")))
+        .order_by("-created_at", "-id")
+    )
+
+
+def artifacts_of_project(project: Project) -> QuerySet[Manifest]:
+    """Every manifest of the project's repositories, with repository and tags:
+    three queries for a page."""
+    return (
+        Manifest.objects.filter(repository__project=project)
+        .select_related("repository")
         .defer("payload")
         .prefetch_related(Prefetch("tags", queryset=Tag.objects.order_by("name")))
         .order_by("-created_at", "-id")

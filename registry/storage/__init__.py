@@ -31,4 +31,23 @@ def readiness_check() -> None:
             raise PermissionError("blob directory not writable")
 
 
-__all__ = ["BlobStore", "UploadBusy", "blob_store", "readiness_check"]
+def capacity() -> tuple[int, int] | None:
+    """(total, free) bytes of the disk that holds the blobs (Harbor's
+    ``/systeminfo/volumes``); None for object storage, which has no such size."""
+    import shutil
+    from pathlib import Path
+
+    from django.core.files.storage import FileSystemStorage
+
+    store = blob_store()
+    if not isinstance(store, FileSystemStorage):
+        return None
+    # The blob directory appears with the first push: measure what holds it.
+    path = Path(store.location).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    usage = shutil.disk_usage(path)
+    return usage.total, usage.free
+
+
+__all__ = ["BlobStore", "UploadBusy", "blob_store", "capacity", "readiness_check"]

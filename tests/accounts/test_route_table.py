@@ -50,6 +50,10 @@ TABLE: dict[tuple[str, str], tuple[str, dict | None]] = {
     ("GET", "search"): (EVERYONE, None),
     ("GET", "quotas"): ("admin", None),
     ("GET", "quotas/<id:qid>"): (f"{MEMBERS} admin", None),
+    ("PUT", "quotas/<id:qid>"): ("admin", {"hard": {"storage": 1024}}),
+    ("GET", "systeminfo/volumes"): ("admin", None),
+    # No root certificate configured: a 404 for everyone.
+    ("GET", "systeminfo/getcert"): ("", None),
     ("GET", "configurations"): ("admin", None),
     ("PUT", "configurations"): ("admin", {"self_registration": True}),
     ("GET", "permissions"): (AUTHENTICATED, None),
@@ -125,9 +129,19 @@ TABLE: dict[tuple[str, str], tuple[str, dict | None]] = {
         "DELETE",
         "projects/<str:ref>/repositories/<path:repo>/artifacts/<str:reference>/tags/<str:tag>",
     ): ("maint padmin admin", None),
+    ("GET", "projects/<str:ref>/repositories/<path:repo>/artifacts/<str:reference>/accessories"): (
+        f"{MEMBERS} admin",
+        None,
+    ),
+    (
+        "GET",
+        "projects/<str:ref>/repositories/<path:repo>/artifacts/<str:reference>/additions/<str:addition>",
+    ): (f"{MEMBERS} admin", None),
+    ("GET", "projects/<str:ref>/artifacts"): (f"{MEMBERS} probot admin", None),
     ("GET", "repositories"): (EVERYONE, None),
     ("GET", "audit-logs"): (AUTHENTICATED, None),
     ("GET", "auditlog-exts"): (AUTHENTICATED, None),
+    ("GET", "auditlog-exts/events"): (AUTHENTICATED, None),
     ("GET", "projects/<str:ref>/auditlog-exts"): ("padmin admin", None),
     ("GET", "users"): ("admin", None),
     ("POST", "users"): ("admin", {"username": "made", "password": "Strong123"}),
@@ -269,6 +283,7 @@ def world(team, v2):
         "name": "public",
         "tag": "v1",
         "rule_id": rule.pk,
+        "addition": "build_history",
     }
     return credentials, params
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ADMIN, REPO_ROOT
-from tests.harbor_clients.conftest import ARTIFACT_OPERATIONS, HarborTarget
+from tests.harbor_clients.conftest import ARTIFACT_OPERATIONS, VALUES, HarborTarget
 
 pytestmark = [pytest.mark.live, pytest.mark.clients]
 
@@ -25,6 +25,8 @@ PEERS = Path(os.environ.get("BERTH_PEERS_BIN", REPO_ROOT / ".peers" / "bin"))
 OPERATIONS = [
     "ping",
     "systeminfo.get",
+    "systeminfo.volumes",
+    "systeminfo.getcert",
     "health.get",
     "configurations.get",
     "configurations.update",
@@ -75,12 +77,18 @@ OPERATIONS = [
     *ARTIFACT_OPERATIONS,
     "artifact.delete",
     "repository.delete",
+    "project.artifacts",
+    "artifact.accessories",
+    "artifact.addition",
     "statistics.get",
     "search",
     "quota.list",
     "quota.get",
+    "quota.update",
+    "quota.get_hard",
     "auditlog.list",
     "auditlog.list_exts",
+    "auditlog.event_types",
     "project.logs",
     "user.delete",
     "project.delete",
@@ -97,6 +105,8 @@ def outcomes(harbor_target: HarborTarget) -> dict[str, dict[str, object]]:
         "HARBOR_USERNAME": ADMIN[0],
         "HARBOR_PASSWORD": ADMIN[1],
         "HARBOR_CONTENT_PROJECT": harbor_target.content,
+        "HARBOR_ATTACHED_PROJECT": harbor_target.attached,
+        "HARBOR_CHART_VALUES": VALUES.decode(),
         "HARBOR_SUFFIX": "go",
     }
     run = subprocess.run(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import tarfile
 from typing import Any
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -13,6 +15,9 @@ OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 EMPTY_JSON = b"{}"
 EMPTY_TYPE = "application/vnd.oci.empty.v1+json"
+HELM_CONFIG = "application/vnd.cncf.helm.config.v1+json"
+HELM_CHART = "application/vnd.cncf.helm.chart.content.v1.tar.gz"
+NOTATION = "application/vnd.cncf.notary.signature"
 
 
 def sha256(data: bytes) -> str:
@@ -64,6 +69,30 @@ def artifact(subject: bytes, artifact_type: str, payload: bytes) -> tuple[bytes,
     return json.dumps(doc).encode(), {sha256(EMPTY_JSON): EMPTY_JSON, sha256(payload): payload}
 
 
+def chart(files: dict[str, bytes]) -> tuple[bytes, dict[str, bytes]]:
+    """A Helm chart as `helm push` stores it: the archive of ``files``
+    (``<chart>/Chart.yaml``…) and its config."""
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return chart_of(archive.getvalue())
+
+
+def chart_of(archive: bytes) -> tuple[bytes, dict[str, bytes]]:
+    """The manifest and blobs of a chart whose archive is ``archive``."""
+    config = json.dumps({"name": "demo", "version": "1.0.0", "apiVersion": "v2"}).encode()
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": descriptor(HELM_CONFIG, config),
+        "layers": [descriptor(HELM_CHART, archive)],
+    }
+    return json.dumps(doc).encode(), {sha256(config): config, sha256(archive): archive}
+
+
 class InProcess:
     """Pushes through the in-process /v2 client (tests/conftest.py: v2)."""
 
@@ -84,12 +113,15 @@ class InProcess:
         return self.c.put(f"/v2/{name}/manifests/{ref}", data=body, content_type=media_type)
 
     def push_image(self, name: str, tag: str, **kw: Any) -> tuple[str, bytes]:
-        body, blobs = image(**kw)
+        return self.push(name, tag, *image(**kw))
+
+    def push(self, name: str, ref: str, body: bytes, blobs: dict[str, bytes]) -> tuple[str, bytes]:
+        """Blobs, then the manifest; (its digest, its bytes)."""
         for data in blobs.values():
             self.put_blob(name, data)
-        r = self.put_manifest(name, tag, body)
+        r = self.put_manifest(name, ref, body)
         assert r.status_code == 201, r.content
-        return r["Docker-Content-Digest"], body
+        return sha256(body), body
 
 
 class Remote:
@@ -118,9 +150,12 @@ class Remote:
         )
 
     def push_image(self, name: str, tag: str, **kw: Any) -> tuple[str, bytes]:
-        body, blobs = image(**kw)
+        return self.push(name, tag, *image(**kw))
+
+    def push(self, name: str, ref: str, body: bytes, blobs: dict[str, bytes]) -> tuple[str, bytes]:
+        """Blobs, then the manifest; (its digest, its bytes)."""
         for data in blobs.values():
             self.put_blob(name, data)
-        r = self.put_manifest(name, tag, body)
+        r = self.put_manifest(name, ref, body)
         assert r.status_code == 201, r.text
-        return r.headers["Docker-Content-Digest"], body
+        return sha256(body), body

@@ -8,7 +8,10 @@
 // asserts every line. Configuration comes from the environment:
 // HARBOR_URL (http://host:port), HARBOR_USERNAME, HARBOR_PASSWORD (a system
 // administrator), HARBOR_CONTENT_PROJECT (a project holding the repository
-// "app" with the tag "v1"), HARBOR_SUFFIX (makes names unique).
+// "app" with the tag "v1"), HARBOR_ATTACHED_PROJECT (a project holding "app:v1"
+// with one notation signature as its referrer, and the Helm chart
+// "chart:0.1.0" whose values.yaml is HARBOR_CHART_VALUES), HARBOR_SUFFIX
+// (makes names unique).
 package main
 
 import (
@@ -164,6 +167,7 @@ func main() {
 	admin := client(os.Getenv("HARBOR_USERNAME"), os.Getenv("HARBOR_PASSWORD"))
 	suffix := os.Getenv("HARBOR_SUFFIX")
 	content := os.Getenv("HARBOR_CONTENT_PROJECT")
+	attached := os.Getenv("HARBOR_ATTACHED_PROJECT")
 	name := "goclient-" + suffix
 	devName, devPassword := "godev-"+suffix, "Dev-Passw0rd-1"
 	var projectID, devID, memberID, robotID, ruleID int64
@@ -188,6 +192,24 @@ func main() {
 			return "", fail("no harbor_version or auth_mode")
 		}
 		return *r.Payload.HarborVersion, nil
+	})
+	step("systeminfo.volumes", func(ctx context.Context) (string, error) {
+		r, err := admin.Systeminfo.GetVolumes(ctx, &systeminfo.GetVolumesParams{})
+		if err != nil {
+			return "", err
+		}
+		if len(r.Payload.Storage) != 1 || r.Payload.Storage[0].Total == 0 {
+			return "", fail("storage %+v", r.Payload.Storage)
+		}
+		return "", nil
+	})
+	step("systeminfo.getcert", func(ctx context.Context) (string, error) {
+		// No root certificate configured: Harbor's 404.
+		_, err := admin.Systeminfo.GetCert(ctx, &systeminfo.GetCertParams{}, io.Discard)
+		if _, ok := err.(*systeminfo.GetCertNotFound); !ok {
+			return "", fail("want 404, got %v", err)
+		}
+		return "", nil
 	})
 	step("health.get", func(ctx context.Context) (string, error) {
 		r, err := admin.Health.GetHealth(ctx, &health.GetHealthParams{})
@@ -659,6 +681,43 @@ func main() {
 		return "", err
 	})
 
+	// a project's artifacts, accessories and additions ----------------------
+	step("project.artifacts", func(ctx context.Context) (string, error) {
+		r, err := admin.Project.ListArtifactsOfProject(ctx, &project.ListArtifactsOfProjectParams{
+			ProjectNameOrID: attached, XIsResourceName: ptr(true), Q: ptr("tags=v1"), WithAccessory: ptr(true),
+		})
+		if err != nil {
+			return "", err
+		}
+		if len(r.Payload) != 1 || len(r.Payload[0].Accessories) != 1 {
+			return "", fail("got %d artifacts", len(r.Payload))
+		}
+		if kind := r.Payload[0].Accessories[0].Type; kind != "signature.notation" {
+			return "", fail("accessory type %q", kind)
+		}
+		return r.Payload[0].RepositoryName, nil
+	})
+	step("artifact.accessories", func(ctx context.Context) (string, error) {
+		r, err := admin.Artifact.ListAccessories(ctx, &artifact.ListAccessoriesParams{ProjectName: attached, RepositoryName: "app", Reference: "v1"})
+		if err != nil {
+			return "", err
+		}
+		if len(r.Payload) != 1 || r.Payload[0].SubjectArtifactRepo != attached+"/app" {
+			return "", fail("got %d accessories", len(r.Payload))
+		}
+		return r.Payload[0].Type, nil
+	})
+	step("artifact.addition", func(ctx context.Context) (string, error) {
+		r, err := admin.Artifact.GetAddition(ctx, &artifact.GetAdditionParams{ProjectName: attached, RepositoryName: "chart", Reference: "0.1.0", Addition: "values.yaml"})
+		if err != nil {
+			return "", err
+		}
+		if r.Payload != os.Getenv("HARBOR_CHART_VALUES") {
+			return "", fail("values.yaml %q", r.Payload)
+		}
+		return "", nil
+	})
+
 	// overviews --------------------------------------------------------------
 	step("statistics.get", func(ctx context.Context) (string, error) {
 		r, err := admin.Statistic.GetStatistic(ctx, &statistic.GetStatisticParams{})
@@ -693,6 +752,22 @@ func main() {
 		_, err := admin.Quota.GetQuota(ctx, &quota.GetQuotaParams{ID: quotaID})
 		return "", err
 	})
+	step("quota.update", func(ctx context.Context) (string, error) {
+		_, err := admin.Quota.UpdateQuota(ctx, &quota.UpdateQuotaParams{ID: quotaID, Hard: &models.QuotaUpdateReq{
+			Hard: models.ResourceList{"storage": 5 << 30},
+		}})
+		return "", err
+	})
+	step("quota.get_hard", func(ctx context.Context) (string, error) {
+		r, err := admin.Quota.GetQuota(ctx, &quota.GetQuotaParams{ID: quotaID})
+		if err != nil {
+			return "", err
+		}
+		if r.Payload.Hard["storage"] != 5<<30 {
+			return "", fail("hard %v", r.Payload.Hard)
+		}
+		return "", nil
+	})
 	step("auditlog.list", func(ctx context.Context) (string, error) {
 		// harbor-cli escapes q itself before the client escapes it again.
 		q := url.QueryEscape("resource=~" + name)
@@ -708,6 +783,18 @@ func main() {
 	step("auditlog.list_exts", func(ctx context.Context) (string, error) {
 		_, err := admin.Auditlog.ListAuditLogExts(ctx, &auditlog.ListAuditLogExtsParams{})
 		return "", err
+	})
+	step("auditlog.event_types", func(ctx context.Context) (string, error) {
+		r, err := admin.Auditlog.ListAuditLogEventTypes(ctx, &auditlog.ListAuditLogEventTypesParams{})
+		if err != nil {
+			return "", err
+		}
+		for _, t := range r.Payload {
+			if t.EventType == "update_quota" {
+				return "", nil
+			}
+		}
+		return "", fail("no update_quota among %d event types", len(r.Payload))
 	})
 	step("project.logs", func(ctx context.Context) (string, error) {
 		r, err := admin.Project.GetLogs(ctx, &project.GetLogsParams{ProjectName: name})
