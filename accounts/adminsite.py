@@ -39,7 +39,9 @@ from accounts.access import Actor
 from accounts.errors import Conflict, Denied, Invalid, NotFound, PreconditionFailed
 from accounts.models import Project
 from accounts.services.users import user_set_password
+from accounts.views import login_event
 from kit.errors import CodedError
+from kit.net import client_ip
 
 
 class AdminScope:
@@ -287,6 +289,7 @@ class BerthAuthenticationForm(AuthenticationForm):
         except identity.Throttled as exc:
             raise ValidationError(str(exc), code="throttled") from None
         user = proof.user if proof is not None else None
+        login_event(username, client_ip(self.request.META), user is not None)
         if user is None:  # robots have no admin session
             raise self.get_invalid_login_error()
         self.user_cache = user

@@ -10,6 +10,7 @@ from django.test import Client
 
 from accounts.models import Member, Project, Role, User
 from audit.models import AuditEvent
+from audit.services import flush
 from registry.models import Manifest, Repository, Tag
 from tests.registry.helpers import InProcess
 from tests.roles import PASSWORD
@@ -51,6 +52,9 @@ def test_sign_in_at_the_root_lands_on_the_dashboard(content):
     assert r["Location"] == "/"
     dashboard = client.get("/").content.decode()
     assert 'id="berth-my-projects"' in dashboard
+    flush()  # sign-ins are audited as every login is (buffered, like /c/login's)
+    login = AuditEvent.objects.get(operation="login")
+    assert (login.username, login.resource_type, login.result) == ("dev", "session", "success")
     assert ">team-a</a>" in dashboard
     assert 'id="berth-search-q"' in dashboard
 
