@@ -56,6 +56,15 @@ FAST_MARKERS = not clients and not slow and not live and not dbindependent and n
 test-fast:
 	env -u DATABASE_URL BERTH_TEST_FAST=1 .venv/bin/python -m pytest -p no:cacheprovider -q -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
 
+# The portal's translations (docs/portal.md, "Languages"): extract Berth's
+# strings into locale/*/django.po, translate the new entries, then compile the
+# .mo files that are committed beside them (needs gettext).
+MESSAGE_IGNORES = -i '.venv/*' -i 'tests/*' -i 'data/*' -i '.peers/*' -i 'bench/*' -i 'deploy/*'
+.PHONY: messages
+messages:
+	.venv/bin/python manage.py makemessages -l zh_Hans --no-location $(MESSAGE_IGNORES)
+	.venv/bin/python manage.py compilemessages -l zh_Hans $(MESSAGE_IGNORES)
+
 # Benchmarks side by side with Distribution and Pulp (docs/benchmarks.md).
 # BENCH_ARGS="--quick" or "--only berth,distribution-2.8 --workloads manifests" for parts.
 .PHONY: bench

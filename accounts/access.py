@@ -16,8 +16,8 @@ decisions need a sysadmin or a system robot granted the permission.
 - ``repository_actions`` / ``grant_scopes``: repositories by name (the project
   is the name's first component, ``split_repository``), and the token
   service's requested ∩ permitted.
-- ``system_can`` / ``require_system``: system scope; ``administered_projects``:
-  who may use the admin.
+- ``system_can`` / ``require_system``: system scope; ``memberships``: a
+  user's roles (the admin's scope).
 - ``require_holds``: an actor acting on another principal (creating, changing,
   refreshing or deleting a robot; access tokens and SSO identities next) must
   itself hold every permission that principal has (Harbor's rule).
@@ -39,8 +39,6 @@ M = TypeVar("M", bound=Model)
 
 # The actions a registry token can carry for a repository.
 REPOSITORY_ACTIONS = ("pull", "push", "delete")
-# The rule that opens the admin to a user who is not a sysadmin (projectAdmin).
-ADMIN_GRANT = ("member", "create")
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,13 +254,16 @@ def restrict(
     return queryset.filter(**{f"{project_path}__in": ids})
 
 
-def administered_projects(actor: Actor) -> dict[int, int]:
-    """project id → role, for the projects the actor administers (one query):
-    those where its role grants ``ADMIN_GRANT``. Only users administer."""
+def memberships(actor: Actor) -> dict[int, int]:
+    """project id → role, for every project the actor is a member of (one query)."""
     if actor.kind != "user":
         return {}
-    rows = Member.objects.filter(user_id=actor.id, role__in=roles_granting(*ADMIN_GRANT))
-    return dict(rows.values_list("project_id", "role"))
+    return dict(Member.objects.filter(user_id=actor.id).values_list("project_id", "role"))
+
+
+def public_allows(resource: str, action: str) -> bool:
+    """Does a public project let anyone do ``resource:action``?"""
+    return action in PUBLIC_PERMISSIONS.get(resource, ())
 
 
 # Repositories by name ----------------------------------------------------------

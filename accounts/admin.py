@@ -17,6 +17,8 @@ from django.contrib.auth import forms as auth_forms
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.html import escape
+from django.utils.translation import gettext_lazy as _
 
 from accounts.adminsite import (
     SERVICE_ERRORS,
@@ -94,7 +96,7 @@ class MemberAdmin(ServiceFormAdmin, ProjectScopedAdmin):
     list_display = ("username", "project", "role", "updated_at")
     list_select_related = ("user", "project")
     list_filter = ("role", ("project", admin.RelatedOnlyFieldListFilter))
-    search_fields = ("^user__username", "^project__name")
+    search_fields = ("user__username", "project__name")
     ordering = ("project__name", "user__username")
 
     @admin.display(description="user", ordering="user__username")
@@ -182,7 +184,8 @@ class RobotAddForm(ServiceForm):
     robot_name = forms.CharField(
         label="Name",
         max_length=200,
-        help_text="Becomes robot$<project>+<name>, or robot$<name> for a system robot.",
+        # Help texts are HTML in the admin: the placeholders are escaped.
+        help_text=escape(_("Becomes robot$<project>+<name>, or robot$<name> for a system robot.")),
     )
     project_access = _access_field(PROJECT_ACCESS, "Project permissions")
     system_access = _access_field(SYSTEM_ACCESS, "System permissions")
@@ -256,7 +259,7 @@ class RobotAdmin(ServiceFormAdmin, ProjectScopedAdmin):
     list_display = ("name", "project", "level", "disabled", "expires_at", "creator", "created_at")
     list_select_related = ("project",)
     list_filter = ("disabled", ("project", admin.RelatedOnlyFieldListFilter))
-    search_fields = ("^name",)
+    search_fields = ("name",)
     actions = ("refresh_secret",)
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):  # type: ignore[no-untyped-def]

@@ -1,14 +1,16 @@
-"""Berth's admin site: the management surface for sysadmins and project admins.
+"""Berth's admin site: the portal every signed-in user works in.
 
 Django's stock site admits ``is_staff`` users and decides with Django's model
-permissions. Berth's site decides with Harbor's roles instead:
+permissions. Berth's site admits every active signed-in user and decides with
+Harbor's roles instead (docs/portal.md):
 
 - a system administrator may use every admin page;
-- a user who administers at least one project (holds ``member:create`` there,
-  which is Harbor's projectAdmin) may use the admin too, scoped to the projects
-  they administer: querysets are ``accounts.access.restrict`` to those projects,
-  and every object decision is ``accounts.access.can`` on the object's project;
-- everyone else (guests, developers, maintainers, robots) is refused at login.
+- everyone else sees the rows of the projects the policy module lets them see
+  (their projects and the public ones), each admin cut with
+  ``accounts.access.restrict`` to the projects where the user may list its
+  resource, and every object decision is ``accounts.access.can`` on the
+  object's own project: a guest sees a repository's tags, a maintainer may
+  also delete them, a project admin manages members and robots.
 
 ``AdminScope`` is the one place the admin turns a request into those decisions;
 the model admins in ``accounts/admin.py`` and ``registry/admin.py`` ask it.
@@ -19,40 +21,44 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
-from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib import admin, messages
+from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
+from django.contrib.auth.views import PasswordChangeView
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, Model, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.translation import gettext_lazy
 
 from accounts import access, identity
 from accounts.access import Actor
 from accounts.errors import Conflict, Denied, Invalid, NotFound, PreconditionFailed
 from accounts.models import Project
-from accounts.services.auth import actor_for_user
-
-
-def administered_memberships(user: Any) -> dict[int, int]:
-    """project id → role, for the projects ``user`` administers (one query)."""
-    return access.administered_projects(actor_for_user(user))
+from accounts.services.users import user_set_password
+from accounts.views import login_event
+from kit.errors import CodedError
+from kit.net import client_ip
 
 
 class AdminScope:
     """What the requesting user may do in the admin, computed once per request.
 
-    For a non-sysadmin: the projects they administer, with their role in each
-    (one query). Model-level answers ("may this user add robots at all?") ask
-    ``accounts.access.role_allows`` for those roles; object-level answers go
-    through ``accounts.access.can`` on the object's own project. The admin reads
-    no permission table itself.
+    For a non-sysadmin: their role in each project they belong to (one query).
+    Model-level answers ("may this user add robots at all?") ask
+    ``accounts.access.role_allows`` for those roles and the public-project
+    grants; object-level answers go through ``accounts.access.can`` on the
+    object's own project; lists are ``accounts.access.restrict``-ed. The admin
+    reads no permission table itself.
     """
 
     def __init__(self, request: HttpRequest) -> None:
         user = request.user
         self.user = user
-        self.actor: Actor = actor_for_user(user)  # type: ignore[arg-type]
+        self.actor: Actor = identity.actor_of_user(user)
         self.sysadmin = bool(user.is_active and user.is_superuser)
         self._roles: dict[int, int] | None = None
 
@@ -66,44 +72,40 @@ class AdminScope:
 
     @property
     def roles(self) -> dict[int, int]:
+        """project id → the user's role there."""
         if self._roles is None:
-            self._roles = {} if self.sysadmin else administered_memberships(self.user)
+            self._roles = {} if self.sysadmin else access.memberships(self.actor)
         return self._roles
 
     def may_use_admin(self) -> bool:
-        return bool(self.user.is_active and (self.sysadmin or self.roles))
+        return self.actor.authenticated
 
     def may(self, resource: str, action: str) -> bool:
-        """May the user do this in at least one project of their admin scope?"""
+        """May the user do this in at least one project (theirs, or a public one)?"""
         if self.sysadmin:
+            return True
+        if access.public_allows(resource, action):
             return True
         return any(access.role_allows(r, resource, action) for r in self.roles.values())
 
     def may_on(self, resource: str, action: str, project: Project | None) -> bool:
-        """The object-level decision: ``access.can`` on the object's project,
-        within the projects the user administers."""
+        """The object-level decision: ``access.can`` on the object's project."""
         if self.sysadmin:
             return True
-        if project is None or project.pk not in self.roles:
+        if project is None or not self.actor.authenticated:
             return False
         return access.can(self.actor, resource, action, project)
 
-    def project_ids(self, resource: str, action: str) -> list[int]:
-        return [
-            pid for pid, role in self.roles.items() if access.role_allows(role, resource, action)
-        ]
-
     def projects(self, resource: str, action: str) -> QuerySet[Project]:
-        """Projects (within the admin scope) where the user may do this."""
-        if self.sysadmin:
-            return Project.objects.all()
-        return Project.objects.filter(pk__in=self.project_ids(resource, action))
+        """Projects where the user may do this."""
+        return access.projects_where(self.actor, resource, action)
 
-    def restrict(self, queryset: QuerySet[Any], project_path: str) -> QuerySet[Any]:
-        """Rows whose project (reached by ``project_path``) the user administers."""
-        if self.sysadmin:
-            return queryset
-        return access.restrict(queryset, self.actor, *access.ADMIN_GRANT, project_path=project_path)
+    def restrict(
+        self, queryset: QuerySet[Any], project_path: str, resource: str, action: str
+    ) -> QuerySet[Any]:
+        """Rows whose project (reached by ``project_path``) lets the user do
+        ``resource:action``."""
+        return access.restrict(queryset, self.actor, resource, action, project_path=project_path)
 
 
 def count_of(model: type[Model], field: str) -> Coalesce:
@@ -126,6 +128,8 @@ class ProjectScopedAdmin(admin.ModelAdmin):
 
     resource = ""  # the RBAC resource these rows are
     project_path = "project"  # how a row reaches its project, as a lookup
+    list_action = "list"  # what the user needs in a project to see its rows listed
+    view_action = "read"  # ... to open one
 
     def project_of(self, obj: Any) -> Project | None:
         return obj.project
@@ -137,13 +141,17 @@ class ProjectScopedAdmin(admin.ModelAdmin):
         return scope.may_on(self.resource, action, self.project_of(obj))
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return AdminScope.of(request).restrict(super().get_queryset(request), self.project_path)
+        return AdminScope.of(request).restrict(
+            super().get_queryset(request), self.project_path, self.resource, self.list_action
+        )
 
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return AdminScope.of(request).may_use_admin()
+        return AdminScope.of(request).may(self.resource, self.list_action)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._allowed(request, "read", obj)
+        if obj is None:
+            return self._allowed(request, self.list_action)
+        return self._allowed(request, self.view_action, obj)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return self._allowed(request, "create")
@@ -188,7 +196,36 @@ class ReadOnlyMixin:
         return False
 
 
-SERVICE_ERRORS = (Invalid, Conflict, Denied, NotFound, PreconditionFailed)
+SERVICE_ERRORS = (Invalid, Conflict, Denied, NotFound, PreconditionFailed, CodedError)
+
+
+def refusal(exc: Exception) -> str:
+    """A service's refusal as a sentence for the page."""
+    if isinstance(exc, CodedError):
+        return str(exc) or exc.message
+    return str(exc) or type(exc).__name__
+
+
+class ServiceDeleteAdmin(admin.ModelAdmin):
+    """A model admin whose deletes are service calls (``delete_model``): a
+    refusal (an immutable tag, deletes turned off, a non-empty project) comes
+    back as a message on the object's page instead of an error page. Bulk
+    deletes are left out: each delete is a decision of its own."""
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except SERVICE_ERRORS as exc:
+            messages.error(request, refusal(exc))
+            opts = self.model._meta
+            return redirect(f"admin:{opts.app_label}_{opts.model_name}_change", object_id)
 
 
 class ServiceForm(forms.ModelForm):
@@ -215,7 +252,7 @@ class ServiceForm(forms.ModelForm):
             with transaction.atomic():
                 self.instance = self.perform(self.cleaned_data)
         except SERVICE_ERRORS as exc:
-            self.add_error(None, str(exc) or type(exc).__name__)
+            self.add_error(None, refusal(exc))
 
     def save(self, commit: bool = True) -> Any:
         self.save_m2m = lambda: None  # type: ignore[method-assign]
@@ -234,18 +271,11 @@ class ServiceFormAdmin(admin.ModelAdmin):
         """Already saved by the service, during validation."""
 
 
-class BerthAuthenticationForm(AdminAuthenticationForm):
-    """The admin login: credentials checked by Berth's own authentication (the
-    same throttle and credential cache as the token service), robots refused,
-    and only users who may use the admin let in."""
-
-    error_messages = {
-        **AdminAuthenticationForm.error_messages,
-        "not_admin": (
-            "This account may not use the admin: it is for system administrators "
-            "and project administrators."
-        ),
-    }
+class BerthAuthenticationForm(AuthenticationForm):
+    """The sign-in form of the portal (``/``) and the admin: credentials checked
+    by Berth's own authentication (``accounts.identity.login``: the same throttle
+    and credential cache as the token service and ``/c/login``), robots refused,
+    every active user let in."""
 
     def clean(self) -> dict[str, Any]:
         username = self.cleaned_data.get("username")
@@ -259,6 +289,7 @@ class BerthAuthenticationForm(AdminAuthenticationForm):
         except identity.Throttled as exc:
             raise ValidationError(str(exc), code="throttled") from None
         user = proof.user if proof is not None else None
+        login_event(username, client_ip(self.request.META), user is not None)
         if user is None:  # robots have no admin session
             raise self.get_invalid_login_error()
         self.user_cache = user
@@ -268,18 +299,56 @@ class BerthAuthenticationForm(AdminAuthenticationForm):
     def confirm_login_allowed(self, user: Any) -> None:
         if not user.is_active:
             raise self.get_invalid_login_error()
-        if not (user.is_superuser or administered_memberships(user)):
-            raise ValidationError(self.error_messages["not_admin"], code="not_admin")
+
+
+class BerthPasswordChangeForm(PasswordChangeForm):
+    """Change password (every signed-in user): the change is
+    ``accounts.services.users.user_set_password`` (the policy, the audit row),
+    as through the API."""
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.errors:
+            return data
+        try:
+            user_set_password(
+                actor=identity.actor_of_user(self.user),
+                user_id=self.user.pk,
+                old=data["old_password"],
+                new=data["new_password1"],
+            )
+        except SERVICE_ERRORS as exc:
+            raise ValidationError(refusal(exc)) from None
+        # The session keeps its hash of the new password (update_session_auth_hash).
+        self.user.refresh_from_db(fields=["password"])
+        return data
+
+    def save(self, commit: bool = True) -> Any:
+        return self.user  # saved by the service, during validation
 
 
 class BerthAdminSite(admin.AdminSite):
-    site_header = "Berth administration"
-    site_title = "Berth admin"
-    index_title = "Management"
+    site_header = gettext_lazy("Berth")
+    site_title = gettext_lazy("Berth")
+    index_title = gettext_lazy("Management")
+    site_url = "/"
     login_form = BerthAuthenticationForm
+    login_template = "portal/login.html"
 
     def has_permission(self, request: HttpRequest) -> bool:
         return request.user.is_authenticated and AdminScope.of(request).may_use_admin()
+
+    def password_change(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> TemplateResponse:
+        """Django's, with Berth's form (Django's site names its form in code)."""
+        view = PasswordChangeView.as_view(
+            form_class=BerthPasswordChangeForm,
+            success_url=reverse("admin:password_change_done", current_app=self.name),
+            extra_context={**self.each_context(request), **(extra_context or {})},
+        )
+        request.current_app = self.name
+        return view(request)  # type: ignore[return-value]
 
 
 site = BerthAdminSite(name="admin")

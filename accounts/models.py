@@ -75,7 +75,7 @@ class Member(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user_id}@{self.project_id}:{self.role}"
+        return f"{self.user.username} in {self.project.name}"
 
 
 class Robot(models.Model):

@@ -19,7 +19,9 @@ from audit.services import record_later
 from kit.net import client_ip
 
 
-def _login_event(username: str, client: str, ok: bool) -> None:
+def login_event(username: str, client: str, ok: bool) -> None:
+    """The audit row of a login, whichever door it came through (docker login,
+    /c/login, the portal's sign-in)."""
     record_later(
         actor=Actor(kind="robot" if username.startswith("robot$") else "user", name=username),
         operation=Operation.LOGIN,
@@ -47,7 +49,7 @@ def token(request: HttpRequest) -> HttpResponse:
         who = identity.identify(request, schemes=(identity.BASIC,))
         scopes = tokens.parse_scopes(request.GET.getlist("scope"))
     except identity.BadCredentials as exc:
-        _login_event(exc.username, client, False)
+        login_event(exc.username, client, False)
         return _error(401, "UNAUTHORIZED", "invalid username or password")
     except identity.Throttled as exc:
         return _error(429, "TOOMANYREQUESTS", str(exc), Retry_After=str(exc.retry_after))
@@ -56,7 +58,7 @@ def token(request: HttpRequest) -> HttpResponse:
     actor = who.actor
     if who.scheme and not request.GET.getlist("scope"):
         # A token request with credentials and no scope is `docker login`.
-        _login_event(who.username, client, True)
+        login_event(who.username, client, True)
     body = tokens.issue(actor, access.grant_scopes(actor, scopes))
     if request.GET.get("offline_token") == "true" and actor.authenticated:
         body["refresh_token"] = tokens.issue_refresh(actor, auth.principal_stamp(actor))
@@ -148,7 +150,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
     except identity.Throttled as exc:
         return _error(429, "TOOMANYREQUESTS", str(exc), Retry_After=str(exc.retry_after))
     user = proof.user if proof is not None else None
-    _login_event(principal, client, user is not None)
+    login_event(principal, client, user is not None)
     if user is None:  # robots have no browser session
         return _error(401, "UNAUTHORIZED", "invalid username or password")
     login(request, user)

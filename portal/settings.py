@@ -84,6 +84,9 @@ AUTHENTICATION_BACKENDS = ["accounts.services.auth.LocalUserBackend"]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The portal's language: the session's choice (the switch on every page),
+    # else Accept-Language, else English.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -103,6 +106,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
@@ -418,7 +422,11 @@ PASSWORD_HASHERS = [
 ]
 AUTH_PASSWORD_VALIDATORS = [{"NAME": "accounts.passwords.HarborPasswordPolicy"}]
 
-LANGUAGE_CODE = "en-us"
+LANGUAGE_CODE = "en"
+# The portal's languages (docs/portal.md): Berth's own strings are in
+# locale/<lang>/LC_MESSAGES/django.po, compiled .mo files committed beside them.
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -466,6 +474,11 @@ SESSION_COOKIE_SECURE = env.bool(
     "BERTH_SECURE_COOKIES", default=BERTH_EXTERNAL_URL.startswith("https://")
 )
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# Sign-in is the site's own page at /; signing out comes back to it.
+LOGIN_URL = "/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/"
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"

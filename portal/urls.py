@@ -1,4 +1,5 @@
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from accounts.adminsite import site as admin_site
@@ -25,6 +26,10 @@ urlpatterns = [
         SpectacularSwaggerSplitView.as_view(url_name="openapi", title="Berth API"),
         name="api-docs",
     ),
+    path("admin", RedirectView.as_view(url="/admin/", permanent=True)),
     path("admin/", admin_site.urls),
+    # The language switch (Django's set_language view) of every portal page.
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("search/", views.search, name="portal-search"),
     path("", views.home, name="home"),
 ]

@@ -1,12 +1,144 @@
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+"""The site's own pages: sign-in and the dashboard at ``/``, the search page,
+and the probes. The pages are the admin site's (``accounts.adminsite.site``):
+same header, language switch and permissions; what each user sees is decided by
+``accounts.access`` (docs/portal.md)."""
 
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.views import LoginView, redirect_to_login
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from accounts import access, identity
+from accounts.adminsite import BerthAuthenticationForm, site
+from accounts.models import Member, Role, User
+from audit.events import Operation
+from audit.models import AuditEvent
 from kit import health
 from registry.models import Repository
 
+DASHBOARD_ROWS = 20
+SEARCH_ROWS = 50
 
-def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "portal/home.html", {"repository_count": Repository.objects.count()})
+
+def home(request: HttpRequest) -> HttpResponseBase:
+    """Sign-in for visitors, the dashboard for signed-in users."""
+    if request.user.is_authenticated and request.user.is_active:
+        return dashboard(request)
+    return sign_in(request)
+
+
+def sign_in(request: HttpRequest) -> HttpResponseBase:
+    """Django's login view with Berth's form (``accounts.identity.login``: the
+    throttle and credential checks of every login) and the admin's template."""
+    context = {**site.each_context(request), "title": _("Sign in"), "app_path": request.path}
+    view = LoginView.as_view(
+        authentication_form=BerthAuthenticationForm,
+        template_name="portal/login.html",
+        extra_context=context,
+    )
+    return view(request)
+
+
+ROLE_NAMES = {
+    Role.PROJECT_ADMIN: gettext_lazy("Project admin"),
+    Role.MAINTAINER: gettext_lazy("Maintainer"),
+    Role.DEVELOPER: gettext_lazy("Developer"),
+    Role.GUEST: gettext_lazy("Guest"),
+    Role.LIMITED_GUEST: gettext_lazy("Limited guest"),
+}
+
+
+def my_projects(user: User) -> list[dict[str, Any]]:
+    """The projects the user is a member of, with their role and the projects'
+    repository counts (two queries)."""
+    members = list(
+        Member.objects.filter(user=user)
+        .select_related("project")
+        .order_by("project__name")[:DASHBOARD_ROWS]
+    )
+    counts = dict(
+        Repository.objects.filter(project_id__in=[m.project_id for m in members])
+        .values("project_id")
+        .annotate(n=Count("id"))
+        .values_list("project_id", "n")
+    )
+    return [
+        {
+            "project": m.project,
+            "role": ROLE_NAMES.get(Role(m.role), ""),
+            "repositories": counts.get(m.project_id, 0),
+        }
+        for m in members
+    ]
+
+
+def recent_pushes(actor: access.Actor) -> QuerySet[AuditEvent]:
+    """Pushes in the audit trail the actor may read (the audit log API's rule)."""
+    rows = AuditEvent.objects.filter(operation=Operation.PUSH)
+    if not access.system_can(actor, "audit-log", "list"):
+        rows = rows.filter(project_id__in=access.projects_where(actor, "log", "list").values("pk"))
+    return rows
+
+
+def dashboard(request: HttpRequest) -> HttpResponse:
+    actor = identity.actor_of_user(request.user)
+    context = {
+        **site.each_context(request),
+        "title": _("Dashboard"),
+        "projects": my_projects(request.user),  # type: ignore[arg-type]
+        "pushes": recent_pushes(actor)[:DASHBOARD_ROWS],
+    }
+    return render(request, "portal/dashboard.html", context)
+
+
+def search(request: HttpRequest) -> HttpResponseBase:
+    """Projects and repositories whose name contains the query, among those the
+    user may see."""
+    if not (request.user.is_authenticated and request.user.is_active):
+        return redirect_to_login(request.get_full_path())
+    actor = identity.actor_of_user(request.user)
+    query = request.GET.get("q", "").strip()[:255]
+    sections = []
+    if query:
+        projects = access.visible_projects(actor).filter(name__icontains=query)
+        repositories = access.restrict(Repository.objects.all(), actor, "repository", "list")
+        artifacts = reverse("admin:registry_manifest_changelist")
+        sections = [
+            {
+                "id": "berth-found-projects",
+                "caption": _("Projects"),
+                "empty": _("No project matches."),
+                "rows": [
+                    (p.name, reverse("admin:accounts_project_change", args=[p.pk]))
+                    for p in projects.order_by("name")[:SEARCH_ROWS]
+                ],
+            },
+            {
+                "id": "berth-found-repositories",
+                "caption": _("Repositories"),
+                "empty": _("No repository matches."),
+                "rows": [
+                    (r.name, f"{artifacts}?repository__id__exact={r.pk}")
+                    for r in repositories.filter(name__icontains=query).order_by("name")[
+                        :SEARCH_ROWS
+                    ]
+                ],
+            },
+        ]
+    context = {
+        **site.each_context(request),
+        "title": _("Search"),
+        "search_query": query,
+        "sections": sections,
+    }
+    return render(request, "portal/search.html", context)
 
 
 def livez(request: HttpRequest) -> HttpResponse:

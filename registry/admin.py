@@ -10,19 +10,24 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin
-from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.db.models import Prefetch, QuerySet
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
+from accounts import access
 from accounts.adminsite import (
     AdminScope,
     ProjectScopedAdmin,
     ReadOnlyMixin,
+    ServiceDeleteAdmin,
     ServiceForm,
     ServiceFormAdmin,
     SysadminOnlyAdmin,
@@ -33,6 +38,7 @@ from accounts.models import Member, Project, Robot
 from accounts.services.projects import project_create, project_delete, project_update
 from registry.models import Blob, ImmutableRule, Manifest, Repository, ScheduledRun, Tag
 from registry.services import immutability
+from registry.services.artifacts import artifact_delete, repository_delete, tag_delete
 
 PAYLOAD_SHOWN = 64 * 1024
 
@@ -59,9 +65,38 @@ class ProjectChangeForm(ServiceForm):
         )
 
 
+PROJECT_FIELDS = (
+    "name",
+    "public",
+    "owner_name",
+    "metadata",
+    "repositories",
+    "members",
+    "robots",
+    "created_at",
+    "updated_at",
+)
+
+
+class MineFilter(admin.SimpleListFilter):
+    """Harbor's "My projects": those the user is a member of."""
+
+    title = _("membership")
+    parameter_name = "mine"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("1", _("My projects"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Project]) -> QuerySet[Project]:
+        if self.value() != "1":
+            return queryset
+        return queryset.filter(pk__in=list(access.memberships(AdminScope.of(request).actor)))
+
+
 @admin.register(Project, site=site)
-class ProjectAdmin(ServiceFormAdmin, ProjectScopedAdmin):
+class ProjectAdmin(ServiceDeleteAdmin, ServiceFormAdmin, ProjectScopedAdmin):
     resource = "project"
+    list_action = "read"  # Harbor lists the projects one may read: mine and public
     project_path = "pk"
     form = ProjectChangeForm
     list_display = (
@@ -74,8 +109,9 @@ class ProjectAdmin(ServiceFormAdmin, ProjectScopedAdmin):
         "created_at",
     )
     list_select_related = ("owner",)
-    list_filter = ("public",)
-    search_fields = ("^name",)
+    list_filter = (MineFilter, "public")
+    # Any part of the name.
+    search_fields = ("name",)
 
     def project_of(self, obj: Project) -> Project:
         return obj
@@ -97,23 +133,11 @@ class ProjectAdmin(ServiceFormAdmin, ProjectScopedAdmin):
         return super().get_form(request, obj, change=change, **kwargs)
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
-        if obj is None:
-            return ("name", "public")
-        return (
-            "name",
-            "public",
-            "owner_name",
-            "metadata",
-            "members",
-            "robots",
-            "created_at",
-            "updated_at",
-        )
+        return ("name", "public") if obj is None else PROJECT_FIELDS
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
-        if obj is None:
-            return ()
-        return ("name", "owner_name", "metadata", "members", "robots", "created_at", "updated_at")
+        # Only `public` changes here (through the service).
+        return () if obj is None else tuple(f for f in PROJECT_FIELDS if f != "public")
 
     @admin.display(description="owner", ordering="owner__username")
     def owner_name(self, obj: Project) -> str:
@@ -131,15 +155,21 @@ class ProjectAdmin(ServiceFormAdmin, ProjectScopedAdmin):
     def robot_count(self, obj: Any) -> int:
         return obj.robot_count
 
-    @admin.display(description="members")
-    def members(self, obj: Project) -> str:
-        url = reverse("admin:accounts_member_changelist")
-        return format_html('<a href="{}?project__id__exact={}">members of {}</a>', url, obj.pk, obj)
+    @admin.display(description=_("repositories"))
+    def repositories(self, obj: Project) -> str:
+        return self._children("registry_repository", gettext("repositories of %s"), obj)
 
-    @admin.display(description="robots")
+    @admin.display(description=_("members"))
+    def members(self, obj: Project) -> str:
+        return self._children("accounts_member", gettext("members of %s"), obj)
+
+    @admin.display(description=_("robots"))
     def robots(self, obj: Project) -> str:
-        url = reverse("admin:accounts_robot_changelist")
-        return format_html('<a href="{}?project__id__exact={}">robots of {}</a>', url, obj.pk, obj)
+        return self._children("accounts_robot", gettext("robots of %s"), obj)
+
+    def _children(self, changelist: str, label: str, obj: Project) -> str:
+        url = reverse(f"admin:{changelist}_changelist")
+        return format_html('<a href="{}?project__id__exact={}">{}</a>', url, obj.pk, label % obj)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         """Whoever may create projects through the API (the service decides again)."""
@@ -159,13 +189,45 @@ class ProjectAdmin(ServiceFormAdmin, ProjectScopedAdmin):
 # content ----------------------------------------------------------------------
 
 
+def registry_host(request: HttpRequest) -> str:
+    """The host clients pull from: BERTH_EXTERNAL_URL's, else the request's."""
+    return urlsplit(settings.BERTH_EXTERNAL_URL).netloc or request.get_host()
+
+
+def pull_commands(request: HttpRequest, manifest: Manifest) -> list[tuple[str, str]]:
+    """(what, ``docker pull`` line) for each tag of the artifact, then its digest."""
+    base = f"{registry_host(request)}/{manifest.repository.name}"
+    lines = [(tag.name, f"docker pull {base}:{tag.name}") for tag in manifest.tags.all()]
+    return [*lines, (manifest.digest, f"docker pull {base}@{manifest.digest}")]
+
+
+class ContentAdmin(ServiceDeleteAdmin, ProjectScopedAdmin):
+    """Content written by the registry protocol: seen by whoever may list it,
+    never added or edited here, deleted through ``registry.services.artifacts``
+    by whoever Harbor's matrix lets delete it."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        """What the confirmation page lists: the object itself. Its tags and
+        artifacts go with it, as the service (which decides) deletes them."""
+        return [str(obj) for obj in objs], {}, set(), []
+
+
 @admin.register(Repository, site=site)
-class RepositoryAdmin(ReadOnlyMixin, ProjectScopedAdmin):
+class RepositoryAdmin(ContentAdmin):
     resource = "repository"
-    list_display = ("name", "project", "tag_count", "manifest_count", "updated_at")
+    list_display = ("repository", "project", "tag_count", "manifest_count", "updated_at")
     list_select_related = ("project",)
-    search_fields = ("^name",)
+    # Any part of the name: `app` finds `team-a/app`.
+    search_fields = ("name",)
     show_full_result_count = False
+    fields = ("name", "project", "description", "artifacts", "pull_count", "updated_at")
+    readonly_fields = ("artifacts",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Repository]:
         return (
@@ -177,26 +239,45 @@ class RepositoryAdmin(ReadOnlyMixin, ProjectScopedAdmin):
             )
         )
 
-    @admin.display(description="tags")
+    @admin.display(description=_("repository"), ordering="name")
+    def repository(self, obj: Repository) -> str:
+        return format_html('<a href="{}">{}</a>', artifacts_url(obj), obj.name)
+
+    @admin.display(description=_("artifacts"))
+    def artifacts(self, obj: Repository) -> str:
+        return format_html('<a href="{}">{}</a>', artifacts_url(obj), _("Artifacts and tags"))
+
+    @admin.display(description=_("tags"))
     def tag_count(self, obj: Any) -> int:
         return obj.tag_count
 
-    @admin.display(description="manifests")
+    @admin.display(description=_("artifacts"))
     def manifest_count(self, obj: Any) -> int:
         return obj.manifest_count
 
+    def delete_model(self, request: HttpRequest, obj: Repository) -> None:
+        repository_delete(actor=AdminScope.of(request).actor, repository=obj)
+
+
+def artifacts_url(repository: Repository) -> str:
+    return f"{reverse('admin:registry_manifest_changelist')}?repository__id__exact={repository.pk}"
+
 
 @admin.register(Manifest, site=site)
-class ManifestAdmin(ReadOnlyMixin, ProjectScopedAdmin):
-    resource = "repository"
+class ManifestAdmin(ContentAdmin):
+    """Artifacts (Harbor's word; a manifest and its tags)."""
+
+    resource = "artifact"
     project_path = "repository__project"
-    list_display = ("digest", "repository", "media_type", "size", "created_at")
+    list_display = ("digest", "tag_names", "repository", "media_type", "size", "created_at")
     list_select_related = ("repository",)
-    search_fields = ("=digest", "^repository__name")
+    list_filter = (("repository", admin.RelatedOnlyFieldListFilter),)
+    search_fields = ("=digest", "repository__name", "=tags__name")
     show_full_result_count = False
     fields = (
         "repository",
         "digest",
+        "tag_names",
         "media_type",
         "artifact_type",
         "size",
@@ -205,21 +286,32 @@ class ManifestAdmin(ReadOnlyMixin, ProjectScopedAdmin):
         "created_at",
         "payload_text",
     )
-    readonly_fields = ("annotations_text", "payload_text")
+    readonly_fields = ("tag_names", "annotations_text", "payload_text")
+    change_form_template = "admin/registry/manifest/change_form.html"
 
     def project_of(self, obj: Manifest) -> Project:
         return obj.repository.project
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Manifest]:
-        return super().get_queryset(request).defer("payload")
+        tags = Prefetch("tags", queryset=Tag.objects.order_by("name"))
+        return super().get_queryset(request).defer("payload").prefetch_related(tags)
 
-    @admin.display(description="annotations")
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        # The repository filter's choices are every repository the user may
+        # see: offered only when the list is already one repository's.
+        return self.list_filter if "repository__id__exact" in request.GET else ()
+
+    @admin.display(description=_("tags"))
+    def tag_names(self, obj: Manifest) -> str:
+        return ", ".join(tag.name for tag in obj.tags.all())
+
+    @admin.display(description=_("annotations"))
     def annotations_text(self, obj: Manifest) -> str:
         # Escaped (ensure_ascii): a lone surrogate stored before Berth refused
         # them would fail the page as UTF-8.
         return format_html("<pre>{}</pre>", json.dumps(obj.annotations or {}, indent=2))
 
-    @admin.display(description="payload")
+    @admin.display(description=_("manifest"))
     def payload_text(self, obj: Manifest) -> str:
         payload = bytes(obj.payload)
         try:
@@ -230,15 +322,36 @@ class ManifestAdmin(ReadOnlyMixin, ProjectScopedAdmin):
             text = text[:PAYLOAD_SHOWN] + "\n…"
         return format_html("<pre>{}</pre>", text)
 
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        manifest = self.get_object(request, object_id)
+        context = dict(extra_context or {})
+        if manifest is not None:
+            context["pull_commands"] = pull_commands(request, manifest)
+        return super().change_view(request, object_id, form_url, context)
+
+    def delete_model(self, request: HttpRequest, obj: Manifest) -> None:
+        artifact_delete(
+            actor=AdminScope.of(request).actor, repository=obj.repository, reference=obj.digest
+        )
+
 
 @admin.register(Tag, site=site)
-class TagAdmin(ReadOnlyMixin, ProjectScopedAdmin):
-    resource = "repository"
+class TagAdmin(ContentAdmin):
+    resource = "tag"
+    view_action = "list"  # Harbor's matrix has no tag:read
     project_path = "repository__project"
-    list_display = ("name", "repository", "manifest_digest", "updated_at")
+    list_display = ("name", "repository", "artifact", "updated_at")
     list_select_related = ("repository", "manifest")
-    search_fields = ("=name", "^repository__name")
+    search_fields = ("=name", "repository__name")
     show_full_result_count = False
+    fields = ("name", "repository", "artifact", "updated_at")
+    readonly_fields = ("artifact",)
 
     def project_of(self, obj: Tag) -> Project:
         return obj.repository.project
@@ -246,9 +359,18 @@ class TagAdmin(ReadOnlyMixin, ProjectScopedAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Tag]:
         return super().get_queryset(request).defer("manifest__payload")
 
-    @admin.display(description="manifest")
-    def manifest_digest(self, obj: Tag) -> str:
-        return obj.manifest.digest
+    @admin.display(description=_("artifact"))
+    def artifact(self, obj: Tag) -> str:
+        url = reverse("admin:registry_manifest_change", args=[obj.manifest_id])
+        return format_html('<a href="{}">{}</a>', url, obj.manifest.digest)
+
+    def delete_model(self, request: HttpRequest, obj: Tag) -> None:
+        tag_delete(
+            actor=AdminScope.of(request).actor,
+            repository=obj.repository,
+            reference=obj.manifest.digest,
+            name=obj.name,
+        )
 
 
 @admin.register(Blob, site=site)

@@ -88,7 +88,7 @@ class Manifest(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.repository_id}@{self.digest}"
+        return self.digest
 
 
 class ManifestBlob(models.Model):

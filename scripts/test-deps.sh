@@ -11,11 +11,13 @@ PY=${PYTHON:-python3}
 # docker-compose and systemd check deploy/ (tests/test_deploy_files.py);
 # redis-server and rabbitmq-server are the scaled-out cache and brokers;
 # haproxy balances the replica test (tests/scale); maven and a JRE fetch and run
-# openapi-generator (tests/peers/build-openapi-client.sh).
-APT_PACKAGES=(docker.io skopeo podman containerd uidmap chromium chromium-driver docker-registry nginx wrk apache2-utils postgresql redis-server rabbitmq-server haproxy debootstrap docker-compose systemd maven default-jre-headless)
+# openapi-generator (tests/peers/build-openapi-client.sh); gettext extracts the
+# portal's strings (tests/portal/test_languages.py, make messages);
+# fonts-wqy-microhei gives the browser's screenshots their Chinese glyphs.
+APT_PACKAGES=(docker.io skopeo podman containerd uidmap chromium chromium-driver docker-registry nginx wrk apache2-utils postgresql redis-server rabbitmq-server haproxy debootstrap docker-compose systemd maven default-jre-headless gettext fonts-wqy-microhei)
 
 missing=()
-for tool in dockerd skopeo podman ctr containerd newuidmap chromium chromedriver docker-registry nginx wrk ab debootstrap docker-compose systemd-analyze mvn java; do
+for tool in dockerd skopeo podman ctr containerd newuidmap chromium chromedriver docker-registry nginx wrk ab debootstrap docker-compose systemd-analyze mvn java xgettext msgmerge; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 # Debian keeps PostgreSQL's server programs off PATH (scripts/postgres.sh finds them).
@@ -24,6 +26,7 @@ compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || missing+=(postgresql
 # the packages' own services are not needed).
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
+[ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
 # The balancer in front of the replica test's three replicas (tests/scale/).
 [ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 if ((${#missing[@]})); then

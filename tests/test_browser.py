@@ -1,6 +1,6 @@
 """A real browser (Debian's Chromium, headless, driven by Selenium through Debian's
 chromedriver) uses the admin of a live Berth: a project admin adds a member, and
-a guest's login is refused."""
+the portal journeys are in tests/portal/test_browser_journey.py."""
 
 from __future__ import annotations
 
@@ -142,20 +142,6 @@ def test_project_admin_adds_a_member_in_the_browser(server, browser, tmp_path):
     data = Path(shot).read_bytes()
     assert data.startswith(PNG_MAGIC)
     assert len(data) > 5000
-
-
-def test_guest_is_refused_by_the_admin_in_the_browser(server, browser, tmp_path):
-    log_in(browser, server.url, "webguest")
-    assert browser.current_url.startswith(f"{server.url}/admin/login/")
-    assert "may not use the admin" in browser.find_element(By.CSS_SELECTOR, ".errornote").text
-    assert not browser.find_elements(By.ID, "user-tools")  # not logged in to the admin
-    shot = tmp_path / "refused.png"
-    assert browser.save_screenshot(str(shot))
-    assert Path(shot).read_bytes().startswith(PNG_MAGIC)
-    for path in ("/admin/", "/admin/accounts/member/", "/admin/accounts/member/add/"):
-        browser.get(f"{server.url}{path}")
-        assert browser.current_url.startswith(f"{server.url}/admin/login/"), path
-        assert browser.find_elements(By.NAME, "username"), path
 
 
 def test_swagger_ui_loads_with_no_request_leaving_berth(server, browser):

@@ -1,0 +1,168 @@
+"""The portal in a real browser (Debian's Chromium through Debian's chromedriver,
+the fixture of tests/test_browser.py) against a live Berth: a developer signs in
+at /, finds `team-a/app` by searching `app`, opens it, sees its tag, copies the
+pull command (read back from the clipboard) and pulls with it using skopeo; a
+guest sees the tag but no delete; the page switches to 中文. Screenshots of each
+page are saved in the test's temporary directory (the path is printed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.ui import Select
+
+from tests.clients.oci_layout import write_oci_layout
+from tests.clients.skopeo import Skopeo
+from tests.conftest import BerthServer
+from tests.test_browser import PNG_MAGIC, click_and_wait
+
+pytestmark = pytest.mark.clients
+
+PASSWORD = "Journey123"
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[BerthServer]:
+    """A live Berth with the private project `team-a`: `dev` is a developer and
+    pushed `team-a/app:v1` with skopeo; `viewer` is a guest."""
+    root = tmp_path_factory.mktemp("journey")
+    berth = BerthServer(root / "data")
+    berth.start()
+    try:
+        api = f"{berth.url}/api/v2.0"
+        for name in ("dev", "viewer"):
+            r = berth.http.post(
+                f"{api}/users",
+                json={"username": name, "password": PASSWORD, "email": f"{name}@example.com"},
+            )
+            assert r.status_code == 201, r.text
+        assert (
+            berth.http.post(f"{api}/projects", json={"project_name": "team-a"}).status_code == 201
+        )
+        for name, role_id in (("dev", 2), ("viewer", 3)):
+            r = berth.http.post(
+                f"{api}/projects/team-a/members",
+                json={"role_id": role_id, "member_user": {"username": name}},
+            )
+            assert r.status_code == 201, r.text
+        layout = write_oci_layout(
+            root / "image", tag="v1", platforms=["linux/amd64"], as_index=False
+        )
+        skopeo = Skopeo(root / "skopeo")
+        try:
+            skopeo.copy(
+                layout.ref,
+                f"docker://{berth.addr}/team-a/app:v1",
+                dest_creds=f"dev:{PASSWORD}",
+                preserve_digests=True,
+            )
+        finally:
+            skopeo.stop()
+        yield berth
+    finally:
+        berth.stop()
+
+
+def follow(driver: webdriver.Chrome, link: WebElement) -> None:
+    """Click a link, only if it stays on this machine: the portal must never send
+    the browser elsewhere (and the test never leaves the loopback)."""
+    href = link.get_attribute("href") or ""
+    assert urlsplit(href).hostname in LOOPBACK, f"link leaves the machine: {href}"
+    click_and_wait(driver, link)
+
+
+def shoot(driver: webdriver.Chrome, folder: Path, name: str) -> None:
+    path = folder / f"{name}.png"
+    assert driver.save_screenshot(str(path))
+    assert path.read_bytes().startswith(PNG_MAGIC)
+
+
+def sign_in(driver: webdriver.Chrome, url: str, username: str) -> None:
+    driver.delete_all_cookies()
+    driver.get(f"{url}/")
+    driver.find_element(By.NAME, "username").send_keys(username)
+    driver.find_element(By.NAME, "password").send_keys(PASSWORD)
+    click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "input[type=submit]"))
+    assert driver.current_url == f"{url}/"
+
+
+def read_clipboard(driver: webdriver.Chrome) -> str:
+    """The clipboard's text, read by the page (permission granted through the
+    DevTools protocol: headless Chromium has a clipboard of its own)."""
+    return driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "navigator.clipboard.readText().then(done, (e) => done('error: ' + e));"
+    )
+
+
+def test_developer_finds_copies_and_pulls_and_a_guest_only_looks(server, browser, tmp_path_factory):
+    shots = tmp_path_factory.mktemp("screenshots")
+    print(f"screenshots: {shots}")
+    url = server.url
+    browser.execute_cdp_cmd(
+        "Browser.grantPermissions",
+        {"origin": url, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]},
+    )
+
+    # Sign in at / and land on the dashboard: my projects.
+    sign_in(browser, url, "dev")
+    projects = browser.find_element(By.ID, "berth-my-projects").text
+    assert "team-a" in projects
+    shoot(browser, shots, "dashboard")
+
+    # Search any part of the name.
+    browser.find_element(By.ID, "berth-search-q").send_keys("app")
+    click_and_wait(browser, browser.find_element(By.CSS_SELECTOR, "#berth-search button"))
+    found = browser.find_element(By.ID, "berth-found-repositories")
+    shoot(browser, shots, "search")
+    follow(browser, found.find_element(By.LINK_TEXT, "team-a/app"))
+
+    # The repository's artifacts, with their tags.
+    tags = browser.find_element(By.CSS_SELECTOR, "td.field-tag_names").text
+    assert tags == "v1"
+    shoot(browser, shots, "artifacts")
+    follow(browser, browser.find_element(By.CSS_SELECTOR, "th.field-digest a"))
+
+    # The artifact: copy the pull command and read it back from the clipboard.
+    button = browser.find_element(By.CSS_SELECTOR, "#berth-pull-commands button[data-copy]")
+    expected = f"docker pull {server.addr}/team-a/app:v1"
+    assert button.get_attribute("data-copy") == expected
+    button.click()
+    assert read_clipboard(browser) == expected
+    assert button.text == "Copied"
+    shoot(browser, shots, "artifact")
+
+    # Pull with exactly what was copied (skopeo: the reference after `docker pull`).
+    reference = read_clipboard(browser).removeprefix("docker pull ")
+    skopeo = Skopeo(tmp_path_factory.mktemp("pull"))
+    try:
+        out = tmp_path_factory.mktemp("pulled")
+        digest = skopeo.copy(f"docker://{reference}", f"oci:{out}:v1", src_creds=f"dev:{PASSWORD}")
+    finally:
+        skopeo.stop()
+    assert digest.startswith("sha256:")
+    assert digest in browser.page_source
+
+    # A guest sees the tag, and no way to delete it.
+    sign_in(browser, url, "viewer")
+    browser.get(f"{url}/admin/registry/tag/")
+    follow(browser, browser.find_element(By.LINK_TEXT, "v1"))
+    assert "team-a/app" in browser.find_element(By.ID, "content-main").text
+    assert not browser.find_elements(By.CSS_SELECTOR, "a.deletelink")
+    shoot(browser, shots, "guest-tag")
+
+    # Switch to 中文: the same page, translated (Berth's strings and Django's).
+    browser.get(f"{url}/")
+    Select(browser.find_element(By.ID, "berth-language-select")).select_by_value("zh-hans")
+    click_and_wait(browser, browser.find_element(By.CSS_SELECTOR, "#berth-language button"))
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-hans"
+    assert "我的项目" in browser.find_element(By.ID, "berth-my-projects").text
+    assert "注销" in browser.find_element(By.ID, "user-tools").text
+    shoot(browser, shots, "dashboard-zh-hans")
