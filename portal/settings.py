@@ -85,8 +85,9 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # The portal's language: the session's choice (the switch on every page),
-    # else Accept-Language, else English.
-    "django.middleware.locale.LocaleMiddleware",
+    # else Accept-Language, else English; the API and the registry always
+    # answer in English, as Harbor's do (portal/middleware.py).
+    "portal.middleware.PortalLocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

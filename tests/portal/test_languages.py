@@ -12,6 +12,7 @@ from pathlib import Path
 
 import polib
 import pytest
+from django.conf import settings
 from django.test import Client
 
 from accounts.models import User
@@ -82,3 +83,21 @@ def test_the_language_switch_on_every_page(team):
     assert r.status_code == 302
     assert "我的项目" in client.get("/").content.decode()
     assert "项目" in client.get("/admin/accounts/project/").content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_api_and_the_registry_answer_in_english_whatever_the_client_asks(team):
+    """Harbor's API answers in English: neither Accept-Language nor the portal's
+    language cookie turns an API or registry error into Chinese (DRF ships a
+    zh-Hans catalogue: the 405 below read “方法 “DELETE” 不被允许。”)."""
+    client = Client(HTTP_ACCEPT_LANGUAGE="zh-CN,zh;q=0.9")
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
+    r = client.delete("/api/v2.0/health")
+    assert r.status_code == 405
+    assert r.json()["errors"][0]["message"] == 'Method "DELETE" not allowed.'
+    assert "Content-Language" not in r.headers
+    r = client.get("/v2/team-a/nothing/manifests/latest")
+    assert r.status_code == 401
+    assert r.json()["errors"][0]["message"].isascii()
+    # The portal still answers in the browser's language.
+    assert '<html lang="zh-hans"' in client.get("/").content.decode()
