@@ -174,3 +174,24 @@ PROJECT_RESOURCES: dict[str, frozenset[str]] = {
     res: frozenset().union(*(perms.get(res, frozenset()) for perms in PROJECT_PERMISSIONS.values()))
     for res in _ADMIN
 }
+
+# The project resources Berth serves (an API, a page or the registry protocol
+# acts on them): what the portal's robot permission picker offers. The rest of
+# Harbor's matrix (labels, scanners, retention, webhooks, preheat, ...) names
+# features Berth does not have; the API still accepts them, as Harbor's does.
+SERVED_PROJECT_RESOURCES: dict[str, frozenset[str]] = {
+    res: PROJECT_RESOURCES[res]
+    for res in (
+        "repository",
+        "artifact",
+        "tag",
+        "accessory",
+        "immutable-tag",
+        "member",
+        "robot",
+        "metadata",
+        "log",
+        "quota",
+        "project",
+    )
+}

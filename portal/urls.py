@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularSwaggerSplitView
 from accounts.adminsite import site as admin_site
 from accounts.api.system import Unknown
 from accounts.views import login_view, logout_view, token
-from portal import views
+from portal import projects, views
 
 urlpatterns = [
     path("", include("registry.oci.urls")),
@@ -31,5 +31,17 @@ urlpatterns = [
     # The language switch (Django's set_language view) of every portal page.
     path("i18n/", include("django.conf.urls.i18n")),
     path("search/", views.search, name="portal-search"),
+    # A project as tabs (portal/projects.py).
+    path("projects/<int:project_id>/", projects.project_tab, name="portal-project"),
+    *(
+        path(
+            f"projects/<int:project_id>/{tab}/",
+            projects.project_tab,
+            {"tab": tab},
+            name=f"portal-project-{tab}",
+        )
+        for tab in projects.TABS
+        if tab != "summary"
+    ),
     path("", views.home, name="home"),
 ]

@@ -116,7 +116,7 @@ def search(request: HttpRequest) -> HttpResponseBase:
                 "caption": _("Projects"),
                 "empty": _("No project matches."),
                 "rows": [
-                    (p.name, reverse("admin:accounts_project_change", args=[p.pk]))
+                    (p.name, reverse("portal-project", args=[p.pk]))
                     for p in projects.order_by("name")[:SEARCH_ROWS]
                 ],
             },

@@ -67,6 +67,13 @@ TABLE: dict[str, tuple[str, str]] = {
     "admin/registry/": (SIGNED_IN, ""),
     "admin/audit/": ("padmin admin", ""),
     "admin/accounts/user/<id>/password/": ("admin", ""),
+    # A project as tabs (the private project `team`); limited guests do not list members.
+    "projects/<int:project_id>/": (TEAM, ""),
+    "projects/<int:project_id>/repositories/": (TEAM, ""),
+    "projects/<int:project_id>/members/": ("guest dev maint padmin admin", "padmin admin"),
+    "projects/<int:project_id>/robots/": ("guest dev maint padmin admin", "padmin admin"),
+    "projects/<int:project_id>/immutable-rules/": ("maint padmin admin", ""),
+    "projects/<int:project_id>/logs/": ("padmin admin", ""),
     **model_pages(
         "accounts/member",
         see="guest dev maint padmin admin",
@@ -198,6 +205,7 @@ def concrete(route: str, ids: dict) -> str:
         "<path:content_type_id>", str(ContentType.objects.get_for_model(Project).pk)
     )
     path = path.replace("<path:object_id>", str(team.pk))
+    path = path.replace("<int:project_id>", str(team.pk))
     return "/" + path
 
 

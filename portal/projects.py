@@ -1,0 +1,354 @@
+"""A project as tabs: summary, repositories, members, robot accounts, immutable
+tag rules and logs (docs/portal.md). Admin views (``site.admin_view``: the
+admin's sign-in, header and language switch) calling the same services as the
+API; a tab is shown, and answers, only where the policy module lets the user
+list what it shows."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from django import forms
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Count
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from accounts import access, identity
+from accounts.access import Actor
+from accounts.adminsite import SERVICE_ERRORS, refusal, site
+from accounts.models import Member, Project, Robot, Role, User
+from accounts.rbac import SERVED_PROJECT_RESOURCES
+from accounts.services.projects import (
+    member_add,
+    member_list,
+    member_remove,
+    member_update,
+    project_summary,
+)
+from accounts.services.robots import (
+    robot_create,
+    robot_refresh_secret,
+    robot_update,
+    robots_visible,
+)
+from audit.models import AuditEvent
+from portal import pullsecret
+from portal.views import ROLE_NAMES
+from registry.admin import registry_host
+from registry.models import Manifest, Repository
+from registry.services.immutability import rule_list
+
+LOG_ROWS = 100
+USER_CHOICES = 200  # the add-member datalist; the name may be typed past it
+
+# tab → (its title, the resource:action the user needs in the project to see it)
+TABS: dict[str, tuple[Any, str, str]] = {
+    "summary": (gettext_lazy("Summary"), "project", "read"),
+    "repositories": (gettext_lazy("Repositories"), "repository", "list"),
+    "members": (gettext_lazy("Members"), "member", "list"),
+    "robots": (gettext_lazy("Robot accounts"), "robot", "list"),
+    "immutable-rules": (gettext_lazy("Immutable tag rules"), "immutable-tag", "list"),
+    "logs": (gettext_lazy("Logs"), "log", "list"),
+}
+
+
+def _project(actor: Actor, project_id: int) -> Project:
+    """The project, if the actor may know it exists (else 404, as the API)."""
+    project = access.visible_projects(actor).filter(pk=project_id).first()
+    if project is None or not access.can(actor, "project", "read", project):
+        raise Http404
+    return project
+
+
+# members ------------------------------------------------------------------------
+
+
+class MemberForm(forms.Form):
+    username = forms.CharField(label=gettext_lazy("User"), max_length=255)
+    role = forms.TypedChoiceField(
+        label=gettext_lazy("Role"), coerce=int, choices=list(ROLE_NAMES.items())
+    )
+
+
+class RoleForm(forms.Form):
+    member = forms.IntegerField()
+    role = forms.TypedChoiceField(coerce=int, choices=list(ROLE_NAMES.items()), required=False)
+
+
+def _members(request: HttpRequest, actor: Actor, project: Project) -> dict[str, Any]:
+    may_change = access.can(actor, "member", "update", project)
+    form = MemberForm()
+    if request.method == "POST" and may_change:
+        action = request.POST.get("action")
+        try:
+            with transaction.atomic():
+                if action == "add":
+                    form = MemberForm(request.POST)
+                    if form.is_valid():
+                        data = form.cleaned_data
+                        member_add(
+                            actor=actor,
+                            project=project,
+                            user_id=None,
+                            username=data["username"],
+                            role_id=data["role"],
+                        )
+                        return {"redirect": True}
+                else:
+                    change = RoleForm(request.POST)
+                    if change.is_valid():
+                        mid = change.cleaned_data["member"]
+                        if action == "remove":
+                            member_remove(actor=actor, project=project, member_id=mid)
+                        elif change.cleaned_data["role"]:
+                            member_update(
+                                actor=actor,
+                                project=project,
+                                member_id=mid,
+                                role_id=change.cleaned_data["role"],
+                            )
+                        return {"redirect": True}
+        except SERVICE_ERRORS as exc:
+            form.add_error(None, refusal(exc))
+    members = member_list(actor=actor, project=project).order_by("user__username")
+    context: dict[str, Any] = {"members": members, "may_change": may_change, "roles": ROLE_NAMES}
+    if may_change:
+        context["form"] = form
+        # The users the actor may add: Harbor lets every user search users by name.
+        context["user_choices"] = (
+            User.objects.filter(is_active=True)
+            .exclude(pk__in=Member.objects.filter(project=project).values("user_id"))
+            .order_by("username")
+            .values_list("username", flat=True)[:USER_CHOICES]
+        )
+    return context
+
+
+# robots -------------------------------------------------------------------------
+
+
+def permission_choices() -> list[tuple[str, list[tuple[str, str]]]]:
+    """The permission picker: the actions of the resources Berth serves, grouped
+    by resource (``accounts.rbac.SERVED_PROJECT_RESOURCES``)."""
+    return [
+        (res, [(f"{res}:{act}", act) for act in sorted(actions)])
+        for res, actions in sorted(SERVED_PROJECT_RESOURCES.items())
+    ]
+
+
+class NamespaceField(forms.CharField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            label=gettext_lazy("Kubernetes namespace"),
+            max_length=63,
+            initial="default",
+            help_text=gettext_lazy("Of the image-pull Secret offered with the secret."),
+            **kwargs,
+        )
+
+    def validate(self, value: Any) -> None:
+        super().validate(value)
+        if value and not pullsecret.valid_namespace(value):
+            raise forms.ValidationError(_("Not a Kubernetes namespace name."))
+
+
+class RobotForm(forms.Form):
+    name = forms.CharField(label=gettext_lazy("Name"), max_length=200)
+    description = forms.CharField(label=gettext_lazy("Description"), required=False)
+    duration = forms.IntegerField(
+        label=gettext_lazy("Days until it expires"),
+        initial=-1,
+        help_text=gettext_lazy("-1 for never."),
+    )
+    access = forms.MultipleChoiceField(
+        label=gettext_lazy("Permissions"),
+        choices=permission_choices,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    namespace = NamespaceField()
+
+
+class RobotActionForm(forms.Form):
+    robot = forms.IntegerField()
+    namespace = NamespaceField(required=False)
+
+
+def _shown_secret(request: HttpRequest, name: str, secret: str, namespace: str) -> dict[str, str]:
+    """The secret, shown this once, with the image-pull Secret to download (a
+    data: link: the secret is never stored nor served again)."""
+    document = pullsecret.pull_secret_yaml(
+        host=registry_host(request),
+        username=name,
+        password=secret,
+        namespace=namespace or "default",
+    )
+    filename = f"{pullsecret.secret_name(name)}.yaml"
+    return {
+        "name": name,
+        "secret": secret,
+        "filename": filename,
+        "href": "data:application/yaml;base64," + base64.b64encode(document.encode()).decode(),
+        "kubectl": f"kubectl apply -f {filename}",
+    }
+
+
+def _robots(request: HttpRequest, actor: Actor, project: Project) -> dict[str, Any]:
+    may_create = access.can(actor, "robot", "create", project)
+    may_change = access.can(actor, "robot", "update", project)
+    form = RobotForm() if may_create else None
+    shown = None
+    if request.method == "POST":
+        action = request.POST.get("action")
+        try:
+            with transaction.atomic():
+                if action == "create" and may_create:
+                    form = RobotForm(request.POST)
+                    if form.is_valid():
+                        data = form.cleaned_data
+                        accesses = [
+                            {"resource": res, "action": act, "effect": "allow"}
+                            for res, _sep, act in (v.partition(":") for v in data["access"])
+                        ]
+                        robot, secret = robot_create(
+                            actor=actor,
+                            name=data["name"],
+                            level="project",
+                            permissions=[
+                                {"kind": "project", "namespace": project.name, "access": accesses}
+                            ],
+                            duration=data["duration"],
+                            description=data["description"],
+                        )
+                        shown = _shown_secret(request, robot.name, secret, data["namespace"])
+                        form = RobotForm()
+                elif action in ("refresh", "disable", "enable") and may_change:
+                    change = RobotActionForm(request.POST)
+                    if change.is_valid():
+                        rid = change.cleaned_data["robot"]
+                        robots_visible(actor=actor, project_id=project.pk).get(pk=rid)
+                        if action == "refresh":
+                            secret = robot_refresh_secret(actor=actor, robot_id=rid)
+                            robot = robots_visible(actor=actor, project_id=project.pk).get(pk=rid)
+                            shown = _shown_secret(
+                                request, robot.name, secret, change.cleaned_data["namespace"]
+                            )
+                        else:
+                            robot_update(
+                                actor=actor,
+                                robot_id=rid,
+                                disable=action == "disable",
+                                description=None,
+                                duration=None,
+                                permissions=None,
+                            )
+                            return {"redirect": True}
+        except (*SERVICE_ERRORS, Robot.DoesNotExist) as exc:
+            if form is None:
+                raise PermissionDenied from None
+            form.add_error(None, refusal(exc))
+    return {
+        "robots": robots_visible(actor=actor, project_id=project.pk).order_by("name"),
+        "form": form,
+        "may_change": may_change,
+        "shown": shown,
+    }
+
+
+# the other tabs -----------------------------------------------------------------
+
+
+def _summary(request: HttpRequest, actor: Actor, project: Project) -> dict[str, Any]:
+    summary = project_summary(actor=actor, project=project)
+    roles = [
+        (ROLE_NAMES[role], summary[key])
+        for role, key in (
+            (Role.PROJECT_ADMIN, "project_admin_count"),
+            (Role.MAINTAINER, "maintainer_count"),
+            (Role.DEVELOPER, "developer_count"),
+            (Role.GUEST, "guest_count"),
+            (Role.LIMITED_GUEST, "limited_guest_count"),
+        )
+        if key in summary
+    ]
+    return {
+        "repo_count": summary["repo_count"],
+        "artifact_count": Manifest.objects.filter(repository__project=project).count(),
+        "member_roles": roles,
+        "quota": summary.get("quota"),
+    }
+
+
+def _repositories(request: HttpRequest, actor: Actor, project: Project) -> dict[str, Any]:
+    rows = access.restrict(Repository.objects.filter(project=project), actor, "repository", "list")
+    return {
+        "repositories": rows.annotate(artifacts=Count("manifests")).order_by("name"),
+        "artifacts_url": reverse("admin:registry_manifest_changelist"),
+    }
+
+
+def _immutable_rules(request: HttpRequest, actor: Actor, project: Project) -> dict[str, Any]:
+    return {
+        "rules": rule_list(actor=actor, project=project).order_by("priority", "pk"),
+        "may_change": access.can(actor, "immutable-tag", "create", project),
+    }
+
+
+def _logs(request: HttpRequest, actor: Actor, project: Project) -> dict[str, Any]:
+    rows = AuditEvent.objects.filter(project_id=project.pk).order_by("-occurred_at", "-pk")
+    operation = request.GET.get("operation", "")
+    if operation:
+        rows = rows.filter(operation=operation)
+    return {"events": rows[:LOG_ROWS], "operation": operation}
+
+
+BUILDERS = {
+    "summary": _summary,
+    "repositories": _repositories,
+    "members": _members,
+    "robots": _robots,
+    "immutable-rules": _immutable_rules,
+    "logs": _logs,
+}
+
+
+def tab_url_name(tab: str) -> str:
+    return "portal-project" if tab == "summary" else f"portal-project-{tab}"
+
+
+def project_tab(request: HttpRequest, project_id: int, tab: str = "summary") -> HttpResponseBase:
+    if not (request.user.is_authenticated and request.user.is_active):
+        return redirect_to_login(request.get_full_path())
+    if tab not in TABS:
+        raise Http404
+    actor = identity.actor_of_user(request.user)
+    project = _project(actor, project_id)
+    tabs = [
+        (name, title, reverse(tab_url_name(name), args=[project.pk]))
+        for name, (title, resource, action) in TABS.items()
+        if access.can(actor, resource, action, project)
+    ]
+    if tab not in {name for name, *_rest in tabs}:
+        raise PermissionDenied
+    body = BUILDERS[tab](request, actor, project)
+    if body.pop("redirect", False):
+        return redirect(request.path)
+    context = {
+        **site.each_context(request),
+        "title": project.name,
+        "subtitle": TABS[tab][0],
+        "project": project,
+        "tabs": tabs,
+        "tab": tab,
+        **body,
+    }
+    response: HttpResponse = render(request, f"portal/project/{tab}.html", context)
+    if body.get("shown"):
+        response["Cache-Control"] = "no-store"  # the secret is not kept by caches
+    return response
