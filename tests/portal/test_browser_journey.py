@@ -2,16 +2,22 @@
 the fixture of tests/test_browser.py) against a live Berth: a developer signs in
 at /, finds `team-a/app` by searching `app`, opens it, sees its tag, copies the
 pull command (read back from the clipboard) and pulls with it using skopeo; a
-guest sees the tag but no delete; the page switches to 中文. Screenshots of each
-page are saved in the test's temporary directory (the path is printed)."""
+guest sees the tag but no delete; the page switches to 中文. A project admin adds
+a member and creates a robot, downloads its Kubernetes Secret and pulls with its
+`.dockerconfigjson` through `skopeo --authfile`; a limited guest gets no members
+tab. Screenshots of each page are saved in the test's temporary directory (the
+path is printed)."""
 
 from __future__ import annotations
 
+import base64
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import yaml
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -31,13 +37,14 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[BerthServer]:
     """A live Berth with the private project `team-a`: `dev` is a developer and
-    pushed `team-a/app:v1` with skopeo; `viewer` is a guest."""
+    pushed `team-a/app:v1` with skopeo; `viewer` is a guest; `owner` is its
+    project admin; `limited` is a user of no project yet."""
     root = tmp_path_factory.mktemp("journey")
     berth = BerthServer(root / "data")
     berth.start()
     try:
         api = f"{berth.url}/api/v2.0"
-        for name in ("dev", "viewer"):
+        for name in ("dev", "viewer", "owner", "limited"):
             r = berth.http.post(
                 f"{api}/users",
                 json={"username": name, "password": PASSWORD, "email": f"{name}@example.com"},
@@ -46,7 +53,7 @@ def server(tmp_path_factory) -> Iterator[BerthServer]:
         assert (
             berth.http.post(f"{api}/projects", json={"project_name": "team-a"}).status_code == 201
         )
-        for name, role_id in (("dev", 2), ("viewer", 3)):
+        for name, role_id in (("dev", 2), ("viewer", 3), ("owner", 1)):
             r = berth.http.post(
                 f"{api}/projects/team-a/members",
                 json={"role_id": role_id, "member_user": {"username": name}},
@@ -166,3 +173,83 @@ def test_developer_finds_copies_and_pulls_and_a_guest_only_looks(server, browser
     assert "我的项目" in browser.find_element(By.ID, "berth-my-projects").text
     assert "注销" in browser.find_element(By.ID, "user-tools").text
     shoot(browser, shots, "dashboard-zh-hans")
+
+
+def downloaded(folder: Path, name: str) -> Path:
+    """The file the browser saved, polled for a bounded number of times."""
+    path = folder / name
+    for _ in range(200):
+        if path.exists() and path.stat().st_size:
+            return path
+        time.sleep(0.1)
+    raise AssertionError(f"{name} was not downloaded: {sorted(folder.iterdir())}")
+
+
+def test_a_project_admin_adds_a_member_and_a_robot_whose_secret_pulls(
+    server, browser, tmp_path_factory
+):
+    shots = tmp_path_factory.mktemp("screenshots")
+    downloads = tmp_path_factory.mktemp("downloads")
+    browser.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+    )
+    url = server.url
+
+    # From the dashboard to the project's tabs; add `limited` as a limited guest.
+    sign_in(browser, url, "owner")
+    follow(
+        browser,
+        browser.find_element(By.ID, "berth-my-projects").find_element(By.LINK_TEXT, "team-a"),
+    )
+    shoot(browser, shots, "project-summary")
+    follow(browser, browser.find_element(By.ID, "berth-tab-members"))
+    form = browser.find_element(By.ID, "berth-member-add")
+    form.find_element(By.NAME, "username").send_keys("limited")
+    Select(form.find_element(By.NAME, "role")).select_by_value("5")
+    click_and_wait(browser, form.find_element(By.NAME, "_save"))
+    assert "limited" in browser.find_element(By.ID, "berth-members").text
+    shoot(browser, shots, "project-members")
+
+    # A robot that may pull; its Secret downloaded for namespace `apps`.
+    follow(browser, browser.find_element(By.ID, "berth-tab-robots"))
+    form = browser.find_element(By.ID, "berth-robot-add")
+    form.find_element(By.NAME, "name").send_keys("puller")
+    for value in ("repository-pull", "artifact-read"):
+        form.find_element(By.ID, f"berth-perm-{value}").click()
+    namespace = form.find_element(By.NAME, "namespace")
+    namespace.clear()
+    namespace.send_keys("apps")
+    click_and_wait(browser, form.find_element(By.NAME, "_save"))
+    shown = browser.find_element(By.ID, "berth-robot-secret")
+    assert "kubectl apply -f robot-team-a-puller.yaml" in shown.text
+    shoot(browser, shots, "project-robot-secret")
+    browser.find_element(By.ID, "berth-pull-secret").click()
+    secret = yaml.safe_load(downloaded(downloads, "robot-team-a-puller.yaml").read_text())
+    assert secret["type"] == "kubernetes.io/dockerconfigjson"
+    assert secret["metadata"]["namespace"] == "apps"
+
+    # The Secret's .dockerconfigjson is an auth file skopeo pulls with.
+    authfile = downloads / "config.json"
+    authfile.write_bytes(base64.b64decode(secret["data"][".dockerconfigjson"]))
+    skopeo = Skopeo(tmp_path_factory.mktemp("robot-pull"))
+    try:
+        out = tmp_path_factory.mktemp("robot-pulled")
+        digest = skopeo.copy(
+            f"docker://{server.addr}/team-a/app:v1",
+            f"oci:{out}:v1",
+            extra=["--authfile", str(authfile)],
+        )
+    finally:
+        skopeo.stop()
+    assert digest.startswith("sha256:")
+
+    # A limited guest sees the project, not its members.
+    sign_in(browser, url, "limited")
+    follow(
+        browser,
+        browser.find_element(By.ID, "berth-my-projects").find_element(By.LINK_TEXT, "team-a"),
+    )
+    assert not browser.find_elements(By.ID, "berth-tab-members")
+    shoot(browser, shots, "project-limited-guest")
+    browser.get(browser.current_url + "members/")
+    assert "403" in browser.title or "Forbidden" in browser.page_source
