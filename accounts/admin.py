@@ -135,7 +135,7 @@ PROJECT_ACCESS = _access_choices(PROJECT_RESOURCES)
 SYSTEM_ACCESS = _access_choices(SYSTEM_PERMISSIONS)
 
 
-def _permissions(
+def robot_permissions(
     project: Project | None, project_access: list[str], system_access: list[str]
 ) -> list[dict[str, Any]]:
     """The robot permission document (Harbor's v2 shape) for the ticked boxes: a
@@ -209,7 +209,7 @@ class RobotAddForm(ServiceForm):
             actor=self.actor,
             name=data["robot_name"],
             level="system" if project is None else "project",
-            permissions=_permissions(
+            permissions=robot_permissions(
                 project, data["project_access"], data.get("system_access") or []
             ),
             duration=data["duration"],
@@ -239,7 +239,7 @@ class RobotChangeForm(ServiceForm):
         robot = self.instance
         permissions = None
         if {"project_access", "system_access"} & set(self.changed_data):
-            permissions = _permissions(
+            permissions = robot_permissions(
                 robot.project, data["project_access"], data.get("system_access") or []
             )
         return robot_update(

@@ -22,6 +22,7 @@ from django.utils.translation import gettext_lazy
 
 from accounts import access, identity
 from accounts.access import Actor
+from accounts.admin import robot_permissions
 from accounts.adminsite import SERVICE_ERRORS, refusal, site
 from accounts.models import Member, Project, Robot, Role, User
 from accounts.rbac import SERVED_PROJECT_RESOURCES
@@ -212,17 +213,11 @@ def _robots(request: HttpRequest, actor: Actor, project: Project) -> dict[str, A
                     form = RobotForm(request.POST)
                     if form.is_valid():
                         data = form.cleaned_data
-                        accesses = [
-                            {"resource": res, "action": act, "effect": "allow"}
-                            for res, _sep, act in (v.partition(":") for v in data["access"])
-                        ]
                         robot, secret = robot_create(
                             actor=actor,
                             name=data["name"],
                             level="project",
-                            permissions=[
-                                {"kind": "project", "namespace": project.name, "access": accesses}
-                            ],
+                            permissions=robot_permissions(project, data["access"], []),
                             duration=data["duration"],
                             description=data["description"],
                         )
