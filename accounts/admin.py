@@ -9,6 +9,7 @@ projects they administer.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from django import forms
@@ -16,10 +17,12 @@ from django.contrib import admin, messages
 from django.contrib.auth import forms as auth_forms
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.utils.html import escape
 from django.utils.translation import gettext_lazy as _
 
+from accounts import pullsecret
 from accounts.adminsite import (
     SERVICE_ERRORS,
     AdminScope,
@@ -29,6 +32,7 @@ from accounts.adminsite import (
     ServiceFormAdmin,
     SysadminOnlyAdmin,
     count_of,
+    registry_host,
     site,
 )
 from accounts.models import Member, Project, Robot, SystemSetting, User
@@ -175,6 +179,43 @@ def _access_field(choices: list[tuple[str, str]], label: str) -> forms.MultipleC
     )
 
 
+class NamespaceField(forms.CharField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            label=_("Kubernetes namespace"),
+            max_length=63,
+            initial="default",
+            help_text=_("Of the image-pull Secret offered with the secret."),
+            **kwargs,
+        )
+
+    def validate(self, value: Any) -> None:
+        super().validate(value)
+        if value and not pullsecret.valid_namespace(value):
+            raise forms.ValidationError(_("Not a Kubernetes namespace name."))
+
+
+def shown_secret(request: HttpRequest, name: str, secret: str, namespace: str) -> dict[str, str]:
+    """A robot's secret, shown this once (``templates/admin/accounts/robot/secret.html``,
+    in a page answered with ``Cache-Control: no-store``), with the image-pull Secret
+    to download as a data: link: the secret is never stored, put in a message nor
+    served again."""
+    document = pullsecret.pull_secret_yaml(
+        host=registry_host(request),
+        username=name,
+        password=secret,
+        namespace=namespace or "default",
+    )
+    filename = f"{pullsecret.secret_name(name)}.yaml"
+    return {
+        "name": name,
+        "secret": secret,
+        "filename": filename,
+        "href": "data:application/yaml;base64," + base64.b64encode(document.encode()).decode(),
+        "kubectl": f"kubectl apply -f {filename}",
+    }
+
+
 class RobotAddForm(ServiceForm):
     project = forms.ModelChoiceField(
         queryset=Project.objects.none(),
@@ -189,6 +230,7 @@ class RobotAddForm(ServiceForm):
     )
     project_access = _access_field(PROJECT_ACCESS, "Project permissions")
     system_access = _access_field(SYSTEM_ACCESS, "System permissions")
+    namespace = NamespaceField(required=False)
     secret: str = ""
 
     class Meta:
@@ -270,7 +312,7 @@ class RobotAdmin(ServiceFormAdmin, ProjectScopedAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: Any = None):  # type: ignore[no-untyped-def]
         system = ("system_access",) if AdminScope.of(request).sysadmin else ()
         if obj is None:
-            fields = ("project", "robot_name", "description", "duration", "disabled")
+            fields = ("project", "robot_name", "description", "duration", "disabled", "namespace")
             return [(None, {"fields": fields}), ("Access", {"fields": ("project_access", *system)})]
         fields = ("name", "project", "level", "description", "duration", "expires_at", "disabled")
         access = ("project_access",) if obj.project_id else ("project_access", "system_access")
@@ -285,13 +327,35 @@ class RobotAdmin(ServiceFormAdmin, ProjectScopedAdmin):
             return ()
         return ("name", "project", "level", "expires_at", "creator", "created_at", "updated_at")
 
+    def _secrets_page(self, request: HttpRequest, secrets: list[dict[str, str]]) -> HttpResponse:
+        """The page that shows new secrets, once: never a message (messages live in
+        the session or a cookie), never cached."""
+        context = {
+            **self.admin_site.each_context(request),
+            "title": self.model._meta.verbose_name_plural,
+            "opts": self.model._meta,
+            "secrets": secrets,
+        }
+        response = TemplateResponse(request, "admin/accounts/robot/secrets.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def response_add(
+        self, request: HttpRequest, obj: Robot, post_url_continue: Any = None
+    ) -> HttpResponse:
+        form = getattr(request, "berth_robot_form", None)
+        if form is None or not form.secret:
+            return super().response_add(request, obj, post_url_continue)
+        namespace = form.cleaned_data.get("namespace") or ""
+        return self._secrets_page(
+            request, [shown_secret(request, obj.name, form.secret, namespace)]
+        )
+
     def save_model(self, request: HttpRequest, obj: Robot, form: Any, change: bool) -> None:
+        """Already saved by the service; the add form keeps the secret for the page
+        that answers (``response_add``)."""
         if not change:
-            messages.success(
-                request,
-                f"The secret of {obj.name} is {form.secret} — copy it now: it is shown "
-                "only this once and cannot be read again (refresh it to get a new one).",
-            )
+            request.berth_robot_form = form  # type: ignore[attr-defined]
 
     def delete_model(self, request: HttpRequest, obj: Robot) -> None:
         robot_delete(actor=AdminScope.of(request).actor, robot_id=obj.pk)
@@ -301,17 +365,19 @@ class RobotAdmin(ServiceFormAdmin, ProjectScopedAdmin):
             self.delete_model(request, robot)
 
     @admin.action(description="Refresh the secret of the selected robots", permissions=["change"])
-    def refresh_secret(self, request: HttpRequest, queryset: QuerySet[Robot]) -> None:
+    def refresh_secret(
+        self, request: HttpRequest, queryset: QuerySet[Robot]
+    ) -> HttpResponse | None:
         actor = AdminScope.of(request).actor
+        secrets = []
         for robot in queryset:
             try:
                 secret = robot_refresh_secret(actor=actor, robot_id=robot.pk)
             except SERVICE_ERRORS as exc:
                 messages.error(request, f"{robot.name}: {exc}")
                 continue
-            messages.success(
-                request, f"The new secret of {robot.name} is {secret} — shown only this once."
-            )
+            secrets.append(shown_secret(request, robot.name, secret, "default"))
+        return self._secrets_page(request, secrets) if secrets else None
 
 
 # users ------------------------------------------------------------------------

@@ -19,8 +19,10 @@ the model admins in ``accounts/admin.py`` and ``registry/admin.py`` ask it.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
 from django.contrib.auth.views import PasswordChangeView
@@ -197,6 +199,11 @@ class ReadOnlyMixin:
 
 
 SERVICE_ERRORS = (Invalid, Conflict, Denied, NotFound, PreconditionFailed, CodedError)
+
+
+def registry_host(request: HttpRequest) -> str:
+    """The host clients pull from: BERTH_EXTERNAL_URL's, else the request's."""
+    return urlsplit(settings.BERTH_EXTERNAL_URL).netloc or request.get_host()
 
 
 def refusal(exc: Exception) -> str:

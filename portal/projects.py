@@ -6,7 +6,6 @@ list what it shows."""
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from django import forms
@@ -17,12 +16,11 @@ from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts import access, identity
 from accounts.access import Actor
-from accounts.admin import robot_permissions
+from accounts.admin import NamespaceField, robot_permissions, shown_secret
 from accounts.adminsite import SERVICE_ERRORS, refusal, site
 from accounts.models import Member, Project, Robot, Role, User
 from accounts.rbac import SERVED_PROJECT_RESOURCES
@@ -40,9 +38,7 @@ from accounts.services.robots import (
     robots_visible,
 )
 from audit.models import AuditEvent
-from portal import pullsecret
 from portal.views import ROLE_NAMES
-from registry.admin import registry_host
 from registry.models import Manifest, Repository
 from registry.services.immutability import rule_list
 
@@ -144,22 +140,6 @@ def permission_choices() -> list[tuple[str, list[tuple[str, str]]]]:
     ]
 
 
-class NamespaceField(forms.CharField):
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(
-            label=gettext_lazy("Kubernetes namespace"),
-            max_length=63,
-            initial="default",
-            help_text=gettext_lazy("Of the image-pull Secret offered with the secret."),
-            **kwargs,
-        )
-
-    def validate(self, value: Any) -> None:
-        super().validate(value)
-        if value and not pullsecret.valid_namespace(value):
-            raise forms.ValidationError(_("Not a Kubernetes namespace name."))
-
-
 class RobotForm(forms.Form):
     name = forms.CharField(label=gettext_lazy("Name"), max_length=200)
     description = forms.CharField(label=gettext_lazy("Description"), required=False)
@@ -179,25 +159,6 @@ class RobotForm(forms.Form):
 class RobotActionForm(forms.Form):
     robot = forms.IntegerField()
     namespace = NamespaceField(required=False)
-
-
-def _shown_secret(request: HttpRequest, name: str, secret: str, namespace: str) -> dict[str, str]:
-    """The secret, shown this once, with the image-pull Secret to download (a
-    data: link: the secret is never stored nor served again)."""
-    document = pullsecret.pull_secret_yaml(
-        host=registry_host(request),
-        username=name,
-        password=secret,
-        namespace=namespace or "default",
-    )
-    filename = f"{pullsecret.secret_name(name)}.yaml"
-    return {
-        "name": name,
-        "secret": secret,
-        "filename": filename,
-        "href": "data:application/yaml;base64," + base64.b64encode(document.encode()).decode(),
-        "kubectl": f"kubectl apply -f {filename}",
-    }
 
 
 def _robots(request: HttpRequest, actor: Actor, project: Project) -> dict[str, Any]:
@@ -221,7 +182,7 @@ def _robots(request: HttpRequest, actor: Actor, project: Project) -> dict[str, A
                             duration=data["duration"],
                             description=data["description"],
                         )
-                        shown = _shown_secret(request, robot.name, secret, data["namespace"])
+                        shown = shown_secret(request, robot.name, secret, data["namespace"])
                         form = RobotForm()
                 elif action in ("refresh", "disable", "enable") and may_change:
                     change = RobotActionForm(request.POST)
@@ -231,7 +192,7 @@ def _robots(request: HttpRequest, actor: Actor, project: Project) -> dict[str, A
                         if action == "refresh":
                             secret = robot_refresh_secret(actor=actor, robot_id=rid)
                             robot = robots_visible(actor=actor, project_id=project.pk).get(pk=rid)
-                            shown = _shown_secret(
+                            shown = shown_secret(
                                 request, robot.name, secret, change.cleaned_data["namespace"]
                             )
                         else:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlsplit
 
 from django import forms
 from django.conf import settings
@@ -32,6 +31,7 @@ from accounts.adminsite import (
     ServiceFormAdmin,
     SysadminOnlyAdmin,
     count_of,
+    registry_host,
     site,
 )
 from accounts.models import Member, Project, Robot
@@ -187,11 +187,6 @@ class ProjectAdmin(ServiceDeleteAdmin, ServiceFormAdmin, ProjectScopedAdmin):
 
 
 # content ----------------------------------------------------------------------
-
-
-def registry_host(request: HttpRequest) -> str:
-    """The host clients pull from: BERTH_EXTERNAL_URL's, else the request's."""
-    return urlsplit(settings.BERTH_EXTERNAL_URL).netloc or request.get_host()
 
 
 def pull_commands(request: HttpRequest, manifest: Manifest) -> list[tuple[str, str]]:

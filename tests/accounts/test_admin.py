@@ -4,7 +4,11 @@ every changelist."""
 
 from __future__ import annotations
 
+import base64
+import re
+
 import pytest
+import yaml
 from django.db import connection
 from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
@@ -295,6 +299,21 @@ def test_another_projects_member_cannot_be_changed_or_deleted(other):
 # robots -----------------------------------------------------------------------
 
 
+def shown_secrets(r) -> list[str]:
+    """The secrets on the page that answers, which is never cached."""
+    assert r.status_code == 200
+    assert "no-store" in r["Cache-Control"].split(", ")
+    return re.findall(r'id="berth-secret-value(?:-\d+)?">([^<]+)<', r.content.decode())
+
+
+def assert_kept_nowhere(client: Client, secret: str) -> None:
+    """Not in the session nor a cookie (where Django's messages live), nor on the
+    next page: "secrets are never logged, stored or returned twice"."""
+    assert secret not in str(dict(client.session))
+    assert secret not in client.cookies.output()
+    assert secret not in client.get(ROBOTS).content.decode()
+
+
 def test_robot_created_in_the_admin_shows_its_secret_once(other):
     client = as_user("padmin")
     team = Project.objects.get(name="team")
@@ -306,14 +325,11 @@ def test_robot_created_in_the_admin_shows_its_secret_once(other):
             "description": "CI builds",
             "duration": "-1",
             "project_access": ["repository:pull", "repository:push"],
+            "namespace": "apps",
         },
-        follow=True,
     )
-    assert r.status_code == 200
+    (secret,) = shown_secrets(r)
     robot = Robot.objects.get(name="robot$team+builder")
-    shown = [str(m) for m in r.context["messages"] if "secret" in str(m)]
-    assert len(shown) == 1
-    secret = shown[0].split(" is ")[1].split(" ")[0]
     assert check_secret(secret, robot.secret_hash)
     assert secret not in robot.secret_hash
     assert robot.creator == "user:padmin"
@@ -328,22 +344,43 @@ def test_robot_created_in_the_admin_shows_its_secret_once(other):
         }
     ]
     assert check_credentials(username=robot.name, password=secret) is not None
-    # Never shown again.
+    # The Kubernetes image-pull Secret, as the project's robots tab offers it.
+    page = r.content.decode()
+    href = re.search(
+        r'id="berth-pull-secret"[^>]* href="data:application/yaml;base64,([^"]+)"', page
+    )
+    document = yaml.safe_load(base64.b64decode(href.group(1)))
+    assert document["metadata"] == {"name": "robot-team-builder", "namespace": "apps"}
+    assert "kubectl apply -f robot-team-builder.yaml" in page
+    assert_kept_nowhere(client, secret)
     assert secret not in client.get(f"{ROBOTS}{robot.pk}/change/").content.decode()
-    assert secret not in client.get(ROBOTS).content.decode()
+
+
+def test_robot_add_form_refuses_a_bad_namespace(other):
+    team = Project.objects.get(name="team")
+    r = as_user("padmin").post(
+        f"{ROBOTS}add/",
+        {"project": team.pk, "robot_name": "b", "duration": "-1", "namespace": "Not_A_Label"},
+    )
+    assert r.status_code == 200
+    assert "Not a Kubernetes namespace name." in r.content.decode()
+    assert not Robot.objects.filter(name="robot$team+b").exists()
 
 
 def test_robot_refresh_secret_action(other):
     client = as_user("padmin")
-    robot = Robot.objects.get(name="robot$team+ci")
+    make_robot(Project.objects.get(name="team"), "deploy")
+    robots = list(Robot.objects.filter(project__name="team").order_by("name"))
     r = client.post(
-        ROBOTS, {"action": "refresh_secret", "_selected_action": [robot.pk]}, follow=True
+        ROBOTS, {"action": "refresh_secret", "_selected_action": [robot.pk for robot in robots]}
     )
-    shown = [str(m) for m in r.context["messages"] if "new secret" in str(m)]
-    assert len(shown) == 1
-    secret = shown[0].split(" is ")[1].split(" ")[0]
-    robot.refresh_from_db()
-    assert check_secret(secret, robot.secret_hash)
+    secrets = shown_secrets(r)
+    assert len(secrets) == len(robots) == 2
+    for robot in robots:
+        robot.refresh_from_db()
+        assert [check_secret(secret, robot.secret_hash) for secret in secrets].count(True) == 1
+    for secret in secrets:
+        assert_kept_nowhere(client, secret)
 
 
 def test_robot_refused_by_the_service_is_a_form_error(other):
@@ -420,8 +457,9 @@ def test_sysadmin_creates_a_system_robot(other):
             "project_access": ["repository:pull"],
         },
     )
-    assert r.status_code == 302
+    (secret,) = shown_secrets(r)
     robot = Robot.objects.get(name="robot$gc")
+    assert check_secret(secret, robot.secret_hash)
     assert robot.project is None
     assert robot.expires_at is not None
     assert {p["kind"]: p["namespace"] for p in robot.permissions} == {"project": "*", "system": "/"}
