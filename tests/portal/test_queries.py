@@ -12,7 +12,8 @@ from accounts.models import Member, Project, Role, User
 from accounts.services.auth import actor_for_user
 from audit.events import Operation, Resource
 from audit.services import record
-from tests.accounts.test_admin import add_content
+from registry.models import ImmutableRule
+from tests.accounts.test_admin import add_content, make_robot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,6 +35,16 @@ def pages(team: Project) -> dict[tuple[str, str], int]:
         ("guest", "/admin/registry/manifest/"): 6,
         ("guest", "/admin/registry/tag/"): 5,
         ("guest", "/admin/accounts/member/"): 7,
+        # A project as tabs, for its admin (who sees every tab): the session, the
+        # user, the project, the user's role read by each policy check (one per
+        # tab listed and per action offered: not yet kept for the request), then
+        # the tab's own rows (summary: the counts, the quota, the storage used).
+        ("padmin", f"/projects/{team.pk}/"): 19,
+        ("padmin", f"/projects/{team.pk}/repositories/"): 12,
+        ("padmin", f"/projects/{team.pk}/members/"): 15,
+        ("padmin", f"/projects/{team.pk}/robots/"): 17,
+        ("padmin", f"/projects/{team.pk}/immutable-rules/"): 14,
+        ("padmin", f"/projects/{team.pk}/logs/"): 12,
     }
 
 
@@ -44,6 +55,10 @@ def grow(team: Project, n: int, start: int) -> None:
     for i in range(start, start + n):
         project = Project.objects.create(name=f"p{i}", owner_id=1, public=bool(i % 2))
         Member.objects.create(project=project, user=dev, role=Role.DEVELOPER)
+        user = User.objects.create_user(f"user{i}")
+        Member.objects.create(project=team, user=user, role=Role.GUEST)
+        make_robot(team, f"r{i}")
+        ImmutableRule.objects.create(project=team, priority=i, tag_pattern=f"v{i}.*")
         record(
             actor=admin,
             operation=Operation.PUSH,
@@ -61,7 +76,7 @@ def count(client: Client, path: str) -> int:
 
 def test_listing_pages_query_counts_are_pinned(team, django_assert_num_queries):
     clients = {}
-    for name in ("dev", "guest"):
+    for name in ("dev", "guest", "padmin"):
         clients[name] = Client()
         clients[name].force_login(User.objects.get(username=name))
     grow(team, 3, 0)
