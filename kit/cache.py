@@ -22,8 +22,10 @@ import threading
 import time
 from typing import Any
 
+from django.core.cache import caches
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
+from django.core.signals import setting_changed
 
 CONNECT_TIMEOUT = 0.5
 READ_TIMEOUT = 0.5
@@ -236,3 +238,26 @@ class ProcessCache(BaseCache):
     def clear(self) -> None:
         with self._store.lock:
             self._store.data.clear()
+
+
+class ThreadHandle:
+    """``handle()`` is this thread's ``caches[alias]``, for caches read on every
+    request: ``caches[...]`` takes asgiref's process-wide lock on every access;
+    a plain thread-local takes none (the handle is per thread either way).
+    Tests that change ``CACHES`` get new handles, as ``caches`` does."""
+
+    def __init__(self, alias: str) -> None:
+        self.alias = alias
+        self._local = threading.local()
+        setting_changed.connect(self._forget, weak=False)
+
+    def __call__(self) -> Any:
+        try:
+            return self._local.cache
+        except AttributeError:
+            self._local.cache = caches[self.alias]
+            return self._local.cache
+
+    def _forget(self, *, setting: str, **kwargs: Any) -> None:
+        if setting == "CACHES":
+            self._local = threading.local()

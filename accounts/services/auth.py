@@ -31,7 +31,7 @@ from django.utils import timezone
 from accounts.access import ANONYMOUS, Actor, robot_grants
 from accounts.models import Robot, User
 from accounts.services.secrets import check_secret
-from kit.cache import CacheUnavailable
+from kit.cache import CacheUnavailable, ThreadHandle
 
 ROBOT_PREFIX = "robot$"
 CREDENTIAL_TTL = 300
@@ -229,6 +229,9 @@ def actor_for_refresh(claims: dict[str, Any]) -> Actor:
     return actor if hmac.compare_digest(stamp, principal_stamp(actor)) else ANONYMOUS
 
 
+_principals = ThreadHandle("principals")  # read on every request with a token
+
+
 def _principal_key(kind: str, principal_id: int | None, name: str) -> str:
     return f"{kind}:{principal_id if principal_id is not None else 'name:' + name}"
 
@@ -242,7 +245,7 @@ def principal_active(kind: str, principal_id: int | None, name: str) -> bool:
     tokens stop working within it."""
     if kind not in ("user", "robot"):
         return True
-    cache = caches["principals"]
+    cache = _principals()
     key = _principal_key(kind, principal_id, name)
     active = cache.get(key)
     if active is None:
@@ -254,6 +257,6 @@ def principal_active(kind: str, principal_id: int | None, name: str) -> bool:
 def principal_changed(kind: str, principal_id: int, name: str) -> None:
     """Forget this process's answer about a principal that was just disabled or
     deleted (other processes notice within their recheck interval)."""
-    cache = caches["principals"]
+    cache = _principals()
     cache.delete(_principal_key(kind, principal_id, name))
     cache.delete(_principal_key(kind, None, name))

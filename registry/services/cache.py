@@ -38,38 +38,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import caches
-from django.core.signals import setting_changed
 from django.db import transaction
 
-from kit.cache import CacheUnavailable
+from kit.cache import CacheUnavailable, ThreadHandle
 
 log = logging.getLogger("berth.registry")
 RETRY_INTERVAL = 1.0
 
 
-_thread = threading.local()
-
-
-def _cache() -> Any:
-    """This thread's handle on the cache. ``caches[...]`` takes asgiref's
-    process-wide lock on every access, and a GET makes several; a plain
-    thread-local takes none (the handle is per thread either way)."""
-    try:
-        return _thread.cache
-    except AttributeError:
-        _thread.cache = caches["manifests"]
-        return _thread.cache
-
-
-def _forget_handles(*, setting: str, **kwargs: Any) -> None:
-    """Tests that change CACHES get new handles, as ``caches`` does."""
-    global _thread
-    if setting == "CACHES":
-        _thread = threading.local()
-
-
-setting_changed.connect(_forget_handles)
+_cache = ThreadHandle("manifests")  # read on every manifest GET
 
 
 def _generation_key(repository_name: str) -> str:
