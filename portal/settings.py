@@ -288,6 +288,13 @@ BERTH_AUDIT_PULL_SINK = "registry.services.repositories.record_pulls"
 BERTH_AUDIT_PROJECT_IDS = "accounts.services.projects.project_ids"
 # A project's quota (hard limits and usage) for its summary: quotas are content's.
 BERTH_PROJECT_QUOTA = "registry.services.quotas.project_quota"
+# A new project's storage limit, set in its creation's transaction.
+BERTH_PROJECT_CREATED_QUOTA = "registry.services.quotas.project_created"
+# Harbor's storage_per_project: the limit, in bytes, a new project gets (-1:
+# unlimited; a sysadmin may change it at runtime through /configurations).
+BERTH_STORAGE_PER_PROJECT = env.int("BERTH_STORAGE_PER_PROJECT", default=-1)
+# Seconds between runs of the quota reconcile job (folds usage rows, repairs).
+BERTH_QUOTA_RECONCILE_INTERVAL = env.float("BERTH_QUOTA_RECONCILE_INTERVAL", default=900.0)
 # The CA certificate that signed the TLS certificate clients see (the proxy's in
 # front), served at /api/v2.0/systeminfo/getcert; none: 404, as Harbor.
 BERTH_ROOT_CA_FILE = env.str("BERTH_ROOT_CA_FILE", default="")
@@ -411,6 +418,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "registry.tasks.purge_stale_uploads",
         "schedule": BERTH_UPLOAD_PURGE_INTERVAL,
         # Claims its period first: runs once however many schedulers send it.
+        "kwargs": {"scheduled": True},
+    },
+    "reconcile-quotas": {
+        "task": "registry.tasks.reconcile_quotas",
+        "schedule": BERTH_QUOTA_RECONCILE_INTERVAL,
         "kwargs": {"scheduled": True},
     },
 }

@@ -265,10 +265,10 @@ class ScheduledRun(models.Model):
 
 class ProjectQuota(models.Model):
     """A project's hard limits (Harbor's quota, whose id is the project's id
-    here): set by system administrators through ``PUT /quotas/{id}``; no row
-    means Harbor's default, unlimited. Stored only: enforcement on push is the
-    quotas issue's. Usage is computed from the blobs linked into the project
-    (registry/services/quotas.py), never kept in a hot row."""
+    here): set by system administrators through ``PUT /quotas/{id}`` or at
+    project creation; no row means unlimited. Read, never locked, by the pushes
+    it limits; usage lives in ``ProjectBlob`` and ``QuotaUsage``
+    (registry/services/quotas.py)."""
 
     project = models.OneToOneField(
         Project, on_delete=models.CASCADE, primary_key=True, related_name="quota"
@@ -280,3 +280,37 @@ class ProjectQuota(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project_id}: {self.storage_limit}"
+
+
+class ProjectBlob(models.Model):
+    """Content a project is charged for, each digest once however many of its
+    repositories hold it (Harbor's ``project_blob``): the blobs linked into its
+    repositories and its manifests. Inserted insert-or-nothing when content
+    lands, deleted when the last of it leaves the project."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="charged_blobs")
+    digest = models.CharField(max_length=150)
+    size = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "digest"], name="projectblob_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project_id}:{self.digest}"
+
+
+class QuotaUsage(models.Model):
+    """A change of a project's storage usage, append-only: a project's usage is
+    the sum of its rows. Every push that charges the project inserts a row and
+    locks nothing another push needs (no single usage row to update); the
+    reconcile job folds a project's rows into one (registry/services/quotas.py)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="usage_deltas")
+    bytes = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.project_id}: {self.bytes:+d}"

@@ -17,7 +17,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import DatabaseError
 
-from registry.services import schedule
+from registry.services import quotas, schedule
 from registry.services.uploads import uploads_purge
 
 log = logging.getLogger("berth.registry")
@@ -53,3 +53,32 @@ def purge_stale_uploads(self, scheduled: bool = False) -> int:  # type: ignore[n
         schedule.finished(name=name, task_id=task_id)
     log.info("purged %d stale upload sessions", purged)
     return purged
+
+
+@shared_task(bind=True, **RETRY)
+def reconcile_quotas(self, scheduled: bool = False) -> int:  # type: ignore[no-untyped-def]
+    """Fold every project's usage rows into one and repair its charges
+    (registry/services/quotas.py). ``scheduled``: once per
+    BERTH_QUOTA_RECONCILE_INTERVAL. Returns the projects whose usage was off."""
+    name = "reconcile-quotas"
+    task_id = self.request.id or ""
+    if scheduled:
+        period = schedule.claim(
+            name=name, interval=settings.BERTH_QUOTA_RECONCILE_INTERVAL, task_id=task_id
+        )
+        if period is None:
+            log.info("%s: skipped, another task ran this period", name)
+            return 0
+    results = quotas.reconcile()
+    off = [r for r in results if r.correction or r.added or r.removed]
+    for r in off:
+        log.warning(
+            "quota of project %d corrected by %+d bytes (%d digests charged, %d released)",
+            r.project_id,
+            r.correction,
+            r.added,
+            r.removed,
+        )
+    if scheduled:
+        schedule.finished(name=name, task_id=task_id)
+    return len(off)

@@ -30,14 +30,15 @@ class ProjectQuery(serializers.Serializer):
 
 class ProjectReq(serializers.Serializer):
     """Harbor's ProjectReq. ``metadata`` values are strings ("true", not true);
-    ``public`` is the deprecated flag (metadata's wins). ``storage_limit``,
-    ``registry_id`` and ``cve_allowlist`` are checked and not used: Berth has
-    no quotas, proxy caches or scanners yet."""
+    ``public`` is the deprecated flag (metadata's wins). ``storage_limit``
+    (bytes, -1 unlimited) is honoured for system administrators, as in Harbor;
+    ``registry_id`` and ``cve_allowlist`` are checked and not used: Berth has no
+    proxy caches or scanners yet."""
 
     project_name = Text(required=False, max_length=255)
     public = Flag(required=False, allow_null=True)
     metadata = serializers.DictField(child=Text(allow_null=True), required=False, allow_null=True)
-    storage_limit = Integer(required=False, allow_null=True, minimum=-1)
+    storage_limit = Integer(required=False, allow_null=True, minimum=-1, maximum=2**63 - 1)
     registry_id = Id(required=False, allow_null=True)
     cve_allowlist = serializers.DictField(required=False, allow_null=True)
 
@@ -80,6 +81,7 @@ class ProjectList(HarborView):
             name=data.get("project_name", ""),
             public=data.get("public"),
             metadata=_given(data.get("metadata")),
+            storage_limit=data.get("storage_limit"),
         )
         return created(f"/api/v2.0/projects/{project.pk}")
 

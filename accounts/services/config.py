@@ -102,10 +102,11 @@ def _defaults() -> dict[str, Any]:
     return {
         "self_registration": settings.BERTH_SELF_REGISTRATION,
         "project_creation_restriction": settings.BERTH_PROJECT_CREATION,
+        "storage_per_project": settings.BERTH_STORAGE_PER_PROJECT,
     }
 
 
-EDITABLE = ("self_registration", "project_creation_restriction")
+EDITABLE = ("self_registration", "project_creation_restriction", "storage_per_project")
 
 
 def current() -> dict[str, Any]:
@@ -125,7 +126,6 @@ def harbor_view() -> dict[str, dict[str, Any]]:
         "token_expiration": settings.BERTH_TOKEN_TTL // 60,
         "robot_token_duration": -1,
         "robot_name_prefix": "robot$",
-        "storage_per_project": -1,
         **current(),
     }
     view = {
@@ -150,6 +150,12 @@ def _clean(key: str, value: Any) -> Any:
     if key == "project_creation_restriction":
         if value not in PROJECT_CREATION:
             raise Invalid("project_creation_restriction must be everyone or adminonly")
+        return value
+    if key == "storage_per_project":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise Invalid("storage_per_project must be a number of bytes or -1")
+        if value == 0 or value < -1 or value >= 2**63:
+            raise Invalid("storage_per_project must be -1 (unlimited) or a positive byte count")
         return value
     raise Invalid(f"{key} is not an editable setting")
 

@@ -60,7 +60,12 @@ def _clean_metadata(metadata: dict[str, Any] | None) -> dict[str, str]:
 
 
 def project_create(
-    *, actor: Actor, name: str, public: bool | None = None, metadata: dict[str, Any] | None = None
+    *,
+    actor: Actor,
+    name: str,
+    public: bool | None = None,
+    metadata: dict[str, Any] | None = None,
+    storage_limit: int | None = None,
 ) -> Project:
     if not actor.authenticated:
         raise Unauthenticated()
@@ -83,6 +88,12 @@ def project_create(
             )
             if actor.kind == "user":
                 Member.objects.create(project=project, user_id=actor.id, role=Role.PROJECT_ADMIN)
+            # Quotas are content's (registry): named, not imported.
+            import_string(settings.BERTH_PROJECT_CREATED_QUOTA)(
+                project=project,
+                storage_limit=storage_limit,
+                sysadmin=actor.sysadmin or access.system_can(actor, "quota", "update"),
+            )
             record(
                 actor=actor,
                 operation=Operation.CREATE,

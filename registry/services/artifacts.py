@@ -15,7 +15,7 @@ from kit import events
 from registry.errors import Code, RegistryError
 from registry.models import Manifest, Repository, RepositoryBlob, Tag
 from registry.reference import check_tag, looks_like_digest, parse_digest
-from registry.services import cache, immutability
+from registry.services import cache, immutability, quotas
 from registry.services.deletes import require_deletes_enabled
 from registry.services.manifests import _tag_put, manifest_delete, manifest_put
 from registry.services.repositories import repository_ensure
@@ -134,9 +134,14 @@ def _copy(source: Repository, manifest: Manifest, target_name: str, depth: int) 
     target = Repository.objects.get(name=target_name)
     for child in Manifest.objects.filter(parent_refs__parent=manifest):
         _copy(source, child, target_name, depth + 1)
-    blob_ids = manifest.blob_refs.values_list("blob_id", flat=True)
+    blobs = list(manifest.blob_refs.values_list("blob_id", "blob__digest", "blob__size"))
+    for refusal in quotas.charge(
+        [quotas.Item(target.project_id, digest, size) for _, digest, size in blobs]
+    ):
+        if refusal is not None:
+            raise refusal
     RepositoryBlob.objects.bulk_create(
-        [RepositoryBlob(repository=target, blob_id=b) for b in blob_ids], ignore_conflicts=True
+        [RepositoryBlob(repository=target, blob_id=b) for b, _, _ in blobs], ignore_conflicts=True
     )
     manifest_put(
         repository_name=target_name,
@@ -160,6 +165,12 @@ def repository_delete(*, actor: Actor, repository: Repository) -> None:
     with transaction.atomic():
         tags = Tag.objects.filter(repository=repository)
         immutability.require_mutable(repository.name, tags.values_list("name", flat=True))
+        held = {
+            *RepositoryBlob.objects.filter(repository=repository).values_list(
+                "blob__digest", flat=True
+            ),
+            *Manifest.objects.filter(repository=repository).values_list("digest", flat=True),
+        }
         tags.delete()
         # Children are protected while an index lists them: delete parents first.
         for _ in range(MAX_COPY_DEPTH + 1):
@@ -168,6 +179,7 @@ def repository_delete(*, actor: Actor, repository: Repository) -> None:
                 break
             top.delete()
         repository.delete()
+        quotas.release(project_id=repository.project_id, digests=held)
         cache.invalidate(repository.name)
         _record(actor, Operation.DELETE, Resource.REPOSITORY, repository.name, repository)
         events.emit(events.REPOSITORY_DELETED, key=repository.name, repository=repository.name)

@@ -11,6 +11,7 @@ from django.db import transaction
 from kit.db.group_commit import GroupCommit
 from registry.errors import Code, RegistryError
 from registry.models import Blob, ManifestBlob, Repository, RepositoryBlob, Upload
+from registry.services import quotas
 from registry.services.deletes import require_deletes_enabled
 from registry.services.repositories import repositories_ensure, repository_ensure
 
@@ -62,7 +63,22 @@ def _register(items: Sequence[Registration]) -> list[Blob | Exception]:
     links inserted-or-nothing, sessions deleted; rows in sorted order. An item
     whose repository cannot exist gets its error and changes nothing."""
     repos = repositories_ensure(item.repository_name for item in items)
-    good = [item for item in items if isinstance(repos[item.repository_name], Repository)]
+    errors: dict[int, Exception] = {
+        n: found
+        for n, item in enumerate(items)
+        if not isinstance(found := repos[item.repository_name], Repository)
+    }
+    # The project is charged before anything is linked: a refused item links
+    # nothing (its stored bytes have no row and are garbage collection's).
+    placed = [(n, item) for n, item in enumerate(items) if n not in errors]
+    refusals = quotas.charge(
+        [
+            quotas.Item(_repo(repos, item.repository_name).project_id, item.digest, item.size)
+            for _, item in placed
+        ]
+    )
+    errors.update((n, error) for (n, _), error in zip(placed, refusals, strict=True) if error)
+    good = [item for n, item in enumerate(items) if n not in errors]
     sizes = {item.digest: item.size for item in good}
     blobs = {blob.digest: blob for blob in Blob.objects.filter(digest__in=sorted(sizes))}
     new = [
@@ -75,20 +91,38 @@ def _register(items: Sequence[Registration]) -> list[Blob | Exception]:
         blobs.update(
             (blob.digest, blob) for blob in Blob.objects.filter(digest__in=[b.digest for b in new])
         )
-    links = sorted({(repos[item.repository_name].pk, blobs[item.digest].pk) for item in good})
+    links = sorted(
+        {(_repo(repos, item.repository_name).pk, blobs[item.digest].pk) for item in good}
+    )
     RepositoryBlob.objects.bulk_create(
         [RepositoryBlob(repository_id=repo, blob_id=blob) for repo, blob in links],
         ignore_conflicts=True,
     )
-    sessions = sorted(item.upload_id for item in good if item.upload_id is not None)
+    # A refused upload's session is spent too: its bytes went to storage.
+    spent = refused(errors)
+    sessions = sorted(
+        item.upload_id
+        for n, item in enumerate(items)
+        if item.upload_id is not None and (n not in errors or n in spent)
+    )
     if sessions:
         Upload.objects.filter(pk__in=sessions).delete()
-    return [
-        blobs[item.digest]
-        if isinstance(repos[item.repository_name], Repository)
-        else repos[item.repository_name]
-        for item in items
-    ]
+    return [errors.get(n) or blobs[item.digest] for n, item in enumerate(items)]
+
+
+def _repo(repos: dict[str, Repository | RegistryError], name: str) -> Repository:
+    found = repos[name]
+    assert isinstance(found, Repository)  # filtered by the caller
+    return found
+
+
+def refused(errors: dict[int, Exception]) -> set[int]:
+    """The items of a batch refused by their project's quota."""
+    return {
+        n
+        for n, error in errors.items()
+        if isinstance(error, RegistryError) and error.code is Code.DENIED
+    }
 
 
 _registrations: GroupCommit[Registration, Blob] = GroupCommit(_register)
@@ -106,6 +140,9 @@ def blob_mount(*, repository_name: str, digest: str, source_names: list[str]) ->
         return None
     with transaction.atomic():
         repo = repository_ensure(name=repository_name)
+        (refusal,) = quotas.charge([quotas.Item(repo.project_id, blob.digest, blob.size)])
+        if refusal is not None:
+            raise refusal
         RepositoryBlob.objects.bulk_create(
             [RepositoryBlob(repository=repo, blob=blob)], ignore_conflicts=True
         )
@@ -127,6 +164,7 @@ def blob_unlink(*, repository_name: str, digest: str) -> None:
             RepositoryBlob.objects.select_related("blob")
             .select_for_update(of=("self",))
             .filter(repository__name=repository_name, blob__digest=digest)
+            .select_related("repository")
             .first()
         )
         if link is None:
@@ -140,6 +178,7 @@ def blob_unlink(*, repository_name: str, digest: str) -> None:
                 detail={"digest": digest},
             )
         link.delete()
+        quotas.release(project_id=link.repository.project_id, digests=[digest])
 
 
 def blob_sources(*, digest: str, exclude: str, limit: int = 50) -> list[str]:

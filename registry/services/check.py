@@ -10,6 +10,7 @@ from django.db.models import F
 
 from registry.manifests import parse_manifest
 from registry.models import Blob, Manifest, ManifestChild, RepositoryBlob, Tag
+from registry.services import quotas
 from registry.storage import blob_store
 
 
@@ -38,7 +39,8 @@ def _hash_matches(digest: str) -> bool:
 def registry_check(*, sample: float = 1.0, seed: int | None = None) -> CheckReport:
     """Every blob row has its bytes (of its size; hashed fully or a ``sample``
     fraction), every manifest's bytes hash to its digest and reference what it
-    names, every tag resolves; stray files are reported as warnings."""
+    names, every tag resolves, every project's quota usage is what it holds;
+    stray files are reported as warnings."""
     report = CheckReport()
     store = blob_store()
     rng = random.Random(seed)  # noqa: S311 - sampling, not security
@@ -91,4 +93,5 @@ def registry_check(*, sample: float = 1.0, seed: int | None = None) -> CheckRepo
     )
     for repo_name, tag in dangling:
         report.errors.append(f"tag {repo_name}:{tag}: points into another repository")
+    report.errors.extend(quotas.verify())
     return report

@@ -20,7 +20,7 @@ from registry.errors import Code, RegistryError
 from registry.manifests import ParsedManifest, parse_manifest, referrer_artifact_type
 from registry.models import Manifest, ManifestBlob, ManifestChild, Repository, RepositoryBlob, Tag
 from registry.reference import Digest, check_tag, is_tag, looks_like_digest, parse_digest
-from registry.services import cache, immutability
+from registry.services import cache, immutability, quotas
 from registry.services.deletes import require_deletes_enabled
 from registry.services.repositories import repository_ensure
 
@@ -117,6 +117,9 @@ def manifest_put(
         child_ids = _referenced_children(repo.pk, parsed)
         manifest = Manifest.objects.filter(repository=repo, digest=digest).first()
         if manifest is None:
+            (refusal,) = quotas.charge([quotas.Item(repo.project_id, digest, len(body))])
+            if refusal is not None:
+                raise refusal
             # Insert-or-nothing: the same manifest pushed under several tags at
             # once (docker push --all-tags, parallel CI jobs) must not collide on
             # (repository, digest); on PostgreSQL the loser waits, then reads
@@ -310,7 +313,11 @@ def _audit(
 
 
 def _manifest_delete(repository_name: str, digest: str) -> None:
-    manifest = Manifest.objects.filter(repository__name=repository_name, digest=digest).first()
+    manifest = (
+        Manifest.objects.filter(repository__name=repository_name, digest=digest)
+        .select_related("repository")
+        .first()
+    )
     if manifest is None:
         raise RegistryError(Code.MANIFEST_UNKNOWN, detail={"reference": digest})
     parents = list(
@@ -327,6 +334,7 @@ def _manifest_delete(repository_name: str, digest: str) -> None:
         manifest.delete()
     except ProtectedError:
         raise RegistryError(Code.IN_USE, detail={"digest": digest}) from None
+    quotas.release(project_id=manifest.repository.project_id, digests=[digest])
 
 
 def _page(values: list[str], n: int) -> tuple[list[str], bool]:

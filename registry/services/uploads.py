@@ -24,6 +24,7 @@ from kit.db.group_commit import GroupCommit
 from registry.errors import Code, RegistryError
 from registry.models import Blob, Upload
 from registry.reference import Digest
+from registry.services import quotas
 from registry.services.blobs import blob_register
 from registry.storage import UploadBusy, blob_store
 from registry.storage.base import BlobStore, UploadWriter
@@ -280,6 +281,13 @@ def upload_complete(
                         "uploaded content does not match the digest",
                         detail={"digest": str(digest)},
                     )
+                try:
+                    quotas.precheck(
+                        repository_name=upload.repository_name, digest=str(digest), size=size
+                    )
+                except RegistryError:
+                    _discard(upload)
+                    raise
                 store.commit_upload(upload_id, str(digest), size)
     except UploadBusy:
         raise RegistryError(

@@ -503,14 +503,15 @@ def test_statistics_and_search_show_only_what_the_caller_may_see(team, v2):
 def test_quota_usage_counts_each_blob_once_per_project(team, v2):
     reg = InProcess(v2)
     layer = b"x" * 5000
-    reg.push_image("team/one", "v1", config=b'{"a":1}', layers=[layer])
-    reg.push_image("team/two", "v1", config=b'{"a":1}', layers=[layer])
+    one, body = reg.push_image("team/one", "v1", config=b'{"a":1}', layers=[layer])
+    two, _ = reg.push_image("team/two", "v1", config=b'{"a":1}', layers=[layer])
+    assert one == two  # the same manifest in both: its bytes count once too, as in Harbor
     team_id = Project.objects.get(name="team").pk
     quota = api("guest").get(f"/api/v2.0/quotas/{team_id}").json()
-    assert quota["used"]["storage"] == 5000 + len(b'{"a":1}')
+    assert quota["used"]["storage"] == 5000 + len(b'{"a":1}') + len(body)
     assert quota["hard"]["storage"] == -1
     listed = api("admin").get("/api/v2.0/quotas?page_size=50").json()
-    assert {q["ref"]["name"]: q["used"]["storage"] for q in listed}["team"] == 5007
+    assert {q["ref"]["name"]: q["used"]["storage"] for q in listed}["team"] == 5007 + len(body)
 
 
 def test_current_user_permissions(team):

@@ -169,7 +169,9 @@ def test_a_configured_root_certificate_is_served(team, settings, tmp_path):
 
 def test_event_types_name_every_kind_of_row_berth_writes(content, team):
     api("admin").put(
-        f"/api/v2.0/quotas/{team.pk}", {"hard": {"storage": 5}}, content_type="application/json"
+        f"/api/v2.0/quotas/{team.pk}",
+        {"hard": {"storage": 5 * 2**30}},
+        content_type="application/json",
     )
     api("admin").post(
         "/api/v2.0/projects/team/repositories/app/artifacts/v1/tags",
