@@ -28,6 +28,7 @@ class Resource(models.TextChoices):
     QUOTA = "quota"
     LABEL = "label"
     ARTIFACT_LABEL = "artifact_label"
+    RETENTION = "tag_retention"
 
 
 class Result(models.TextChoices):
@@ -64,6 +65,9 @@ RECORDED: tuple[tuple[Operation, Resource], ...] = (
     (Operation.CREATE, Resource.IMMUTABLE_RULE),
     (Operation.UPDATE, Resource.IMMUTABLE_RULE),
     (Operation.DELETE, Resource.IMMUTABLE_RULE),
+    (Operation.CREATE, Resource.RETENTION),
+    (Operation.UPDATE, Resource.RETENTION),
+    (Operation.DELETE, Resource.RETENTION),
     (Operation.LOGIN, Resource.SESSION),
 )
 

@@ -89,6 +89,7 @@ WORKLOADS = [
     "blobs",
     "manifests",
     "concurrent",
+    "concurrent_quota",
     "listing",
     "docker",
     "rss",

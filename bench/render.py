@@ -467,6 +467,37 @@ def render(run: Path) -> str:
         table(["", "ok", "wall (s)", "pushes/s", "p50 (s)", "p99 (s)", "first errors"], rows) + "\n"
     )
 
+    # -- concurrent, quota on --------------------------------------------------
+    quota_rows = []
+    for n in names:
+        c = w(n, "concurrent_quota") or {}
+        if not c or c.get("skipped"):
+            continue
+        waits = c.get("lock_waits") or {}
+        quota_rows.append(
+            [
+                title[n],
+                f"{c.get('ok', '—')} / {c.get('pushes', '—')}",
+                num(c.get("wall_seconds"), 2),
+                num(c.get("pushes_per_s"), 1),
+                num(c.get("p99_s"), 2),
+                (
+                    f"{waits.get('samples_with_waiters', 0)} of {waits.get('samples', 0)} "
+                    f"samples, max {waits.get('max_waiting', 0)}"
+                    if waits
+                    else "— (SQLite: one writer, no row locks)"
+                ),
+            ]
+        )
+    if quota_rows:
+        add("### The same pushes into a project with a storage limit\n")
+        add(
+            "The project has a storage limit (Harbor's `PUT /quotas/{id}`), so every blob "
+            "and manifest is checked and counted against it (docs/quotas.md). Lock waits: "
+            "PostgreSQL's `pg_locks` sampled every 20 ms for requests not granted.\n"
+        )
+        add(table(["", "ok", "wall (s)", "pushes/s", "p99 (s)", "lock waits"], quota_rows) + "\n")
+
     # -- listing --------------------------------------------------------------
     add(
         f"## Tag list and catalog ({sizes['list_tags']:,} tags / "

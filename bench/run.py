@@ -86,7 +86,7 @@ def machine() -> dict[str, Any]:
     }
 
 
-PROJECTS = ["bench", "conc", "list", "listrepo", "dock"]
+PROJECTS = ["bench", "conc", "concq", "list", "listrepo", "dock"]
 
 
 def wait_ready(peer: Peer, timeout: float = 180) -> tuple[float, float]:
@@ -215,7 +215,14 @@ def run_peer(ctx: Context, peer: Peer) -> dict[str, Any]:
                 ("listing", lambda: listing.run(ctx, reg)),
                 # Last: a registry that cannot take 1,000 pushes at once may stay
                 # saturated for minutes afterwards (Pulp did), spoiling what follows.
-                ("concurrent", lambda: concurrent.run(ctx, lambda: Registry(peer.url, peer.creds))),
+                (
+                    "concurrent",
+                    lambda: concurrent.run(ctx, lambda: Registry(peer.url, peer.creds), peer=peer),
+                ),
+                (
+                    "concurrent_quota",
+                    lambda: concurrent.run_quota(ctx, lambda: Registry(peer.url, peer.creds), peer),
+                ),
             ]
             for name, step in steps:
                 if name not in sel:

@@ -420,6 +420,12 @@ CELERY_BEAT_SCHEDULE = {
         # Claims its period first: runs once however many schedulers send it.
         "kwargs": {"scheduled": True},
     },
+    "retention-tick": {
+        "task": "registry.tasks.retention_tick",
+        "schedule": 60.0,
+        # Claims its minute first: runs once however many schedulers send it.
+        "kwargs": {"scheduled": True},
+    },
     "reconcile-quotas": {
         "task": "registry.tasks.reconcile_quotas",
         "schedule": BERTH_QUOTA_RECONCILE_INTERVAL,

@@ -314,3 +314,79 @@ class QuotaUsage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project_id}: {self.bytes:+d}"
+
+
+class RetentionPolicy(models.Model):
+    """A project's tag retention policy (Harbor's, one per project): its rules as
+    Harbor's API shows them, checked when written (registry/services/retention.py),
+    and the cron of its schedule ("" = manual runs only)."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="retention")
+    algorithm = models.CharField(max_length=16, default="or")
+    rules = models.JSONField(default=list)
+    cron = models.CharField(max_length=128, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"retention of {self.project_id}"
+
+
+class RetentionExecution(models.Model):
+    """A run of a retention policy, manual or scheduled, dry or not. Its state
+    is here, so a restarted worker or broker loses nothing."""
+
+    class Status(models.TextChoices):
+        PENDING = "Pending"
+        RUNNING = "Running"
+        SUCCESS = "Success"
+        ERROR = "Error"
+        STOPPED = "Stopped"
+
+    policy = models.ForeignKey(RetentionPolicy, on_delete=models.CASCADE, related_name="executions")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    trigger = models.CharField(max_length=16, default="MANUAL")  # or SCHEDULE
+    dry_run = models.BooleanField(default=False)
+    requested_by = models.CharField(max_length=255, blank=True, default="")
+    stop_requested = models.BooleanField(default=False)
+    start_time = models.DateTimeField(auto_now_add=True)
+    end_time = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            # One active run per policy: a second trigger is a conflict.
+            models.UniqueConstraint(
+                fields=["policy"],
+                condition=models.Q(status__in=["Pending", "Running"]),
+                name="retention_one_active_run",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.policy_id}#{self.pk} {self.status}"
+
+
+class RetentionTask(models.Model):
+    """One repository of a run: what it held, what it kept, and the log of each
+    artifact's fate (Harbor's task log)."""
+
+    execution = models.ForeignKey(
+        RetentionExecution, on_delete=models.CASCADE, related_name="tasks"
+    )
+    repository = models.CharField(max_length=255)
+    status = models.CharField(max_length=16, default="Running")
+    total = models.IntegerField(default=0)
+    retained = models.IntegerField(default=0)
+    # The digests (with their tags) a dry run would delete, or a run deleted.
+    deleted = models.JSONField(default=list)
+    log = models.TextField(blank=True, default="")
+    start_time = models.DateTimeField(auto_now_add=True)
+    end_time = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.execution_id}:{self.repository}"

@@ -17,7 +17,10 @@ from celery import shared_task
 from django.conf import settings
 from django.db import DatabaseError
 
-from registry.services import quotas, schedule
+from accounts.access import Actor
+from accounts.errors import Conflict
+from registry.models import RetentionExecution
+from registry.services import quotas, retention, schedule
 from registry.services.uploads import uploads_purge
 
 log = logging.getLogger("berth.registry")
@@ -82,3 +85,40 @@ def reconcile_quotas(self, scheduled: bool = False) -> int:  # type: ignore[no-u
     if scheduled:
         schedule.finished(name=name, task_id=task_id)
     return len(off)
+
+
+@shared_task(bind=True, **RETRY)
+def run_retention(self, execution_id: int) -> str:  # type: ignore[no-untyped-def]
+    """Run a retention execution (registry/services/retention.py). Its deletes
+    are recorded as the requester's (a manual run) or the scheduler's."""
+    requested_by = (
+        RetentionExecution.objects.filter(pk=execution_id)
+        .values_list("requested_by", flat=True)
+        .first()
+    )
+    actor = (
+        Actor(kind="user", name=requested_by)
+        if requested_by
+        else Actor(kind="system", name="retention-scheduler")
+    )
+    return str(retention.run(execution_id=execution_id, actor=actor).status)
+
+
+@shared_task(bind=True, **RETRY)
+def retention_tick(self, scheduled: bool = True) -> int:  # type: ignore[no-untyped-def]
+    """Every minute (Celery beat): start the runs of the retention policies
+    whose cron names this minute, once however many schedulers send the tick."""
+    task_id = self.request.id or ""
+    period = schedule.claim(name="retention-tick", interval=60, task_id=task_id)
+    if period is None:
+        return 0
+    moment = datetime.datetime.fromtimestamp(period * 60, tz=datetime.UTC)
+    started = 0
+    for policy in retention.scheduled_due(moment):
+        try:
+            retention.execution_start(actor=None, policy=policy, dry_run=False, trigger="SCHEDULE")
+            started += 1
+        except Conflict:
+            log.info("retention policy %s: a run is still active; skipped", policy.pk)
+    schedule.finished(name="retention-tick", task_id=task_id)
+    return started

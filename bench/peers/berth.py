@@ -100,6 +100,36 @@ class Berth(Peer):
             cwd=self.tree,
         )
 
+    @property
+    def database_url(self) -> str:
+        """PostgreSQL's URL when the peer runs on it (the lock-wait sampler)."""
+        return self.extra_env.get("DATABASE_URL", "")
+
+    def _api(self, method: str, path: str, body: object) -> tuple[int, bytes]:
+        auth = base64.b64encode(f"admin:{self.password}".encode()).decode()
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            conn.request(
+                method,
+                path,
+                body=json.dumps(body) if body is not None else None,
+                headers={"Authorization": f"Basic {auth}", "Content-Type": "application/json"},
+            )
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+    def set_storage_limit(self, project: str, limit: int) -> None:
+        """Harbor's ``PUT /quotas/{id}`` on the project (the quota-on workload)."""
+        status, data = self._api("GET", f"/api/v2.0/projects/{project}", None)
+        if status != 200:
+            raise RuntimeError(f"project {project}: {status} {data[:300]!r}")
+        pid = json.loads(data)["project_id"]
+        status, data = self._api("PUT", f"/api/v2.0/quotas/{pid}", {"hard": {"storage": limit}})
+        if status != 200:
+            raise RuntimeError(f"quota of {project}: {status} {data[:300]!r}")
+
     def ensure_projects(self, names: list[str]) -> None:
         """Create the projects through Berth's Harbor-compatible API (as admin).
 

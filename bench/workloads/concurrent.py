@@ -19,6 +19,11 @@ from bench.client import Registry
 from bench.context import Context
 
 PROJECT = "conc"
+# The quota-on variant pushes into this project, which has a storage limit set
+# (high enough that no push is refused: what is measured is the cost of checking
+# and counting usage under concurrency, Harbor's hot row, harbor#18440).
+QUOTA_PROJECT = "concq"
+QUOTA_LIMIT = 100 * 2**30
 
 
 def _pct(values: list[float], pct: float) -> float:
@@ -28,7 +33,84 @@ def _pct(values: list[float], pct: float) -> float:
     return v[min(len(v) - 1, round(pct / 100 * (len(v) - 1)))]
 
 
-def run(ctx: Context, reg_factory: Any) -> dict[str, Any]:
+def run_quota(ctx: Context, reg_factory: Any, peer: Any) -> dict[str, Any]:
+    """The same pushes into a project with a storage limit. Peers without
+    Harbor's quota API are skipped."""
+    set_limit = getattr(peer, "set_storage_limit", None)
+    if set_limit is None:
+        return {"skipped": "no Harbor quota API"}
+    set_limit(QUOTA_PROJECT, QUOTA_LIMIT)
+    res = run(ctx, reg_factory, project=QUOTA_PROJECT, peer=peer)
+    res["storage_limit"] = QUOTA_LIMIT
+    return res
+
+
+class LockWaits:
+    """Samples PostgreSQL's ``pg_locks`` every 20 ms for lock requests not yet
+    granted (row and transaction locks: what sessions wait on when they queue
+    behind one another's rows)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.samples = 0
+        self.waiting_samples = 0
+        self.max_waiting = 0
+        self.total_waiting = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self._stop.is_set():
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_locks WHERE NOT granted "
+                    "AND locktype IN ('tuple', 'transactionid', 'relation')"
+                ).fetchone()
+                waiting = int(row[0]) if row else 0
+                self.samples += 1
+                self.total_waiting += waiting
+                self.waiting_samples += waiting > 0
+                self.max_waiting = max(self.max_waiting, waiting)
+                self._stop.wait(0.02)
+
+    def result(self) -> dict[str, Any]:
+        return {
+            "samples": self.samples,
+            "samples_with_waiters": self.waiting_samples,
+            "max_waiting": self.max_waiting,
+            "mean_waiting": self.total_waiting / self.samples if self.samples else 0.0,
+        }
+
+
+def run(ctx: Context, reg_factory: Any, project: str = PROJECT, peer: Any = None) -> dict[str, Any]:
+    """The pushes. On PostgreSQL (``peer.database_url``) the server's lock
+    waits are sampled during the run: a hot row (a quota's usage, say) would
+    show as pushes waiting on one another's row locks."""
+    url = getattr(peer, "database_url", "")
+    sampler = LockWaits(url) if url else None
+    if sampler:
+        sampler.start()
+    try:
+        res = _run(ctx, reg_factory, project)
+    finally:
+        if sampler:
+            sampler.stop()
+    if sampler:
+        res["lock_waits"] = sampler.result()
+        ctx.log(f"  lock waits (PostgreSQL pg_locks, sampled): {res['lock_waits']}")
+    return res
+
+
+def _run(ctx: Context, reg_factory: Any, project: str) -> dict[str, Any]:
     n = ctx.p["concurrent_pushes"]
     budget = ctx.p["concurrent_budget"]
     barrier = threading.Barrier(n + 1)
@@ -45,7 +127,7 @@ def run(ctx: Context, reg_factory: Any) -> dict[str, Any]:
         t0 = time.perf_counter()
         try:
             reg.push_small_image(
-                f"{PROJECT}/r{i}",
+                f"{project}/r{i}",
                 "v1",
                 os.urandom(1024),
                 config=b'{"architecture":"amd64","os":"linux","bench":%d}' % i,

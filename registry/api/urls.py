@@ -3,10 +3,11 @@
 from django.urls import path
 
 from accounts.api.params import IdConverter  # noqa: F401 - registers <id:…>
-from registry.api import content, labels, overview
+from registry.api import content, labels, overview, retention
 
 urlpatterns = [
     *labels.urlpatterns,
+    *retention.urlpatterns,
     path("statistics", overview.Statistics.as_view()),
     path("search", overview.Search.as_view()),
     path("quotas", overview.QuotaList.as_view()),
