@@ -168,9 +168,7 @@ def test_a_policy_round_trips_and_binds_to_its_project(team):
     assert sorted(written) == ["create", "delete", "update", "update"]
 
 
-@pytest.mark.parametrize(
-    ("user", "status"), [("guest", 403), ("outsider", 404), (None, 401)]
-)
+@pytest.mark.parametrize(("user", "status"), [("guest", 403), ("outsider", 404), (None, 401)])
 def test_guests_and_strangers_write_no_policies(team, user, status):
     assert _post(team, [_rule()], user=user).status_code == status
     assert not RetentionPolicy.objects.exists()
