@@ -14,7 +14,8 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import admin
-from django.db.models import Prefetch, QuerySet
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
@@ -23,6 +24,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts import access
 from accounts.adminsite import (
+    SERVICE_ERRORS,
     AdminScope,
     ProjectScopedAdmin,
     ReadOnlyMixin,
@@ -31,13 +33,27 @@ from accounts.adminsite import (
     ServiceFormAdmin,
     SysadminOnlyAdmin,
     count_of,
+    refusal,
     registry_host,
     site,
 )
 from accounts.models import Member, Project, Robot
 from accounts.services.projects import project_create, project_delete, project_update
-from registry.models import Blob, ImmutableRule, Manifest, Repository, ScheduledRun, Tag
-from registry.services import immutability
+from registry.models import (
+    Blob,
+    ImmutableRule,
+    Manifest,
+    ProjectQuota,
+    ProjectStorage,
+    QuotaUsage,
+    Repository,
+    RetentionExecution,
+    RetentionPolicy,
+    RetentionTask,
+    ScheduledRun,
+    Tag,
+)
+from registry.services import immutability, quotas, retention
 from registry.services.artifacts import artifact_delete, repository_delete, tag_delete
 
 PAYLOAD_SHOWN = 64 * 1024
@@ -490,3 +506,217 @@ class ScheduledRunAdmin(ReadOnlyMixin, SysadminOnlyAdmin):
     list_filter = ("name",)
     ordering = ("-claimed_at",)
     show_full_result_count = False
+
+
+# quotas -----------------------------------------------------------------------
+
+
+class QuotaChangeForm(ServiceForm):
+    storage_limit = forms.IntegerField(
+        label=_("storage limit (bytes)"),
+        min_value=-1,
+        help_text=_("-1: unlimited. It cannot be set below the project's current usage."),
+    )
+
+    class Meta:
+        model = ProjectStorage
+        fields = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["storage_limit"].initial = quotas.hard_limits(self.instance)["storage"]
+
+    def perform(self, data: dict[str, Any]) -> ProjectStorage:
+        quotas.quota_update(
+            actor=self.actor, quota_id=self.instance.pk, hard={"storage": data["storage_limit"]}
+        )
+        return self.instance
+
+
+def _usage_bar(used: int, limit: int) -> str:
+    if limit == quotas.UNLIMITED:
+        return format_html("{} / {}", quotas.display_size(used), gettext("unlimited"))
+    share = min(100, round(100 * used / limit)) if limit else 100
+    return format_html(
+        '<progress max="100" value="{}" title="{}%"></progress> {} / {}',
+        share,
+        share,
+        quotas.display_size(used),
+        quotas.display_size(limit),
+    )
+
+
+@admin.register(ProjectStorage, site=site)
+class ProjectStorageAdmin(ServiceFormAdmin, ProjectScopedAdmin):
+    """Each project's storage usage against its limit; system administrators
+    change limits (registry.services.quotas: checks, audit)."""
+
+    resource = "quota"
+    list_action = "read"
+    project_path = "pk"
+    form = QuotaChangeForm
+    list_display = ("name", "usage", "limit", "used_bytes")
+    search_fields = ("name",)
+    ordering = ("name",)
+    readonly_fields = ("name", "usage")
+    fields = ("name", "usage", "storage_limit")
+
+    def project_of(self, obj: ProjectStorage) -> Project:
+        return obj
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ProjectStorage]:
+        used = (
+            QuotaUsage.objects.filter(project=OuterRef("pk"))
+            .values("project")
+            .annotate(total=Sum("bytes"))
+            .values("total")
+        )
+        limit = ProjectQuota.objects.filter(project=OuterRef("pk")).values("storage_limit")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                used=Coalesce(Subquery(used), 0),
+                storage_limit=Coalesce(Subquery(limit), quotas.UNLIMITED),
+            )
+        )
+
+    @admin.display(description=_("usage"))
+    def usage(self, obj: Any) -> str:
+        return _usage_bar(obj.used, obj.storage_limit)
+
+    @admin.display(description=_("limit"), ordering="storage_limit")
+    def limit(self, obj: Any) -> str:
+        if obj.storage_limit == quotas.UNLIMITED:
+            return gettext("unlimited")
+        return quotas.display_size(obj.storage_limit)
+
+    @admin.display(description=_("bytes used"), ordering="used")
+    def used_bytes(self, obj: Any) -> int:
+        return int(obj.used)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return AdminScope.of(request).sysadmin
+
+
+# tag retention ----------------------------------------------------------------
+
+
+def _pretty(value: Any) -> str:
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, ensure_ascii=False))
+
+
+@admin.register(RetentionPolicy, site=site)
+class RetentionPolicyAdmin(ReadOnlyMixin, ProjectScopedAdmin):
+    """Projects' retention policies (written through Harbor's API, or the
+    portal); from here, runs: dry (what would go) or real."""
+
+    resource = "tag-retention"
+    list_display = ("project", "rule_count", "cron", "updated_at")
+    list_select_related = ("project",)
+    ordering = ("project__name",)
+    fields = ("project", "algorithm", "cron", "rules_shown", "recent_runs")
+    readonly_fields = fields
+    actions = ("dry_run", "run_now")
+
+    @admin.display(description=_("rules"))
+    def rule_count(self, obj: RetentionPolicy) -> int:
+        return len(obj.rules)
+
+    @admin.display(description=_("rules"))
+    def rules_shown(self, obj: RetentionPolicy) -> str:
+        return _pretty(obj.rules)
+
+    @admin.display(description=_("recent runs"))
+    def recent_runs(self, obj: RetentionPolicy) -> str:
+        url = reverse("admin:registry_retentionexecution_changelist")
+        return format_html(
+            '<a href="{}?policy__id__exact={}">{}</a>', url, obj.pk, gettext("runs of this policy")
+        )
+
+    def _start(self, request: HttpRequest, queryset: QuerySet[RetentionPolicy], dry: bool) -> None:
+        actor = AdminScope.of(request).actor
+        for policy in queryset.select_related("project"):
+            try:
+                retention.execution_start(actor=actor, policy=policy, dry_run=dry)
+            except SERVICE_ERRORS as exc:
+                self.message_user(request, f"{policy.project.name}: {refusal(exc)}", "error")
+            else:
+                self.message_user(request, gettext("%s: run started") % policy.project.name)
+
+    @admin.action(description=_("Dry run: list what would be deleted"))
+    def dry_run(self, request: HttpRequest, queryset: QuerySet[RetentionPolicy]) -> None:
+        self._start(request, queryset, dry=True)
+
+    @admin.action(description=_("Run now: delete what the rules do not retain"))
+    def run_now(self, request: HttpRequest, queryset: QuerySet[RetentionPolicy]) -> None:
+        self._start(request, queryset, dry=False)
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        # ReadOnlyMixin drops actions with the delete permission: keep ours.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+
+class RetentionTaskInline(admin.TabularInline):
+    model = RetentionTask
+    fields = ("repository", "status", "total", "retained", "deleted_shown", "end_time")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    @admin.display(description=_("deleted (or, in a dry run, would be)"))
+    def deleted_shown(self, obj: RetentionTask) -> str:
+        return format_html(
+            "<br>".join(["{}"] * len(obj.deleted)),
+            *[f"{d['digest'][:19]} {','.join(d['tags']) or '<untagged>'}" for d in obj.deleted],
+        )
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return True  # whoever may open the run (its admin decides) sees its tasks
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(RetentionExecution, site=site)
+class RetentionExecutionAdmin(ReadOnlyMixin, ProjectScopedAdmin):
+    """Retention runs and, per repository, what they deleted or would delete."""
+
+    resource = "tag-retention"
+    project_path = "policy__project"
+    list_display = ("pk", "project_name", "status", "dry_run", "trigger", "start_time", "end_time")
+    list_select_related = ("policy__project",)
+    list_filter = ("status", "dry_run", "trigger")
+    ordering = ("-id",)
+    show_full_result_count = False
+    fields = (
+        "policy",
+        "status",
+        "dry_run",
+        "trigger",
+        "requested_by",
+        "start_time",
+        "end_time",
+        "error",
+    )
+    readonly_fields = fields
+    inlines = (RetentionTaskInline,)
+
+    def project_of(self, obj: RetentionExecution) -> Project:
+        return obj.policy.project
+
+    @admin.display(description=_("project"), ordering="policy__project__name")
+    def project_name(self, obj: RetentionExecution) -> str:
+        return obj.policy.project.name

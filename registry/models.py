@@ -390,3 +390,13 @@ class RetentionTask(models.Model):
 
     def __str__(self) -> str:
         return f"{self.execution_id}:{self.repository}"
+
+
+class ProjectStorage(Project):
+    """A project as its quota page shows it (the admin's usage bars): limit and
+    usage, changed through registry/services/quotas.py."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "project quota"
+        verbose_name_plural = "project quotas"
