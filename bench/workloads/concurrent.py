@@ -47,8 +47,8 @@ def run_quota(ctx: Context, reg_factory: Any, peer: Any) -> dict[str, Any]:
 
 class LockWaits:
     """Samples PostgreSQL's ``pg_locks`` every 20 ms for lock requests not yet
-    granted (row and transaction locks: what sessions wait on when they queue
-    behind one another's rows)."""
+    granted (what sessions wait on when they queue behind one another's rows:
+    transaction ids, tuples, relations), counting what they wait on."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -56,6 +56,7 @@ class LockWaits:
         self.waiting_samples = 0
         self.max_waiting = 0
         self.total_waiting = 0
+        self.kinds: dict[str, int] = {}  # what the waiters waited on, counted per sample
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -71,15 +72,17 @@ class LockWaits:
 
         with psycopg.connect(self.url, autocommit=True) as conn:
             while not self._stop.is_set():
-                row = conn.execute(
-                    "SELECT count(*) FROM pg_locks WHERE NOT granted "
-                    "AND locktype IN ('tuple', 'transactionid', 'relation')"
-                ).fetchone()
-                waiting = int(row[0]) if row else 0
+                rows = conn.execute(
+                    "SELECT l.locktype, COALESCE(c.relname, '') FROM pg_locks l "
+                    "LEFT JOIN pg_class c ON c.oid = l.relation WHERE NOT l.granted"
+                ).fetchall()
                 self.samples += 1
-                self.total_waiting += waiting
-                self.waiting_samples += waiting > 0
-                self.max_waiting = max(self.max_waiting, waiting)
+                self.total_waiting += len(rows)
+                self.waiting_samples += bool(rows)
+                self.max_waiting = max(self.max_waiting, len(rows))
+                for locktype, relation in rows:
+                    key = f"{locktype}:{relation}" if relation else locktype
+                    self.kinds[key] = self.kinds.get(key, 0) + 1
                 self._stop.wait(0.02)
 
     def result(self) -> dict[str, Any]:
@@ -88,6 +91,7 @@ class LockWaits:
             "samples_with_waiters": self.waiting_samples,
             "max_waiting": self.max_waiting,
             "mean_waiting": self.total_waiting / self.samples if self.samples else 0.0,
+            "waited_on": self.kinds,
         }
 
 

@@ -21,6 +21,11 @@ from harborapi.models import (
     ProjectMetadata,
     ProjectReq,
     QuotaUpdateReq,
+    RetentionPolicy,
+    RetentionPolicyScope,
+    RetentionRule,
+    RetentionRuleTrigger,
+    RetentionSelector,
     RobotCreate,
     RobotPermission,
     Tag,
@@ -92,6 +97,17 @@ OPERATIONS = [
     "artifact.list_by_label",
     "artifact.remove_label",
     "label.delete",
+    "retention.metadata",
+    "retention.create",
+    "retention.project_retention_id",
+    "retention.get",
+    "retention.update",
+    "retention.dry_run",
+    "retention.executions",
+    "retention.tasks",
+    "retention.task_log",
+    "retention.stop",
+    "retention.delete",
     "repository.delete",
     "project.artifacts",
     "artifact.accessories",
@@ -327,6 +343,105 @@ async def _drive(target: HarborTarget) -> dict[str, Outcome]:
         names = await artifact_labels()
         check(names == [], names)
 
+    def retention_rule(template: str, params: dict[str, Any], pattern: str) -> RetentionRule:
+        return RetentionRule(
+            action="retain",
+            template=template,
+            params=params,
+            tag_selectors=[
+                RetentionSelector(
+                    kind="doublestar",
+                    decoration="matches",
+                    pattern=pattern,
+                    extras='{"untagged":true}',
+                )
+            ],
+            scope_selectors={
+                "repository": [
+                    RetentionSelector(kind="doublestar", decoration="repoMatches", pattern="**")
+                ]
+            },
+        )
+
+    def retention_policy(*rules: RetentionRule) -> RetentionPolicy:
+        return RetentionPolicy(
+            algorithm="or",
+            rules=list(rules),
+            trigger=RetentionRuleTrigger(kind="Schedule", settings={"cron": "0 0 0 * * *"}),
+            scope=RetentionPolicyScope(level="project", ref=state["pid"]),
+        )
+
+    async def retention_metadata() -> None:
+        meta = await client.get_retention_metadata()
+        names = [t.rule_template for t in meta.templates or []]
+        check("latestPushedK" in names and "nDaysSinceLastPull" in names, meta)
+
+    async def retention_create() -> str:
+        policy = retention_policy(retention_rule("latestPushedK", {"latestPushedK": 0}, "v*"))
+        location = await client.create_retention_policy(policy)
+        state["retention"] = int(location.rsplit("/", 1)[1])
+        return location
+
+    async def retention_project_id() -> None:
+        found = await client.get_project_retention_id(state["pid"])
+        check(found == state["retention"], found)
+
+    async def retention_get() -> None:
+        policy = await client.get_retention_policy(state["retention"])
+        check(policy.scope is not None and policy.scope.ref == state["pid"], policy)
+        rule = (policy.rules or [None])[0]
+        check(rule is not None and rule.params == {"latestPushedK": 0}, policy)
+
+    async def retention_update() -> None:
+        policy = retention_policy(
+            retention_rule("latestPushedK", {"latestPushedK": 0}, "v*"),
+            retention_rule("always", {}, "keep-*"),
+        )
+        await client.update_retention_policy(state["retention"], policy)
+        got = await client.get_retention_policy(state["retention"])
+        check([r.template for r in got.rules or []] == ["latestPushedK", "always"], got)
+
+    async def retention_dry_run() -> str:
+        location = await client.start_retention_execution(state["retention"], dry_run=True)
+        state["execution"] = int(location.rsplit("/", 1)[1])
+        # The live server here runs no worker: run the job as one would.
+        ran = target.server.manage(
+            "shell",
+            "-c",
+            "from registry.tasks import run_retention; "
+            f"run_retention.apply(args=[{state['execution']}])",
+        )
+        check(ran.returncode == 0, ran.stderr)
+        return location
+
+    async def retention_executions() -> None:
+        found = await client.get_retention_executions(state["retention"])
+        check(
+            [(e.id, e.status, e.dry_run) for e in found] == [(state["execution"], "Success", True)],
+            found,
+        )
+
+    async def retention_tasks() -> None:
+        found = await client.get_retention_tasks(state["retention"], state["execution"])
+        check(
+            [(t.repository, t.total, t.retained) for t in found] == [("harborapi/copied", 1, 0)],
+            found,
+        )
+        state["task"] = found[0].id
+
+    async def retention_task_log() -> None:
+        text = await client.get_retention_execution_task_log(
+            state["retention"], state["execution"], state["task"]
+        )
+        check("WOULD DELETE" in text and "v1" in text, text)
+
+    async def retention_stop() -> None:
+        location = await client.start_retention_execution(state["retention"], dry_run=True)
+        execution = int(location.rsplit("/", 1)[1])
+        await client.stop_retention_execution(state["retention"], execution)
+        found = await client.get_retention_executions(state["retention"])
+        check(found[0].id == execution and found[0].status == "Stopped", found)
+
     async def quotas() -> None:
         found = await client.get_quotas(reference="project", reference_id=str(state["pid"]))
         check(len(found) == 1, found)
@@ -456,6 +571,17 @@ async def _drive(target: HarborTarget) -> dict[str, Outcome]:
     await step("artifact.list_by_label", list_by_label)
     await step("artifact.remove_label", remove_label)
     await step("label.delete", delete_label)
+    await step("retention.metadata", retention_metadata)
+    await step("retention.create", retention_create)
+    await step("retention.project_retention_id", retention_project_id)
+    await step("retention.get", retention_get)
+    await step("retention.update", retention_update)
+    await step("retention.dry_run", retention_dry_run)
+    await step("retention.executions", retention_executions)
+    await step("retention.tasks", retention_tasks)
+    await step("retention.task_log", retention_task_log)
+    await step("retention.stop", retention_stop)
+    await step("retention.delete", lambda: client.delete_retention_policy(state["retention"]))
     await step("repository.delete", lambda: client.delete_repository("harborapi", "copied"))
     await step("project.artifacts", project_artifacts)
     await step("artifact.accessories", accessories)
