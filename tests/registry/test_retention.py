@@ -372,3 +372,115 @@ def test_the_schedule_starts_runs_whose_cron_names_the_minute(team, v2):
             "username", flat=True
         )
     ) == {"retention-scheduler"}
+
+
+def _terraform_rule(template, params, tag_decoration, tag, untagged, repo_decoration, repo):
+    """A rule as terraform-provider-harbor's harbor_retention_policy marshals it
+    (Go structs: params' zero values omitted, every other field sent)."""
+    return {
+        "disabled": False,
+        "action": "retain",
+        "scope_selectors": {
+            "repository": [{"kind": "doublestar", "decoration": repo_decoration, "pattern": repo}]
+        },
+        "tag_selectors": [
+            {
+                "kind": "doublestar",
+                "decoration": tag_decoration,
+                "pattern": tag,
+                "extras": '{"untagged":' + ("true" if untagged else "false") + "}",
+            }
+        ],
+        "params": params,
+        "template": template,
+    }
+
+
+def _terraform_body(project, rules, cron, policy_id=None):
+    body = {
+        "algorithm": "or",
+        "rules": rules,
+        "trigger": {"kind": "Schedule", "references": {}, "settings": {"cron": cron}},
+        "scope": {"level": "project", "ref": project.pk},
+    }
+    if policy_id is not None:
+        body["id"] = policy_id
+    return body
+
+
+def test_terraforms_harbor_retention_policy_round_trips(team, v2):
+    _push_versions(v2, n=3)
+    rules = [
+        _terraform_rule(
+            "latestPushedK", {"latestPushedK": 1}, "matches", "v*", True, "repoMatches", "**"
+        ),
+        _terraform_rule("always", {}, "excludes", "v*", False, "repoExcludes", "tmp-*"),
+        _terraform_rule(
+            "nDaysSinceLastPull",
+            {"nDaysSinceLastPull": 7},
+            "matches",
+            "**",
+            True,
+            "repoMatches",
+            "app",
+        ),
+    ]
+    body = _terraform_body(team, rules, "0 0 0 * * *")
+    created = api("padmin").post("/api/v2.0/retentions", body, content_type="application/json")
+    assert created.status_code == 201, created.content
+    # The provider keeps the Location's path (less /api/v2.0) as the resource id.
+    location = created["Location"]
+    assert location.startswith("/api/v2.0/retentions/")
+    pid = int(location.rsplit("/", 1)[1])
+    # Read: what resolveScope, resolveSchedule and resolveRules look at.
+    got = api("padmin").get(location).json()
+    assert got["scope"]["ref"] == team.pk
+    assert got["trigger"]["settings"]["cron"] == "0 0 0 * * *"
+    seen = [
+        (
+            r["template"],
+            r["params"],
+            r["tag_selectors"][0]["decoration"],
+            r["tag_selectors"][0]["pattern"],
+            "true" in r["tag_selectors"][0]["extras"],
+            r["scope_selectors"]["repository"][0]["decoration"],
+            r["scope_selectors"]["repository"][0]["pattern"],
+        )
+        for r in got["rules"]
+    ]
+    assert seen == [
+        ("latestPushedK", {"latestPushedK": 1}, "matches", "v*", True, "repoMatches", "**"),
+        ("always", {}, "excludes", "v*", False, "repoExcludes", "tmp-*"),
+        (
+            "nDaysSinceLastPull",
+            {"nDaysSinceLastPull": 7},
+            "matches",
+            "**",
+            True,
+            "repoMatches",
+            "app",
+        ),
+    ]
+    # A second create (the provider's retry) fails; it then finds the policy in
+    # the project's metadata and updates it there.
+    again = api("padmin").post("/api/v2.0/retentions", body, content_type="application/json")
+    assert again.status_code == 400
+    found = api("padmin").get(f"/api/v2.0/projects/{team.pk}").json()["metadata"]["retention_id"]
+    assert int(found) == pid
+    updated = api("padmin").put(
+        f"/api/v2.0/retentions/{found}",
+        _terraform_body(team, rules[:1], "0 0 * * * *"),
+        content_type="application/json",
+    )
+    assert updated.status_code == 200, updated.content
+    assert api("padmin").get(location).json()["trigger"]["settings"]["cron"] == "0 0 * * * *"
+    # The provider's delete: a PUT with no rules, no schedule and the policy's id.
+    deleted = api("padmin").put(
+        location, _terraform_body(team, [], "", policy_id=pid), content_type="application/json"
+    )
+    assert deleted.status_code == 200, deleted.content
+    left = api("padmin").get(location).json()
+    assert left["rules"] == [] and left["trigger"]["settings"]["cron"] == ""
+    # With no rules, a run touches nothing.
+    _run(pid, dry_run=False)
+    assert _tags() == ["v0", "v1", "v2"]
