@@ -338,6 +338,8 @@ def _set_retention_id(project: Project, value: int | None) -> None:
 def policy_create(*, actor: Actor, raw: Any) -> RetentionPolicy:
     """A project's policy (one per project, as Harbor: its id goes into the
     project's ``retention_id`` metadata)."""
+    if not actor.authenticated:
+        raise Unauthenticated()
     checked = check_policy(raw)
     project = _project_for(actor, checked.project_id, "create")
     try:

@@ -15,8 +15,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from accounts.models import Member, Project, Robot, User
 from accounts.services import robots
 from accounts.services.auth import actor_for_user
-from registry.models import Repository
-from registry.services import immutability, labels
+from registry.models import Repository, RetentionExecution, RetentionTask
+from registry.services import immutability, labels, retention
 from tests.conftest import ADMIN, basic
 from tests.registry.helpers import InProcess
 from tests.roles import PASSWORD
@@ -189,6 +189,30 @@ TABLE: dict[tuple[str, str], tuple[str, dict | None]] = {
     ("PUT", "robots/<id:rid>"): ("padmin admin", {"description": "x"}),
     ("PATCH", "robots/<id:rid>"): ("padmin admin", {}),
     ("DELETE", "robots/<id:rid>"): ("padmin admin", None),
+    ("GET", "retentions/metadatas"): (AUTHENTICATED, None),
+    # The project already has a policy: who may gets a 400, not a refusal.
+    ("POST", "retentions"): (
+        "dev maint padmin admin",
+        {"scope": {"level": "project", "ref": "<project_id>"}},
+    ),
+    ("GET", "retentions/<id:policy_id>"): ("dev maint padmin admin", None),
+    ("PUT", "retentions/<id:policy_id>"): ("dev maint padmin admin", {"rules": []}),
+    ("DELETE", "retentions/<id:policy_id>"): ("dev maint padmin admin", None),
+    ("GET", "retentions/<id:policy_id>/executions"): ("dev maint padmin admin", None),
+    # A run is active: who may gets a 409.
+    ("POST", "retentions/<id:policy_id>/executions"): ("dev maint padmin admin", {"dry_run": True}),
+    ("PATCH", "retentions/<id:policy_id>/executions/<id:execution_id>"): (
+        "dev maint padmin admin",
+        {"action": "stop"},
+    ),
+    ("GET", "retentions/<id:policy_id>/executions/<id:execution_id>/tasks"): (
+        "dev maint padmin admin",
+        None,
+    ),
+    ("GET", "retentions/<id:policy_id>/executions/<id:execution_id>/tasks/<id:task_id>"): (
+        "dev maint padmin admin",
+        None,
+    ),
 }
 # Any other path is a JSON 404 for everyone.
 TABLE.update(
@@ -286,6 +310,12 @@ def world(team, v2):
         reference="v1",
         label_id=label.pk,
     )
+    policy = retention.policy_create(
+        actor=admin,
+        raw={"rules": [], "scope": {"level": "project", "ref": rule.project_id}},
+    )
+    execution = RetentionExecution.objects.create(policy=policy, dry_run=True)
+    task = RetentionTask.objects.create(execution=execution, repository="team/app", log="x\n")
     credentials = {
         name: basic(name, PASSWORD)
         for name in ["lguest", "guest", "dev", "maint", "padmin", "outsider"]
@@ -310,8 +340,19 @@ def world(team, v2):
         "label_id": label.pk,
         "project_id": rule.project_id,
         "addition": "build_history",
+        "policy_id": policy.pk,
+        "execution_id": execution.pk,
+        "task_id": task.pk,
     }
     return credentials, params
+
+
+def _filled(value: object, params: dict) -> object:
+    if isinstance(value, dict):
+        return {k: _filled(v, params) for k, v in value.items()}
+    if isinstance(value, str) and value.startswith("<") and value.endswith(">"):
+        return params[value[1:-1]]
+    return value
 
 
 def concrete(route: str, params: dict) -> str:
@@ -341,10 +382,8 @@ def test_route_answers_by_role(world, key):
         with transaction.atomic():
             kwargs = {"content_type": "application/json"}
             if payload is not None:
-                # A label is attached by its id, which the world fixture made.
-                body = {
-                    k: params["label_id"] if v == "<label_id>" else v for k, v in payload.items()
-                }
+                # Ids the world fixture made (a label's, the project's).
+                body = _filled(payload, params)
                 kwargs["data"] = json.dumps(body)
             response = getattr(client, method.lower())(url, **kwargs)
             transaction.set_rollback(True)
