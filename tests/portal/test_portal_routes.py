@@ -124,6 +124,25 @@ TABLE: dict[str, tuple[str, str]] = {
     **model_pages("registry/blob", see="admin", add="", view="admin", save="", delete=""),
     **model_pages("registry/scheduledrun", see="admin", add="", view="admin", save="", delete=""),
     **model_pages(
+        "registry/projectstorage", see=TEAM, add="", view=TEAM, save="admin", delete=""
+    ),
+    **model_pages(
+        "registry/retentionpolicy",
+        see="dev maint padmin admin",
+        add="",
+        view="dev maint padmin admin",
+        save="",
+        delete="",
+    ),
+    **model_pages(
+        "registry/retentionexecution",
+        see="dev maint padmin admin",
+        add="",
+        view="dev maint padmin admin",
+        save="",
+        delete="",
+    ),
+    **model_pages(
         "registry/immutablerule",
         see="maint padmin admin",
         add="maint padmin admin",
@@ -190,6 +209,9 @@ def objects(world):
         "registry/blob": Blob.objects.first().pk,
         "registry/scheduledrun": run.pk,
         "registry/immutablerule": params["rule_id"],
+        "registry/projectstorage": team.pk,
+        "registry/retentionpolicy": params["policy_id"],
+        "registry/retentionexecution": params["execution_id"],
     }
     return ids, secrets
 
