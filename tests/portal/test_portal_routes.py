@@ -123,9 +123,7 @@ TABLE: dict[str, tuple[str, str]] = {
     ),
     **model_pages("registry/blob", see="admin", add="", view="admin", save="", delete=""),
     **model_pages("registry/scheduledrun", see="admin", add="", view="admin", save="", delete=""),
-    **model_pages(
-        "registry/projectstorage", see=TEAM, add="", view=TEAM, save="admin", delete=""
-    ),
+    **model_pages("registry/projectstorage", see=TEAM, add="", view=TEAM, save="admin", delete=""),
     **model_pages(
         "registry/retentionpolicy",
         see="dev maint padmin admin",

@@ -225,3 +225,16 @@ def test_a_bad_storage_limit_on_create_is_a_400(team):
     )
     assert r.status_code == 400
     assert not Project.objects.filter(name="odd").exists()
+
+
+def test_a_copy_into_a_project_over_its_limit_is_refused_and_links_nothing(team, v2):
+    reg = InProcess(v2)
+    reg.push_image("team/app", "v1", layers=[os.urandom(5000)])
+    pub = Project.objects.get(name="pub")
+    _limit(pub, 1000)
+    r = api("admin").post("/api/v2.0/projects/pub/repositories/copied/artifacts?from=team/app:v1")
+    assert r.status_code == 403, r.content
+    assert "will exceed the configured upper limit of 1000 B." in r.json()["errors"][0]["message"]
+    assert not RepositoryBlob.objects.filter(repository__project=pub).exists()
+    assert not Manifest.objects.filter(repository__project=pub).exists()
+    assert _used("pub") == 0
