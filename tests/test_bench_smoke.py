@@ -25,7 +25,7 @@ pytestmark = pytest.mark.dbindependent  # starts its own registries and database
 
 REPO = Path(__file__).resolve().parent.parent
 PEERS = ["nginx", "distribution-2.8", "berth", "berth-scaled", "berth-nginx"]
-WORKLOADS = "startup,blobs,manifests,concurrent,listing,rss"
+WORKLOADS = "startup,blobs,manifests,concurrent,concurrent_quota,listing,rss"
 
 
 def test_bench_smoke(tmp_path: Path) -> None:
@@ -89,6 +89,15 @@ def test_bench_smoke(tmp_path: Path) -> None:
 
         conc = w["concurrent"]
         assert conc["ok"] == conc["pushes"] == meta["sizes"]["concurrent_pushes"], conc
+        quota_on = w["concurrent_quota"]
+        if name == "distribution-2.8":
+            assert quota_on == {**quota_on, "skipped": "no Harbor quota API"}, quota_on
+        else:
+            assert quota_on["ok"] == quota_on["pushes"] == conc["pushes"], quota_on
+            assert quota_on["storage_limit"] > 0
+        if name == "berth-scaled":  # on PostgreSQL: its lock waits were sampled
+            assert quota_on["lock_waits"]["samples"] > 0, quota_on
+            assert conc["lock_waits"]["samples"] > 0, conc
 
         listing = w["listing"]
         assert listing["tags"]["complete"], listing["tags"]
@@ -108,6 +117,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
     doc = render.render(run)
     assert "## Targets" in doc and "manifest GET by tag" in doc
     assert "Berth" in doc and "Distribution 2.8" in doc
+    assert "The same pushes into a project with a storage limit" in doc
     assert "| steal (Berth / reference) |" in doc and "steal c=64" in doc
 
 
