@@ -84,3 +84,38 @@ def test_concurrent_pushes_near_the_limit_stay_within_the_documented_bound(berth
     assert used <= limit + (workers - 1) * (size + 1024), used
     check = berth.manage("registry_check")
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_skopeo_copying_into_a_full_project_shows_harbors_message(berth, tmp_path):
+    from tests.clients.skopeo import Skopeo
+    from tests.conftest import ADMIN_PASSWORD
+
+    _project(berth, "quota-src", -1)
+    pid = _project(berth, "quota-skopeo", 100 * 1024)
+    crane = crane_for(berth.addr, ADMIN, tmp_path)
+    layer = one_file_layer(tmp_path / "l.tar", "f", os.urandom(200 * 1024))
+    crane("append", "-f", str(layer), "-t", f"{berth.addr}/quota-src/app:v1")
+    skopeo = Skopeo(tmp_path / "skopeo")
+    try:
+        creds = f"admin:{ADMIN_PASSWORD}"
+        said = skopeo.run(
+            "copy",
+            "--retry-times",
+            "0",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            "--src-creds",
+            creds,
+            "--dest-creds",
+            creds,
+            f"docker://{berth.addr}/quota-src/app:v1",
+            f"docker://{berth.addr}/quota-skopeo/app:v1",
+            check=False,
+        )
+    finally:
+        skopeo.stop()
+    assert said.returncode != 0
+    assert "denied: adding 20" in said.stderr, said.stderr
+    assert "will exceed the configured upper limit of 100.0 KiB." in said.stderr, said.stderr
+    assert http.get(f"{berth.url}/v2/quota-skopeo/app/manifests/v1").status_code == 404
+    assert _quota(berth, pid)["used"]["storage"] < 1024  # the config at most
