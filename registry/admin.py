@@ -677,7 +677,11 @@ class RetentionTaskInline(admin.TabularInline):
     def deleted_shown(self, obj: RetentionTask) -> str:
         return format_html(
             "<br>".join(["{}"] * len(obj.deleted)),
-            *[f"{d['digest'][:19]} {','.join(d['tags']) or '<untagged>'}" for d in obj.deleted],
+            *[
+                f"{d['digest'][:19]} {','.join(d['tags']) or '<untagged>'}"
+                + (f" (+{len(d['accessories'])} accessories)" if d.get("accessories") else "")
+                for d in obj.deleted
+            ],
         )
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:

@@ -661,12 +661,16 @@ def _run_repository(execution: RetentionExecution, repository: Repository, actor
     if decision is None:
         return
     RetentionTask.objects.filter(execution=execution, repository=repository.name).delete()
+    accessories = _accessories(repository, [c.digest for c in decision.deleted])
     task = RetentionTask.objects.create(
         execution=execution,
         repository=repository.name,
         total=len(decision.candidates),
         retained=len(decision.candidates) - len(decision.deleted),
-        deleted=[{"digest": c.digest, "tags": c.tags} for c in decision.deleted],
+        deleted=[
+            {"digest": c.digest, "tags": c.tags, "accessories": accessories.get(c.digest, [])}
+            for c in decision.deleted
+        ],
     )
     notes = []
     status = "Success"
@@ -677,7 +681,7 @@ def _run_repository(execution: RetentionExecution, repository: Repository, actor
                 notes.append("stopped before deleting the rest")
                 break
             try:
-                manifest_delete(repository_name=repository.name, reference=c.digest, actor=actor)
+                _delete_artifact(repository, c.digest, actor, depth=0)
             except RegistryError as exc:
                 # Deleted meanwhile, made immutable, listed by a new index: kept.
                 notes.append(f"{c.digest}: not deleted: {exc.message}")
@@ -686,6 +690,28 @@ def _run_repository(execution: RetentionExecution, repository: Repository, actor
     task.status = status
     task.end_time = timezone.now()
     task.save(update_fields=["log", "status", "end_time", "retained"])
+
+
+MAX_ACCESSORY_DEPTH = 4  # a signature of an SBOM of an image, and a bit more
+
+
+def _accessories(repository: Repository, digests: list[str]) -> dict[str, list[str]]:
+    """The referrers (signatures, SBOMs: Harbor's accessories) of each digest."""
+    found: dict[str, list[str]] = {}
+    rows = Manifest.objects.filter(repository=repository, subject_digest__in=digests)
+    for subject, digest in rows.values_list("subject_digest", "digest").order_by("digest"):
+        found.setdefault(subject, []).append(digest)
+    return found
+
+
+def _delete_artifact(repository: Repository, digest: str, actor: Actor, depth: int) -> None:
+    """Delete an artifact as Harbor's retention does: its accessories first (the
+    referrers whose subject it is, theirs before them), each through the user's
+    delete path; then the artifact."""
+    if depth < MAX_ACCESSORY_DEPTH:
+        for accessory in _accessories(repository, [digest]).get(digest, []):
+            _delete_artifact(repository, accessory, actor, depth + 1)
+    manifest_delete(repository_name=repository.name, reference=digest, actor=actor)
 
 
 def scheduled_due(moment: datetime.datetime) -> list[RetentionPolicy]:

@@ -16,7 +16,7 @@ from kit import events
 from registry import tasks
 from registry.models import Manifest, RetentionExecution, RetentionPolicy, Tag
 from registry.services import retention
-from tests.registry.helpers import InProcess
+from tests.registry.helpers import InProcess, artifact, sha256
 from tests.roles import api
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -484,3 +484,17 @@ def test_terraforms_harbor_retention_policy_round_trips(team, v2):
     # With no rules, a run touches nothing.
     _run(pid, dry_run=False)
     assert _tags() == ["v0", "v1", "v2"]
+
+
+def test_a_deleted_artifact_takes_its_accessories_along(team, v2):
+    digests = _push_versions(v2, n=2)
+    reg = InProcess(v2)
+    subject = Manifest.objects.get(digest=digests[0])
+    body, blobs = artifact(bytes(subject.payload), "application/vnd.cncf.notary.signature", b"sig")
+    signature, _ = reg.push("team/app", sha256(body), body, blobs)
+    pid = _create(team, [_rule("latestPushedK", {"latestPushedK": 1})])
+    eid = _run(pid, dry_run=True)
+    [task] = RetentionExecution.objects.get(pk=eid).tasks.all()
+    assert task.deleted == [{"digest": digests[0], "tags": ["v0"], "accessories": [signature]}]
+    _run(pid, dry_run=False)
+    assert set(Manifest.objects.values_list("digest", flat=True)) == {digests[1]}
