@@ -45,6 +45,7 @@ import (
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/project_metadata"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/quota"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/repository"
+	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/retention"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/robot"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/search"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/statistic"
@@ -889,6 +890,112 @@ func main() {
 			return "", fail("hard %v", r.Payload.Hard)
 		}
 		return "", nil
+	})
+	// Tag retention (harbor-cli and Terraform's resources drive these calls).
+	policy := func(cron string, templates ...string) *models.RetentionPolicy {
+		rules := []*models.RetentionRule{}
+		for _, t := range templates {
+			params := map[string]interface{}{}
+			if t == "latestPushedK" {
+				params[t] = 3
+			}
+			rules = append(rules, &models.RetentionRule{
+				Action: "retain", Template: t, Params: params,
+				TagSelectors: []*models.RetentionSelector{{Kind: "doublestar", Decoration: "matches", Pattern: "**", Extras: `{"untagged":true}`}},
+				ScopeSelectors: map[string][]models.RetentionSelector{
+					"repository": {{Kind: "doublestar", Decoration: "repoMatches", Pattern: "**"}},
+				},
+			})
+		}
+		return &models.RetentionPolicy{
+			Algorithm: "or", Rules: rules,
+			Trigger: &models.RetentionRuleTrigger{Kind: "Schedule", Settings: map[string]string{"cron": cron}},
+			Scope:   &models.RetentionPolicyScope{Level: "project", Ref: projectID},
+		}
+	}
+	var retentionID, executionID int64
+	step("retention.metadata", func(ctx context.Context) (string, error) {
+		r, err := admin.Retention.GetRentenitionMetadata(ctx, &retention.GetRentenitionMetadataParams{})
+		if err != nil {
+			return "", err
+		}
+		return "", count(len(r.Payload.Templates), 6, "templates")
+	})
+	step("retention.create", func(ctx context.Context) (string, error) {
+		r, err := admin.Retention.CreateRetention(ctx, &retention.CreateRetentionParams{Policy: policy("0 0 0 * * *", "latestPushedK")})
+		if err != nil {
+			return "", err
+		}
+		retentionID = idFrom(r.Location)
+		return r.Location, nil
+	})
+	step("retention.get", func(ctx context.Context) (string, error) {
+		r, err := admin.Retention.GetRetention(ctx, &retention.GetRetentionParams{ID: retentionID})
+		if err != nil {
+			return "", err
+		}
+		if r.Payload.Scope.Ref != projectID || len(r.Payload.Rules) != 1 || r.Payload.Rules[0].Template != "latestPushedK" {
+			return "", fail("policy %+v", r.Payload)
+		}
+		return "", nil
+	})
+	step("retention.update", func(ctx context.Context) (string, error) {
+		_, err := admin.Retention.UpdateRetention(ctx, &retention.UpdateRetentionParams{ID: retentionID, Policy: policy("0 0 * * * *", "latestPushedK", "always")})
+		if err != nil {
+			return "", err
+		}
+		r, err := admin.Retention.GetRetention(ctx, &retention.GetRetentionParams{ID: retentionID})
+		if err != nil {
+			return "", err
+		}
+		return "", count(len(r.Payload.Rules), 2, "rules")
+	})
+	step("retention.trigger", func(ctx context.Context) (string, error) {
+		_, created, err := admin.Retention.TriggerRetentionExecution(ctx, &retention.TriggerRetentionExecutionParams{ID: retentionID, Body: retention.TriggerRetentionExecutionBody{DryRun: true}})
+		if err != nil {
+			return "", err
+		}
+		if created == nil {
+			return "", fail("no 201")
+		}
+		executionID = idFrom(created.Location)
+		return created.Location, nil
+	})
+	step("retention.executions", func(ctx context.Context) (string, error) {
+		r, err := admin.Retention.ListRetentionExecutions(ctx, &retention.ListRetentionExecutionsParams{ID: retentionID})
+		if err != nil {
+			return "", err
+		}
+		if len(r.Payload) != 1 || r.Payload[0].ID != executionID || !r.Payload[0].DryRun {
+			return "", fail("executions %+v", r.Payload)
+		}
+		return r.Payload[0].Status, nil
+	})
+	step("retention.stop", func(ctx context.Context) (string, error) {
+		// No worker runs beside this server: the run is still Pending and stops at once.
+		_, err := admin.Retention.OperateRetentionExecution(ctx, &retention.OperateRetentionExecutionParams{ID: retentionID, Eid: executionID, Body: retention.OperateRetentionExecutionBody{Action: "stop"}})
+		if err != nil {
+			return "", err
+		}
+		r, err := admin.Retention.ListRetentionExecutions(ctx, &retention.ListRetentionExecutionsParams{ID: retentionID})
+		if err != nil {
+			return "", err
+		}
+		if r.Payload[0].Status != "Stopped" {
+			return "", fail("status %s", r.Payload[0].Status)
+		}
+		return "", nil
+	})
+	step("retention.tasks", func(ctx context.Context) (string, error) {
+		r, err := admin.Retention.ListRetentionTasks(ctx, &retention.ListRetentionTasksParams{ID: retentionID, Eid: executionID})
+		if err != nil {
+			return "", err
+		}
+		return "", count(len(r.Payload), 0, "tasks of a run stopped before it started")
+	})
+	step("retention.delete", func(ctx context.Context) (string, error) {
+		_, err := admin.Retention.DeleteRetention(ctx, &retention.DeleteRetentionParams{ID: retentionID})
+		return "", err
 	})
 	step("auditlog.list", func(ctx context.Context) (string, error) {
 		// harbor-cli escapes q itself before the client escapes it again.
