@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime
 
-from celery.schedules import crontab
+from celery.schedules import ParseException, crontab
 
 from kit.errors import Invalid
 
@@ -22,7 +22,10 @@ def parse(expression: str) -> crontab:
     fields = expression.split()
     if len(fields) != 6:
         raise Invalid(f"invalid cron {shown!r}: six fields expected (seconds first)")
-    seconds, minute, hour, day_of_month, month, day_of_week = fields
+    # Harbor's parser (robfig/cron) takes "?" for "any" in the day fields.
+    seconds, minute, hour, day_of_month, month, day_of_week = (
+        "*" if f == "?" else f for f in fields
+    )
     if not (seconds.isdigit() and int(seconds) < 60):
         raise Invalid(f"invalid cron {shown!r}: seconds must be one value, 0-59")
     try:
@@ -33,7 +36,7 @@ def parse(expression: str) -> crontab:
             month_of_year=month,
             day_of_week=day_of_week,
         )
-    except (ValueError, IndexError, TypeError) as exc:
+    except (ValueError, IndexError, TypeError, ParseException) as exc:
         raise Invalid(f"invalid cron {shown!r}: {exc}") from None
 
 
