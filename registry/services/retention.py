@@ -59,6 +59,7 @@ log = logging.getLogger("berth.registry")
 MAX_RULES = 15  # as Harbor
 MAX_SELECTORS = 8  # of each kind per rule
 MAX_PARAM = 100_000  # counts and days a template takes
+MAX_EXTRAS = 1024  # characters of a selector's extras (Harbor's: {"untagged":true})
 TEMPLATES: dict[str, tuple[str, str]] = {
     # template: (its parameter's unit, Harbor's display text)
     "latestPushedK": ("COUNT", "the most recently pushed # artifacts"),
@@ -121,9 +122,11 @@ def _extras(extras: str, where: str) -> dict[str, Any]:
     """Harbor's ``extras``: a JSON object in a string (``{"untagged":true}``)."""
     if not extras:
         return {}
+    if len(extras) > MAX_EXTRAS:
+        raise Invalid(f"{where}.extras is longer than {MAX_EXTRAS} characters")
     try:
         value = json.loads(extras)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise Invalid(f"{where}.extras must be a JSON object in a string") from None
     if not isinstance(value, dict):
         raise Invalid(f"{where}.extras must be a JSON object in a string")

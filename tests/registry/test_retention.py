@@ -188,6 +188,14 @@ def test_guests_and_strangers_write_no_policies(team, user, status):
         ([_rule(decoration="sortOf")], "", "decoration must be one of"),
         ([_rule(kind="glob")], "", "kind must be one of"),
         ([{**_rule(), "action": "delete"}], "", "action must be retain"),
+        ([_rule(kind="doublestar", untagged="yes")], "", "untagged must be true or false"),
+        (
+            [{**_rule(), "tag_selectors": [{"pattern": "**", "extras": "[" * 1000 + "]" * 1000}]}],
+            "",
+            "extras is longer than",
+        ),
+        ([{**_rule(), "tag_selectors": [{"pattern": "**", "extras": "[" * 500}]}], "", "extras"),
+        ([{**_rule(), "tag_selectors": [7]}], "", "must be a selector object"),
     ],
 )
 def test_bad_policies_are_clear_400s(team, rules, cron, message):
