@@ -51,6 +51,7 @@ def model_pages(model: str, *, see: str, add: str, view: str, save: str, delete:
 TABLE: dict[str, tuple[str, str]] = {
     "": (EVERYONE, ""),  # sign-in for visitors, the dashboard for users
     "search/": (SIGNED_IN, ""),
+    "tokens/": (SIGNED_IN, SIGNED_IN),  # my tokens: every user makes their own
     "devcenter-api-2.0": (EVERYONE, ""),  # Swagger UI of the API, as Harbor's
     "i18n/setlang/": ("", ""),  # a POST that redirects
     "admin": ("", ""),  # redirects to admin/
