@@ -389,3 +389,37 @@ def test_the_cli_secret_is_shown_to_its_owner_only(team):
     current = api("dev", narrow).get("/api/v2.0/users/current")
     assert current.status_code == 200 and "oidc_user_meta" not in current.json()
     assert "Abcdefg123" not in json.dumps(list(AuditEvent.objects.values_list("detail", flat=True)))
+
+
+# What a token costs -----------------------------------------------------------------
+
+
+def _queries(client, path):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        client.get(path)
+    return len(captured)
+
+
+def test_a_token_costs_what_a_password_does(team):
+    """Basic with a token, once its proof is cached, and registry tokens issued
+    from one, cost the queries the password's do."""
+    secret = make_token("dev", "ci", perms("team", ("repository", "pull")))["secret"]
+    by_token = RegistryClient(HTTP_AUTHORIZATION=basic("dev", secret))
+    by_password = RegistryClient(HTTP_AUTHORIZATION=basic("dev", PASSWORD))
+    for client in (by_token, by_password):
+        assert client.get("/v2/").status_code == 200  # the proof cached
+    assert _queries(by_token, "/v2/") == _queries(by_password, "/v2/") == 1
+
+    def bearer(password):
+        r = api("dev", password).get(
+            "/service/token?service=harbor-registry&scope=repository:team/app:pull"
+        )
+        client = RegistryClient(HTTP_AUTHORIZATION=f"Bearer {r.json()['token']}")
+        assert client.get("/v2/team/app/tags/list").status_code == 404  # the re-check cached
+        return client
+
+    path = "/v2/team/app/tags/list"
+    assert _queries(bearer(secret), path) == _queries(bearer(PASSWORD), path)
