@@ -117,9 +117,12 @@ def check_credentials(
     Every password check of every entry point (Basic on /v2 and the API, the
     token service, browser and admin login) comes here. Robots (``robot$…``) are
     a branch of their own: they are not Django users and their secrets are not
-    passwords. Users go through Django's ``AUTHENTICATION_BACKENDS``, so another
-    identity source (LDAP, OIDC, CAS) is one more backend there; the throttle
-    covers them all."""
+    passwords. A user's personal access token (``berth_pat_…``, or any whose
+    proof is cached) is the next branch; then Django's
+    ``AUTHENTICATION_BACKENDS``, so another identity source (LDAP, OIDC, CAS)
+    is one more backend there; then the user's CLI secret. A token's proof
+    carries no Django user: it never opens a browser session
+    (docs/tokens.md). The throttle covers them all."""
     throttle = _Throttle("login-fail:" + _digest(username, client))
     throttle.check()
     proof: Proof | None
