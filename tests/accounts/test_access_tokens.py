@@ -207,6 +207,9 @@ def test_a_token_cannot_make_tokens_nor_sign_in_a_browser(team):
         Client().post("/c/login", {"principal": "dev", "password": made["secret"]}).status_code
         == 401
     )
+    portal = Client()
+    assert portal.post("/", {"username": "dev", "password": made["secret"]}).status_code == 200
+    assert "_auth_user_id" not in portal.session  # the sign-in form again
     # ...nor change the account
     r = put(api("dev", made["secret"]), f"/api/v2.0/users/{user.pk}", {"realname": "x"})
     assert r.status_code == 403
