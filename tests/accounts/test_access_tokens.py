@@ -426,3 +426,25 @@ def test_a_token_costs_what_a_password_does(team):
 
     path = "/v2/team/app/tags/list"
     assert _queries(bearer(secret), path) == _queries(bearer(PASSWORD), path)
+
+
+def test_lists_show_only_the_projects_a_token_names(team):
+    """visible_projects and projects_where honour the limit: a token on `team`
+    lists nothing of another private project its user belongs to."""
+    from accounts.models import Project
+    from registry.models import Repository
+
+    other = Project.objects.create(name="other", owner_id=1)
+    Member.objects.create(project=other, user=User.objects.get(username="dev"), role=Role.DEVELOPER)
+    team_repo = Repository.objects.create(project=team, name="team/app")
+    Repository.objects.create(project=other, name="other/app")
+    secret = make_token("dev", "team-only", perms("team", ("repository", "list")))["secret"]
+    by_token = Client(HTTP_AUTHORIZATION=basic("dev", secret))
+    names = [r["name"] for r in by_token.get("/api/v2.0/repositories").json()]
+    assert names == [team_repo.name]
+    projects = [p["name"] for p in by_token.get("/api/v2.0/projects").json()]
+    assert sorted(projects) == ["library", "pub", "team"]
+    everything = [r["name"] for r in api("dev").get("/api/v2.0/repositories").json()]
+    assert sorted(everything) == ["other/app", "team/app"]
+    assert by_token.get("/api/v2.0/projects/other").status_code == 404
+    assert granted("dev", secret, "repository:other/app:pull") == []
