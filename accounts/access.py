@@ -121,6 +121,11 @@ def _granted(grants: Iterable[Grant], project: Project, resource: str) -> frozen
     return frozenset(actions)
 
 
+def _memberships_of(user_id: int | None) -> QuerySet[Member]:
+    """The memberships that give a user (behind a token) its roles."""
+    return Member.objects.filter(user_id=user_id)
+
+
 def _names(grants: Iterable[Grant], project: Project) -> bool:
     return any(g.kind == "project" and g.namespace in (project.name, "*") for g in grants)
 
@@ -238,7 +243,11 @@ def visible_projects(actor: Actor) -> QuerySet[Project]:
     visible = Q(public=True)
     if actor.limit is not None:
         namespaces = {g.namespace for g in actor.limit.grants if g.kind == "project"}
-        own = Q() if actor.limit.sysadmin else Q(members__user_id=actor.id)
+        own = (
+            Q()
+            if actor.limit.sysadmin
+            else Q(pk__in=_memberships_of(actor.id).values("project_id"))
+        )
         named = Q() if "*" in namespaces else Q(name__in=namespaces)
         if namespaces:
             visible |= own & named
@@ -281,7 +290,7 @@ def projects_where(actor: Actor, resource: str, action: str) -> QuerySet[Project
         if actor.limit.sysadmin:
             return projects.filter(allowed | named)
         roles = roles_granting(resource, action)
-        members = Member.objects.filter(user_id=actor.id, role__in=roles)
+        members = _memberships_of(actor.id).filter(role__in=roles)
         return projects.filter(allowed | (Q(pk__in=members.values("project_id")) & named))
     if actor.kind == "user":
         roles = roles_granting(resource, action)
