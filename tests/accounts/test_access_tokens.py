@@ -448,3 +448,35 @@ def test_lists_show_only_the_projects_a_token_names(team):
     assert sorted(everything) == ["other/app", "team/app"]
     assert by_token.get("/api/v2.0/projects/other").status_code == 404
     assert granted("dev", secret, "repository:other/app:pull") == []
+
+
+# The admin, for system administrators -------------------------------------------------
+
+
+def test_system_administrators_see_and_revoke_tokens_in_the_admin(team):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    made = make_token("dev", "leaked", perms("team", ("repository", "pull")))
+    admin = Client()
+    admin.force_login(User.objects.get(pk=1))
+    page = "/admin/accounts/personalaccesstoken/"
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            body = admin.get(page).content.decode()
+        assert "leaked" in body and made["prefix"] in body and made["secret"] not in body
+        return len(captured)
+
+    few = queries()
+    for i in range(5):
+        make_token("guest", f"t{i}", perms("team", ("repository", "pull")))
+    assert queries() == few  # no query per row
+    dev = Client()
+    dev.force_login(User.objects.get(username="dev"))
+    assert dev.get(page).status_code == 403
+    r = admin.post(page, {"action": "revoke", "_selected_action": [made["id"]]})
+    assert r.status_code == 302
+    assert token_status("dev", made["secret"]) == 401
+    event = AuditEvent.objects.filter(resource_type="access_token", operation="delete").get()
+    assert (event.username, event.resource) == ("admin", "dev/leaked")

@@ -95,6 +95,9 @@ TABLE: dict[str, tuple[str, str]] = {
         "accounts/user", see="admin", add="admin", view="admin", save="admin", delete="admin"
     ),
     **model_pages(
+        "accounts/personalaccesstoken", see="admin", add="", view="admin", save="", delete=""
+    ),
+    **model_pages(
         "accounts/systemsetting", see="admin", add="admin", view="admin", save="admin", delete=""
     ),
     **model_pages(
@@ -183,6 +186,7 @@ def objects(world):
         "accounts/robot": params["rid"],
         "accounts/user": User.objects.get(username="dev").pk,
         "accounts/systemsetting": "self_registration",
+        "accounts/personalaccesstoken": params["tid"],
         "accounts/project": team.pk,
         "audit/auditevent": event.pk,
         "registry/repository": Repository.objects.get(name="team/app").pk,
