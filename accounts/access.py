@@ -18,6 +18,8 @@ decisions need a sysadmin or a system robot granted the permission.
   service's requested ∩ permitted.
 - ``system_can`` / ``require_system``: system scope; ``memberships``: a
   user's roles (the admin's scope).
+- ``roles_remembered``: within it (one portal request), a user's role in a
+  project is read from the database once, however many decisions ask.
 - ``require_holds``: an actor acting on another principal (creating, changing,
   refreshing or deleting a robot; access tokens and SSO identities next) must
   itself hold every permission that principal has (Harbor's rule).
@@ -29,7 +31,9 @@ decisions need a sysadmin or a system robot granted the permission.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -98,14 +102,47 @@ def robot_grants(permissions: list[dict[str, Any]]) -> tuple[Grant, ...]:
     return tuple(grants)
 
 
+# (user id, project id) -> role, while ``roles_remembered`` is in force.
+_remembered_roles: ContextVar[dict[tuple[int | None, int], int | None] | None] = ContextVar(
+    "berth_remembered_roles", default=None
+)
+
+
+@contextmanager
+def roles_remembered() -> Iterator[None]:
+    """Within: ``member_role`` reads each (user, project) role once. For one
+    portal request (portal/middleware.py), where a page asks a dozen decisions
+    of the same project; a membership change inside is seen after
+    ``forget_roles`` (the portal's writes answer with a redirect)."""
+    token = _remembered_roles.set({})
+    try:
+        yield
+    finally:
+        _remembered_roles.reset(token)
+
+
+def forget_roles() -> None:
+    """Drop the roles remembered so far (after a membership change)."""
+    memo = _remembered_roles.get()
+    if memo is not None:
+        memo.clear()
+
+
 def member_role(actor: Actor, project: Project) -> int | None:
     if actor.kind != "user":
         return None
-    return (
+    memo = _remembered_roles.get()
+    key = (actor.id, project.pk)
+    if memo is not None and key in memo:
+        return memo[key]
+    role = (
         Member.objects.filter(project=project, user_id=actor.id)
         .values_list("role", flat=True)
         .first()
     )
+    if memo is not None:
+        memo[key] = role
+    return role
 
 
 def _granted(grants: Iterable[Grant], project: Project, resource: str) -> frozenset[str]:

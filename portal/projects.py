@@ -97,6 +97,7 @@ def _members(request: HttpRequest, actor: Actor, project: Project) -> dict[str, 
                             username=data["username"],
                             role_id=data["role"],
                         )
+                        access.forget_roles()
                         return {"redirect": True}
                 else:
                     change = RoleForm(request.POST)
@@ -111,6 +112,7 @@ def _members(request: HttpRequest, actor: Actor, project: Project) -> dict[str, 
                                 member_id=mid,
                                 role_id=change.cleaned_data["role"],
                             )
+                        access.forget_roles()
                         return {"redirect": True}
         except SERVICE_ERRORS as exc:
             form.add_error(None, refusal(exc))

@@ -107,6 +107,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # A page reads the user's role in a project once (accounts.access).
+    "portal.middleware.RoleMemoMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 

@@ -36,15 +36,15 @@ def pages(team: Project) -> dict[tuple[str, str], int]:
         ("guest", "/admin/registry/tag/"): 5,
         ("guest", "/admin/accounts/member/"): 7,
         # A project as tabs, for its admin (who sees every tab): the session, the
-        # user, the project, the user's role read by each policy check (one per
-        # tab listed and per action offered: not yet kept for the request), then
-        # the tab's own rows (summary: the counts, the quota, the storage used).
-        ("padmin", f"/projects/{team.pk}/"): 19,
-        ("padmin", f"/projects/{team.pk}/repositories/"): 12,
-        ("padmin", f"/projects/{team.pk}/members/"): 15,
-        ("padmin", f"/projects/{team.pk}/robots/"): 17,
-        ("padmin", f"/projects/{team.pk}/immutable-rules/"): 14,
-        ("padmin", f"/projects/{team.pk}/logs/"): 12,
+        # user, the project, the user's role (read once for the request however
+        # many tabs and actions are decided: accounts.access.roles_remembered),
+        # then the tab's own rows (summary: the counts, the quota, the storage used).
+        ("padmin", f"/projects/{team.pk}/"): 10,
+        ("padmin", f"/projects/{team.pk}/repositories/"): 6,
+        ("padmin", f"/projects/{team.pk}/members/"): 7,
+        ("padmin", f"/projects/{team.pk}/robots/"): 7,
+        ("padmin", f"/projects/{team.pk}/immutable-rules/"): 6,
+        ("padmin", f"/projects/{team.pk}/logs/"): 6,
     }
 
 
@@ -87,3 +87,25 @@ def test_listing_pages_query_counts_are_pinned(team, django_assert_num_queries):
     for (user, path), expected in pages(team).items():
         with django_assert_num_queries(expected):
             clients[user].get(path)
+
+
+def test_a_role_is_read_once_per_portal_request_and_never_kept_past_it(
+    team, django_assert_num_queries
+):
+    from accounts import access
+    from accounts.identity import actor_of_user
+
+    padmin = actor_of_user(User.objects.get(username="padmin"))
+    with django_assert_num_queries(2):  # no memo outside a portal request
+        assert access.can(padmin, "member", "update", team)
+        assert access.can(padmin, "robot", "create", team)
+    with access.roles_remembered():
+        with django_assert_num_queries(1):
+            assert access.can(padmin, "member", "update", team)
+            assert access.can(padmin, "robot", "create", team)
+        Member.objects.filter(project=team, user_id=padmin.id).update(role=Role.GUEST)
+        assert access.can(padmin, "member", "update", team)  # remembered
+        access.forget_roles()
+        assert not access.can(padmin, "member", "update", team)
+    Member.objects.filter(project=team, user_id=padmin.id).update(role=Role.PROJECT_ADMIN)
+    assert access.can(padmin, "member", "update", team)
