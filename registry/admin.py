@@ -13,16 +13,21 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
-from django.contrib import admin
-from django.db.models import Prefetch, QuerySet
-from django.http import HttpRequest, HttpResponse
-from django.urls import reverse
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, F, OuterRef, Prefetch, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import redirect
+from django.template.defaultfilters import filesizeformat
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from accounts import access
 from accounts.adminsite import (
+    SERVICE_ERRORS,
     AdminScope,
     ProjectScopedAdmin,
     ReadOnlyMixin,
@@ -31,14 +36,25 @@ from accounts.adminsite import (
     ServiceFormAdmin,
     SysadminOnlyAdmin,
     count_of,
+    refusal,
     registry_host,
     site,
 )
 from accounts.models import Member, Project, Robot
 from accounts.services.projects import project_create, project_delete, project_update
-from registry.models import Blob, ImmutableRule, Manifest, Repository, ScheduledRun, Tag
+from registry import details
+from registry.models import (
+    Blob,
+    ImmutableRule,
+    Manifest,
+    ManifestBlob,
+    ManifestChild,
+    Repository,
+    ScheduledRun,
+    Tag,
+)
 from registry.services import immutability
-from registry.services.artifacts import artifact_delete, repository_delete, tag_delete
+from registry.services.artifacts import artifact_delete, repository_delete, tag_create, tag_delete
 
 PAYLOAD_SHOWN = 64 * 1024
 
@@ -258,17 +274,61 @@ def artifacts_url(repository: Repository) -> str:
     return f"{reverse('admin:registry_manifest_changelist')}?repository__id__exact={repository.pk}"
 
 
+def blob_bytes() -> Coalesce:
+    """The bytes of the blobs (config and layers) a manifest lists, as a
+    correlated sum evaluated for the rows of the page only."""
+    rows = (
+        ManifestBlob.objects.filter(manifest=OuterRef("pk"))
+        .order_by()
+        .values("manifest")
+        .annotate(n=Sum("blob__size"))
+        .values("n")
+    )
+    return Coalesce(Subquery(rows), 0)
+
+
+def accessory_count() -> Coalesce:
+    """How many artifacts of the repository refer to this one (its accessories:
+    the indexed ``subject_digest``), for the rows of the page only."""
+    rows = (
+        Manifest.objects.filter(
+            repository_id=OuterRef("repository_id"), subject_digest=OuterRef("digest")
+        )
+        .order_by()
+        .values("repository_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(rows), 0)
+
+
 @admin.register(Manifest, site=site)
 class ManifestAdmin(ContentAdmin):
-    """Artifacts (Harbor's word; a manifest and its tags)."""
+    """Artifacts (Harbor's word; a manifest and its tags). An artifact's page
+    shows its tags (with their pull commands, a form to add one, a link to
+    delete each), its blobs with their sizes, the build history of its image
+    config, the platforms of an index, its referrers and the manifest
+    (``registry.details``, ``templates/admin/registry/manifest/change_form.html``)."""
 
     resource = "artifact"
     project_path = "repository__project"
-    list_display = ("digest", "tag_names", "repository", "media_type", "size", "created_at")
+    list_display = (
+        "digest",
+        "tag_names",
+        "repository",
+        "media_type",
+        "size_shown",
+        "platform_count",
+        "accessories",
+        "created_at",
+        "pulled_at",
+    )
     list_select_related = ("repository",)
     list_filter = (("repository", admin.RelatedOnlyFieldListFilter),)
     search_fields = ("=digest", "repository__name", "=tags__name")
     show_full_result_count = False
+    # Newest first, on the primary key: a walk of its index, stopped at the page.
+    ordering = ("-pk",)
     fields = (
         "repository",
         "digest",
@@ -289,7 +349,31 @@ class ManifestAdmin(ContentAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Manifest]:
         tags = Prefetch("tags", queryset=Tag.objects.order_by("name"))
-        return super().get_queryset(request).defer("payload").prefetch_related(tags)
+        return (
+            super()
+            .get_queryset(request)
+            .defer("payload")
+            .select_related("repository__project")
+            .prefetch_related(tags)
+            .annotate(
+                total_size=F("size") + blob_bytes(),
+                children=count_of(ManifestChild, "parent"),
+                referrers=accessory_count(),
+            )
+        )
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> Manifest | None:
+        """Once per request: the page's own context and Django's change view
+        both ask for it."""
+        key = (object_id, from_field)
+        memo = getattr(request, "_berth_artifact", None)
+        if memo is not None and memo[0] == key:
+            return memo[1]
+        manifest = super().get_object(request, object_id, from_field)
+        request._berth_artifact = (key, manifest)  # type: ignore[attr-defined]
+        return manifest
 
     def get_list_filter(self, request: HttpRequest) -> Any:
         # The repository filter's choices are every repository the user may
@@ -299,6 +383,24 @@ class ManifestAdmin(ContentAdmin):
     @admin.display(description=_("tags"))
     def tag_names(self, obj: Manifest) -> str:
         return ", ".join(tag.name for tag in obj.tags.all())
+
+    @admin.display(description=_("size"), ordering="size")
+    def size_shown(self, obj: Any) -> str:
+        return format_html(
+            '<span title="{}">{}</span>', obj.total_size, filesizeformat(obj.total_size)
+        )
+
+    @admin.display(description=_("platforms"))
+    def platform_count(self, obj: Any) -> int | str:
+        return obj.children or ""
+
+    @admin.display(description=_("accessories"))
+    def accessories(self, obj: Any) -> int | str:
+        return obj.referrers or ""
+
+    @admin.display(description=_("pulled"))
+    def pulled_at(self, obj: Manifest) -> Any:
+        return obj.repository.last_pulled_at
 
     @admin.display(description=_("annotations"))
     def annotations_text(self, obj: Manifest) -> str:
@@ -317,6 +419,42 @@ class ManifestAdmin(ContentAdmin):
             text = text[:PAYLOAD_SHOWN] + "\n…"
         return format_html("<pre>{}</pre>", text)
 
+    def get_urls(self) -> list[URLPattern]:
+        # Before the admin's own: its last pattern takes any path under the model.
+        tags = path(
+            "<path:object_id>/tags/",
+            self.admin_site.admin_view(self.add_tag_view),
+            name="registry_manifest_add_tag",
+        )
+        return [tags, *super().get_urls()]
+
+    def add_tag_view(self, request: HttpRequest, object_id: str) -> HttpResponseBase:
+        """Add a tag to the artifact: ``registry.services.artifacts.tag_create``,
+        as the API's ``POST .../artifacts/{reference}/tags`` (the name checked,
+        an existing tag refused, audited), for whoever may ``tag:create`` in its
+        project."""
+        if request.method != "POST":
+            return HttpResponse(status=405, headers={"Allow": "POST"})
+        manifest = self.get_object(request, object_id)
+        if manifest is None:
+            raise Http404
+        scope = AdminScope.of(request)
+        if not scope.may_on("tag", "create", manifest.repository.project):
+            raise PermissionDenied
+        name = request.POST.get("name", "").strip()
+        try:
+            tag_create(
+                actor=scope.actor,
+                repository=manifest.repository,
+                reference=manifest.digest,
+                name=name,
+            )
+        except SERVICE_ERRORS as exc:
+            messages.error(request, refusal(exc))
+        else:
+            messages.success(request, gettext("Tag %(name)s added.") % {"name": name})
+        return redirect("admin:registry_manifest_change", manifest.pk)
+
     def change_view(
         self,
         request: HttpRequest,
@@ -327,13 +465,52 @@ class ManifestAdmin(ContentAdmin):
         manifest = self.get_object(request, object_id)
         context = dict(extra_context or {})
         if manifest is not None:
-            context["pull_commands"] = pull_commands(request, manifest)
+            context.update(artifact_context(request, manifest))
         return super().change_view(request, object_id, form_url, context)
 
     def delete_model(self, request: HttpRequest, obj: Manifest) -> None:
         artifact_delete(
             actor=AdminScope.of(request).actor, repository=obj.repository, reference=obj.digest
         )
+
+
+def artifact_context(request: HttpRequest, manifest: Manifest) -> dict[str, Any]:
+    """What the artifact's page shows beside its fields."""
+    scope = AdminScope.of(request)
+    project = manifest.repository.project
+    immutable = immutability.matcher_for(project)
+    may_delete = scope.may_on("tag", "delete", project)
+    tag_rows = [
+        {
+            "name": tag.name,
+            "immutable": immutable(manifest.repository.name, tag.name),
+            "delete_url": reverse("admin:registry_tag_delete", args=[tag.pk]) if may_delete else "",
+        }
+        for tag in manifest.tags.all()
+    ]
+    layers = details.layers(manifest)
+    return {
+        "pull_commands": pull_commands(request, manifest),
+        "artifact_tags": tag_rows,
+        "may_add_tag": scope.may_on("tag", "create", project),
+        "add_tag_url": reverse("admin:registry_manifest_add_tag", args=[manifest.pk]),
+        "layers": layers,
+        "layers_size": sum(layer.size for layer in layers) + manifest.size,
+        "history": details.history(manifest),
+        "platforms": [
+            (
+                platform,
+                reverse("admin:registry_manifest_change", args=[platform.child_id])
+                if platform.child_id
+                else "",
+            )
+            for platform in details.platforms(manifest)
+        ],
+        "referrers": [
+            (kind, row, reverse("admin:registry_manifest_change", args=[row.pk]))
+            for kind, row in details.referrers(manifest)
+        ],
+    }
 
 
 @admin.register(Tag, site=site)

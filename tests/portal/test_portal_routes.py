@@ -122,6 +122,8 @@ TABLE: dict[str, tuple[str, str]] = {
     **model_pages(
         "registry/manifest", see=SIGNED_IN, add="", view=TEAM, save="", delete="maint padmin admin"
     ),
+    # Add a tag to an artifact: a POST that redirects to the artifact's page.
+    "admin/registry/manifest/<path:object_id>/tags/": ("", ""),
     **model_pages(
         "registry/tag", see=SIGNED_IN, add="", view=TEAM, save="", delete="maint padmin admin"
     ),
