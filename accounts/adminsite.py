@@ -40,6 +40,7 @@ from accounts import access, identity
 from accounts.access import Actor
 from accounts.errors import Conflict, Denied, Invalid, NotFound, PreconditionFailed
 from accounts.models import Project
+from accounts.services import config
 from accounts.services.users import user_set_password
 from accounts.views import login_event
 from kit.errors import CodedError
@@ -344,6 +345,13 @@ class BerthAdminSite(admin.AdminSite):
 
     def has_permission(self, request: HttpRequest) -> bool:
         return request.user.is_authenticated and AdminScope.of(request).may_use_admin()
+
+    def login(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """Django's, offering self-registration while it is enabled (as ``/``)."""
+        context = {"self_registration": bool(config.get("self_registration"))}
+        return super().login(request, {**context, **(extra_context or {})})
 
     def password_change(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None

@@ -32,6 +32,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("search/", views.search, name="portal-search"),
     path("tokens/", tokens.my_tokens, name="portal-tokens"),
+    path("register/", views.register, name="portal-register"),
     # A project as tabs (portal/projects.py).
     path("projects/<int:project_id>/", projects.project_tab, name="portal-project"),
     *(

@@ -52,6 +52,7 @@ TABLE: dict[str, tuple[str, str]] = {
     "": (EVERYONE, ""),  # sign-in for visitors, the dashboard for users
     "search/": (SIGNED_IN, ""),
     "tokens/": (SIGNED_IN, SIGNED_IN),  # my tokens: every user makes their own
+    "register/": ("", ""),  # self-registration is off here (tests/portal/test_register.py)
     "devcenter-api-2.0": (EVERYONE, ""),  # Swagger UI of the API, as Harbor's
     "i18n/setlang/": ("", ""),  # a POST that redirects
     "admin": ("", ""),  # redirects to admin/
