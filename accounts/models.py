@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class User(AbstractUser):
@@ -18,6 +19,8 @@ class User(AbstractUser):
     stamp = models.CharField(max_length=32, blank=True, default="", db_default="")
 
     class Meta:
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
         ordering = ["id"]
 
     @property
@@ -53,6 +56,8 @@ class Project(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("project")
+        verbose_name_plural = _("projects")
         # Created by registry's first migration; moved here without touching the
         # table (accounts 0004, registry 0006: state-only).
         db_table = "registry_project"
@@ -70,6 +75,8 @@ class Member(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("member")
+        verbose_name_plural = _("members")
         constraints = [
             models.UniqueConstraint(fields=["project", "user"], name="member_project_user"),
         ]
@@ -101,6 +108,8 @@ class Robot(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("robot")
+        verbose_name_plural = _("robots")
         constraints = [
             models.UniqueConstraint(fields=["name"], name="robot_name_unique"),
         ]
@@ -133,6 +142,10 @@ class SystemSetting(models.Model):
     key = models.CharField(max_length=64, primary_key=True)
     value = models.JSONField()
     updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("system setting")
+        verbose_name_plural = _("system settings")
 
     def __str__(self) -> str:
         return self.key
