@@ -10,12 +10,14 @@ projects they administer.
 from __future__ import annotations
 
 import base64
+from contextvars import ContextVar
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import forms as auth_forms
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -23,6 +25,7 @@ from django.utils.html import escape
 from django.utils.translation import gettext_lazy as _
 
 from accounts import pullsecret
+from accounts.access import Actor
 from accounts.adminsite import (
     SERVICE_ERRORS,
     AdminScope,
@@ -32,6 +35,7 @@ from accounts.adminsite import (
     ServiceFormAdmin,
     SysadminOnlyAdmin,
     count_of,
+    refusal,
     registry_host,
     site,
 )
@@ -51,6 +55,7 @@ from accounts.services.users import (
     user_create,
     user_delete,
     user_set_active,
+    user_set_password,
     user_set_sysadmin,
     user_update_profile,
 )
@@ -423,10 +428,53 @@ class UserChangeForm(ServiceForm, auth_forms.UserChangeForm):
         return User.objects.get(pk=user.pk)
 
 
+# The sysadmin resetting a password, for the form Django's view builds itself.
+_resetting_actor: ContextVar[Actor | None] = ContextVar("berth_resetting_actor", default=None)
+
+
+class PasswordResetForm(auth_forms.AdminPasswordChangeForm):
+    """A sysadmin sets a user's password: ``user_set_password`` (the policy,
+    the user's refresh tokens revoked, the audit row), as the API's
+    ``PUT /users/{id}/password``. Django's "password-based authentication:
+    disabled" choice is not offered: Berth's users sign in with a password."""
+
+    def __init__(self, user: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(user, *args, **kwargs)
+        self.fields.pop("usable_password", None)
+        self.fields["password1"].required = True
+        self.fields["password2"].required = True
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        actor = _resetting_actor.get()
+        if self.errors or actor is None:
+            return data
+        try:
+            user_set_password(actor=actor, user_id=self.user.pk, old="", new=data["password1"])
+        except SERVICE_ERRORS as exc:
+            raise ValidationError(refusal(exc)) from None
+        self.user.refresh_from_db(fields=["password", "stamp"])
+        return data
+
+    def save(self, commit: bool = True) -> Any:
+        return self.user  # saved by the service, during validation
+
+
 @admin.register(User, site=site)
 class UserAdmin(SysadminOnlyAdmin, ServiceFormAdmin, BaseUserAdmin):
     form = UserChangeForm
     add_form = UserAddForm
+    change_password_form = PasswordResetForm
+
+    def user_change_password(
+        self, request: HttpRequest, id: str, form_url: str = ""
+    ) -> HttpResponse:
+        token = _resetting_actor.set(AdminScope.of(request).actor)
+        try:
+            return super().user_change_password(request, id, form_url)
+        finally:
+            _resetting_actor.reset(token)
+
     list_display = (
         "username",
         "email",
