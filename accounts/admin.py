@@ -29,6 +29,7 @@ from accounts.access import Actor
 from accounts.adminsite import (
     SERVICE_ERRORS,
     AdminScope,
+    LargeTableAdmin,
     ProjectScopedAdmin,
     ReadOnlyMixin,
     ServiceForm,
@@ -601,7 +602,7 @@ class PersonalAccessTokenAdmin(ReadOnlyMixin, SysadminOnlyAdmin):
 # not in ``audit``, because reading the trail is an access decision and
 # ``audit`` sits below ``accounts`` (docs/architecture.md).
 @admin.register(AuditEvent, site=site)
-class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyMixin, LargeTableAdmin):
     list_display = (
         "occurred_at",
         "username",

@@ -29,6 +29,7 @@ from accounts import access
 from accounts.adminsite import (
     SERVICE_ERRORS,
     AdminScope,
+    LargeTableAdmin,
     ProjectScopedAdmin,
     ReadOnlyMixin,
     ServiceDeleteAdmin,
@@ -110,7 +111,7 @@ class MineFilter(admin.SimpleListFilter):
 
 
 @admin.register(Project, site=site)
-class ProjectAdmin(ServiceDeleteAdmin, ServiceFormAdmin, ProjectScopedAdmin):
+class ProjectAdmin(LargeTableAdmin, ServiceDeleteAdmin, ServiceFormAdmin, ProjectScopedAdmin):
     resource = "project"
     list_action = "read"  # Harbor lists the projects one may read: mine and public
     project_path = "pk"
@@ -212,7 +213,7 @@ def pull_commands(request: HttpRequest, manifest: Manifest) -> list[tuple[str, s
     return [*lines, (manifest.digest, f"docker pull {base}@{manifest.digest}")]
 
 
-class ContentAdmin(ServiceDeleteAdmin, ProjectScopedAdmin):
+class ContentAdmin(LargeTableAdmin, ServiceDeleteAdmin, ProjectScopedAdmin):
     """Content written by the registry protocol: seen by whoever may list it,
     never added or edited here, deleted through ``registry.services.artifacts``
     by whoever Harbor's matrix lets delete it."""
@@ -302,6 +303,32 @@ def accessory_count() -> Coalesce:
     return Coalesce(Subquery(rows), 0)
 
 
+class RepositoryFilter(admin.SimpleListFilter):
+    """One repository's artifacts (the repository pages link here). Its only
+    choice is the repository chosen, read by its key: listing every
+    repository holding artifacts would read the whole manifest table."""
+
+    title = _("repository")
+    parameter_name = "repository__id__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        value = self.value()
+        if not (value and value.isdigit()):
+            return []
+        repositories = AdminScope.of(request).restrict(
+            Repository.objects.filter(pk=int(value)), "project", "repository", "list"
+        )
+        return [(str(r.pk), r.name) for r in repositories]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if value is None:
+            return queryset
+        if not value.isdigit():
+            return queryset.none()
+        return queryset.filter(repository_id=int(value))
+
+
 @admin.register(Manifest, site=site)
 class ManifestAdmin(ContentAdmin):
     """Artifacts (Harbor's word; a manifest and its tags). An artifact's page
@@ -324,9 +351,8 @@ class ManifestAdmin(ContentAdmin):
         "pulled_at",
     )
     list_select_related = ("repository",)
-    list_filter = (("repository", admin.RelatedOnlyFieldListFilter),)
+    list_filter = (RepositoryFilter,)
     search_fields = ("=digest", "repository__name", "=tags__name")
-    show_full_result_count = False
     # Newest first, on the primary key: a walk of its index, stopped at the page.
     ordering = ("-pk",)
     fields = (
@@ -376,9 +402,8 @@ class ManifestAdmin(ContentAdmin):
         return manifest
 
     def get_list_filter(self, request: HttpRequest) -> Any:
-        # The repository filter's choices are every repository the user may
-        # see: offered only when the list is already one repository's.
-        return self.list_filter if "repository__id__exact" in request.GET else ()
+        # Offered only when the list is already one repository's.
+        return self.list_filter if RepositoryFilter.parameter_name in request.GET else ()
 
     @admin.display(description=_("tags"))
     def tag_names(self, obj: Manifest) -> str:

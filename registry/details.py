@@ -102,12 +102,13 @@ def layers(manifest: Manifest) -> list[Layer]:
 def history(manifest: Manifest) -> list[Step]:
     """The image config's build history (``created``, ``created_by``,
     ``empty_layer``), read as the API's ``build_history`` addition reads it;
-    nothing for an artifact that is no image or whose config is not here."""
+    nothing for an artifact that is no image or whose config is not here (not
+    linked, too large, or missing from storage: the page still answers)."""
     if "build_history" not in additions.available(manifest):
         return []
     try:
         found = additions.addition_get(manifest=manifest, name="build_history")
-    except (NotFound, ValueError):
+    except (NotFound, ValueError, OSError):  # OSError: the blob is gone from storage
         return []
     entries = json.loads(found.content)
     return [

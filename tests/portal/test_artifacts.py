@@ -130,6 +130,17 @@ def test_the_artifact_page_shows_layers_history_and_referrers(pushed):
     assert "&quot;mediaType&quot;: &quot;application/vnd.oci.image.manifest.v1+json" in text
 
 
+def test_a_config_missing_from_storage_leaves_the_page_without_history(pushed):
+    from registry.storage import blob_store
+
+    config = json.loads(pushed["v1_body"])["config"]["digest"]
+    blob_store().delete_blob(config)
+    page = as_user("guest").get(page_of(pushed["v1"]))
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert 'id="berth-history"' not in text and 'id="berth-layers"' in text
+
+
 def test_an_index_page_lists_its_platforms_linked_to_their_artifacts(pushed):
     text = as_user("guest").get(page_of(pushed["index"])).content.decode()
     platforms = text[text.index('id="berth-platforms"') :]
