@@ -355,6 +355,9 @@ class ManifestAdmin(ContentAdmin):
     search_fields = ("=digest", "repository__name", "=tags__name")
     # Newest first, on the primary key: a walk of its index, stopped at the page.
     ordering = ("-pk",)
+    # Row links carry no filter state: resolving it for every row was a third
+    # of the page's rendering; the artifact's page links back to its repository.
+    preserve_filters = False
     fields = (
         "repository",
         "digest",
@@ -515,6 +518,7 @@ def artifact_context(request: HttpRequest, manifest: Manifest) -> dict[str, Any]
     ]
     layers = details.layers(manifest)
     return {
+        "repository_url": artifacts_url(manifest.repository),
         "pull_commands": pull_commands(request, manifest),
         "artifact_tags": tag_rows,
         "may_add_tag": scope.may_on("tag", "create", project),

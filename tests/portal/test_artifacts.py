@@ -128,6 +128,8 @@ def test_the_artifact_page_shows_layers_history_and_referrers(pushed):
     signature = Manifest.objects.get(digest=pushed["signature"])
     assert page_of(signature) in referrers
     assert "&quot;mediaType&quot;: &quot;application/vnd.oci.image.manifest.v1+json" in text
+    back = f"/admin/registry/manifest/?repository__id__exact={pushed['repo'].pk}"
+    assert f'<a href="{back}" id="berth-repository-link">team/app</a>' in text
 
 
 def test_a_config_missing_from_storage_leaves_the_page_without_history(pushed):
