@@ -375,6 +375,15 @@ def memberships(actor: Actor) -> dict[int, int]:
     return dict(Member.objects.filter(user_id=actor.id).values_list("project_id", "role"))
 
 
+def member_projects(actor: Actor) -> QuerySet[Member, Any]:
+    """The ids of the projects the actor is a member of, as a subquery (no query
+    until used; none for robots and visitors)."""
+    rows = (
+        Member.objects.filter(user_id=actor.id) if actor.kind == "user" else Member.objects.none()
+    )
+    return rows.values("project_id")
+
+
 def public_allows(resource: str, action: str) -> bool:
     """Does a public project let anyone do ``resource:action``?"""
     return action in PUBLIC_PERMISSIONS.get(resource, ())

@@ -82,6 +82,11 @@ class AdminScope:
             self._roles = {} if self.sysadmin else access.memberships(self.actor)
         return self._roles
 
+    @cached_property
+    def distinct_roles(self) -> frozenset[int]:
+        """The roles the user holds anywhere: at most five, however many projects."""
+        return frozenset(self.roles.values())
+
     def may_use_admin(self) -> bool:
         return self.actor.authenticated
 
@@ -91,7 +96,7 @@ class AdminScope:
             return True
         if access.public_allows(resource, action):
             return True
-        return any(access.role_allows(r, resource, action) for r in self.roles.values())
+        return any(access.role_allows(r, resource, action) for r in self.distinct_roles)
 
     def may_on(self, resource: str, action: str, project: Project | None) -> bool:
         """The object-level decision: ``access.can`` on the object's project."""

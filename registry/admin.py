@@ -107,7 +107,8 @@ class MineFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet[Project]) -> QuerySet[Project]:
         if self.value() != "1":
             return queryset
-        return queryset.filter(pk__in=list(access.memberships(AdminScope.of(request).actor)))
+        # A subquery, not the ids: a member of 1,000 projects sends no 1,000 parameters.
+        return queryset.filter(pk__in=access.member_projects(AdminScope.of(request).actor))
 
 
 @admin.register(Project, site=site)

@@ -29,7 +29,7 @@ def pages(team: Project) -> dict[tuple[str, str], int]:
         ("dev", "/"): 6,
         ("dev", "/search/?q=app"): 5,
         ("dev", "/admin/accounts/project/"): 5,
-        ("dev", "/admin/accounts/project/?mine=1"): 6,
+        ("dev", "/admin/accounts/project/?mine=1"): 5,
         ("dev", "/admin/registry/repository/?q=app"): 5,
         ("guest", f"/admin/registry/manifest/?repository__id__exact={repo.pk}"): 7,
         ("guest", "/admin/registry/manifest/"): 6,
