@@ -157,6 +157,8 @@ class LargeTablePaginator(Paginator):
 
     def page(self, number: Any) -> Page:
         number = self.validate_number(number)
+        if self.count <= self.per_page:  # one page: its rows at once
+            return Page(list(self.rows), number, self)
         bottom = (number - 1) * self.per_page
         keys = list(self.rows.values_list("pk", flat=True)[bottom : bottom + self.per_page])
         found = {row.pk: row for row in self.rows.order_by().filter(pk__in=keys)}

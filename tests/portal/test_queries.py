@@ -40,7 +40,7 @@ def pages(team: Project) -> dict[tuple[str, str], int]:
         # many tabs and actions are decided: accounts.access.roles_remembered),
         # then the tab's own rows (summary: the counts, the quota, the storage used).
         ("padmin", f"/projects/{team.pk}/"): 10,
-        ("padmin", f"/projects/{team.pk}/repositories/"): 6,
+        ("padmin", f"/projects/{team.pk}/repositories/"): 7,  # and the capped count
         ("padmin", f"/projects/{team.pk}/members/"): 7,
         ("padmin", f"/projects/{team.pk}/robots/"): 7,
         ("padmin", f"/projects/{team.pk}/immutable-rules/"): 6,
