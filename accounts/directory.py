@@ -41,6 +41,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import ldap
+import ldap.filter
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -379,3 +380,121 @@ def ping(config: dict[str, Any], secret: str) -> str:
 
 
 providers.register_ping(IdentityProvider.Kind.LDAP, ping)
+
+
+# Searching and importing (Harbor's /ldap/*) ----------------------------------------
+
+
+def _search(conn: Any, base: str, scope: int, query: str, attrs: list[str]) -> list[Any]:
+    try:
+        results = conn.search_ext_s(base, scope, query, attrs, sizelimit=SEARCH_LIMIT)
+    except ldap.SIZELIMIT_EXCEEDED:
+        raise Invalid(f"more than {SEARCH_LIMIT} entries match: narrow the search") from None
+    except ldap.NO_SUCH_OBJECT:
+        return []
+    except ldap.LDAPError as exc:
+        raise Invalid(f"the directory refused the search: {_reason(exc)}") from None
+    return [(dn, attrs) for dn, attrs in results if dn]
+
+
+SEARCH_LIMIT = 500
+
+
+def _user_filter(config: dict[str, Any], name: str) -> str:
+    extra = config["filter"]
+    if extra and not extra.startswith("("):
+        extra = f"({extra})"
+    value = ldap.filter.escape_filter_chars(name) if name else "*"
+    return f"(&{extra}({config['uid']}={value}))"
+
+
+def _text(attrs: Any, name: str) -> str:
+    values = attrs.get(name) or [b""]
+    value = values[0]
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def search_users(provider: IdentityProvider, username: str = "") -> list[dict[str, str]]:
+    """Harbor's LdapUser for the entries whose uid is ``username`` (every
+    entry when empty)."""
+    config = providers.clean_config(IdentityProvider.Kind.LDAP, {}, base=provider.config)
+    attrs = [config["uid"], config["email_attribute"], config["realname_attribute"]]
+    with connected(config, providers.secret_of(provider)) as conn:
+        found = _search(
+            conn, config["base_dn"], SCOPES[config["scope"]], _user_filter(config, username), attrs
+        )
+    return [
+        {
+            "username": _text(a, config["uid"]),
+            "realname": _text(a, config["realname_attribute"]),
+            "email": _text(a, config["email_attribute"]),
+            "dn": dn,
+        }
+        for dn, a in found
+    ]
+
+
+def search_groups(
+    provider: IdentityProvider, *, name: str = "", dn: str = ""
+) -> list[dict[str, Any]]:
+    """Harbor's UserGroup for directory groups: by name, or the one at ``dn``."""
+    config = providers.clean_config(IdentityProvider.Kind.LDAP, {}, base=provider.config)
+    name_attr = config["group_attribute_name"]
+    extra = config["group_filter"] or "(objectClass=*)"
+    if not extra.startswith("("):
+        extra = f"({extra})"
+    with connected(config, providers.secret_of(provider)) as conn:
+        if dn:
+            found = _search(conn, dn, ldap.SCOPE_BASE, extra, [name_attr])
+        else:
+            value = ldap.filter.escape_filter_chars(name) if name else "*"
+            found = _search(
+                conn,
+                config["group_base_dn"] or config["base_dn"],
+                SCOPES[config["group_search_scope"]],
+                f"(&{extra}({name_attr}={value}))",
+                [name_attr],
+            )
+    return [
+        {"group_name": _text(a, name_attr), "group_type": 1, "ldap_group_dn": entry_dn}
+        for entry_dn, a in found
+    ]
+
+
+def import_users(provider: IdentityProvider, uids: list[str]) -> list[dict[str, str]]:
+    """Create Berth users for these directory entries (bound to them by
+    (provider, subject), without a password): what failed, Harbor's
+    LdapFailedImportUser."""
+    config = providers.clean_config(IdentityProvider.Kind.LDAP, {}, base=provider.config)
+    failed = []
+    attrs = ["*", "+"]
+    with connected(config, providers.secret_of(provider)) as conn:
+        for uid in uids:
+            found = _search(
+                conn, config["base_dn"], SCOPES[config["scope"]], _user_filter(config, uid), attrs
+            )
+            if len(found) != 1 or not uid:
+                failed.append({"uid": uid, "error": "not found"})
+                continue
+            dn, entry = found[0]
+            attribute = config["subject_attribute"]
+            subject = _text(entry, attribute) if attribute else group_service.normalize_dn(dn)
+            if ExternalIdentity.objects.filter(provider=provider, subject=subject).exists():
+                failed.append({"uid": uid, "error": "already imported"})
+                continue
+            name = _text(entry, config["uid"])
+            if User.objects.filter(username__iexact=name).exists():
+                failed.append({"uid": uid, "error": "a user of that name exists"})
+                continue
+            with transaction.atomic():
+                user = User(
+                    username=name,
+                    email=_text(entry, config["email_attribute"]),
+                    realname=_text(entry, config["realname_attribute"]),
+                )
+                user.set_unusable_password()
+                user.save()
+                ExternalIdentity.objects.create(
+                    provider=provider, subject=subject, user=user, details={"dn": dn}
+                )
+    return failed
