@@ -498,3 +498,48 @@ def import_users(provider: IdentityProvider, uids: list[str]) -> list[dict[str, 
                     provider=provider, subject=subject, user=user, details={"dn": dn}
                 )
     return failed
+
+
+# The refresh job ---------------------------------------------------------------------
+
+
+def refresh(provider: IdentityProvider) -> dict[str, int]:
+    """Read every user bound to the provider again: their attributes, groups
+    and the admin flag; a user whose entry is gone loses the provider's groups
+    (and sysadmin, when the provider grants it). New entries are not created
+    here (their first sign-in or an import does). Counts what it did."""
+    backend = ProviderBackend(provider)
+    counts = {"refreshed": 0, "gone": 0, "failed": 0}
+    identities = ExternalIdentity.objects.filter(provider=provider).select_related("user")
+    for identity in identities.iterator():
+        user = identity.user
+        try:
+            found = backend.populate_user(user.username)
+        except NameTaken:
+            found = None
+        except ldap.LDAPError as exc:
+            log.warning("LDAP refresh of %s at %s failed: %s", user.username, provider.name, exc)
+            counts["failed"] += 1
+            continue
+        if found is not None and found.pk == user.pk:
+            _bound(backend, found)
+            counts["refreshed"] += 1
+            continue
+        with transaction.atomic():
+            sync_groups(provider, user, [])
+            if backend.config["group_admin_dn"] and user.is_superuser:
+                User.objects.filter(pk=user.pk).update(is_superuser=False)
+        counts["gone"] += 1
+    return counts
+
+
+def refresh_all() -> dict[str, dict[str, int]]:
+    """Refresh every enabled LDAP provider's users (one provider failing does
+    not stop the others)."""
+    done = {}
+    for provider in providers.enabled(IdentityProvider.Kind.LDAP):
+        try:
+            done[provider.name] = refresh(provider)
+        except (ldap.LDAPError, Invalid) as exc:
+            log.warning("LDAP refresh of %s failed: %s", provider.name, exc)
+    return done

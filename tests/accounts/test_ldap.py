@@ -282,3 +282,47 @@ def test_projects_of_a_group_are_on_the_dashboard(corp, team):
     Member.objects.create(project=lab, group=developers, role=Role.GUEST)
     client, _ = sign_in("alice", PASSWORDS["alice"])
     assert ">lab</a>" in client.get("/").content.decode()
+
+
+def test_the_refresh_job_follows_the_directory(admin, tmp_path):
+    import ldap as python_ldap
+
+    from accounts import tasks
+    from tests.ldap_server import ldap_server
+
+    with ldap_server(tmp_path / "slapd") as own:
+        providers.provider_create(
+            actor=admin,
+            kind="ldap",
+            name="own",
+            config=own.provider_config(),
+            secret=READER_PASSWORD,
+        )
+        for name in ("alice", "carol", "erin"):
+            client, _ = sign_in(name, PASSWORDS[name])
+            assert signed_in(client), name
+        assert User.objects.get(username="carol").is_superuser
+
+        def groups_of(name):
+            rows = UserGroup.objects.filter(memberships__user__username=name)
+            return set(rows.values_list("name", flat=True))
+
+        assert groups_of("alice") == {"developers", "engineering"}
+        assert groups_of("erin") == {"engineering"}
+        own.modify(group_dn("developers"), [(python_ldap.MOD_ADD, "member", [user_dn("dave")])])
+        own.modify(group_dn("developers"), [(python_ldap.MOD_DELETE, "member", [user_dn("alice")])])
+        own.modify(group_dn("berth-admins"), [(python_ldap.MOD_ADD, "member", [user_dn("dave")])])
+        own.modify(
+            group_dn("berth-admins"), [(python_ldap.MOD_DELETE, "member", [user_dn("carol")])]
+        )
+        conn = own.connection()
+        conn.delete_s(user_dn("erin"))
+        conn.unbind_s()
+        done = tasks.refresh_directories()
+        assert done == {"own": {"refreshed": 2, "gone": 1, "failed": 0}}
+        assert groups_of("alice") == set()
+        assert groups_of("erin") == set()
+        assert not User.objects.get(username="carol").is_superuser
+        # The scheduled run takes its period once.
+        assert tasks.refresh_directories(scheduled=True) == done
+        assert tasks.refresh_directories(scheduled=True) == {}
