@@ -228,9 +228,12 @@ def provider_create(
 UPDATABLE = ("name", "config", "secret", "enabled", "order", "allow_create_users")
 
 
-def provider_update(*, actor: Actor, provider_id: int, changes: dict[str, Any]) -> IdentityProvider:
+def provider_update(
+    *, actor: Actor, provider_id: int, changes: dict[str, Any], replace_config: bool = False
+) -> IdentityProvider:
     """Change what ``changes`` names (``UPDATABLE``); ``config`` is merged over
-    the stored settings; ``secret``: None keeps it, "" clears it."""
+    the stored settings (``replace_config``: replaces them, absent keys taking
+    their defaults); ``secret``: None keeps it, "" clears it."""
     require_system(actor, "configuration", "update")
     unknown = sorted(set(changes) - set(UPDATABLE))
     if unknown:
@@ -239,7 +242,8 @@ def provider_update(*, actor: Actor, provider_id: int, changes: dict[str, Any]) 
     if "name" in changes:
         provider.name = _name(changes["name"])
     if "config" in changes:
-        provider.config = clean_config(provider.kind, changes["config"], base=provider.config)
+        base = None if replace_config else provider.config
+        provider.config = clean_config(provider.kind, changes["config"], base=base)
     if changes.get("secret") is not None:
         value = _secret(changes["secret"])
         provider.secret_sealed = sealed.seal(value) if value else ""
