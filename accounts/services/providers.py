@@ -411,8 +411,10 @@ def harbor_ldap_update(*, actor: Actor, values: dict[str, Any]) -> None:
         return
     provider = primary_ldap()
     if provider is None:
-        if not changes.get("enabled") and "config" not in changes:
-            return  # db_auth with no LDAP provider: nothing to change
+        if not changes.get("enabled") and not config.get("url"):
+            # No directory named (a client sending Harbor's whole
+            # configuration back, its LDAP keys empty): nothing to store.
+            return
         provider_create(
             actor=actor,
             kind=Kind.LDAP,
