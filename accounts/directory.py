@@ -96,8 +96,9 @@ class MemberOfGroupType(LDAPGroupType):
 
 def _ca_file(pem: str) -> str:
     """A file holding the CA certificate (libldap reads files), named by its
-    digest in a private directory."""
-    folder = os.path.join(tempfile.gettempdir(), f"berth-ldap-ca-{os.getuid()}")
+    digest, in the data directory (not a shared /tmp another local user could
+    have prepared)."""
+    folder = os.path.join(settings.DATA_DIR, "ldap-ca")
     os.makedirs(folder, mode=0o700, exist_ok=True)
     path = os.path.join(folder, hashlib.sha256(pem.encode()).hexdigest() + ".pem")
     if not os.path.exists(path):
@@ -336,27 +337,31 @@ class LDAPProvidersBackend:
 
 @contextmanager
 def connected(config: dict[str, Any], secret: str) -> Iterator[Any]:
-    """A connection bound as the search DN (anonymous without one). Raises
-    Invalid saying what failed."""
+    """A connection bound as the search DN (anonymous without one), closed
+    afterwards (and on failure). Raises Invalid saying what failed."""
     try:
         conn = ldap.initialize(config["url"], bytes_mode=False)
-        for option, value in connection_options(config).items():
-            conn.set_option(option, value)
-        if config["start_tls"] and config["url"].startswith("ldap://"):
-            conn.start_tls_s()
-        conn.simple_bind_s(config["search_dn"], secret)
-    except ldap.INVALID_CREDENTIALS:
-        raise Invalid("the directory refused the search DN and password") from None
-    except ldap.TIMEOUT:
-        raise Invalid(f"the directory did not answer within {config['timeout']} s") from None
-    except ldap.SERVER_DOWN as exc:
-        raise Invalid(f"cannot reach the directory: {_reason(exc)}") from None
     except ldap.LDAPError as exc:
-        raise Invalid(f"the directory refused: {_reason(exc)}") from None
+        raise Invalid(f"not a usable LDAP URL: {_reason(exc)}") from None
     try:
+        try:
+            for option, value in connection_options(config).items():
+                conn.set_option(option, value)
+            if config["start_tls"] and config["url"].startswith("ldap://"):
+                conn.start_tls_s()
+            conn.simple_bind_s(config["search_dn"], secret)
+        except ldap.INVALID_CREDENTIALS:
+            raise Invalid("the directory refused the search DN and password") from None
+        except ldap.TIMEOUT:
+            raise Invalid(f"the directory did not answer within {config['timeout']} s") from None
+        except ldap.SERVER_DOWN as exc:
+            raise Invalid(f"cannot reach the directory: {_reason(exc)}") from None
+        except ldap.LDAPError as exc:
+            raise Invalid(f"the directory refused: {_reason(exc)}") from None
         yield conn
     finally:
-        conn.unbind_s()
+        with contextlib.suppress(ldap.LDAPError):
+            conn.unbind_s()
 
 
 def _reason(exc: ldap.LDAPError) -> str:

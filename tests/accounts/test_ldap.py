@@ -326,3 +326,14 @@ def test_the_refresh_job_follows_the_directory(admin, tmp_path):
         # The scheduled run takes its period once.
         assert tasks.refresh_directories(scheduled=True) == done
         assert tasks.refresh_directories(scheduled=True) == {}
+
+
+def test_a_malformed_url_is_a_clear_refusal(admin):
+    """libldap refuses "ldap://[bad" before any connection: a 400's message."""
+    with pytest.raises(Invalid, match="not a usable LDAP URL"):
+        providers.provider_ping(
+            actor=admin,
+            kind="ldap",
+            config={"url": "ldap://[bad", "base_dn": "dc=example,dc=org"},
+            secret="x",
+        )
