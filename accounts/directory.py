@@ -329,7 +329,19 @@ class LDAPProvidersBackend:
         return None
 
     def get_user(self, user_id: int) -> User | None:
-        return User.objects.filter(pk=user_id, is_active=True).first()
+        """The user of a browser session signed in through a directory: gone
+        once its provider is disabled or deleted (one query per request, as
+        Django's own backend)."""
+        return (
+            User.objects.filter(
+                pk=user_id,
+                is_active=True,
+                identities__provider__kind=IdentityProvider.Kind.LDAP,
+                identities__provider__enabled=True,
+            )
+            .distinct()
+            .first()
+        )
 
 
 # Searching and pinging ------------------------------------------------------------

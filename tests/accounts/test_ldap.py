@@ -337,3 +337,12 @@ def test_a_malformed_url_is_a_clear_refusal(admin):
             config={"url": "ldap://[bad", "base_dn": "dc=example,dc=org"},
             secret="x",
         )
+
+
+def test_a_disabled_provider_ends_its_users_browser_sessions(corp, admin):
+    client, _ = sign_in("alice", PASSWORDS["alice"])
+    assert client.get("/api/v2.0/users/current").json()["username"] == "alice"
+    providers.provider_update(actor=admin, provider_id=corp.pk, changes={"enabled": False})
+    assert client.get("/api/v2.0/users/current").status_code == 401
+    providers.provider_update(actor=admin, provider_id=corp.pk, changes={"enabled": True})
+    assert client.get("/api/v2.0/users/current").json()["username"] == "alice"
