@@ -171,7 +171,9 @@ def ldap_settings(provider: IdentityProvider) -> LDAPSettings:
         ),
         "GROUP_TYPE": _group_type(config),
         "USER_FLAGS_BY_GROUP": (
-            {"is_superuser": config["group_admin_dn"]} if config["group_admin_dn"] else {}
+            {"is_superuser": config["group_admin_dn"], "is_staff": config["group_admin_dn"]}
+            if config["group_admin_dn"]
+            else {}
         ),
         "ALWAYS_UPDATE_USER": True,
         "CACHE_TIMEOUT": 0,
@@ -545,7 +547,7 @@ def refresh(provider: IdentityProvider) -> dict[str, int]:
         with transaction.atomic():
             sync_groups(provider, user, [])
             if backend.config["group_admin_dn"] and user.is_superuser:
-                User.objects.filter(pk=user.pk).update(is_superuser=False)
+                User.objects.filter(pk=user.pk).update(is_superuser=False, is_staff=False)
         counts["gone"] += 1
     return counts
 

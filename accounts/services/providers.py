@@ -17,15 +17,18 @@ providers through ``enabled``.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, transaction
 
 from accounts.access import Actor, require_system
 from accounts.errors import Conflict, Invalid, NotFound
-from accounts.models import IdentityProvider
+from accounts.models import IdentityProvider, User
+from accounts.services.auth import principal_changed
 from audit.events import Operation, Resource
 from audit.services import record
 from kit import sealed
@@ -257,13 +260,27 @@ def provider_update(
             raise Invalid("order must be an integer")
         provider.order = order
     changed = sorted(k for k in changes if k != "secret" or changes[k] is not None)
+    turned_off = "enabled" in changes and not provider.enabled
     try:
         with transaction.atomic():
             provider.save()
             _audit(actor, Operation.UPDATE, provider, changed=changed)
+            if turned_off:
+                _revoke_tokens(provider)
     except IntegrityError:
         raise Conflict(f"an identity provider named {provider.name} exists") from None
     return provider
+
+
+def _revoke_tokens(provider: IdentityProvider) -> None:
+    """The provider's users' refresh tokens die (their stamp rotates, as when a
+    user is disabled; enabling the provider again revives none) and this
+    process forgets it trusted them; their sessions and cached passwords end
+    with the provider's ``enabled`` (accounts/directory.py)."""
+    users = list(User.objects.filter(identities__provider=provider).values_list("pk", "username"))
+    User.objects.filter(pk__in=[pk for pk, _ in users]).update(stamp=secrets.token_hex(16))
+    for pk, name in users:
+        transaction.on_commit(partial(principal_changed, "user", pk, name))
 
 
 def provider_delete(*, actor: Actor, provider_id: int) -> None:
@@ -274,6 +291,7 @@ def provider_delete(*, actor: Actor, provider_id: int) -> None:
     provider = provider_get(actor=actor, provider_id=provider_id)
     with transaction.atomic():
         _audit(actor, Operation.DELETE, provider)
+        _revoke_tokens(provider)
         provider.delete()
 
 

@@ -346,3 +346,17 @@ def test_a_disabled_provider_ends_its_users_browser_sessions(corp, admin):
     assert client.get("/api/v2.0/users/current").status_code == 401
     providers.provider_update(actor=admin, provider_id=corp.pk, changes={"enabled": True})
     assert client.get("/api/v2.0/users/current").json()["username"] == "alice"
+
+
+def test_a_disabled_provider_kills_its_users_refresh_tokens(corp, admin):
+    from tests.accounts.test_principals import refreshed
+
+    r = api("alice", PASSWORDS["alice"]).get(
+        "/service/token?service=harbor-registry&offline_token=true"
+    )
+    refresh_token = r.json()["refresh_token"]
+    assert refreshed(refresh_token) == 200
+    providers.provider_update(actor=admin, provider_id=corp.pk, changes={"enabled": False})
+    assert refreshed(refresh_token) == 401
+    providers.provider_update(actor=admin, provider_id=corp.pk, changes={"enabled": True})
+    assert refreshed(refresh_token) == 401
