@@ -77,12 +77,11 @@ class MemberOfGroupType(LDAPGroupType):
     OpenLDAP's memberof overlay), within the group search base."""
 
     def user_groups(self, ldap_user: Any, group_search: Any) -> list[tuple[str, dict[str, Any]]]:
-        base = group_search.base_dn.lower()
+        base = group_service.normalize_dn(group_search.base_dn)
         out = []
         for dn in (ldap_user.attrs or {}).get("memberof", []):
-            if base and not group_service.normalize_dn(dn).endswith(
-                group_service.normalize_dn(base)
-            ):
+            normalized = group_service.normalize_dn(dn)
+            if base and not (normalized == base or normalized.endswith("," + base)):
                 continue
             rdn = ldap.dn.str2dn(dn)[0][0]
             out.append((dn, {self.name_attr: [rdn[1]]}))
