@@ -35,10 +35,12 @@ import hashlib
 import logging
 import os
 import secrets
+import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import ldap
 import ldap.filter
@@ -61,6 +63,7 @@ from accounts.models import ExternalIdentity, IdentityProvider, User, UserGroup
 from accounts.services import groups as group_service
 from accounts.services import providers
 from accounts.services.auth import _call, _digest
+from kit import outbound
 
 log = logging.getLogger("berth.ldap")
 
@@ -106,6 +109,30 @@ def _ca_file(pem: str) -> str:
             f.write(pem)
         os.replace(tmp, path)
     return path
+
+
+def check_url(url: str) -> None:
+    """The outbound address policy (``kit.outbound``: BERTH_OUTBOUND_ALLOW and
+    _DENY, by default no link-local/metadata address) for a directory's URL:
+    every address its host resolves to must be allowed. Raises Invalid.
+    (libldap resolves the name again when it connects: a name an attacker's
+    DNS answers differently a moment later is not caught here, as it is for
+    HTTP; directory URLs are set by system administrators.)"""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port or (636 if parts.scheme == "ldaps" else 389)
+    except ValueError as exc:
+        raise Invalid(f"not a usable LDAP URL: {exc}") from None
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise Invalid(f"cannot resolve the directory's host {host}: {exc}") from None
+    for info in infos:
+        try:
+            outbound.check_address(str(info[4][0]))
+        except outbound.Refused as exc:
+            raise Invalid(str(exc)) from None
 
 
 def connection_options(config: dict[str, Any]) -> dict[int, Any]:
@@ -311,6 +338,11 @@ class LDAPProvidersBackend:
         if user is not None:
             return user
         for provider in providers.enabled(IdentityProvider.Kind.LDAP):
+            try:
+                check_url(provider.config.get("url", ""))
+            except Invalid as exc:
+                log.warning("LDAP provider %s skipped: %s", provider.name, exc)
+                continue
             backend = ProviderBackend(provider)
             try:
                 user = backend.authenticate(request, username=username, password=password)
@@ -352,6 +384,7 @@ class LDAPProvidersBackend:
 def connected(config: dict[str, Any], secret: str) -> Iterator[Any]:
     """A connection bound as the search DN (anonymous without one), closed
     afterwards (and on failure). Raises Invalid saying what failed."""
+    check_url(config["url"])
     try:
         conn = ldap.initialize(config["url"], bytes_mode=False)
     except ldap.LDAPError as exc:

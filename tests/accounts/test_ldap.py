@@ -360,3 +360,18 @@ def test_a_disabled_provider_kills_its_users_refresh_tokens(corp, admin):
     assert refreshed(refresh_token) == 401
     providers.provider_update(actor=admin, provider_id=corp.pk, changes={"enabled": True})
     assert refreshed(refresh_token) == 401
+
+
+def test_the_outbound_address_policy_covers_directories(corp, admin, settings):
+    # The cloud metadata address is denied by default.
+    with pytest.raises(Invalid, match="refused"):
+        providers.provider_ping(
+            actor=admin,
+            kind="ldap",
+            config={"url": "ldap://169.254.169.254", "base_dn": "dc=x"},
+        )
+    settings.BERTH_OUTBOUND_DENY = ["127.0.0.0/8"]
+    with pytest.raises(Invalid, match="refused: a denied network"):
+        providers.provider_ping(actor=admin, provider_id=corp.pk)
+    client, _ = sign_in("alice", PASSWORDS["alice"])
+    assert not signed_in(client)
