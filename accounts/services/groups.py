@@ -182,9 +182,7 @@ def group_for_member(*, actor: Actor, spec: Any) -> UserGroup:
     if kind == GroupType.LDAP:
         normalized = _dn(dn)
         group = UserGroup.objects.filter(type=kind, ldap_group_dn=normalized).first()
-        if group is None:
-            raise Invalid("no LDAP user group with that DN: import it first (/usergroups)")
-        return group
+        return group or _onboard_ldap_group(actor, normalized)
     name = _name(spec.get("group_name"))
     group = UserGroup.objects.filter(type=kind, name=name).first()
     if group is None:
@@ -194,6 +192,32 @@ def group_for_member(*, actor: Actor, spec: Any) -> UserGroup:
                 _audit(actor, Operation.CREATE, group)
         except IntegrityError:
             group = UserGroup.objects.get(type=kind, name=name)
+    return group
+
+
+def _onboard_ldap_group(actor: Actor, dn: str) -> UserGroup:
+    """An LDAP group named by DN for the first time: looked up in the first
+    LDAP provider's directory and made a user group, as Harbor does."""
+    from accounts import directory  # it builds on this module
+    from accounts.services import providers
+
+    provider = providers.primary_ldap()
+    if provider is None:
+        raise Invalid("no LDAP user group with that DN, and no LDAP provider to find it in")
+    found = directory.search_groups(provider, dn=dn)
+    if not found:
+        raise Invalid(f"the directory has no group {dn}")
+    try:
+        with transaction.atomic():
+            group = UserGroup.objects.create(
+                type=GroupType.LDAP,
+                name=found[0]["group_name"] or dn,
+                ldap_group_dn=dn,
+                provider=provider,
+            )
+            _audit(actor, Operation.CREATE, group)
+    except IntegrityError:
+        group = UserGroup.objects.get(type=GroupType.LDAP, ldap_group_dn=dn)
     return group
 
 

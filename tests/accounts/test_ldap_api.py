@@ -177,12 +177,36 @@ def test_an_http_group_member_by_name(team):
         {"role_id": 3, "member_group": {"group_name": "qa", "group_type": 2}},
     )
     assert r.status_code == 409
+    # An LDAP group by DN needs a directory to find it in.
     r = post(
         api("padmin"),
         f"/api/v2.0/projects/{team.pk}/members",
         {"role_id": 3, "member_group": {"ldap_group_dn": "cn=unknown,dc=x", "group_type": 1}},
     )
     assert r.status_code == 400
+    assert "no LDAP provider" in r.json()["errors"][0]["message"]
+
+
+def test_an_ldap_group_member_by_dn_is_found_in_the_directory(configured, team):
+    r = post(
+        api("padmin"),
+        f"/api/v2.0/projects/{team.pk}/members",
+        {"role_id": 2, "member_group": {"ldap_group_dn": group_dn("developers")}},
+    )
+    assert r.status_code == 201, r.content
+    group = UserGroup.objects.get()
+    assert (group.name, group.ldap_group_dn, group.provider) == (
+        "developers",
+        group_dn("developers"),
+        configured,
+    )
+    r = post(
+        api("padmin"),
+        f"/api/v2.0/projects/{team.pk}/members",
+        {"role_id": 2, "member_group": {"ldap_group_dn": group_dn("nothing-here")}},
+    )
+    assert r.status_code == 400
+    assert "the directory has no group" in r.json()["errors"][0]["message"]
 
 
 def test_berth_identity_providers_api(team, ldap_directory):

@@ -32,21 +32,16 @@ def berth(tmp_path, ldap_directory) -> BerthServer:
     )
     assert r.status_code == 201, r.text
     server.provider_id = r.json()["id"]  # type: ignore[attr-defined]
-    r = server.http.post(
-        f"{server.url}/api/v2.0/projects/corp/members",
-        json={"role_id": 2, "member_group": {"ldap_group_dn": group_dn("engineering")}},
-    )
-    assert r.status_code == 400  # not a user group yet: import it first
-    r = server.http.post(
-        f"{server.url}/api/v2.0/usergroups",
-        json={"group_name": "eng", "group_type": 1, "ldap_group_dn": group_dn("engineering")},
-    )
-    assert r.status_code == 201, r.text
+    # Named by DN for the first time: found in the directory, made a user group.
     r = server.http.post(
         f"{server.url}/api/v2.0/projects/corp/members",
         json={"role_id": 2, "member_group": {"ldap_group_dn": group_dn("engineering")}},
     )
     assert r.status_code == 201, r.text
+    r = server.http.get(f"{server.url}/api/v2.0/usergroups")
+    assert [(g["group_name"], g["ldap_group_dn"]) for g in r.json()] == [
+        ("engineering", group_dn("engineering"))
+    ]
     yield server
     server.stop()
 
