@@ -375,3 +375,20 @@ def test_the_outbound_address_policy_covers_directories(corp, admin, settings):
         providers.provider_ping(actor=admin, provider_id=corp.pk)
     client, _ = sign_in("alice", PASSWORDS["alice"])
     assert not signed_in(client)
+
+
+def test_the_providers_secret_and_users_passwords_never_reach_the_log(corp, admin, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    sign_in("alice", PASSWORDS["alice"])
+    sign_in("alice", "wrong-password-1")
+    sign_in("*)(uid=*", PASSWORDS["bob"])
+    providers.provider_ping(actor=admin, provider_id=corp.pk)
+    with pytest.raises(Invalid):
+        providers.provider_ping(actor=admin, provider_id=corp.pk, secret="wrong-secret-1")
+    text = caplog.text
+    # django-auth-ldap logged its binds and searches at DEBUG: they were captured.
+    assert "django_auth_ldap" in {record.name for record in caplog.records}
+    for secret in (READER_PASSWORD, PASSWORDS["alice"], "wrong-password-1", PASSWORDS["bob"]):
+        assert secret not in text
