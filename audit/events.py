@@ -30,6 +30,7 @@ class Resource(models.TextChoices):
     ARTIFACT_LABEL = "artifact_label"
     IDENTITY_PROVIDER = "identity_provider"
     USER_GROUP = "user_group"
+    ACCESS_TOKEN = "access_token"  # noqa: S105 - a resource type
 
 
 class Result(models.TextChoices):
@@ -61,6 +62,8 @@ RECORDED: tuple[tuple[Operation, Resource], ...] = (
     (Operation.CREATE, Resource.ROBOT),
     (Operation.UPDATE, Resource.ROBOT),
     (Operation.DELETE, Resource.ROBOT),
+    (Operation.CREATE, Resource.ACCESS_TOKEN),
+    (Operation.DELETE, Resource.ACCESS_TOKEN),
     (Operation.UPDATE, Resource.CONFIGURATION),
     (Operation.UPDATE, Resource.QUOTA),
     (Operation.CREATE, Resource.IMMUTABLE_RULE),

@@ -288,6 +288,11 @@ BERTH_LDAP_CREDENTIAL_TTL = env.int("BERTH_LDAP_CREDENTIAL_TTL", default=60)
 # Seconds between refreshes of LDAP users' groups and attributes (the job
 # accounts.tasks.refresh_directories).
 BERTH_LDAP_REFRESH_INTERVAL = env.int("BERTH_LDAP_REFRESH_INTERVAL", default=3600)
+# Personal access tokens (docs/tokens.md): the longest a token may live, in
+# days; 0 lets users make tokens that never expire. The CLI secret is exempt.
+BERTH_ACCESS_TOKEN_MAX_DAYS = env.int("BERTH_ACCESS_TOKEN_MAX_DAYS", default=0)
+if BERTH_ACCESS_TOKEN_MAX_DAYS < 0:
+    raise ImproperlyConfigured("BERTH_ACCESS_TOKEN_MAX_DAYS must be 0 or a number of days")
 BERTH_LOGIN_FAILURES_ALLOWED = env.int("BERTH_LOGIN_FAILURES_ALLOWED", default=10)
 BERTH_LOGIN_THROTTLE_SECONDS = env.int("BERTH_LOGIN_THROTTLE_SECONDS", default=60)
 BERTH_SELF_REGISTRATION = env.bool("BERTH_SELF_REGISTRATION", default=False)
