@@ -122,3 +122,28 @@ def test_a_member_is_a_user_or_a_group_never_both_nor_neither(groups):
         Member.objects.create(project=team, role=Role.GUEST)
     with pytest.raises(IntegrityError), transaction.atomic():
         Member.objects.create(project=team, group=groups["devs"], role=Role.GUEST)
+
+
+def test_an_access_token_holds_what_the_users_groups_give(groups):
+    from accounts.services import pats
+
+    outsider = actor("outsider")
+    perms = [
+        {
+            "kind": "project",
+            "namespace": "team",
+            "access": [
+                {"resource": "repository", "action": "pull"},
+                {"resource": "repository", "action": "push"},
+            ],
+        }
+    ]
+    # The token may name push: the user holds it through devs.
+    _, secret = pats.token_create(actor=outsider, name="ci", permissions=perms)
+    assert granted("outsider", "repository:team/app:pull,push", password=secret) == [
+        "pull",
+        "push",
+    ]
+    # Out of the group, the token's push goes with the user's.
+    GroupMembership.objects.filter(user__username="outsider", group=groups["devs"]).delete()
+    assert granted("outsider", "repository:team/app:pull,push", password=secret) == []
