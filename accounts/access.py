@@ -20,6 +20,9 @@ decisions need a sysadmin or a system robot granted the permission.
   user's roles (the admin's scope).
 - ``roles_remembered``: within it (one portal request), a user's role in a
   project is read from the database once, however many decisions ask.
+- Groups are members: a user's role in a project is the highest of their own
+  membership's and those of the groups they are in (``member_rows``, one
+  subquery; every decision above goes through it).
 - ``require_holds``: an actor acting on another principal (creating, changing,
   refreshing or deleting a robot; access tokens and SSO identities next) must
   itself hold every permission that principal has (Harbor's rule).
@@ -39,8 +42,8 @@ from typing import Any, TypeVar
 
 from django.db.models import Model, Q, QuerySet
 
-from accounts.models import Member, Project
-from accounts.rbac import ALL, PROJECT_PERMISSIONS, PUBLIC_PERMISSIONS
+from accounts.models import GroupMembership, Member, Project
+from accounts.rbac import ALL, PROJECT_PERMISSIONS, PUBLIC_PERMISSIONS, highest_role
 from kit.errors import Denied, NotFound, Unauthenticated
 
 M = TypeVar("M", bound=Model)
@@ -128,18 +131,24 @@ def forget_roles() -> None:
         memo.clear()
 
 
+def member_rows(user_id: int | None) -> QuerySet[Member]:
+    """The memberships that speak for a user: their own and their groups' (no
+    query until used; the groups are a subquery)."""
+    groups = GroupMembership.objects.filter(user_id=user_id).values("group_id")
+    return Member.objects.filter(Q(user_id=user_id) | Q(group_id__in=groups))
+
+
 def member_role(actor: Actor, project: Project) -> int | None:
+    """The actor's role in the project: the highest of its own and its groups'
+    (one query)."""
     if actor.kind != "user":
         return None
     memo = _remembered_roles.get()
     key = (actor.id, project.pk)
     if memo is not None and key in memo:
         return memo[key]
-    role = (
-        Member.objects.filter(project=project, user_id=actor.id)
-        .values_list("role", flat=True)
-        .first()
-    )
+    roles = member_rows(actor.id).filter(project=project).values_list("role", flat=True)
+    role = highest_role(roles)
     if memo is not None:
         memo[key] = role
     return role
@@ -156,11 +165,6 @@ def _granted(grants: Iterable[Grant], project: Project, resource: str) -> frozen
         ):
             actions |= ALL if grant.action == "*" else {grant.action}
     return frozenset(actions)
-
-
-def _memberships_of(user_id: int | None) -> QuerySet[Member]:
-    """The memberships that give a user (behind a token) its roles."""
-    return Member.objects.filter(user_id=user_id)
 
 
 def _names(grants: Iterable[Grant], project: Project) -> bool:
@@ -280,17 +284,13 @@ def visible_projects(actor: Actor) -> QuerySet[Project]:
     visible = Q(public=True)
     if actor.limit is not None:
         namespaces = {g.namespace for g in actor.limit.grants if g.kind == "project"}
-        own = (
-            Q()
-            if actor.limit.sysadmin
-            else Q(pk__in=_memberships_of(actor.id).values("project_id"))
-        )
+        own = Q() if actor.limit.sysadmin else Q(pk__in=member_rows(actor.id).values("project_id"))
         named = Q() if "*" in namespaces else Q(name__in=namespaces)
         if namespaces:
             visible |= own & named
         return projects.filter(visible).distinct()
     if actor.kind == "user":
-        visible |= Q(members__user_id=actor.id)
+        visible |= Q(pk__in=member_rows(actor.id).values("project_id"))
     if actor.kind == "robot":
         namespaces = {g.namespace for g in actor.grants if g.kind == "project"}
         if "*" in namespaces:
@@ -327,12 +327,12 @@ def projects_where(actor: Actor, resource: str, action: str) -> QuerySet[Project
         if actor.limit.sysadmin:
             return projects.filter(allowed | named)
         roles = roles_granting(resource, action)
-        members = _memberships_of(actor.id).filter(role__in=roles)
+        members = member_rows(actor.id).filter(role__in=roles)
         return projects.filter(allowed | (Q(pk__in=members.values("project_id")) & named))
     if actor.kind == "user":
         roles = roles_granting(resource, action)
         if roles:
-            members = Member.objects.filter(user_id=actor.id, role__in=roles)
+            members = member_rows(actor.id).filter(role__in=roles)
             allowed |= Q(pk__in=members.values("project_id"))
     if actor.kind == "robot":
         namespaces = _namespaces(actor.grants, resource, action)
@@ -369,18 +369,20 @@ def restrict(
 
 
 def memberships(actor: Actor) -> dict[int, int]:
-    """project id → role, for every project the actor is a member of (one query)."""
+    """project id → role, for every project the actor is a member of, itself or
+    through a group: the highest (one query)."""
     if actor.kind != "user":
         return {}
-    return dict(Member.objects.filter(user_id=actor.id).values_list("project_id", "role"))
+    roles: dict[int, list[int]] = {}
+    for project_id, role in member_rows(actor.id).values_list("project_id", "role"):
+        roles.setdefault(project_id, []).append(role)
+    return {pid: r for pid, held in roles.items() if (r := highest_role(held)) is not None}
 
 
 def member_projects(actor: Actor) -> QuerySet[Member, Any]:
     """The ids of the projects the actor is a member of, as a subquery (no query
     until used; none for robots and visitors)."""
-    rows = (
-        Member.objects.filter(user_id=actor.id) if actor.kind == "user" else Member.objects.none()
-    )
+    rows = member_rows(actor.id) if actor.kind == "user" else Member.objects.none()
     return rows.values("project_id")
 
 

@@ -92,7 +92,12 @@ AUTH_USER_MODEL = "accounts.User"
 # Password checks for users: every entry point reaches these through
 # accounts.services.auth.check_credentials (throttled). An LDAP, OIDC or CAS
 # backend is added here; docs/access-control.md, "The identity seam".
-AUTHENTICATION_BACKENDS = ["accounts.services.auth.LocalUserBackend"]
+# Local users first, then every enabled LDAP identity provider in its order
+# (accounts/directory.py; providers are rows, configured at run time).
+AUTHENTICATION_BACKENDS = [
+    "accounts.services.auth.LocalUserBackend",
+    "accounts.directory.LDAPProvidersBackend",
+]
 
 # The full stack serves the portal, the admin and the API. /v2 does not pass
 # through it: portal.wsgi routes /v2 to a handler with no middleware at all.
@@ -279,6 +284,12 @@ if not 0 <= BERTH_PRINCIPAL_RECHECK_SECONDS <= 60:
     from django.core.exceptions import ImproperlyConfigured
 
     raise ImproperlyConfigured("BERTH_PRINCIPAL_RECHECK_SECONDS must be between 0 and 60")
+# Seconds a directory (LDAP) user's verified password is trusted without asking
+# the directory again (docker pulls with a directory password); 0 disables it.
+BERTH_LDAP_CREDENTIAL_TTL = env.int("BERTH_LDAP_CREDENTIAL_TTL", default=60)
+# Seconds between refreshes of LDAP users' groups and attributes (the job
+# accounts.tasks.refresh_directories).
+BERTH_LDAP_REFRESH_INTERVAL = env.int("BERTH_LDAP_REFRESH_INTERVAL", default=3600)
 # Personal access tokens (docs/tokens.md): the longest a token may live, in
 # days; 0 lets users make tokens that never expire. The CLI secret is exempt.
 BERTH_ACCESS_TOKEN_MAX_DAYS = env.int("BERTH_ACCESS_TOKEN_MAX_DAYS", default=0)
@@ -428,6 +439,11 @@ CELERY_BEAT_SCHEDULE = {
     "deliver-events": {
         "task": "kit.tasks.deliver_events",
         "schedule": BERTH_EVENT_SWEEP_SECONDS,
+    },
+    "refresh-directories": {
+        "task": "accounts.tasks.refresh_directories",
+        "schedule": BERTH_LDAP_REFRESH_INTERVAL,
+        "kwargs": {"scheduled": True},
     },
     "purge-stale-uploads": {
         "task": "registry.tasks.purge_stale_uploads",

@@ -5,7 +5,16 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from accounts.models import Member, PersonalAccessToken, Project, Robot, Role, User
+from accounts.models import (
+    IdentityProvider,
+    Member,
+    PersonalAccessToken,
+    Project,
+    Robot,
+    Role,
+    User,
+    UserGroup,
+)
 from accounts.services.auth import TOKEN_PREFIX
 
 
@@ -35,9 +44,9 @@ def member(m: Member) -> dict[str, Any]:
     return {
         "id": m.pk,
         "project_id": m.project_id,
-        "entity_name": m.user.username,
-        "entity_id": m.user_id,
-        "entity_type": "u",
+        "entity_name": m.entity_name,
+        "entity_id": m.user_id or m.group_id,
+        "entity_type": m.entity_type,
         "role_id": m.role,
         "role_name": Role(m.role).label,
     }
@@ -85,6 +94,38 @@ def robot(r: Robot) -> dict[str, Any]:
         "creator_type": r.creator.split(":", 1)[0] if r.creator else "",
         "creation_time": ts(r.created_at),
         "update_time": ts(r.updated_at),
+    }
+
+
+def usergroup(g: UserGroup) -> dict[str, Any]:
+    """Harbor's UserGroup."""
+    return {
+        "id": g.pk,
+        "group_name": g.name,
+        "group_type": g.type,
+        "ldap_group_dn": g.ldap_group_dn,
+    }
+
+
+def usergroup_search_item(g: UserGroup) -> dict[str, Any]:
+    """Harbor's UserGroupSearchItem."""
+    return {"id": g.pk, "group_name": g.name, "group_type": g.type}
+
+
+def identity_provider(p: IdentityProvider) -> dict[str, Any]:
+    """Berth's identity provider: its settings, never its secret (only
+    whether one is set)."""
+    return {
+        "id": p.pk,
+        "kind": p.kind,
+        "name": p.name,
+        "enabled": p.enabled,
+        "order": p.order,
+        "allow_create_users": p.allow_create_users,
+        "config": p.config,
+        "has_secret": p.has_secret,
+        "creation_time": ts(p.created_at),
+        "update_time": ts(p.updated_at),
     }
 
 

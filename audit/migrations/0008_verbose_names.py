@@ -5,7 +5,7 @@ from django.db import migrations
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("audit", "0006_alter_auditevent_resource_type"),
+        ("audit", "0007_identity_resources"),
     ]
 
     operations = [

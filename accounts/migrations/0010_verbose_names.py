@@ -5,7 +5,7 @@ from django.db import migrations
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0008_personalaccesstoken"),
+        ("accounts", "0009_identity_providers"),
     ]
 
     operations = [
