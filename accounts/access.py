@@ -18,6 +18,9 @@ decisions need a sysadmin or a system robot granted the permission.
   service's requested ∩ permitted.
 - ``system_can`` / ``require_system``: system scope; ``memberships``: a
   user's roles (the admin's scope).
+- Groups are members: a user's role in a project is the highest of their own
+  membership's and those of the groups they are in (``member_rows``, one
+  subquery; every decision above goes through it).
 - ``require_holds``: an actor acting on another principal (creating, changing,
   refreshing or deleting a robot; access tokens and SSO identities next) must
   itself hold every permission that principal has (Harbor's rule).
@@ -31,8 +34,8 @@ from typing import Any, TypeVar
 
 from django.db.models import Model, Q, QuerySet
 
-from accounts.models import Member, Project
-from accounts.rbac import ALL, PROJECT_PERMISSIONS, PUBLIC_PERMISSIONS
+from accounts.models import GroupMembership, Member, Project
+from accounts.rbac import ALL, PROJECT_PERMISSIONS, PUBLIC_PERMISSIONS, highest_role
 from kit.errors import Denied, NotFound, Unauthenticated
 
 M = TypeVar("M", bound=Model)
@@ -80,14 +83,20 @@ def robot_grants(permissions: list[dict[str, Any]]) -> tuple[Grant, ...]:
     return tuple(grants)
 
 
+def member_rows(user_id: int | None) -> QuerySet[Member]:
+    """The memberships that speak for a user: their own and their groups' (no
+    query until used; the groups are a subquery)."""
+    groups = GroupMembership.objects.filter(user_id=user_id).values("group_id")
+    return Member.objects.filter(Q(user_id=user_id) | Q(group_id__in=groups))
+
+
 def member_role(actor: Actor, project: Project) -> int | None:
+    """The actor's role in the project: the highest of its own and its groups'
+    (one query)."""
     if actor.kind != "user":
         return None
-    return (
-        Member.objects.filter(project=project, user_id=actor.id)
-        .values_list("role", flat=True)
-        .first()
-    )
+    roles = member_rows(actor.id).filter(project=project).values_list("role", flat=True)
+    return highest_role(roles)
 
 
 def project_actions(actor: Actor, project: Project, resource: str) -> frozenset[str]:
@@ -191,7 +200,7 @@ def visible_projects(actor: Actor) -> QuerySet[Project]:
         return projects
     visible = Q(public=True)
     if actor.kind == "user":
-        visible |= Q(members__user_id=actor.id)
+        visible |= Q(pk__in=member_rows(actor.id).values("project_id"))
     if actor.kind == "robot":
         namespaces = {g.namespace for g in actor.grants if g.kind == "project"}
         if "*" in namespaces:
@@ -223,7 +232,7 @@ def projects_where(actor: Actor, resource: str, action: str) -> QuerySet[Project
     if actor.kind == "user":
         roles = roles_granting(resource, action)
         if roles:
-            members = Member.objects.filter(user_id=actor.id, role__in=roles)
+            members = member_rows(actor.id).filter(role__in=roles)
             allowed |= Q(pk__in=members.values("project_id"))
     if actor.kind == "robot":
         namespaces = {
@@ -255,10 +264,14 @@ def restrict(
 
 
 def memberships(actor: Actor) -> dict[int, int]:
-    """project id → role, for every project the actor is a member of (one query)."""
+    """project id → role, for every project the actor is a member of, itself or
+    through a group: the highest (one query)."""
     if actor.kind != "user":
         return {}
-    return dict(Member.objects.filter(user_id=actor.id).values_list("project_id", "role"))
+    roles: dict[int, list[int]] = {}
+    for project_id, role in member_rows(actor.id).values_list("project_id", "role"):
+        roles.setdefault(project_id, []).append(role)
+    return {pid: r for pid, held in roles.items() if (r := highest_role(held)) is not None}
 
 
 def public_allows(resource: str, action: str) -> bool:

@@ -98,14 +98,14 @@ class MemberAdmin(ServiceFormAdmin, ProjectScopedAdmin):
     resource = "member"
     form = MemberChangeForm
     list_display = ("username", "project", "role", "updated_at")
-    list_select_related = ("user", "project")
+    list_select_related = ("user", "group", "project")
     list_filter = ("role", ("project", admin.RelatedOnlyFieldListFilter))
-    search_fields = ("user__username", "project__name")
+    search_fields = ("user__username", "group__name", "project__name")
     ordering = ("project__name", "user__username")
 
-    @admin.display(description="user", ordering="user__username")
+    @admin.display(description="user or group", ordering="user__username")
     def username(self, obj: Member) -> str:
-        return obj.user.username
+        return obj.entity_name if obj.user_id else f"{obj.entity_name} (group)"
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):  # type: ignore[no-untyped-def]
         if obj is None:

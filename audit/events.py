@@ -28,6 +28,8 @@ class Resource(models.TextChoices):
     QUOTA = "quota"
     LABEL = "label"
     ARTIFACT_LABEL = "artifact_label"
+    IDENTITY_PROVIDER = "identity_provider"
+    USER_GROUP = "user_group"
 
 
 class Result(models.TextChoices):
@@ -65,6 +67,12 @@ RECORDED: tuple[tuple[Operation, Resource], ...] = (
     (Operation.UPDATE, Resource.IMMUTABLE_RULE),
     (Operation.DELETE, Resource.IMMUTABLE_RULE),
     (Operation.LOGIN, Resource.SESSION),
+    (Operation.CREATE, Resource.IDENTITY_PROVIDER),
+    (Operation.UPDATE, Resource.IDENTITY_PROVIDER),
+    (Operation.DELETE, Resource.IDENTITY_PROVIDER),
+    (Operation.CREATE, Resource.USER_GROUP),
+    (Operation.UPDATE, Resource.USER_GROUP),
+    (Operation.DELETE, Resource.USER_GROUP),
 )
 
 

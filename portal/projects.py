@@ -114,7 +114,7 @@ def _members(request: HttpRequest, actor: Actor, project: Project) -> dict[str, 
                         return {"redirect": True}
         except SERVICE_ERRORS as exc:
             form.add_error(None, refusal(exc))
-    members = member_list(actor=actor, project=project).order_by("user__username")
+    members = member_list(actor=actor, project=project).order_by("user__username", "group__name")
     context: dict[str, Any] = {"members": members, "may_change": may_change, "roles": ROLE_NAMES}
     if may_change:
         context["form"] = form

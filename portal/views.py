@@ -58,11 +58,13 @@ ROLE_NAMES = {
 def my_projects(user: User) -> list[dict[str, Any]]:
     """The projects the user is a member of, with their role and the projects'
     repository counts (two queries)."""
-    members = list(
-        Member.objects.filter(user=user)
-        .select_related("project")
-        .order_by("project__name")[:DASHBOARD_ROWS]
-    )
+    # Their own memberships and their groups' (the highest role per project).
+    best: dict[int, Member] = {}
+    for m in access.member_rows(user.pk).select_related("project").order_by("project__name"):
+        held = best.get(m.project_id)
+        if held is None or access.highest_role((held.role, m.role)) != held.role:
+            best[m.project_id] = m
+    members = list(best.values())[:DASHBOARD_ROWS]
     counts = dict(
         Repository.objects.filter(project_id__in=[m.project_id for m in members])
         .values("project_id")

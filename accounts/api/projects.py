@@ -11,7 +11,6 @@ from accounts.api.base import HarborView, created, project_from
 from accounts.api.paging import apply_sort, paginate, parse_q
 from accounts.api.params import Flag, Id, Integer, Text, fields, query, strings
 from accounts.errors import Invalid, NotFound
-from accounts.models import Member
 from accounts.services import projects as svc
 from kit import params
 
@@ -62,11 +61,7 @@ class ProjectList(HarborView):
             SORT_FIELDS,
             default="name",
         )
-        roles = (
-            dict(Member.objects.filter(user_id=actor.id).values_list("project_id", "role"))
-            if actor.kind == "user"
-            else {}
-        )
+        roles = access.memberships(actor)
 
         def rendered(page):  # type: ignore[no-untyped-def]
             return [render.project(p, role=roles.get(p.pk), repo_count=p.n_repos) for p in page]

@@ -34,9 +34,9 @@ def member(m: Member) -> dict[str, Any]:
     return {
         "id": m.pk,
         "project_id": m.project_id,
-        "entity_name": m.user.username,
-        "entity_id": m.user_id,
-        "entity_type": "u",
+        "entity_name": m.entity_name,
+        "entity_id": m.user_id or m.group_id,
+        "entity_type": m.entity_type,
         "role_id": m.role,
         "role_name": Role(m.role).label,
     }

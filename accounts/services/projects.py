@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils.module_loading import import_string
 
 from accounts import access
@@ -250,15 +251,19 @@ def member_add(
 
 def member_list(*, actor: Actor, project: Project, entityname: str = "") -> Any:
     access.require(actor, "member", "list", project)
-    members = Member.objects.filter(project=project).select_related("user").order_by("id")
+    members = Member.objects.filter(project=project).select_related("user", "group").order_by("id")
     if entityname:
-        members = members.filter(user__username__icontains=entityname)
+        members = members.filter(
+            Q(user__username__icontains=entityname) | Q(group__name__icontains=entityname)
+        )
     return members
 
 
 def member_get(*, actor: Actor, project: Project, member_id: int) -> Member:
     access.require(actor, "member", "read", project)
-    member = Member.objects.filter(project=project, pk=member_id).select_related("user").first()
+    member = (
+        Member.objects.filter(project=project, pk=member_id).select_related("user", "group").first()
+    )
     if member is None:
         raise NotFound(str(member_id))
     return member
@@ -274,7 +279,7 @@ def member_update(*, actor: Actor, project: Project, member_id: int, role_id: An
             actor=actor,
             operation=Operation.UPDATE,
             resource_type=Resource.MEMBER,
-            resource=member.user.username,
+            resource=member.entity_name,
             project=project,
             detail={"role_id": member.role},
         )
@@ -282,7 +287,7 @@ def member_update(*, actor: Actor, project: Project, member_id: int, role_id: An
             events.MEMBER_UPDATED,
             key=project.name,
             project=project.name,
-            user=member.user.username,
+            user=member.entity_name,
             role=member.role,
             actor=actor.name,
         )
@@ -297,7 +302,7 @@ def member_remove(*, actor: Actor, project: Project, member_id: int) -> None:
             actor=actor,
             operation=Operation.DELETE,
             resource_type=Resource.MEMBER,
-            resource=member.user.username,
+            resource=member.entity_name,
             project=project,
         )
         member.delete()
@@ -305,7 +310,7 @@ def member_remove(*, actor: Actor, project: Project, member_id: int) -> None:
             events.MEMBER_REMOVED,
             key=project.name,
             project=project.name,
-            user=member.user.username,
+            user=member.entity_name,
             actor=actor.name,
         )
 
