@@ -345,6 +345,24 @@ class BerthAdminSite(admin.AdminSite):
     def has_permission(self, request: HttpRequest) -> bool:
         return request.user.is_authenticated and AdminScope.of(request).may_use_admin()
 
+    def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        """Django's, with a button per enabled OpenID Provider and CAS server."""
+        from accounts.services.sso import sign_in_buttons
+
+        extra = {"sso_providers": sign_in_buttons(), **(extra_context or {})}
+        return super().login(request, extra_context=extra)
+
+    def logout(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        """Django's sign-out; a session that came through an OpenID Provider or
+        a CAS server then signs out there too (accounts/sso_views.py)."""
+        from django.http import HttpResponseRedirect
+
+        from accounts.sso_views import provider_logout_url
+
+        upstream = provider_logout_url(request) if request.method == "POST" else ""
+        response = super().logout(request, extra_context=extra_context)
+        return HttpResponseRedirect(upstream) if upstream else response
+
     def password_change(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> TemplateResponse:

@@ -86,6 +86,8 @@ INSTALLED_APPS = [
     # Swagger UI's files as static files: /devcenter-api-2.0 loads nothing
     # from a CDN.
     "drf_spectacular_sidecar",
+    # CAS single logout: which session a service ticket opened (accounts/cas.py).
+    "django_cas_ng",
 ]
 
 AUTH_USER_MODEL = "accounts.User"

@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy
 from accounts import access, identity
 from accounts.adminsite import BerthAuthenticationForm, site
 from accounts.models import Member, Role, User
+from accounts.services import sso
 from audit.events import Operation
 from audit.models import AuditEvent
 from kit import health
@@ -37,7 +38,12 @@ def home(request: HttpRequest) -> HttpResponseBase:
 def sign_in(request: HttpRequest) -> HttpResponseBase:
     """Django's login view with Berth's form (``accounts.identity.login``: the
     throttle and credential checks of every login) and the admin's template."""
-    context = {**site.each_context(request), "title": _("Sign in"), "app_path": request.path}
+    context = {
+        **site.each_context(request),
+        "title": _("Sign in"),
+        "app_path": request.path,
+        "sso_providers": sso.sign_in_buttons(),
+    }
     view = LoginView.as_view(
         authentication_form=BerthAuthenticationForm,
         template_name="portal/login.html",
