@@ -78,6 +78,12 @@ def _check(config: dict[str, Any]) -> None:
         patterns.regex(config["group_filter"])
 
 
+def settings_of(provider: IdentityProvider) -> dict[str, Any]:
+    """The provider's settings over the kind's defaults (a provider stored
+    before a setting existed has its default)."""
+    return {**{key: default for key, (_, default) in CAS_SPEC.items()}, **provider.config}
+
+
 class ProviderError(Exception):
     """The CAS server could not be reached or answered nonsense."""
 
@@ -100,13 +106,13 @@ def _client(config: dict[str, Any], service: str) -> Any:
 
 
 def login_url(request: HttpRequest, provider: IdentityProvider) -> str:
-    return str(_client(provider.config, service_url(request, provider)).get_login_url())
+    return str(_client(settings_of(provider), service_url(request, provider)).get_login_url())
 
 
 def logout_url(provider: IdentityProvider, return_to: str) -> str:
-    if not provider.config.get("logout", True):
+    if not settings_of(provider).get("logout", True):
         return ""
-    return str(_client(provider.config, return_to).get_logout_url(return_to))
+    return str(_client(settings_of(provider), return_to).get_logout_url(return_to))
 
 
 def _session(config: dict[str, Any]) -> requests.Session:
@@ -124,7 +130,7 @@ def validate(request: HttpRequest, provider: IdentityProvider, ticket: str) -> A
         raise SuspiciousOperation("the ticket is malformed")
     if SessionTicket.objects.filter(ticket=ticket).exists():
         raise SuspiciousOperation("the ticket was used already")
-    config = provider.config
+    config = settings_of(provider)
     service = service_url(request, provider)
     suffix = "p3/serviceValidate" if config["version"] == 3 else "serviceValidate"
     try:
@@ -154,7 +160,7 @@ def _first(value: Any) -> str:
 
 
 def _assertion(provider: IdentityProvider, user: str, attributes: dict[str, Any]) -> Assertion:
-    config = provider.config
+    config = settings_of(provider)
     username = (
         _first(attributes.get(config["username_attribute"])) if config["username_attribute"] else ""
     )

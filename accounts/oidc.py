@@ -99,6 +99,12 @@ def _check(config: dict[str, Any]) -> None:
         patterns.regex(config["group_filter"])
 
 
+def settings_of(provider: IdentityProvider) -> dict[str, Any]:
+    """The provider's settings over the kind's defaults (a provider stored
+    before a setting existed has its default)."""
+    return {**{key: default for key, (_, default) in OIDC_SPEC.items()}, **provider.config}
+
+
 class ProviderError(Exception):
     """The provider could not be reached or answered nonsense (safe to show)."""
 
@@ -265,7 +271,7 @@ class Flow:
 
 def begin(request: HttpRequest, provider: IdentityProvider, *, next_url: str = "/") -> str:
     """The authorization URL to send the browser to, the flow kept in the session."""
-    config = provider.config
+    config = settings_of(provider)
     document = discover(config)
     state = secrets.token_urlsafe(32)
     nonce = secrets.token_urlsafe(32)
@@ -318,7 +324,7 @@ def take_flow(request: HttpRequest, state: str) -> Flow | None:
 
 
 def assertion_from_claims(provider: IdentityProvider, claims: dict[str, Any]) -> Assertion:
-    config = provider.config
+    config = settings_of(provider)
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject or len(subject) > 1024:
         raise SuspiciousOperation("the provider named no subject")
@@ -350,7 +356,7 @@ class OIDCBackend(OIDCAuthenticationBackend):
 
     def __init__(self, provider: IdentityProvider) -> None:
         self.provider = provider
-        self.config = provider.config
+        self.config = settings_of(provider)
         self.document = discover(self.config)
         self.claims: dict[str, Any] = {}
         self.refresh_token = ""
@@ -455,15 +461,15 @@ def exchange(request: HttpRequest, provider: IdentityProvider, flow: Flow) -> OI
 def logout_url(provider: IdentityProvider, id_token: str, return_to: str) -> str:
     """Where to send the browser to end its session at the provider (RP-initiated
     logout); "" when the provider has no end-session endpoint or logout is off."""
-    if not provider.config.get("logout", True):
+    if not settings_of(provider).get("logout", True):
         return ""
     try:
-        endpoint = discover(provider.config).get("end_session_endpoint")
+        endpoint = discover(settings_of(provider)).get("end_session_endpoint")
     except ProviderError:
         return ""
     if not isinstance(endpoint, str) or not endpoint:
         return ""
-    query = {"post_logout_redirect_uri": return_to, "client_id": provider.config["client_id"]}
+    query = {"post_logout_redirect_uri": return_to, "client_id": settings_of(provider)["client_id"]}
     if id_token:
         query["id_token_hint"] = id_token
     return endpoint + ("&" if "?" in endpoint else "?") + urlencode(query)
@@ -481,3 +487,53 @@ def ping(config: dict[str, Any], secret: str) -> str:
 def register() -> None:
     providers.register_kind(Kind.OIDC, OIDC_SPEC, _check)
     providers.register_ping(Kind.OIDC, ping)
+
+
+# Authorization: Bearer <ID token> on the API -----------------------------------------
+
+
+def _issuer_of(token: str) -> str:
+    """The ``iss`` a JWT claims (unverified: only to choose the provider whose
+    keys then verify it); "" when it is no JWT."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return ""
+    issuer = claims.get("iss") if isinstance(claims, dict) else None
+    return issuer.rstrip("/") if isinstance(issuer, str) else ""
+
+
+def user_for_id_token(token: str) -> User | None:
+    """The user an ID token of an enabled OpenID Provider proves (Harbor accepts
+    ``Authorization: Bearer <ID token>`` on its API): signature against the
+    provider's JWKS (cached), issuer, audience (our client id) and expiry
+    checked; the identity (provider, ``sub``) must be bound to an active user.
+
+    None when the token names no enabled provider's issuer (the caller tries
+    its other schemes); raises SuspiciousOperation when it names one and is
+    not valid, or binds nobody."""
+    issuer = _issuer_of(token)
+    if not issuer:
+        return None
+    provider = next(
+        (
+            p
+            for p in providers.enabled(Kind.OIDC)
+            if str(p.config.get("issuer", "")).rstrip("/") == issuer
+        ),
+        None,
+    )
+    if provider is None:
+        return None
+    try:
+        claims = verify_id_token(settings_of(provider), token, nonce=None)
+    except ProviderError as exc:
+        raise SuspiciousOperation(str(exc)) from None
+    identity = (
+        provider.identities.select_related("user")
+        .filter(subject=str(claims["sub"]), user__is_active=True)
+        .first()
+    )
+    if identity is None:
+        raise SuspiciousOperation("the ID token's subject has no Berth user")
+    return identity.user

@@ -452,6 +452,7 @@ USE_TZ = True
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.api.auth.BasicAuthentication",
+        "accounts.api.auth.IdTokenAuthentication",
         "accounts.api.auth.HarborSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": [],

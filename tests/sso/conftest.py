@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 
+from accounts.access import Actor
 from tests.sso.peers import CasPeer, OidcPeer, running
+
+SYSADMIN = Actor(kind="user", id=1, name="admin", sysadmin=True)
 
 CLIENT_ID = "berth"
 CLIENT_SECRET = "op-client-secret-9f2c71"  # searched for in logs and answers

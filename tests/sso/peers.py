@@ -13,9 +13,12 @@ URL off the loopback: a journey that would leave the machine fails instead.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -25,7 +28,7 @@ from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import requests
 
@@ -123,6 +126,53 @@ class OidcPeer(_Process):
         config.write_text(json.dumps(self.settings))
         self._start([node, str(PEERS / "oidc_provider.mjs"), str(config), str(OIDC_CACHE)], PEERS)
         return self
+
+    def tokens(
+        self,
+        *,
+        client_id: str,
+        client_secret: str,
+        login: str,
+        redirect_uri: str,
+        nonce: str | None = "n-0S6_WzA2Mj",
+    ) -> dict[str, Any]:
+        """A token response for ``login`` as a relying party would get it (the
+        authorization code flow with PKCE, played without Berth): for tests
+        that hand Berth tokens it did not ask for."""
+        verifier = secrets.token_urlsafe(48)
+        challenge = (
+            base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+            .rstrip(b"=")
+            .decode()
+        )
+        query = {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": redirect_uri,
+            "scope": "openid profile email groups",
+            "state": "s",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
+        if nonce is not None:
+            query["nonce"] = nonce
+        browser = LoopbackBrowser()
+        page = browser.get(f"{self.issuer}/auth?{urlencode(query)}")
+        back = browser.submit(page, {"login": login, "password": "any"}, stop_at=redirect_uri)
+        code = parse_qs(urlsplit(stopped_at(back)).query)["code"][0]
+        response = requests.post(
+            f"{self.issuer}/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": redirect_uri,
+                "code_verifier": verifier,
+            },
+            auth=(client_id, client_secret),
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        return dict(response.json())
 
 
 class CasPeer(_Process):

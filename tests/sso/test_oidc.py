@@ -20,7 +20,6 @@ from django.test import Client
 from accounts.models import (
     ExternalIdentity,
     GroupMembership,
-    IdentityProvider,
     Member,
     OidcToken,
     Project,
@@ -28,8 +27,9 @@ from accounts.models import (
     User,
     UserGroup,
 )
+from accounts.services import providers
 from kit import sealed
-from tests.sso.conftest import CLIENT_SECRET, oidc_config
+from tests.sso.conftest import CLIENT_SECRET, SYSADMIN, oidc_config
 from tests.sso.peers import LoopbackBrowser, forms
 
 pytestmark = pytest.mark.live
@@ -37,12 +37,12 @@ pytestmark = pytest.mark.live
 
 @pytest.fixture
 def provider(bootstrapped, oidc_peer):
-    return IdentityProvider.objects.create(
-        kind=IdentityProvider.Kind.OIDC,
+    return providers.provider_create(
+        actor=SYSADMIN,
+        kind="oidc",
         name="corp-sso",
         config=oidc_config(oidc_peer.issuer),
-        secret_sealed=sealed.seal(CLIENT_SECRET),
-        allow_create_users=True,
+        secret=CLIENT_SECRET,
     )
 
 
