@@ -298,6 +298,9 @@ class BerthAuthenticationForm(AuthenticationForm):
         user = proof.user if proof is not None else None
         login_event(username, client_ip(self.request.META), user is not None)
         if user is None:  # robots have no admin session
+            refusal = getattr(self.request, "berth_refusal", "")
+            if refusal:  # an identity provider said why (accounts/directory.py)
+                raise ValidationError(refusal, code="refused")
             raise self.get_invalid_login_error()
         self.user_cache = user
         self.confirm_login_allowed(user)

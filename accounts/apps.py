@@ -6,8 +6,9 @@ class AccountsConfig(AppConfig):
     verbose_name = "Identity and access"
 
     def ready(self) -> None:
-        # The OIDC and CAS kinds declare their settings and pings.
-        from accounts import cas, oidc
+        # Each kind declares its settings and its ping
+        # (accounts.services.providers.KINDS): LDAP, OIDC and CAS.
+        from accounts import cas, directory, oidc  # noqa: F401
 
         oidc.register()
         cas.register()

@@ -94,7 +94,12 @@ AUTH_USER_MODEL = "accounts.User"
 # Password checks for users: every entry point reaches these through
 # accounts.services.auth.check_credentials (throttled). An LDAP, OIDC or CAS
 # backend is added here; docs/access-control.md, "The identity seam".
-AUTHENTICATION_BACKENDS = ["accounts.services.auth.LocalUserBackend"]
+# Local users first, then every enabled LDAP identity provider in its order
+# (accounts/directory.py; providers are rows, configured at run time).
+AUTHENTICATION_BACKENDS = [
+    "accounts.services.auth.LocalUserBackend",
+    "accounts.directory.LDAPProvidersBackend",
+]
 
 # The full stack serves the portal, the admin and the API. /v2 does not pass
 # through it: portal.wsgi routes /v2 to a handler with no middleware at all.
@@ -279,6 +284,9 @@ if not 0 <= BERTH_PRINCIPAL_RECHECK_SECONDS <= 60:
     from django.core.exceptions import ImproperlyConfigured
 
     raise ImproperlyConfigured("BERTH_PRINCIPAL_RECHECK_SECONDS must be between 0 and 60")
+# Seconds a directory (LDAP) user's verified password is trusted without asking
+# the directory again (docker pulls with a directory password); 0 disables it.
+BERTH_LDAP_CREDENTIAL_TTL = env.int("BERTH_LDAP_CREDENTIAL_TTL", default=60)
 BERTH_LOGIN_FAILURES_ALLOWED = env.int("BERTH_LOGIN_FAILURES_ALLOWED", default=10)
 BERTH_LOGIN_THROTTLE_SECONDS = env.int("BERTH_LOGIN_THROTTLE_SECONDS", default=60)
 BERTH_SELF_REGISTRATION = env.bool("BERTH_SELF_REGISTRATION", default=False)

@@ -383,6 +383,7 @@ from tests.deploy import (  # noqa: E402, F401 - Berth's image (tests/deploy.py)
     berth_image,
     deploy_docker,
 )
+from tests.ldap_server import ldap_directory  # noqa: E402, F401 - a private slapd
 from tests.roles import team  # noqa: E402, F401 - the `team` fixture, for every test package
 from tests.servers import blackhole_port, rabbitmq_url, redis_url  # noqa: E402, F401 - session servers
 
@@ -390,7 +391,16 @@ from tests.servers import blackhole_port, rabbitmq_url, redis_url  # noqa: E402,
 # using one is marked ``live`` (make test-fast leaves those out). Tests that
 # start servers themselves carry the mark explicitly.
 LIVE_FIXTURES = frozenset(
-    {"berth", "fresh_berth", "redis_url", "rabbitmq_url", "minio", "berth_image", "deploy_docker"}
+    {
+        "berth",
+        "fresh_berth",
+        "redis_url",
+        "rabbitmq_url",
+        "minio",
+        "berth_image",
+        "deploy_docker",
+        "ldap_directory",
+    }
 )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from accounts.models import Member, Project, Robot, Role, User
+from accounts.models import IdentityProvider, Member, Project, Robot, Role, User, UserGroup
 
 
 def ts(value: datetime.datetime | None) -> str | None:
@@ -71,4 +71,36 @@ def robot(r: Robot) -> dict[str, Any]:
         "creator_type": r.creator.split(":", 1)[0] if r.creator else "",
         "creation_time": ts(r.created_at),
         "update_time": ts(r.updated_at),
+    }
+
+
+def usergroup(g: UserGroup) -> dict[str, Any]:
+    """Harbor's UserGroup."""
+    return {
+        "id": g.pk,
+        "group_name": g.name,
+        "group_type": g.type,
+        "ldap_group_dn": g.ldap_group_dn,
+    }
+
+
+def usergroup_search_item(g: UserGroup) -> dict[str, Any]:
+    """Harbor's UserGroupSearchItem."""
+    return {"id": g.pk, "group_name": g.name, "group_type": g.type}
+
+
+def identity_provider(p: IdentityProvider) -> dict[str, Any]:
+    """Berth's identity provider: its settings, never its secret (only
+    whether one is set)."""
+    return {
+        "id": p.pk,
+        "kind": p.kind,
+        "name": p.name,
+        "enabled": p.enabled,
+        "order": p.order,
+        "allow_create_users": p.allow_create_users,
+        "config": p.config,
+        "has_secret": p.has_secret,
+        "creation_time": ts(p.created_at),
+        "update_time": ts(p.updated_at),
     }

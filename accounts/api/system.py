@@ -7,7 +7,7 @@ from rest_framework.response import Response
 
 from accounts.api.base import HarborView
 from accounts.errors import NotFound
-from accounts.services import config
+from accounts.services import config, providers
 from kit import health
 
 VERSION = "v2.16.0-berth"
@@ -36,7 +36,7 @@ class Health(HarborView):
 class SystemInfo(HarborView):
     def get(self, request: Request) -> Response:
         info = {
-            "auth_mode": "db_auth",
+            "auth_mode": providers.auth_mode(),
             "harbor_version": VERSION,
             **config.current(),
             "registry_url": settings.BERTH_EXTERNAL_URL or request.get_host(),

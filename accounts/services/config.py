@@ -19,6 +19,7 @@ from django.db import transaction
 from accounts.access import Actor
 from accounts.errors import Denied, Invalid
 from accounts.models import SystemSetting
+from accounts.services import providers
 from audit.events import Operation, Resource
 from audit.services import record
 
@@ -106,6 +107,13 @@ def _defaults() -> dict[str, Any]:
 
 
 EDITABLE = ("self_registration", "project_creation_restriction")
+# Harbor's LDAP keys and auth_mode: the primary LDAP identity provider's
+# (accounts/services/providers.py), stored there.
+LDAP_EDITABLE = (
+    "auth_mode",
+    *providers.HARBOR_LDAP_KEYS,
+    providers.HARBOR_LDAP_SECRET,
+)
 
 
 def current() -> dict[str, Any]:
@@ -121,15 +129,17 @@ def harbor_view() -> dict[str, dict[str, Any]]:
     does not (the feature is not there; the key is not editable)."""
     empty: dict[type, Any] = {bool: False, int: 0, str: ""}
     fixed = {
-        "auth_mode": "db_auth",
+        "auth_mode": providers.auth_mode(),
+        **providers.harbor_ldap_view(),
         "token_expiration": settings.BERTH_TOKEN_TTL // 60,
         "robot_token_duration": -1,
         "robot_name_prefix": "robot$",
         "storage_per_project": -1,
         **current(),
     }
+    editable = (*EDITABLE, *LDAP_EDITABLE)
     view = {
-        key: {"value": fixed.get(key, empty[kind]), "editable": key in EDITABLE}
+        key: {"value": fixed.get(key, empty[kind]), "editable": key in editable}
         for key, kind in HARBOR_TYPES.items()
         if key not in HARBOR_WRITE_ONLY
     }
@@ -171,14 +181,21 @@ def update(*, actor: Actor, values: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(values, dict) or not values:
         raise Invalid("give the settings to change as an object")
     cleaned = {key: _clean(key, value) for key, value in values.items() if key in EDITABLE}
-    ignored = sorted(set(values) - set(cleaned))
+    ldap = {key: value for key, value in values.items() if key in LDAP_EDITABLE}
+    for key, value in ldap.items():
+        _tolerated(key, value)
+    ignored = sorted(set(values) - set(cleaned) - set(ldap))
     for key in ignored:
         _tolerated(key, values[key])
     if ignored:
         log.info("configuration keys accepted but not used by Berth: %s", ", ".join(ignored))
-    if not cleaned:
+    if not cleaned and not ldap:
         return current()
     with transaction.atomic():
+        if ldap:
+            providers.harbor_ldap_update(actor=actor, values=ldap)
+        if not cleaned:
+            return current()
         for key, value in cleaned.items():
             SystemSetting.objects.update_or_create(key=key, defaults={"value": value})
         record(

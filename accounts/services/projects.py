@@ -16,6 +16,7 @@ from accounts.access import Actor
 from accounts.errors import Conflict, Denied, Invalid, NotFound, PreconditionFailed, Unauthenticated
 from accounts.models import Member, Project, Role, User
 from accounts.services import config
+from accounts.services.groups import group_for_member
 from audit.events import Operation, Resource
 from audit.services import record
 from kit import events, params
@@ -247,6 +248,35 @@ def member_add(
             return member
     except IntegrityError:
         raise Conflict(f"{user.username} is already a member") from None
+
+
+def member_add_group(*, actor: Actor, project: Project, group: Any, role_id: Any) -> Member:
+    """Add a user group as a member (Harbor's ``member_group``)."""
+    access.require(actor, "member", "create", project)
+    role = _role(role_id)
+    user_group = group_for_member(actor=actor, spec=group)
+    try:
+        with transaction.atomic():
+            member = Member.objects.create(project=project, group=user_group, role=role)
+            record(
+                actor=actor,
+                operation=Operation.CREATE,
+                resource_type=Resource.MEMBER,
+                resource=user_group.name,
+                project=project,
+                detail={"role_id": role, "group_id": user_group.pk},
+            )
+            events.emit(
+                events.MEMBER_ADDED,
+                key=project.name,
+                project=project.name,
+                group=user_group.name,
+                role=role,
+                actor=actor.name,
+            )
+            return member
+    except IntegrityError:
+        raise Conflict(f"group {user_group.name} is already a member") from None
 
 
 def member_list(*, actor: Actor, project: Project, entityname: str = "") -> Any:

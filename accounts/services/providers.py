@@ -338,3 +338,84 @@ def secret_of(provider: IdentityProvider) -> str:
 def enabled(kind: str) -> list[IdentityProvider]:
     """The enabled providers of a kind, in order (one query)."""
     return list(IdentityProvider.objects.filter(kind=kind, enabled=True))
+
+
+# Harbor's single-source view (/configurations, /systeminfo) ---------------------
+
+# Harbor's ldap_* configuration keys → the primary LDAP provider's settings.
+HARBOR_LDAP_KEYS = {
+    "ldap_url": "url",
+    "ldap_search_dn": "search_dn",
+    "ldap_base_dn": "base_dn",
+    "ldap_filter": "filter",
+    "ldap_uid": "uid",
+    "ldap_scope": "scope",
+    "ldap_timeout": "timeout",
+    "ldap_verify_cert": "verify_cert",
+    "ldap_group_base_dn": "group_base_dn",
+    "ldap_group_search_filter": "group_filter",
+    "ldap_group_attribute_name": "group_attribute_name",
+    "ldap_group_search_scope": "group_search_scope",
+    "ldap_group_admin_dn": "group_admin_dn",
+    "ldap_group_membership_attribute": "group_membership_attribute",
+}
+HARBOR_LDAP_SECRET = "ldap_search_password"  # noqa: S105 - the key's name
+AUTH_MODES: dict[str, str] = {Kind.LDAP: "ldap_auth", Kind.OIDC: "oidc_auth"}
+
+
+def primary_ldap() -> IdentityProvider | None:
+    """The LDAP provider Harbor's single-source API speaks for: the first LDAP
+    provider by order, enabled or not."""
+    return IdentityProvider.objects.filter(kind=Kind.LDAP).first()
+
+
+def auth_mode() -> str:
+    """Harbor's ``auth_mode``: the first enabled provider's kind
+    (``ldap_auth``, ``oidc_auth``), else ``db_auth`` (one query). Local users
+    sign in whatever it says."""
+    first = IdentityProvider.objects.filter(enabled=True).values_list("kind", flat=True).first()
+    return AUTH_MODES.get(first or "", "db_auth")
+
+
+def harbor_ldap_view() -> dict[str, Any]:
+    """The ldap_* keys' values (never the password)."""
+    provider = primary_ldap()
+    config = clean_config(Kind.LDAP, {}, base=provider.config) if provider else {}
+    empty: dict[type, Any] = {bool: False, int: 0, str: ""}
+    return {
+        key: config.get(name, empty[LDAP_SPEC[name][0]]) for key, name in HARBOR_LDAP_KEYS.items()
+    }
+
+
+def harbor_ldap_update(*, actor: Actor, values: dict[str, Any]) -> None:
+    """Harbor's ``PUT /configurations`` with ldap_* keys and ``auth_mode``: the
+    primary LDAP provider takes them (made, named ``ldap``, when there is
+    none); ``auth_mode`` ``ldap_auth`` enables it, ``db_auth`` disables it."""
+    require_system(actor, "configuration", "update")
+    mode = values.get("auth_mode")
+    if mode is not None and mode not in ("db_auth", "ldap_auth"):
+        raise Invalid("auth_mode must be db_auth or ldap_auth here (OIDC: its own keys)")
+    config = {HARBOR_LDAP_KEYS[k]: v for k, v in values.items() if k in HARBOR_LDAP_KEYS}
+    changes: dict[str, Any] = {}
+    if config:
+        changes["config"] = config
+    if values.get(HARBOR_LDAP_SECRET):
+        changes["secret"] = values[HARBOR_LDAP_SECRET]
+    if mode is not None:
+        changes["enabled"] = mode == "ldap_auth"
+    if not changes:
+        return
+    provider = primary_ldap()
+    if provider is None:
+        if not changes.get("enabled") and "config" not in changes:
+            return  # db_auth with no LDAP provider: nothing to change
+        provider_create(
+            actor=actor,
+            kind=Kind.LDAP,
+            name="ldap",
+            config=changes.get("config"),
+            secret=changes.get("secret"),
+            enabled=bool(changes.get("enabled", False)),
+        )
+        return
+    provider_update(actor=actor, provider_id=provider.pk, changes=changes)

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from accounts.models import Member, Project, Robot, User
+from accounts.models import IdentityProvider, Member, Project, Robot, User, UserGroup
 from accounts.services import robots
 from accounts.services.auth import actor_for_user
 from registry.models import Repository
@@ -189,6 +189,29 @@ TABLE: dict[tuple[str, str], tuple[str, dict | None]] = {
     ("PUT", "robots/<id:rid>"): ("padmin admin", {"description": "x"}),
     ("PATCH", "robots/<id:rid>"): ("padmin admin", {}),
     ("DELETE", "robots/<id:rid>"): ("padmin admin", None),
+    # No LDAP provider is configured: the admin's ping answers success false,
+    # searches and imports a 400.
+    ("POST", "ldap/ping"): ("admin", {}),
+    ("GET", "ldap/users/search"): ("admin", None),
+    ("POST", "ldap/users/import"): ("admin", {"ldap_uid_list": ["x"]}),
+    ("GET", "ldap/groups/search"): ("admin", None),
+    ("GET", "usergroups"): ("admin", None),
+    ("POST", "usergroups"): ("admin", {"group_name": "new", "group_type": 2}),
+    ("GET", "usergroups/search"): (AUTHENTICATED, None),
+    ("GET", "usergroups/<id:gid>"): ("admin", None),
+    ("PUT", "usergroups/<id:gid>"): ("admin", {"group_name": "renamed"}),
+    ("DELETE", "usergroups/<id:gid>"): ("admin", None),
+    ("GET", "berth/identity-providers"): ("admin", None),
+    ("POST", "berth/identity-providers"): (
+        "admin",
+        {"kind": "ldap", "name": "x", "config": {"url": "ldap://x", "base_dn": "dc=x"}},
+    ),
+    ("POST", "berth/identity-providers/ping"): ("admin", {"kind": "ldap", "config": {}}),
+    ("PUT", "berth/identity-providers/order"): ("admin", {"ids": []}),
+    ("GET", "berth/identity-providers/<id:pid>"): ("admin", None),
+    ("PUT", "berth/identity-providers/<id:pid>"): ("admin", {"enabled": False}),
+    ("DELETE", "berth/identity-providers/<id:pid>"): ("admin", None),
+    ("POST", "berth/identity-providers/<id:pid>/ping"): ("admin", {}),
 }
 # Any other path is a JSON 404 for everyone.
 TABLE.update(
@@ -286,6 +309,10 @@ def world(team, v2):
         reference="v1",
         label_id=label.pk,
     )
+    group = UserGroup.objects.create(name="probe-group", type=UserGroup.Type.HTTP)
+    provider = IdentityProvider.objects.create(
+        kind="ldap", name="probe", enabled=False, config={"url": "ldap://x", "base_dn": "dc=x"}
+    )
     credentials = {
         name: basic(name, PASSWORD)
         for name in ["lguest", "guest", "dev", "maint", "padmin", "outsider"]
@@ -310,6 +337,8 @@ def world(team, v2):
         "label_id": label.pk,
         "project_id": rule.project_id,
         "addition": "build_history",
+        "gid": group.pk,
+        "pid": provider.pk,
     }
     return credentials, params
 
