@@ -537,3 +537,78 @@ def user_for_id_token(token: str) -> User | None:
     if identity is None:
         raise SuspiciousOperation("the ID token's subject has no Berth user")
     return identity.user
+
+
+# Harbor's /configurations oidc_* keys: the primary OIDC provider -------------------
+
+# Harbor key → this kind's setting. ``oidc_scope`` is comma-separated in
+# Harbor, space-separated here; ``oidc_name`` is the provider's name.
+HARBOR_KEYS = {
+    "oidc_endpoint": "issuer",
+    "oidc_client_id": "client_id",
+    "oidc_scope": "scope",
+    "oidc_verify_cert": "verify_cert",
+    "oidc_user_claim": "user_claim",
+    "oidc_groups_claim": "groups_claim",
+    "oidc_group_filter": "group_filter",
+    "oidc_admin_group": "admin_group",
+    "oidc_logout": "logout",
+}
+HARBOR_SECRET = "oidc_client_secret"  # noqa: S105 - the key's name, write-only
+HARBOR_EDITABLE = ("oidc_name", *HARBOR_KEYS, HARBOR_SECRET)
+
+
+def primary() -> IdentityProvider | None:
+    """The OIDC provider Harbor's single-provider keys speak for: the first
+    by order, enabled or not."""
+    return IdentityProvider.objects.filter(kind=Kind.OIDC).order_by("order", "id").first()
+
+
+def harbor_view() -> dict[str, Any]:
+    """The oidc_* keys' values (never the client secret)."""
+    provider = primary()
+    if provider is None:
+        return {"oidc_verify_cert": True, "oidc_auto_onboard": True, "oidc_logout": True}
+    config = settings_of(provider)
+    view: dict[str, Any] = {key: config[name] for key, name in HARBOR_KEYS.items()}
+    view["oidc_scope"] = ",".join(str(config["scope"]).split())
+    view["oidc_name"] = provider.name
+    view["oidc_auto_onboard"] = provider.allow_create_users
+    return view
+
+
+def harbor_update(*, actor: Any, values: dict[str, Any]) -> None:
+    """Harbor's ``PUT /configurations`` with oidc_* keys (and ``auth_mode``
+    ``oidc_auth``, which enables the primary OIDC provider): the primary OIDC
+    provider takes them, made when there is none (named ``oidc_name`` or
+    ``oidc``)."""
+    config = {HARBOR_KEYS[k]: v for k, v in values.items() if k in HARBOR_KEYS}
+    if isinstance(config.get("scope"), str):
+        config["scope"] = " ".join(s.strip() for s in config["scope"].split(",") if s.strip())
+    changes: dict[str, Any] = {}
+    if config:
+        changes["config"] = config
+    if values.get(HARBOR_SECRET):
+        changes["secret"] = values[HARBOR_SECRET]
+    if values.get("oidc_name"):
+        changes["name"] = values["oidc_name"]
+    if values.get("auth_mode") == "oidc_auth":
+        changes["enabled"] = True
+    elif values.get("auth_mode") == "db_auth":
+        changes["enabled"] = False
+    if not changes:
+        return
+    provider = primary()
+    if provider is None and set(changes) == {"enabled"} and not changes["enabled"]:
+        return  # db_auth with no OIDC provider: nothing to change
+    if provider is None:
+        providers.provider_create(
+            actor=actor,
+            kind=Kind.OIDC,
+            name=changes.get("name") or "oidc",
+            config=changes.get("config"),
+            secret=changes.get("secret"),
+            enabled=bool(changes.get("enabled", False)),
+        )
+        return
+    providers.provider_update(actor=actor, provider_id=provider.pk, changes=changes)

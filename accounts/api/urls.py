@@ -4,7 +4,7 @@ from django.urls import path
 from drf_spectacular.renderers import OpenApiJsonRenderer2
 from drf_spectacular.views import SpectacularJSONAPIView
 
-from accounts.api import identity, overview, projects, robots, system, users
+from accounts.api import identity, overview, projects, robots, sso, system, users
 from accounts.api.audit import (
     AuditLogEventTypes,
     AuditLogExtList,
@@ -53,6 +53,7 @@ urlpatterns = [
     path("robots", robots.RobotList.as_view()),
     path("robots/<id:rid>", robots.RobotDetail.as_view()),
     path("ldap/ping", identity.LdapPing.as_view()),
+    path("system/oidc/ping", sso.OidcPing.as_view()),
     path("ldap/users/search", identity.LdapUserSearch.as_view()),
     path("ldap/users/import", identity.LdapUserImport.as_view()),
     path("ldap/groups/search", identity.LdapGroupSearch.as_view()),
