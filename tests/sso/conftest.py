@@ -10,6 +10,7 @@ import pytest
 
 from accounts.access import Actor
 from tests.sso.peers import CasPeer, OidcPeer, running
+from tests.test_browser import browser  # noqa: F401 - a fixture (the journeys)
 
 SYSADMIN = Actor(kind="user", id=1, name="admin", sysadmin=True)
 
