@@ -57,6 +57,7 @@ log = logging.getLogger("berth.oidc")
 Kind = IdentityProvider.Kind
 DISCOVERY_TTL = 300
 JWKS_TTL = 300
+JWKS_REFETCH = 60
 FLOWS_KEPT = 5
 FLOW_SECONDS = 600
 LEEWAY = 60
@@ -157,12 +158,17 @@ def discover(config: dict[str, Any], *, fresh: bool = False) -> dict[str, Any]:
     return document
 
 
-def jwks(config: dict[str, Any], *, fresh: bool = False) -> dict[str, Any]:
-    """The provider's signing keys (cached ``JWKS_TTL`` seconds; fetched again
-    once when a token names a key not among them)."""
+def jwks(config: dict[str, Any], *, fresh: bool = False) -> dict[str, Any] | None:
+    """The provider's signing keys (cached ``JWKS_TTL`` seconds). ``fresh``:
+    fetched again because a token names a key not among them (the provider
+    rotated its keys) — at most once per ``JWKS_REFETCH`` seconds, so tokens
+    naming made-up keys cannot make Berth hammer the provider; None when
+    that refetch is not due."""
     url = discover(config)["jwks_uri"]
     key = _cache_key("jwks", url)
     cache = caches["local"]
+    if fresh and not cache.add(_cache_key("jwks-refetch", url), True, JWKS_REFETCH):
+        return None
     document = None if fresh else cache.get(key)
     if document is None:
         document = _get_json(config, url, "JWKS")
@@ -181,7 +187,8 @@ def _signing_key(config: dict[str, Any], token: str) -> jwt.PyJWK:
     if alg not in ALGORITHMS:
         raise SuspiciousOperation(f"the ID token's algorithm {alg!r} is not accepted")
     for fresh in (False, True):
-        for candidate in jwks(config, fresh=fresh)["keys"]:
+        document = jwks(config, fresh=fresh)
+        for candidate in document["keys"] if document else []:
             if not isinstance(candidate, dict):
                 continue
             if header.get("kid") is not None and candidate.get("kid") != header.get("kid"):
