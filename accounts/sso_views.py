@@ -9,7 +9,7 @@ accounts/services/sso.py).
 - ``/c/cas/login?provider=<name>`` → the CAS server; its ``ticket`` comes back
   to the same URL; a single-logout POST from the server ends the session the
   ticket opened;
-- ``/c/sso/logout``: signs out of Berth, then of the provider the session came
+- ``POST /c/sso/logout``: signs out of Berth, then of the provider the session came
   from (RP-initiated logout, CAS logout).
 
 Failures answer a page that says what went wrong (400, or 502 when the
@@ -227,7 +227,7 @@ def provider_logout_url(request: HttpRequest) -> str:
     return ""
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["POST"])  # a GET would let any page sign people out
 def sso_logout(request: HttpRequest) -> HttpResponseBase:
     upstream = provider_logout_url(request)
     logout(request)
