@@ -546,3 +546,7 @@ class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
         if not scope.may("log", "list"):
             return False
         return obj is None or scope.projects("log", "list").filter(pk=obj.project_id).exists()
+
+
+# Identity providers and user groups (their own module).
+from accounts import admin_identity  # noqa: E402, F401

@@ -35,10 +35,12 @@ import hashlib
 import logging
 import os
 import secrets
+import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import ldap
 import ldap.filter
@@ -61,6 +63,7 @@ from accounts.models import ExternalIdentity, IdentityProvider, User, UserGroup
 from accounts.services import groups as group_service
 from accounts.services import providers
 from accounts.services.auth import _call, _digest
+from kit import outbound
 
 log = logging.getLogger("berth.ldap")
 
@@ -77,12 +80,11 @@ class MemberOfGroupType(LDAPGroupType):
     OpenLDAP's memberof overlay), within the group search base."""
 
     def user_groups(self, ldap_user: Any, group_search: Any) -> list[tuple[str, dict[str, Any]]]:
-        base = group_search.base_dn.lower()
+        base = group_service.normalize_dn(group_search.base_dn)
         out = []
         for dn in (ldap_user.attrs or {}).get("memberof", []):
-            if base and not group_service.normalize_dn(dn).endswith(
-                group_service.normalize_dn(base)
-            ):
+            normalized = group_service.normalize_dn(dn)
+            if base and not (normalized == base or normalized.endswith("," + base)):
                 continue
             rdn = ldap.dn.str2dn(dn)[0][0]
             out.append((dn, {self.name_attr: [rdn[1]]}))
@@ -96,8 +98,9 @@ class MemberOfGroupType(LDAPGroupType):
 
 def _ca_file(pem: str) -> str:
     """A file holding the CA certificate (libldap reads files), named by its
-    digest in a private directory."""
-    folder = os.path.join(tempfile.gettempdir(), f"berth-ldap-ca-{os.getuid()}")
+    digest, in the data directory (not a shared /tmp another local user could
+    have prepared)."""
+    folder = os.path.join(settings.DATA_DIR, "ldap-ca")
     os.makedirs(folder, mode=0o700, exist_ok=True)
     path = os.path.join(folder, hashlib.sha256(pem.encode()).hexdigest() + ".pem")
     if not os.path.exists(path):
@@ -106,6 +109,30 @@ def _ca_file(pem: str) -> str:
             f.write(pem)
         os.replace(tmp, path)
     return path
+
+
+def check_url(url: str) -> None:
+    """The outbound address policy (``kit.outbound``: BERTH_OUTBOUND_ALLOW and
+    _DENY, by default no link-local/metadata address) for a directory's URL:
+    every address its host resolves to must be allowed. Raises Invalid.
+    (libldap resolves the name again when it connects: a name an attacker's
+    DNS answers differently a moment later is not caught here, as it is for
+    HTTP; directory URLs are set by system administrators.)"""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port or (636 if parts.scheme == "ldaps" else 389)
+    except ValueError as exc:
+        raise Invalid(f"not a usable LDAP URL: {exc}") from None
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise Invalid(f"cannot resolve the directory's host {host}: {exc}") from None
+    for info in infos:
+        try:
+            outbound.check_address(str(info[4][0]))
+        except outbound.Refused as exc:
+            raise Invalid(str(exc)) from None
 
 
 def connection_options(config: dict[str, Any]) -> dict[int, Any]:
@@ -170,7 +197,9 @@ def ldap_settings(provider: IdentityProvider) -> LDAPSettings:
         ),
         "GROUP_TYPE": _group_type(config),
         "USER_FLAGS_BY_GROUP": (
-            {"is_superuser": config["group_admin_dn"]} if config["group_admin_dn"] else {}
+            {"is_superuser": config["group_admin_dn"], "is_staff": config["group_admin_dn"]}
+            if config["group_admin_dn"]
+            else {}
         ),
         "ALWAYS_UPDATE_USER": True,
         "CACHE_TIMEOUT": 0,
@@ -309,6 +338,11 @@ class LDAPProvidersBackend:
         if user is not None:
             return user
         for provider in providers.enabled(IdentityProvider.Kind.LDAP):
+            try:
+                check_url(provider.config.get("url", ""))
+            except Invalid as exc:
+                log.warning("LDAP provider %s skipped: %s", provider.name, exc)
+                continue
             backend = ProviderBackend(provider)
             try:
                 user = backend.authenticate(request, username=username, password=password)
@@ -328,7 +362,19 @@ class LDAPProvidersBackend:
         return None
 
     def get_user(self, user_id: int) -> User | None:
-        return User.objects.filter(pk=user_id, is_active=True).first()
+        """The user of a browser session signed in through a directory: gone
+        once its provider is disabled or deleted (one query per request, as
+        Django's own backend)."""
+        return (
+            User.objects.filter(
+                pk=user_id,
+                is_active=True,
+                identities__provider__kind=IdentityProvider.Kind.LDAP,
+                identities__provider__enabled=True,
+            )
+            .distinct()
+            .first()
+        )
 
 
 # Searching and pinging ------------------------------------------------------------
@@ -336,27 +382,32 @@ class LDAPProvidersBackend:
 
 @contextmanager
 def connected(config: dict[str, Any], secret: str) -> Iterator[Any]:
-    """A connection bound as the search DN (anonymous without one). Raises
-    Invalid saying what failed."""
+    """A connection bound as the search DN (anonymous without one), closed
+    afterwards (and on failure). Raises Invalid saying what failed."""
+    check_url(config["url"])
     try:
         conn = ldap.initialize(config["url"], bytes_mode=False)
-        for option, value in connection_options(config).items():
-            conn.set_option(option, value)
-        if config["start_tls"] and config["url"].startswith("ldap://"):
-            conn.start_tls_s()
-        conn.simple_bind_s(config["search_dn"], secret)
-    except ldap.INVALID_CREDENTIALS:
-        raise Invalid("the directory refused the search DN and password") from None
-    except ldap.TIMEOUT:
-        raise Invalid(f"the directory did not answer within {config['timeout']} s") from None
-    except ldap.SERVER_DOWN as exc:
-        raise Invalid(f"cannot reach the directory: {_reason(exc)}") from None
     except ldap.LDAPError as exc:
-        raise Invalid(f"the directory refused: {_reason(exc)}") from None
+        raise Invalid(f"not a usable LDAP URL: {_reason(exc)}") from None
     try:
+        try:
+            for option, value in connection_options(config).items():
+                conn.set_option(option, value)
+            if config["start_tls"] and config["url"].startswith("ldap://"):
+                conn.start_tls_s()
+            conn.simple_bind_s(config["search_dn"], secret)
+        except ldap.INVALID_CREDENTIALS:
+            raise Invalid("the directory refused the search DN and password") from None
+        except ldap.TIMEOUT:
+            raise Invalid(f"the directory did not answer within {config['timeout']} s") from None
+        except ldap.SERVER_DOWN as exc:
+            raise Invalid(f"cannot reach the directory: {_reason(exc)}") from None
+        except ldap.LDAPError as exc:
+            raise Invalid(f"the directory refused: {_reason(exc)}") from None
         yield conn
     finally:
-        conn.unbind_s()
+        with contextlib.suppress(ldap.LDAPError):
+            conn.unbind_s()
 
 
 def _reason(exc: ldap.LDAPError) -> str:
@@ -498,3 +549,48 @@ def import_users(provider: IdentityProvider, uids: list[str]) -> list[dict[str, 
                     provider=provider, subject=subject, user=user, details={"dn": dn}
                 )
     return failed
+
+
+# The refresh job ---------------------------------------------------------------------
+
+
+def refresh(provider: IdentityProvider) -> dict[str, int]:
+    """Read every user bound to the provider again: their attributes, groups
+    and the admin flag; a user whose entry is gone loses the provider's groups
+    (and sysadmin, when the provider grants it). New entries are not created
+    here (their first sign-in or an import does). Counts what it did."""
+    backend = ProviderBackend(provider)
+    counts = {"refreshed": 0, "gone": 0, "failed": 0}
+    identities = ExternalIdentity.objects.filter(provider=provider).select_related("user")
+    for identity in identities.iterator():
+        user = identity.user
+        try:
+            found = backend.populate_user(user.username)
+        except NameTaken:
+            found = None
+        except ldap.LDAPError as exc:
+            log.warning("LDAP refresh of %s at %s failed: %s", user.username, provider.name, exc)
+            counts["failed"] += 1
+            continue
+        if found is not None and found.pk == user.pk:
+            _bound(backend, found)
+            counts["refreshed"] += 1
+            continue
+        with transaction.atomic():
+            sync_groups(provider, user, [])
+            if backend.config["group_admin_dn"] and user.is_superuser:
+                User.objects.filter(pk=user.pk).update(is_superuser=False, is_staff=False)
+        counts["gone"] += 1
+    return counts
+
+
+def refresh_all() -> dict[str, dict[str, int]]:
+    """Refresh every enabled LDAP provider's users (one provider failing does
+    not stop the others)."""
+    done = {}
+    for provider in providers.enabled(IdentityProvider.Kind.LDAP):
+        try:
+            done[provider.name] = refresh(provider)
+        except (ldap.LDAPError, Invalid) as exc:
+            log.warning("LDAP refresh of %s failed: %s", provider.name, exc)
+    return done

@@ -287,6 +287,9 @@ if not 0 <= BERTH_PRINCIPAL_RECHECK_SECONDS <= 60:
 # Seconds a directory (LDAP) user's verified password is trusted without asking
 # the directory again (docker pulls with a directory password); 0 disables it.
 BERTH_LDAP_CREDENTIAL_TTL = env.int("BERTH_LDAP_CREDENTIAL_TTL", default=60)
+# Seconds between refreshes of LDAP users' groups and attributes (the job
+# accounts.tasks.refresh_directories).
+BERTH_LDAP_REFRESH_INTERVAL = env.int("BERTH_LDAP_REFRESH_INTERVAL", default=3600)
 BERTH_LOGIN_FAILURES_ALLOWED = env.int("BERTH_LOGIN_FAILURES_ALLOWED", default=10)
 BERTH_LOGIN_THROTTLE_SECONDS = env.int("BERTH_LOGIN_THROTTLE_SECONDS", default=60)
 BERTH_SELF_REGISTRATION = env.bool("BERTH_SELF_REGISTRATION", default=False)
@@ -431,6 +434,11 @@ CELERY_BEAT_SCHEDULE = {
     "deliver-events": {
         "task": "kit.tasks.deliver_events",
         "schedule": BERTH_EVENT_SWEEP_SECONDS,
+    },
+    "refresh-directories": {
+        "task": "accounts.tasks.refresh_directories",
+        "schedule": BERTH_LDAP_REFRESH_INTERVAL,
+        "kwargs": {"scheduled": True},
     },
     "purge-stale-uploads": {
         "task": "registry.tasks.purge_stale_uploads",

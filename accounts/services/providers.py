@@ -17,15 +17,18 @@ providers through ``enabled``.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, transaction
 
 from accounts.access import Actor, require_system
 from accounts.errors import Conflict, Invalid, NotFound
-from accounts.models import IdentityProvider
+from accounts.models import IdentityProvider, User
+from accounts.services.auth import principal_changed
 from audit.events import Operation, Resource
 from audit.services import record
 from kit import sealed
@@ -228,9 +231,12 @@ def provider_create(
 UPDATABLE = ("name", "config", "secret", "enabled", "order", "allow_create_users")
 
 
-def provider_update(*, actor: Actor, provider_id: int, changes: dict[str, Any]) -> IdentityProvider:
+def provider_update(
+    *, actor: Actor, provider_id: int, changes: dict[str, Any], replace_config: bool = False
+) -> IdentityProvider:
     """Change what ``changes`` names (``UPDATABLE``); ``config`` is merged over
-    the stored settings; ``secret``: None keeps it, "" clears it."""
+    the stored settings (``replace_config``: replaces them, absent keys taking
+    their defaults); ``secret``: None keeps it, "" clears it."""
     require_system(actor, "configuration", "update")
     unknown = sorted(set(changes) - set(UPDATABLE))
     if unknown:
@@ -239,7 +245,8 @@ def provider_update(*, actor: Actor, provider_id: int, changes: dict[str, Any]) 
     if "name" in changes:
         provider.name = _name(changes["name"])
     if "config" in changes:
-        provider.config = clean_config(provider.kind, changes["config"], base=provider.config)
+        base = None if replace_config else provider.config
+        provider.config = clean_config(provider.kind, changes["config"], base=base)
     if changes.get("secret") is not None:
         value = _secret(changes["secret"])
         provider.secret_sealed = sealed.seal(value) if value else ""
@@ -253,13 +260,27 @@ def provider_update(*, actor: Actor, provider_id: int, changes: dict[str, Any]) 
             raise Invalid("order must be an integer")
         provider.order = order
     changed = sorted(k for k in changes if k != "secret" or changes[k] is not None)
+    turned_off = "enabled" in changes and not provider.enabled
     try:
         with transaction.atomic():
             provider.save()
             _audit(actor, Operation.UPDATE, provider, changed=changed)
+            if turned_off:
+                _revoke_tokens(provider)
     except IntegrityError:
         raise Conflict(f"an identity provider named {provider.name} exists") from None
     return provider
+
+
+def _revoke_tokens(provider: IdentityProvider) -> None:
+    """The provider's users' refresh tokens die (their stamp rotates, as when a
+    user is disabled; enabling the provider again revives none) and this
+    process forgets it trusted them; their sessions and cached passwords end
+    with the provider's ``enabled`` (accounts/directory.py)."""
+    users = list(User.objects.filter(identities__provider=provider).values_list("pk", "username"))
+    User.objects.filter(pk__in=[pk for pk, _ in users]).update(stamp=secrets.token_hex(16))
+    for pk, name in users:
+        transaction.on_commit(partial(principal_changed, "user", pk, name))
 
 
 def provider_delete(*, actor: Actor, provider_id: int) -> None:
@@ -270,6 +291,7 @@ def provider_delete(*, actor: Actor, provider_id: int) -> None:
     provider = provider_get(actor=actor, provider_id=provider_id)
     with transaction.atomic():
         _audit(actor, Operation.DELETE, provider)
+        _revoke_tokens(provider)
         provider.delete()
 
 
@@ -407,8 +429,10 @@ def harbor_ldap_update(*, actor: Actor, values: dict[str, Any]) -> None:
         return
     provider = primary_ldap()
     if provider is None:
-        if not changes.get("enabled") and "config" not in changes:
-            return  # db_auth with no LDAP provider: nothing to change
+        if not changes.get("enabled") and not config.get("url"):
+            # No directory named (a client sending Harbor's whole
+            # configuration back, its LDAP keys empty): nothing to store.
+            return
         provider_create(
             actor=actor,
             kind=Kind.LDAP,

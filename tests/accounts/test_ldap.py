@@ -282,3 +282,96 @@ def test_projects_of_a_group_are_on_the_dashboard(corp, team):
     Member.objects.create(project=lab, group=developers, role=Role.GUEST)
     client, _ = sign_in("alice", PASSWORDS["alice"])
     assert ">lab</a>" in client.get("/").content.decode()
+
+
+def test_the_refresh_job_follows_the_directory(admin, tmp_path):
+    import ldap as python_ldap
+
+    from accounts import tasks
+    from tests.ldap_server import ldap_server
+
+    with ldap_server(tmp_path / "slapd") as own:
+        providers.provider_create(
+            actor=admin,
+            kind="ldap",
+            name="own",
+            config=own.provider_config(),
+            secret=READER_PASSWORD,
+        )
+        for name in ("alice", "carol", "erin"):
+            client, _ = sign_in(name, PASSWORDS[name])
+            assert signed_in(client), name
+        assert User.objects.get(username="carol").is_superuser
+
+        def groups_of(name):
+            rows = UserGroup.objects.filter(memberships__user__username=name)
+            return set(rows.values_list("name", flat=True))
+
+        assert groups_of("alice") == {"developers", "engineering"}
+        assert groups_of("erin") == {"engineering"}
+        own.modify(group_dn("developers"), [(python_ldap.MOD_ADD, "member", [user_dn("dave")])])
+        own.modify(group_dn("developers"), [(python_ldap.MOD_DELETE, "member", [user_dn("alice")])])
+        own.modify(group_dn("berth-admins"), [(python_ldap.MOD_ADD, "member", [user_dn("dave")])])
+        own.modify(
+            group_dn("berth-admins"), [(python_ldap.MOD_DELETE, "member", [user_dn("carol")])]
+        )
+        conn = own.connection()
+        conn.delete_s(user_dn("erin"))
+        conn.unbind_s()
+        done = tasks.refresh_directories()
+        assert done == {"own": {"refreshed": 2, "gone": 1, "failed": 0}}
+        assert groups_of("alice") == set()
+        assert groups_of("erin") == set()
+        assert not User.objects.get(username="carol").is_superuser
+        # The scheduled run takes its period once.
+        assert tasks.refresh_directories(scheduled=True) == done
+        assert tasks.refresh_directories(scheduled=True) == {}
+
+
+def test_a_malformed_url_is_a_clear_refusal(admin):
+    """libldap refuses "ldap://[bad" before any connection: a 400's message."""
+    with pytest.raises(Invalid, match="not a usable LDAP URL"):
+        providers.provider_ping(
+            actor=admin,
+            kind="ldap",
+            config={"url": "ldap://[bad", "base_dn": "dc=example,dc=org"},
+            secret="x",
+        )
+
+
+def test_a_disabled_provider_ends_its_users_browser_sessions(corp, admin):
+    client, _ = sign_in("alice", PASSWORDS["alice"])
+    assert client.get("/api/v2.0/users/current").json()["username"] == "alice"
+    providers.provider_update(actor=admin, provider_id=corp.pk, changes={"enabled": False})
+    assert client.get("/api/v2.0/users/current").status_code == 401
+    providers.provider_update(actor=admin, provider_id=corp.pk, changes={"enabled": True})
+    assert client.get("/api/v2.0/users/current").json()["username"] == "alice"
+
+
+def test_a_disabled_provider_kills_its_users_refresh_tokens(corp, admin):
+    from tests.accounts.test_principals import refreshed
+
+    r = api("alice", PASSWORDS["alice"]).get(
+        "/service/token?service=harbor-registry&offline_token=true"
+    )
+    refresh_token = r.json()["refresh_token"]
+    assert refreshed(refresh_token) == 200
+    providers.provider_update(actor=admin, provider_id=corp.pk, changes={"enabled": False})
+    assert refreshed(refresh_token) == 401
+    providers.provider_update(actor=admin, provider_id=corp.pk, changes={"enabled": True})
+    assert refreshed(refresh_token) == 401
+
+
+def test_the_outbound_address_policy_covers_directories(corp, admin, settings):
+    # The cloud metadata address is denied by default.
+    with pytest.raises(Invalid, match="refused"):
+        providers.provider_ping(
+            actor=admin,
+            kind="ldap",
+            config={"url": "ldap://169.254.169.254", "base_dn": "dc=x"},
+        )
+    settings.BERTH_OUTBOUND_DENY = ["127.0.0.0/8"]
+    with pytest.raises(Invalid, match="refused: a denied network"):
+        providers.provider_ping(actor=admin, provider_id=corp.pk)
+    client, _ = sign_in("alice", PASSWORDS["alice"])
+    assert not signed_in(client)

@@ -94,3 +94,17 @@ def test_only_sysadmins(team):
     with pytest.raises(Denied):
         providers.provider_list(actor=dev)
     assert not IdentityProvider.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "dn, normalized",
+    [
+        ("CN=Leads, DC=Example,DC=org", "cn=leads,dc=example,dc=org"),
+        (r"cn=Smith\, John,ou=People", r"cn=smith\, john,ou=people"),
+        ("cn=a+uid=B,dc=x", "cn=a+uid=b,dc=x"),
+    ],
+)
+def test_dns_compare_as_directories_compare_them(dn, normalized):
+    from accounts.services.groups import normalize_dn
+
+    assert normalize_dn(dn) == normalized

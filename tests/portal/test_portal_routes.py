@@ -13,7 +13,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from accounts.adminsite import site
-from accounts.models import Member, Project, SystemSetting, User
+from accounts.models import IdentityProvider, Member, Project, SystemSetting, User, UserGroup
 from audit.models import AuditEvent
 from registry.models import Blob, Manifest, Repository, ScheduledRun, Tag
 from tests.accounts.test_route_table import PRINCIPALS
@@ -95,6 +95,17 @@ TABLE: dict[str, tuple[str, str]] = {
     ),
     **model_pages(
         "accounts/systemsetting", see="admin", add="admin", view="admin", save="admin", delete=""
+    ),
+    **model_pages(
+        "accounts/identityprovider",
+        see="admin",
+        add="admin",
+        view="admin",
+        save="admin",
+        delete="admin",
+    ),
+    **model_pages(
+        "accounts/usergroup", see="admin", add="admin", view="admin", save="admin", delete="admin"
     ),
     **model_pages(
         "accounts/project",
@@ -182,6 +193,8 @@ def objects(world):
         "accounts/robot": params["rid"],
         "accounts/user": User.objects.get(username="dev").pk,
         "accounts/systemsetting": "self_registration",
+        "accounts/identityprovider": IdentityProvider.objects.get(name="probe").pk,
+        "accounts/usergroup": UserGroup.objects.get(name="probe-group").pk,
         "accounts/project": team.pk,
         "audit/auditevent": event.pk,
         "registry/repository": Repository.objects.get(name="team/app").pk,
