@@ -45,7 +45,8 @@ log = logging.getLogger("berth.sso")
 Kind = IdentityProvider.Kind
 SESSION_SSO = "berth_sso"  # {"provider": id, "id_token": ..., "kind": ...}
 SESSION_ONBOARD = "berth_onboard"
-BACKEND = "accounts.services.auth.LocalUserBackend"  # what the session reloads the user with
+# What the session reloads the user with: ended by disabling the provider.
+BACKEND = "accounts.services.sso.SsoSessionBackend"
 
 
 def _failure(request: HttpRequest, message: str, status: int = 400) -> HttpResponse:

@@ -99,6 +99,8 @@ AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
     "accounts.services.auth.LocalUserBackend",
     "accounts.directory.LDAPProvidersBackend",
+    # Browser sessions from OpenID Providers and CAS servers (no credentials).
+    "accounts.services.sso.SsoSessionBackend",
 ]
 
 # The full stack serves the portal, the admin and the API. /v2 does not pass

@@ -199,8 +199,16 @@ def _sync(provider: IdentityProvider, user: User, assertion: Assertion) -> None:
     if admin_group:
         is_admin = admin_group in assertion.groups
         if user.is_superuser != is_admin and user.pk != 1:
-            user.is_superuser = is_admin
-            user.save(update_fields=["is_superuser"])
+            # As PUT /users/{id}/sysadmin sets it (accounts/services/users.py).
+            user.is_superuser = user.is_staff = is_admin
+            user.save(update_fields=["is_superuser", "is_staff"])
+            record(
+                actor=_actor(user),
+                operation=Operation.UPDATE,
+                resource_type=Resource.USER,
+                resource=user.username,
+                detail={"sysadmin_flag": is_admin, "by": f"admin group of {provider.name}"},
+            )
 
 
 def pending_token() -> str:
@@ -227,3 +235,30 @@ def sign_in_buttons() -> list[dict[str, str]]:
         }
         for p in rows
     ]
+
+
+class SsoSessionBackend:
+    """The backend of browser sessions signed in through an OpenID Provider or
+    a CAS server (``accounts/sso_views.py`` logs users in with it). It proves
+    no credentials; it reloads a session's user while that user is active and
+    bound to an enabled OIDC or CAS provider, so disabling (or deleting) the
+    provider ends its users' sessions (one query per request, as Django's own
+    backend)."""
+
+    def authenticate(self, request: Any, **credentials: Any) -> None:
+        return None
+
+    def get_user(self, user_id: int) -> User | None:
+        return (
+            User.objects.filter(
+                pk=user_id,
+                is_active=True,
+                identities__provider__kind__in=[
+                    IdentityProvider.Kind.OIDC,
+                    IdentityProvider.Kind.CAS,
+                ],
+                identities__provider__enabled=True,
+            )
+            .distinct()
+            .first()
+        )

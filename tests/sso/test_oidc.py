@@ -107,7 +107,7 @@ def test_the_admin_group_makes_a_sysadmin_and_a_second_sign_in_binds_by_subject(
     client, browser = Client(), LoopbackBrowser()
     callback(client, sign_in_at_provider(browser, to_provider(client), "bob"))
     bob = User.objects.get(username="bob")
-    assert bob.is_superuser
+    assert bob.is_superuser and bob.is_staff
     bob.username = "robert"  # renamed in Berth: still the same identity
     bob.save()
     client2, browser2 = Client(), LoopbackBrowser()
@@ -115,6 +115,15 @@ def test_the_admin_group_makes_a_sysadmin_and_a_second_sign_in_binds_by_subject(
     assert r.status_code == 302
     assert not User.objects.filter(username="bob").exists()
     assert client2.get("/api/v2.0/users/current").json()["username"] == "robert"
+    # Another admin group configured: his next sign-in is no sysadmin's.
+    providers.provider_update(
+        actor=SYSADMIN, provider_id=provider.pk, changes={"config": {"admin_group": "berth-ops"}}
+    )
+    client3 = Client()
+    callback(client3, sign_in_at_provider(LoopbackBrowser(), to_provider(client3), "bob"))
+    robert = User.objects.get(username="robert")
+    assert not robert.is_superuser and not robert.is_staff
+    assert client3.get("/api/v2.0/users/current").json()["sysadmin_flag"] is False
 
 
 def test_a_taken_name_goes_through_onboarding(provider):

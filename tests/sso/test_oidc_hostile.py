@@ -183,7 +183,10 @@ def test_an_unreachable_or_silent_provider_fails_alone(bootstrapped, blackhole_p
     )
 
 
-def test_a_disabled_provider_signs_nobody_in(provider):
+def test_a_disabled_provider_signs_nobody_in_and_ends_its_sessions(provider):
+    signed_in = Client()
+    callback(signed_in, sign_in_at_provider(LoopbackBrowser(), to_provider(signed_in), "bob"))
+    assert signed_in.get("/api/v2.0/users/current").status_code == 200
     client = Client()
     target = sign_in_at_provider(LoopbackBrowser(), to_provider(client), "alice")
     providers.provider_update(actor=SYSADMIN, provider_id=provider.pk, changes={"enabled": False})
@@ -191,6 +194,16 @@ def test_a_disabled_provider_signs_nobody_in(provider):
     assert Client().get("/c/oidc/login?provider=corp-sso").status_code == 404
     assert client.get("/api/v2.0/users/current").status_code == 401
     assert not User.objects.filter(username="alice").exists()
+    # Bob's session from before ends with the provider; local users' do not.
+    assert signed_in.get("/api/v2.0/users/current").status_code == 401
+    local = Client()
+    assert local.post("/c/login", {"principal": ADMIN[0], "password": ADMIN[1]}).status_code == 200
+    assert local.get("/api/v2.0/users/current").status_code == 200
+    # Enabled again, Bob signs in again as the same user.
+    providers.provider_update(actor=SYSADMIN, provider_id=provider.pk, changes={"enabled": True})
+    again = Client()
+    callback(again, sign_in_at_provider(LoopbackBrowser(), to_provider(again), "bob"))
+    assert again.get("/api/v2.0/users/current").json()["username"] == "bob"
 
 
 def test_the_client_secret_is_in_no_log(provider, caplog):
