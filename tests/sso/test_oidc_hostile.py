@@ -220,3 +220,24 @@ def test_the_client_secret_is_in_no_log(provider, caplog):
     assert "refused the code" in caplog.text
     assert CLIENT_SECRET not in caplog.text
     assert CLIENT_SECRET not in r.content.decode()
+
+
+def test_the_provider_is_reached_only_through_the_outbound_policy(provider, oidc_peer, settings):
+    """Every call to the provider goes through kit/outbound: with the loopback
+    denied, the running provider is never reached (discovery, a ping, a bearer
+    token's keys); allowed again, it is."""
+    from django.core.cache import caches
+
+    client = Client()
+    callback(client, sign_in_at_provider(LoopbackBrowser(), to_provider(client), "alice"))
+    token = oidc_peer.tokens(
+        client_id=CLIENT_ID, client_secret=CLIENT_SECRET, login="alice", redirect_uri=REDIRECT
+    )["id_token"]
+    settings.BERTH_OUTBOUND_DENY = ["127.0.0.0/8"]
+    caches["local"].clear()  # nothing discovered before the policy changed
+    assert Client().get("/c/oidc/login?provider=corp-sso").status_code == 502
+    with pytest.raises(oidc.ProviderError, match="unreachable"):
+        oidc.discover(oidc.settings_of(provider), fresh=True)
+    assert bearer(token).get("/api/v2.0/users/current").status_code == 401
+    settings.BERTH_OUTBOUND_DENY = []
+    assert bearer(token).get("/api/v2.0/users/current").status_code == 200
