@@ -155,6 +155,10 @@ def test_oidc_journey_sign_in_sees_the_groups_project_and_signs_out_everywhere(w
     click(browser, "#berth-sso-corp-sso")
     assert on_loopback(browser).startswith(world.op.issuer)
     assert browser.find_elements(By.NAME, "login")
+    # The client secret is in none of Berth's answers or its log.
+    assert CLIENT_SECRET not in world.berth.log_path.read_text()
+    listing = world.berth.http.get(f"{world.api}/berth/identity-providers")
+    assert listing.status_code == 200 and CLIENT_SECRET not in listing.text
 
 
 def test_cas_journey_and_single_logout(world, browser):

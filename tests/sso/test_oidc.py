@@ -12,6 +12,7 @@ expired one, a disabled or unreachable provider (local sign-in unaffected)."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -158,3 +159,36 @@ def test_sign_out_ends_the_providers_session_too(provider, oidc_peer):
     assert done.headers.get("X-Stopped-At") == "http://testserver/"
     again = browser.get(to_provider(Client()))
     assert "login" in forms(again.text)[0][2]
+
+
+def test_the_same_subject_at_another_provider_is_someone_else(provider, oidc_peer):
+    """Binding is by (provider, subject), never by name: Alice of a second
+    provider is not Alice of the first, and must choose a name of her own
+    (the onboarding form, with its CSRF token, as a browser posts it)."""
+    providers.provider_create(
+        actor=SYSADMIN,
+        kind="oidc",
+        name="corp-2",
+        config=oidc_config(oidc_peer.issuer),
+        secret=CLIENT_SECRET,
+    )
+    first = Client()
+    callback(first, sign_in_at_provider(LoopbackBrowser(), to_provider(first), "alice"))
+    alice = User.objects.get(username="alice")
+
+    second = Client(enforce_csrf_checks=True)
+    r = callback(
+        second,
+        sign_in_at_provider(LoopbackBrowser(), to_provider(second, "?provider=corp-2"), "alice"),
+    )
+    assert r["Location"] == "/c/oidc/onboard"
+    assert second.post("/c/oidc/onboard", {"username": "alice-2"}).status_code == 403  # no token
+    page = second.get("/c/oidc/onboard").content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    done = second.post("/c/oidc/onboard", {"username": "alice-2", "csrfmiddlewaretoken": token})
+    assert done.status_code == 302
+    assert second.get("/api/v2.0/users/current").json()["username"] == "alice-2"
+    assert list(alice.identities.values_list("provider__name", flat=True)) == ["corp-sso"]
+    assert ExternalIdentity.objects.get(provider__name="corp-2", subject="alice").user.username == (
+        "alice-2"
+    )
