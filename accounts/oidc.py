@@ -391,6 +391,9 @@ class OIDCBackend(OIDCAuthenticationBackend):
         raise KeyError(attr)
 
     def get_token(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """The code exchanged at the token endpoint (client_secret_basic), the
+        answer capped; a refusal says the provider's error code only (the
+        request, and its secret, is never logged)."""
         secret = payload.pop("client_secret", "")
         payload["redirect_uri"] = callback_url(self.request)
         try:
@@ -398,24 +401,30 @@ class OIDCBackend(OIDCAuthenticationBackend):
                 self.document["token_endpoint"],
                 data=payload,
                 auth=(self.config["client_id"], secret),
+                stream=True,
             )
+            raw = outbound.read_capped(response, MAX_DOCUMENT)
+        except outbound.TooLarge:
+            raise ProviderError("the provider's token answer is too large") from None
         except requests.RequestException as exc:
             raise ProviderError(
                 f"the provider's token endpoint is unreachable: {type(exc).__name__}"
             ) from None
+        try:
+            body = requests.models.complexjson.loads(raw)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            body = {}
         if response.status_code != 200:
-            # The body is the provider's error; the request (and its secret) is not logged.
-            error = (
-                response.json().get("error", "")
-                if "json" in response.headers.get("Content-Type", "")
-                else ""
-            )
+            error = str(body.get("error", ""))[:100]
             raise SuspiciousOperation(
                 f"the provider refused the code ({response.status_code} {error})"
             )
-        body: dict[str, Any] = response.json()
+        if not isinstance(body.get("id_token"), str) or not body["id_token"]:
+            raise SuspiciousOperation("the provider's token answer holds no ID token")
         self.refresh_token = str(body.get("refresh_token") or "")
-        self.id_token = str(body.get("id_token") or "")
+        self.id_token = body["id_token"]
         return body
 
     def verify_token(self, token: str, **kwargs: Any) -> dict[str, Any]:

@@ -20,7 +20,6 @@ Every change is audited in the same transaction.
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ from audit.events import Operation, Resource
 from audit.services import record
 from kit import patterns
 
-USERNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,254}")
+MAX_USERNAME = 150  # the user table's column
 MAX_GROUPS = 1000
 
 
@@ -109,7 +108,10 @@ def sign_in(provider: IdentityProvider, assertion: Assertion) -> User:
         if identity is None:
             if not provider.allow_create_users:
                 raise SignInRefused("this identity provider does not create users")
-            if User.objects.filter(username__iexact=assertion.username).exists():
+            if not valid_username(assertion.username) or (
+                User.objects.filter(username__iexact=assertion.username).exists()
+            ):
+                # Taken, or no valid Berth name (e.g. a display name with spaces).
                 raise Onboarding(provider, assertion)
             user = _create(provider, assertion, assertion.username)
         else:
@@ -123,11 +125,25 @@ def sign_in(provider: IdentityProvider, assertion: Assertion) -> User:
     return user
 
 
+def valid_username(name: str) -> bool:
+    """A name Berth's users may have (accounts/services/users.py's rule)."""
+    from accounts.services.users import USERNAME_RE  # users → config → oidc → here
+
+    return (
+        len(name) <= MAX_USERNAME
+        and USERNAME_RE.fullmatch(name) is not None
+        and not name.startswith("robot$")
+    )
+
+
 def complete_onboarding(provider: IdentityProvider, assertion: Assertion, username: str) -> User:
     """Create the user of an onboarding under the name the person chose.
     Raises Invalid (a bad or taken name) or SignInRefused."""
-    if not USERNAME_RE.fullmatch(username):
-        raise Invalid("a user name is 1-255 letters, digits, '.', '_', '@' or '-'")
+    if not valid_username(username):
+        raise Invalid(
+            f"a user name is 1-{MAX_USERNAME} characters without spaces, controls"
+            " or any of , ~ # $ % \" ' : ; * ? < > | / \\, and not robot$…"
+        )
     if not provider.enabled or not provider.allow_create_users:
         raise SignInRefused("this identity provider does not create users")
     try:

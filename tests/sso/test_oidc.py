@@ -192,3 +192,17 @@ def test_the_same_subject_at_another_provider_is_someone_else(provider, oidc_pee
     assert ExternalIdentity.objects.get(provider__name="corp-2", subject="alice").user.username == (
         "alice-2"
     )
+
+
+def test_a_suggested_name_berth_cannot_use_goes_through_onboarding(provider):
+    """Harbor's default user claim is ``name``: "Alice A" is no valid user name."""
+    providers.provider_update(
+        actor=SYSADMIN, provider_id=provider.pk, changes={"config": {"user_claim": "name"}}
+    )
+    client = Client()
+    r = callback(client, sign_in_at_provider(LoopbackBrowser(), to_provider(client), "alice"))
+    assert r["Location"] == "/c/oidc/onboard"
+    bad = client.post("/c/oidc/onboard", {"username": "Alice A"})
+    assert bad.status_code == 400 and b"without spaces" in bad.content
+    assert client.post("/c/oidc/onboard", {"username": "alice.a"}).status_code == 302
+    assert client.get("/api/v2.0/users/current").json()["username"] == "alice.a"
