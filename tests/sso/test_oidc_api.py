@@ -69,6 +69,9 @@ def test_configurations_make_the_primary_provider_and_never_show_its_secret(
     ):
         assert CLIENT_SECRET not in api.get(path).content.decode(), path
 
+    info = Client().get("/api/v2.0/systeminfo").json()
+    assert info["auth_mode"] == "oidc_auth" and info["oidc_provider_name"] == "corp"
+
     # The provider so configured signs people in.
     client = Client()
     r = callback(client, sign_in_at_provider(LoopbackBrowser(), to_provider(client), "bob"))
@@ -79,6 +82,7 @@ def test_configurations_make_the_primary_provider_and_never_show_its_secret(
     assert put(api, {"auth_mode": "db_auth"}) == 200
     assert not oidc.primary().enabled
     assert Client().get("/c/oidc/login").status_code == 404
+    assert Client().get("/api/v2.0/systeminfo").json()["oidc_provider_name"] == ""
 
 
 def test_oidc_ping(bootstrapped, oidc_peer):
