@@ -29,7 +29,6 @@ request only, sent as HTTP Basic (never in a URL, never logged).
 from __future__ import annotations
 
 import hashlib
-import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -51,8 +50,6 @@ from accounts.models import IdentityProvider, User
 from accounts.services import providers
 from accounts.services.sso import Assertion, filter_groups
 from kit import outbound
-
-log = logging.getLogger("berth.oidc")
 
 Kind = IdentityProvider.Kind
 DISCOVERY_TTL = 300
@@ -459,9 +456,6 @@ class OIDCBackend(OIDCAuthenticationBackend):
     def store_tokens(self, access_token: str, id_token: str) -> None:
         """Nothing in the session: the ID token is kept by the view for
         logout, the refresh token sealed on the identity."""
-
-    def get_user(self, user_id: int) -> User | None:
-        return User.objects.filter(pk=user_id).first()
 
 
 def exchange(request: HttpRequest, provider: IdentityProvider, flow: Flow) -> OIDCBackend:

@@ -20,7 +20,6 @@ Every change is audited in the same transaction.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -225,10 +224,6 @@ def _sync(provider: IdentityProvider, user: User, assertion: Assertion) -> None:
                 resource=user.username,
                 detail={"sysadmin_flag": is_admin, "by": f"admin group of {provider.name}"},
             )
-
-
-def pending_token() -> str:
-    return secrets.token_urlsafe(24)
 
 
 def sign_in_buttons() -> list[dict[str, str]]:
