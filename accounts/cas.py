@@ -12,7 +12,9 @@ The validation request itself goes through the guarded client
 read an unbounded body through a plain session.
 
 - ``login_url``: the CAS server's ``/login`` with our service URL
-  (``/c/cas/login?provider=<name>``);
+  (``/c/cas/<name>/login``: the provider in the path, since some servers —
+  django-mama-cas among them — match a ticket's service by scheme, host and
+  path only, and a ticket for one provider must not open another);
 - ``validate``: ``serviceValidate`` (2.0) or ``p3/serviceValidate`` (3.0) of the
   ticket for that exact service URL; the user and attributes (``email``,
   ``display_name``, ``groups`` by default) become an Assertion. A ticket
@@ -26,7 +28,7 @@ read an unbounded body through a plain session.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 from cas import CASClient, CASClientV3
@@ -96,9 +98,7 @@ def _server(config: dict[str, Any]) -> str:
 def service_url(request: HttpRequest, provider: IdentityProvider) -> str:
     from accounts.oidc import external_base
 
-    return (
-        f"{external_base(request)}{reverse('cas-login')}?{urlencode({'provider': provider.name})}"
-    )
+    return external_base(request) + reverse("cas-login", args=[provider.name])
 
 
 def _client(config: dict[str, Any], service: str) -> Any:

@@ -6,7 +6,7 @@ accounts/services/sso.py).
   first enabled, OIDC provider without ``provider``);
 - ``/c/oidc/callback`` ← the provider: the code exchanged, the user signed in;
 - ``/c/oidc/onboard``: a new identity whose name is taken chooses another;
-- ``/c/cas/login?provider=<name>`` → the CAS server; its ``ticket`` comes back
+- ``/c/cas/<name>/login`` → the CAS server; its ``ticket`` comes back
   to the same URL; a single-logout POST from the server ends the session the
   ticket opened;
 - ``POST /c/sso/logout``: signs out of Berth, then of the provider the session came
@@ -240,10 +240,10 @@ def sso_logout(request: HttpRequest) -> HttpResponseBase:
 
 @csrf_exempt  # the CAS server's single-logout POST carries no CSRF token
 @require_http_methods(["GET", "POST"])
-def cas_login(request: HttpRequest) -> HttpResponseBase:
+def cas_login(request: HttpRequest, name: str) -> HttpResponseBase:
     from accounts import cas
 
-    provider = _provider(Kind.CAS, request.GET.get("provider", ""))
+    provider = _provider(Kind.CAS, name)
     if request.method == "POST":
         return cas.single_logout(request, provider)
     if provider is None:

@@ -20,7 +20,7 @@ urlpatterns = [
     path("c/oidc/login", sso_views.oidc_login, name="oidc-login"),
     path("c/oidc/callback", sso_views.oidc_callback, name="oidc-callback"),
     path("c/oidc/onboard", sso_views.oidc_onboard, name="oidc-onboard"),
-    path("c/cas/login", sso_views.cas_login, name="cas-login"),
+    path("c/cas/<str:name>/login", sso_views.cas_login, name="cas-login"),
     path("c/sso/logout", sso_views.sso_logout, name="sso-logout"),
     # Harbor's API: each app's routes, then Harbor's JSON 404 for everything else.
     path("api/v2.0/", include("accounts.api.urls")),

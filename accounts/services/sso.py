@@ -235,14 +235,17 @@ def sign_in_buttons() -> list[dict[str, str]]:
     rows = IdentityProvider.objects.filter(
         enabled=True, kind__in=[IdentityProvider.Kind.OIDC, IdentityProvider.Kind.CAS]
     ).order_by("order", "id")
-    urls = {IdentityProvider.Kind.OIDC: "oidc-login", IdentityProvider.Kind.CAS: "cas-login"}
+
+    def url(p: IdentityProvider) -> str:
+        if p.kind == IdentityProvider.Kind.CAS:
+            return reverse("cas-login", args=[p.name])
+        return reverse("oidc-login") + "?" + urlencode({"provider": p.name})
+
     return [
         {
             "name": p.name,
             "label": _("Sign in with %(name)s") % {"name": p.name},
-            "url": reverse(urls[IdentityProvider.Kind(p.kind)])
-            + "?"
-            + urlencode({"provider": p.name}),
+            "url": url(p),
         }
         for p in rows
     ]

@@ -38,11 +38,11 @@ def provider(bootstrapped, cas_peer):
 def ticket_url(client: Client, user: str = "dave") -> str:
     """Sign in at the CAS server; the service URL with the ticket it sends
     the browser back to (not followed)."""
-    r = client.get("/c/cas/login?provider=campus")
+    r = client.get("/c/cas/campus/login")
     assert r.status_code == 302, r.content
     login = r["Location"]
     service = parse_qs(urlsplit(login).query)["service"][0]
-    assert service == "http://testserver/c/cas/login?provider=campus"
+    assert service == "http://testserver/c/cas/campus/login"
     browser = LoopbackBrowser()
     page = browser.get(login)
     assert page.status_code == 200
@@ -52,7 +52,7 @@ def ticket_url(client: Client, user: str = "dave") -> str:
         stop_at="http://testserver/",
     )
     target = back.headers.get("X-Stopped-At", "")
-    assert target.startswith(service + "&ticket=ST-"), (back.status_code, back.text[:300])
+    assert target.startswith(service + "?ticket=ST-"), (back.status_code, back.text[:300])
     return target
 
 
@@ -94,5 +94,21 @@ def test_a_disabled_provider_signs_nobody_in(provider):
     provider.enabled = False
     provider.save()
     assert follow(client, url).status_code == 404
+    assert client.get("/api/v2.0/users/current").status_code == 401
+    assert not User.objects.filter(username="dave").exists()
+
+
+def test_a_ticket_for_one_provider_is_refused_at_another(provider, cas_peer):
+    """A service ticket is for its service URL: presented to another provider
+    of the same CAS server (another service URL: the provider is in the path,
+    which even servers that ignore the query compare), the server refuses it."""
+    providers.provider_create(
+        actor=SYSADMIN, kind="cas", name="campus-2", config={"server_url": cas_peer.server_url}
+    )
+    client = Client()
+    url = ticket_url(client)
+    ticket = parse_qs(urlsplit(url).query)["ticket"][0]
+    r = client.get(f"/c/cas/campus-2/login?ticket={ticket}")
+    assert r.status_code == 400
     assert client.get("/api/v2.0/users/current").status_code == 401
     assert not User.objects.filter(username="dave").exists()

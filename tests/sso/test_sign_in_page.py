@@ -32,7 +32,7 @@ def test_one_button_per_enabled_provider_in_order(bootstrapped):
         page = Client().get(path).content.decode()
         assert BUTTON.findall(page) == [
             ("corp", "/c/oidc/login?provider=corp"),
-            ("campus", "/c/cas/login?provider=campus"),
+            ("campus", "/c/cas/campus/login"),
         ], path
         assert 'name="password"' in page  # local sign-in stays
 
@@ -47,5 +47,5 @@ def test_a_callback_without_a_flow_of_this_session_is_refused(bootstrapped):
     assert r.status_code == 400 and b"state" in r.content
     assert Client().get("/c/oidc/onboard").status_code == 400
     # A provider's single-logout message for no known ticket ends nothing.
-    r = Client().post("/c/cas/login?provider=none", {"logoutRequest": "<x/>"})
+    r = Client().post("/c/cas/none/login", {"logoutRequest": "<x/>"})
     assert r.status_code == 400

@@ -22,11 +22,11 @@ def test_a_silent_or_gone_cas_server_fails_alone(bootstrapped, blackhole_port):
             config={"server_url": f"http://127.0.0.1:{port}/cas/", "timeout": 1},
         )
         client = Client()
-        r = client.get(f"/c/cas/login?provider={name}")
+        r = client.get(f"/c/cas/{name}/login")
         assert r.status_code == 302 and r["Location"].startswith(
             f"http://127.0.0.1:{port}/cas/login?"
         )
-        r = client.get(f"/c/cas/login?provider={name}&ticket=ST-1-abc")
+        r = client.get(f"/c/cas/{name}/login?ticket=ST-1-abc")
         assert r.status_code == 502 and b"cannot be reached" in r.content
         assert client.get("/api/v2.0/users/current").status_code == 401
     r = Client().post("/c/login", {"principal": ADMIN[0], "password": ADMIN[1]})
@@ -40,5 +40,5 @@ def test_a_cas_server_on_a_denied_address_is_never_asked(bootstrapped):
         name="metadata",
         config={"server_url": "http://169.254.169.254/cas/"},
     )
-    r = Client().get("/c/cas/login?provider=metadata&ticket=ST-1-abc")
+    r = Client().get("/c/cas/metadata/login?ticket=ST-1-abc")
     assert r.status_code == 502
