@@ -400,12 +400,28 @@ class BerthAdminSite(admin.AdminSite):
     def has_permission(self, request: HttpRequest) -> bool:
         return request.user.is_authenticated and AdminScope.of(request).may_use_admin()
 
-    def login(
-        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        """Django's, offering self-registration while it is enabled (as ``/``)."""
-        context = {"self_registration": bool(config.get("self_registration"))}
-        return super().login(request, {**context, **(extra_context or {})})
+    def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        """Django's, with a button per enabled OpenID Provider and CAS server,
+        and the way to self-registration while it is enabled (as ``/``)."""
+        from accounts.services.sso import sign_in_buttons
+
+        extra = {
+            "sso_providers": sign_in_buttons(),
+            "self_registration": bool(config.get("self_registration")),
+            **(extra_context or {}),
+        }
+        return super().login(request, extra_context=extra)
+
+    def logout(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        """Django's sign-out; a session that came through an OpenID Provider or
+        a CAS server then signs out there too (accounts/sso_views.py)."""
+        from django.http import HttpResponseRedirect
+
+        from accounts.sso_views import provider_logout_url
+
+        upstream = provider_logout_url(request) if request.method == "POST" else ""
+        response = super().logout(request, extra_context=extra_context)
+        return HttpResponseRedirect(upstream) if upstream else response
 
     def password_change(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None

@@ -7,5 +7,9 @@ class AccountsConfig(AppConfig):
     verbose_name = _("Identity and access")
 
     def ready(self) -> None:
-        # The LDAP kind's ping (accounts.services.providers.KINDS).
-        from accounts import directory  # noqa: F401
+        # Each kind declares its settings and its ping
+        # (accounts.services.providers.KINDS): LDAP, OIDC and CAS.
+        from accounts import cas, directory, oidc  # noqa: F401
+
+        oidc.register()
+        cas.register()

@@ -52,6 +52,7 @@ __all__ = [
     "Throttled",
     "actor_of_user",
     "basic_credentials",
+    "id_token_bearer",
     "identify",
     "login",
 ]
@@ -137,6 +138,27 @@ def identify(request: HttpRequest, *, schemes: Collection[str] = (BASIC, BEARER)
             raise BadCredentials("invalid username or password", scheme=BASIC, username=username)
         return Identity(proof.actor, client, BASIC, username=username)
     return Identity(ANONYMOUS, client)
+
+
+def id_token_bearer(request: HttpRequest) -> Identity | None:
+    """Harbor's ``Authorization: Bearer <ID token>`` of an enabled OpenID
+    Provider (the API accepts it): who it proves, or None when the header holds
+    no such token (the token service's own are for /v2). Raises BadCredentials
+    when it is one and is not valid."""
+    from django.core.exceptions import SuspiciousOperation
+
+    from accounts import oidc
+
+    scheme, _, value = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if scheme.lower() != BEARER or not value.strip():
+        return None
+    try:
+        user = oidc.user_for_id_token(value.strip())
+    except SuspiciousOperation:
+        raise BadCredentials("invalid or expired ID token", scheme=BEARER) from None
+    if user is None:
+        return None
+    return Identity(actor_for_user(user), client_ip(request.META), BEARER)
 
 
 def login(request: HttpRequest, *, username: str, password: str) -> Proof | None:

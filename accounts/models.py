@@ -350,3 +350,18 @@ class PersonalAccessToken(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class OidcToken(models.Model):
+    """The refresh token an OpenID Provider gave at a user's last sign-in,
+    sealed (kit.sealed): what keeps a CLI secret alive when a provider is
+    configured to tie the two (Harbor's behaviour). Never shown or logged."""
+
+    identity = models.OneToOneField(
+        ExternalIdentity, on_delete=models.CASCADE, related_name="oidc_token"
+    )
+    refresh_sealed = models.TextField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"refresh token of {self.identity_id}"

@@ -86,6 +86,8 @@ INSTALLED_APPS = [
     # Swagger UI's files as static files: /devcenter-api-2.0 loads nothing
     # from a CDN.
     "drf_spectacular_sidecar",
+    # CAS single logout: which session a service ticket opened (accounts/cas.py).
+    "django_cas_ng",
 ]
 
 AUTH_USER_MODEL = "accounts.User"
@@ -97,6 +99,8 @@ AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
     "accounts.services.auth.LocalUserBackend",
     "accounts.directory.LDAPProvidersBackend",
+    # Browser sessions from OpenID Providers and CAS servers (no credentials).
+    "accounts.services.sso.SsoSessionBackend",
 ]
 
 # The full stack serves the portal, the admin and the API. /v2 does not pass
@@ -473,6 +477,7 @@ USE_TZ = True
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.api.auth.BasicAuthentication",
+        "accounts.api.auth.IdTokenAuthentication",
         "accounts.api.auth.HarborSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": [],

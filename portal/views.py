@@ -22,7 +22,7 @@ from accounts import access, identity
 from accounts.adminsite import SERVICE_ERRORS, BerthAuthenticationForm, refusal, site
 from accounts.models import Member, Role, User
 from accounts.passwords import POLICY
-from accounts.services import config
+from accounts.services import config, sso
 from accounts.services.users import user_create
 from audit.events import Operation
 from audit.models import AuditEvent
@@ -48,6 +48,7 @@ def sign_in(request: HttpRequest) -> HttpResponseBase:
         "title": _("Sign in"),
         "app_path": request.path,
         "self_registration": bool(config.get("self_registration")),
+        "sso_providers": sso.sign_in_buttons(),
     }
     view = LoginView.as_view(
         authentication_form=BerthAuthenticationForm,

@@ -403,6 +403,9 @@ LIVE_FIXTURES = frozenset(
         "berth_image",
         "deploy_docker",
         "ldap_directory",
+        # The SSO tests' identity providers (tests/sso/conftest.py).
+        "oidc_peer",
+        "cas_peer",
     }
 )
 

@@ -4,7 +4,7 @@ from django.urls import path
 from drf_spectacular.renderers import OpenApiJsonRenderer2
 from drf_spectacular.views import SpectacularJSONAPIView
 
-from accounts.api import identity, overview, projects, robots, system, tokens, users
+from accounts.api import identity, overview, projects, robots, sso, system, tokens, users
 from accounts.api.audit import (
     AuditLogEventTypes,
     AuditLogExtList,
@@ -57,6 +57,7 @@ urlpatterns = [
     path("berth/tokens", tokens.TokenList.as_view()),
     path("berth/tokens/<id:tid>", tokens.TokenDetail.as_view()),
     path("ldap/ping", identity.LdapPing.as_view()),
+    path("system/oidc/ping", sso.OidcPing.as_view()),
     path("ldap/users/search", identity.LdapUserSearch.as_view()),
     path("ldap/users/import", identity.LdapUserImport.as_view()),
     path("ldap/groups/search", identity.LdapGroupSearch.as_view()),

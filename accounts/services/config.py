@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from accounts import oidc
 from accounts.access import Actor
 from accounts.errors import Denied, Invalid
 from accounts.models import SystemSetting
@@ -131,13 +132,14 @@ def harbor_view() -> dict[str, dict[str, Any]]:
     fixed = {
         "auth_mode": providers.auth_mode(),
         **providers.harbor_ldap_view(),
+        **oidc.harbor_view(),
         "token_expiration": settings.BERTH_TOKEN_TTL // 60,
         "robot_token_duration": -1,
         "robot_name_prefix": "robot$",
         "storage_per_project": -1,
         **current(),
     }
-    editable = (*EDITABLE, *LDAP_EDITABLE)
+    editable = (*EDITABLE, *LDAP_EDITABLE, *oidc.HARBOR_EDITABLE)
     view = {
         key: {"value": fixed.get(key, empty[kind]), "editable": key in editable}
         for key, kind in HARBOR_TYPES.items()
@@ -181,19 +183,35 @@ def update(*, actor: Actor, values: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(values, dict) or not values:
         raise Invalid("give the settings to change as an object")
     cleaned = {key: _clean(key, value) for key, value in values.items() if key in EDITABLE}
-    ldap = {key: value for key, value in values.items() if key in LDAP_EDITABLE}
-    for key, value in ldap.items():
+    # auth_mode oidc_auth goes with the oidc_* keys, any other with the LDAP ones.
+    to_oidc = values.get("auth_mode") == "oidc_auth"
+    oidc_values = {
+        key: value
+        for key, value in values.items()
+        if key in oidc.HARBOR_EDITABLE or key == "auth_mode"
+    }
+    ldap = {
+        key: value
+        for key, value in values.items()
+        if key in LDAP_EDITABLE and not (key == "auth_mode" and to_oidc)
+    }
+    for key, value in (*ldap.items(), *oidc_values.items()):
         _tolerated(key, value)
-    ignored = sorted(set(values) - set(cleaned) - set(ldap))
+    ignored = sorted(set(values) - set(cleaned) - set(ldap) - set(oidc_values))
+    if set(oidc_values) == {"auth_mode"} and not to_oidc:
+        # Only db_auth/ldap_auth: the OIDC provider is disabled by db_auth alone.
+        oidc_values = oidc_values if values["auth_mode"] == "db_auth" else {}
     for key in ignored:
         _tolerated(key, values[key])
     if ignored:
         log.info("configuration keys accepted but not used by Berth: %s", ", ".join(ignored))
-    if not cleaned and not ldap:
+    if not cleaned and not ldap and not oidc_values:
         return current()
     with transaction.atomic():
         if ldap:
             providers.harbor_ldap_update(actor=actor, values=ldap)
+        if oidc_values:
+            oidc.harbor_update(actor=actor, values=oidc_values)
         if not cleaned:
             return current()
         for key, value in cleaned.items():

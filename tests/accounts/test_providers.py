@@ -79,7 +79,12 @@ def test_names_are_unique_and_kinds_known(admin):
 
 def test_order(admin):
     a = providers.provider_create(actor=admin, kind="ldap", name="a", config=LDAP)
-    b = providers.provider_create(actor=admin, kind="oidc", name="b", config={})
+    b = providers.provider_create(
+        actor=admin,
+        kind="oidc",
+        name="b",
+        config={"issuer": "http://127.0.0.1:9", "client_id": "berth"},
+    )
     assert [p.name for p in IdentityProvider.objects.all()] == ["a", "b"]
     providers.provider_order(actor=admin, provider_ids=[b.pk, a.pk])
     assert [p.name for p in IdentityProvider.objects.all()] == ["b", "a"]

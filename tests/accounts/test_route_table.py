@@ -210,6 +210,7 @@ TABLE: dict[tuple[str, str], tuple[str, dict | None]] = {
     # No LDAP provider is configured: the admin's ping answers success false,
     # searches and imports a 400.
     ("POST", "ldap/ping"): ("admin", {}),
+    ("POST", "system/oidc/ping"): ("admin", {"url": "http://127.0.0.1:1"}),
     ("GET", "ldap/users/search"): ("admin", None),
     ("POST", "ldap/users/import"): ("admin", {"ldap_uid_list": ["x"]}),
     ("GET", "ldap/groups/search"): ("admin", None),
