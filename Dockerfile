@@ -42,11 +42,19 @@ CMD ["serve"]
 WORKDIR /opt/berth/app
 
 # Dependencies first, read from pyproject.toml alone: this layer stays cached
-# while only Berth's code changes.
+# while only Berth's code changes. python-ldap (LDAP identity providers) is
+# built from source against libldap: the compiler and headers go again after.
 COPY pyproject.toml README.md ./
-RUN python3 -c "import tomllib; print('\\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" >/tmp/requirements.txt \
- && pip install -r /tmp/requirements.txt \
- && rm /tmp/requirements.txt
+RUN set -e; build="gcc libc6-dev libldap2-dev libsasl2-dev"; \
+    include=$(python3 -c "import sysconfig; print(sysconfig.get_paths()['include'])"); \
+    [ -f "$include/Python.h" ] || build="$build python3-dev"; \
+    apt-get update -qq; \
+    apt-get install -y -qq --no-install-recommends libldap-2.5-0 libsasl2-2 $build >/dev/null; \
+    python3 -c "import tomllib; print('\\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" >/tmp/requirements.txt; \
+    pip install -r /tmp/requirements.txt; \
+    rm /tmp/requirements.txt; \
+    apt-get purge -y -qq --auto-remove $build >/dev/null; \
+    rm -rf /var/lib/apt/lists/*
 
 # Berth runs from its source tree, as with `make run`: manage.py, the apps and
 # templates/ side by side (.dockerignore lets nothing else in). PYTHONPATH makes

@@ -18,21 +18,32 @@ decisions need a sysadmin or a system robot granted the permission.
   service's requested ∩ permitted.
 - ``system_can`` / ``require_system``: system scope; ``memberships``: a
   user's roles (the admin's scope).
+- ``roles_remembered``: within it (one portal request), a user's role in a
+  project is read from the database once, however many decisions ask.
+- Groups are members: a user's role in a project is the highest of their own
+  membership's and those of the groups they are in (``member_rows``, one
+  subquery; every decision above goes through it).
 - ``require_holds``: an actor acting on another principal (creating, changing,
   refreshing or deleting a robot; access tokens and SSO identities next) must
   itself hold every permission that principal has (Harbor's rule).
+- A user signed in with a scoped personal access token carries a ``Limit``:
+  its grants *cut* the user's current rights instead of adding to them (the
+  token may do what both it names and the user may do; public projects stay
+  readable as they are to anyone). Every decision here honours it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from django.db.models import Model, Q, QuerySet
 
-from accounts.models import Member, Project
-from accounts.rbac import ALL, PROJECT_PERMISSIONS, PUBLIC_PERMISSIONS
+from accounts.models import GroupMembership, Member, Project
+from accounts.rbac import ALL, PROJECT_PERMISSIONS, PUBLIC_PERMISSIONS, highest_role
 from kit.errors import Denied, NotFound, Unauthenticated
 
 M = TypeVar("M", bound=Model)
@@ -50,6 +61,16 @@ class Grant:
 
 
 @dataclass(frozen=True, slots=True)
+class Limit:
+    """A scoped personal access token's permissions: its user may act only
+    where these grants say, and only as far as the user may itself
+    (``sysadmin``: the user's own flag; the actor's is False)."""
+
+    grants: tuple[Grant, ...]
+    sysadmin: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Actor:
     kind: str  # "anonymous" | "user" | "robot"
     id: int | None = None
@@ -57,6 +78,10 @@ class Actor:
     sysadmin: bool = False
     grants: tuple[Grant, ...] = field(default=())
     robot_project_id: int | None = None
+    # A user signed in with a personal access token: the token's id (its
+    # revocation ends the tokens issued from it), and its Limit when scoped.
+    token_id: int | None = None
+    limit: Limit | None = None
 
     @property
     def authenticated(self) -> bool:
@@ -80,33 +105,94 @@ def robot_grants(permissions: list[dict[str, Any]]) -> tuple[Grant, ...]:
     return tuple(grants)
 
 
+# (user id, project id) -> role, while ``roles_remembered`` is in force.
+_remembered_roles: ContextVar[dict[tuple[int | None, int], int | None] | None] = ContextVar(
+    "berth_remembered_roles", default=None
+)
+
+
+@contextmanager
+def roles_remembered() -> Iterator[None]:
+    """Within: ``member_role`` reads each (user, project) role once. For one
+    portal request (portal/middleware.py), where a page asks a dozen decisions
+    of the same project; a membership change inside is seen after
+    ``forget_roles`` (the portal's writes answer with a redirect)."""
+    token = _remembered_roles.set({})
+    try:
+        yield
+    finally:
+        _remembered_roles.reset(token)
+
+
+def forget_roles() -> None:
+    """Drop the roles remembered so far (after a membership change)."""
+    memo = _remembered_roles.get()
+    if memo is not None:
+        memo.clear()
+
+
+def member_rows(user_id: int | None) -> QuerySet[Member]:
+    """The memberships that speak for a user: their own and their groups' (no
+    query until used; the groups are a subquery)."""
+    groups = GroupMembership.objects.filter(user_id=user_id).values("group_id")
+    return Member.objects.filter(Q(user_id=user_id) | Q(group_id__in=groups))
+
+
 def member_role(actor: Actor, project: Project) -> int | None:
+    """The actor's role in the project: the highest of its own and its groups'
+    (one query)."""
     if actor.kind != "user":
         return None
-    return (
-        Member.objects.filter(project=project, user_id=actor.id)
-        .values_list("role", flat=True)
-        .first()
-    )
+    memo = _remembered_roles.get()
+    key = (actor.id, project.pk)
+    if memo is not None and key in memo:
+        return memo[key]
+    roles = member_rows(actor.id).filter(project=project).values_list("role", flat=True)
+    role = highest_role(roles)
+    if memo is not None:
+        memo[key] = role
+    return role
 
 
-def project_actions(actor: Actor, project: Project, resource: str) -> frozenset[str]:
-    """Every action the actor may take on ``resource`` in ``project``."""
-    if actor.sysadmin:
-        return ALL
+def _granted(grants: Iterable[Grant], project: Project, resource: str) -> frozenset[str]:
+    """The actions project grants name on ``resource`` in ``project``."""
     actions: set[str] = set()
-    if project.public:
-        actions |= PUBLIC_PERMISSIONS.get(resource, frozenset())
-    role = member_role(actor, project)
-    if role is not None:
-        actions |= PROJECT_PERMISSIONS[role].get(resource, frozenset())
-    for grant in actor.grants:
+    for grant in grants:
         if (
             grant.kind == "project"
             and grant.namespace in (project.name, "*")
             and grant.resource in (resource, "*")
         ):
             actions |= ALL if grant.action == "*" else {grant.action}
+    return frozenset(actions)
+
+
+def _names(grants: Iterable[Grant], project: Project) -> bool:
+    return any(g.kind == "project" and g.namespace in (project.name, "*") for g in grants)
+
+
+def project_actions(actor: Actor, project: Project, resource: str) -> frozenset[str]:
+    """Every action the actor may take on ``resource`` in ``project``."""
+    if actor.sysadmin:
+        return ALL
+    public = PUBLIC_PERMISSIONS.get(resource, frozenset()) if project.public else frozenset()
+    if actor.limit is not None:
+        granted = _granted(actor.limit.grants, project, resource)
+        if resource == "project" and _names(actor.limit.grants, project):
+            granted |= {"read"}  # a token for something in the project sees the project
+        if not granted:
+            return public
+        if actor.limit.sysadmin:
+            return public | granted
+        role = member_role(actor, project)
+        if role is None:
+            return public
+        return public | (granted & PROJECT_PERMISSIONS[role].get(resource, frozenset()))
+    actions: set[str] = set(public)
+    role = member_role(actor, project)
+    if role is not None:
+        actions |= PROJECT_PERMISSIONS[role].get(resource, frozenset())
+    actions |= _granted(actor.grants, project, resource)
     return frozenset(actions)
 
 
@@ -128,9 +214,15 @@ def require(actor: Actor, resource: str, action: str, project: Project) -> None:
 def system_can(actor: Actor, resource: str, action: str) -> bool:
     if actor.sysadmin:
         return True
+    grants = actor.grants
+    if actor.limit is not None:
+        # Only a system administrator's token may carry system permissions.
+        if not actor.limit.sysadmin:
+            return False
+        grants = actor.limit.grants
     return any(
         g.kind == "system" and g.resource in (resource, "*") and g.action in (action, "*")
-        for g in actor.grants
+        for g in grants
     )
 
 
@@ -190,8 +282,15 @@ def visible_projects(actor: Actor) -> QuerySet[Project]:
     if actor.sysadmin:
         return projects
     visible = Q(public=True)
+    if actor.limit is not None:
+        namespaces = {g.namespace for g in actor.limit.grants if g.kind == "project"}
+        own = Q() if actor.limit.sysadmin else Q(pk__in=member_rows(actor.id).values("project_id"))
+        named = Q() if "*" in namespaces else Q(name__in=namespaces)
+        if namespaces:
+            visible |= own & named
+        return projects.filter(visible).distinct()
     if actor.kind == "user":
-        visible |= Q(members__user_id=actor.id)
+        visible |= Q(pk__in=member_rows(actor.id).values("project_id"))
     if actor.kind == "robot":
         namespaces = {g.namespace for g in actor.grants if g.kind == "project"}
         if "*" in namespaces:
@@ -220,21 +319,36 @@ def projects_where(actor: Actor, resource: str, action: str) -> QuerySet[Project
     allowed = Q(pk__in=[])
     if action in PUBLIC_PERMISSIONS.get(resource, ()):
         allowed |= Q(public=True)
+    if actor.limit is not None:
+        namespaces = _namespaces(actor.limit.grants, resource, action)
+        if not namespaces:
+            return projects.filter(allowed)
+        named = Q() if "*" in namespaces else Q(name__in=namespaces)
+        if actor.limit.sysadmin:
+            return projects.filter(allowed | named)
+        roles = roles_granting(resource, action)
+        members = member_rows(actor.id).filter(role__in=roles)
+        return projects.filter(allowed | (Q(pk__in=members.values("project_id")) & named))
     if actor.kind == "user":
         roles = roles_granting(resource, action)
         if roles:
-            members = Member.objects.filter(user_id=actor.id, role__in=roles)
+            members = member_rows(actor.id).filter(role__in=roles)
             allowed |= Q(pk__in=members.values("project_id"))
     if actor.kind == "robot":
-        namespaces = {
-            g.namespace
-            for g in actor.grants
-            if g.kind == "project" and g.resource in (resource, "*") and g.action in (action, "*")
-        }
+        namespaces = _namespaces(actor.grants, resource, action)
         if "*" in namespaces:
             return projects
         allowed |= Q(name__in=namespaces)
     return projects.filter(allowed)
+
+
+def _namespaces(grants: Iterable[Grant], resource: str, action: str) -> set[str]:
+    """The projects (names, or ``*``) where project grants allow ``resource:action``."""
+    return {
+        g.namespace
+        for g in grants
+        if g.kind == "project" and g.resource in (resource, "*") and g.action in (action, "*")
+    }
 
 
 def restrict(
@@ -255,10 +369,21 @@ def restrict(
 
 
 def memberships(actor: Actor) -> dict[int, int]:
-    """project id → role, for every project the actor is a member of (one query)."""
+    """project id → role, for every project the actor is a member of, itself or
+    through a group: the highest (one query)."""
     if actor.kind != "user":
         return {}
-    return dict(Member.objects.filter(user_id=actor.id).values_list("project_id", "role"))
+    roles: dict[int, list[int]] = {}
+    for project_id, role in member_rows(actor.id).values_list("project_id", "role"):
+        roles.setdefault(project_id, []).append(role)
+    return {pid: r for pid, held in roles.items() if (r := highest_role(held)) is not None}
+
+
+def member_projects(actor: Actor) -> QuerySet[Member, Any]:
+    """The ids of the projects the actor is a member of, as a subquery (no query
+    until used; none for robots and visitors)."""
+    rows = member_rows(actor.id) if actor.kind == "user" else Member.objects.none()
+    return rows.values("project_id")
 
 
 def public_allows(resource: str, action: str) -> bool:

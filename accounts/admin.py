@@ -10,12 +10,14 @@ projects they administer.
 from __future__ import annotations
 
 import base64
+from contextvars import ContextVar
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import forms as auth_forms
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -23,21 +25,26 @@ from django.utils.html import escape
 from django.utils.translation import gettext_lazy as _
 
 from accounts import pullsecret
+from accounts.access import Actor
 from accounts.adminsite import (
     SERVICE_ERRORS,
     AdminScope,
+    LargeTableAdmin,
     ProjectScopedAdmin,
     ReadOnlyMixin,
     ServiceForm,
     ServiceFormAdmin,
     SysadminOnlyAdmin,
     count_of,
+    refusal,
     registry_host,
     site,
 )
-from accounts.models import Member, Project, Robot, SystemSetting, User
+from accounts.models import Member, PersonalAccessToken, Project, Robot, SystemSetting, User
 from accounts.rbac import PROJECT_RESOURCES, SYSTEM_PERMISSIONS
 from accounts.services import config
+from accounts.services.auth import TOKEN_PREFIX
+from accounts.services.pats import token_revoke
 from accounts.services.projects import member_add, member_remove, member_update
 from accounts.services.robots import (
     robot_create,
@@ -49,6 +56,7 @@ from accounts.services.users import (
     user_create,
     user_delete,
     user_set_active,
+    user_set_password,
     user_set_sysadmin,
     user_update_profile,
 )
@@ -98,14 +106,14 @@ class MemberAdmin(ServiceFormAdmin, ProjectScopedAdmin):
     resource = "member"
     form = MemberChangeForm
     list_display = ("username", "project", "role", "updated_at")
-    list_select_related = ("user", "project")
+    list_select_related = ("user", "group", "project")
     list_filter = ("role", ("project", admin.RelatedOnlyFieldListFilter))
-    search_fields = ("user__username", "project__name")
+    search_fields = ("user__username", "group__name", "project__name")
     ordering = ("project__name", "user__username")
 
-    @admin.display(description="user", ordering="user__username")
+    @admin.display(description="user or group", ordering="user__username")
     def username(self, obj: Member) -> str:
-        return obj.user.username
+        return obj.entity_name if obj.user_id else f"{obj.entity_name} (group)"
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any):  # type: ignore[no-untyped-def]
         if obj is None:
@@ -421,10 +429,53 @@ class UserChangeForm(ServiceForm, auth_forms.UserChangeForm):
         return User.objects.get(pk=user.pk)
 
 
+# The sysadmin resetting a password, for the form Django's view builds itself.
+_resetting_actor: ContextVar[Actor | None] = ContextVar("berth_resetting_actor", default=None)
+
+
+class PasswordResetForm(auth_forms.AdminPasswordChangeForm):
+    """A sysadmin sets a user's password: ``user_set_password`` (the policy,
+    the user's refresh tokens revoked, the audit row), as the API's
+    ``PUT /users/{id}/password``. Django's "password-based authentication:
+    disabled" choice is not offered: Berth's users sign in with a password."""
+
+    def __init__(self, user: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(user, *args, **kwargs)
+        self.fields.pop("usable_password", None)
+        self.fields["password1"].required = True
+        self.fields["password2"].required = True
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        actor = _resetting_actor.get()
+        if self.errors or actor is None:
+            return data
+        try:
+            user_set_password(actor=actor, user_id=self.user.pk, old="", new=data["password1"])
+        except SERVICE_ERRORS as exc:
+            raise ValidationError(refusal(exc)) from None
+        self.user.refresh_from_db(fields=["password", "stamp"])
+        return data
+
+    def save(self, commit: bool = True) -> Any:
+        return self.user  # saved by the service, during validation
+
+
 @admin.register(User, site=site)
 class UserAdmin(SysadminOnlyAdmin, ServiceFormAdmin, BaseUserAdmin):
     form = UserChangeForm
     add_form = UserAddForm
+    change_password_form = PasswordResetForm
+
+    def user_change_password(
+        self, request: HttpRequest, id: str, form_url: str = ""
+    ) -> HttpResponse:
+        token = _resetting_actor.set(AdminScope.of(request).actor)
+        try:
+            return super().user_change_password(request, id, form_url)
+        finally:
+            _resetting_actor.reset(token)
+
     list_display = (
         "username",
         "email",
@@ -506,12 +557,52 @@ class SystemSettingAdmin(ServiceFormAdmin, SysadminOnlyAdmin):
         return False
 
 
+@admin.register(PersonalAccessToken, site=site)
+class PersonalAccessTokenAdmin(ReadOnlyMixin, SysadminOnlyAdmin):
+    """Every user's personal access tokens (docs/tokens.md), for system
+    administrators: seen (never their secret) and revoked through the service,
+    as ``DELETE /api/v2.0/berth/tokens/{id}`` does. Users manage their own on
+    the portal's My tokens page."""
+
+    list_display = ("name", "user", "prefix", "expires_at", "last_used_at", "revoked_at")
+    list_select_related = ("user",)
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter), "unrestricted")
+    search_fields = ("name", "user__username", "key")
+    fields = (
+        "user",
+        "name",
+        "prefix",
+        "permissions",
+        "unrestricted",
+        "expires_at",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
+    readonly_fields = fields
+    show_full_result_count = False
+    actions = ("revoke",)
+
+    @admin.display(description=_("Starts with"))
+    def prefix(self, obj: PersonalAccessToken) -> str:
+        return f"{TOKEN_PREFIX}{obj.key}…" if obj.key else ""
+
+    @admin.action(description=_("Revoke the selected tokens"))
+    def revoke(self, request: HttpRequest, queryset: QuerySet[PersonalAccessToken]) -> None:
+        actor = AdminScope.of(request).actor
+        revoked = 0
+        for token in queryset.filter(revoked_at__isnull=True):
+            token_revoke(actor=actor, token_id=token.pk)
+            revoked += 1
+        self.message_user(request, _("%(n)d token(s) revoked.") % {"n": revoked}, messages.SUCCESS)
+
+
 # The audit trail in the admin: read-only, searchable and filterable. Project
 # admins see the events of the projects whose logs they may list. It is here,
 # not in ``audit``, because reading the trail is an access decision and
 # ``audit`` sits below ``accounts`` (docs/architecture.md).
 @admin.register(AuditEvent, site=site)
-class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyMixin, LargeTableAdmin):
     list_display = (
         "occurred_at",
         "username",
@@ -546,3 +637,7 @@ class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
         if not scope.may("log", "list"):
             return False
         return obj is None or scope.projects("log", "list").filter(pk=obj.project_id).exists()
+
+
+# Identity providers and user groups (their own module).
+from accounts import admin_identity  # noqa: E402, F401

@@ -9,7 +9,8 @@ is ``accounts.access``'s to decide.
 - Basic credentials are parsed by ``basic_credentials`` alone.
 - Passwords are checked by ``accounts.services.auth.check_credentials``: the
   throttle, then robots as their own branch (``robot$…``: secrets, not
-  passwords), users through Django's ``AUTHENTICATION_BACKENDS`` (the local
+  passwords), users' personal access tokens (``berth_pat_…``) and CLI
+  secrets, users through Django's ``AUTHENTICATION_BACKENDS`` (the local
   backend caches verified credentials). An LDAP, OIDC or CAS source is one more
   backend in that setting; nothing here, in ``/v2``, the token service or the
   API changes.
@@ -51,6 +52,7 @@ __all__ = [
     "Throttled",
     "actor_of_user",
     "basic_credentials",
+    "id_token_bearer",
     "identify",
     "login",
 ]
@@ -83,7 +85,9 @@ class Identity:
         name; one query to reload it)."""
         if self.claims is None or not self.actor.authenticated:
             return self.actor
-        return actor_from_claims(self.actor.kind, self.actor.name, self.actor.id)
+        return actor_from_claims(
+            self.actor.kind, self.actor.name, self.actor.id, self.actor.token_id
+        )
 
 
 def basic_credentials(meta: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -112,9 +116,15 @@ def identify(request: HttpRequest, *, schemes: Collection[str] = (BASIC, BEARER)
             raise BadCredentials("invalid or expired token", scheme=BEARER) from None
         if not claims.get("sub"):
             return Identity(ANONYMOUS, client, BEARER, claims)
-        actor = Actor(kind=claims.get("kind", "user"), id=claims.get("pid"), name=claims["sub"])
-        if not principal_active(actor.kind, actor.id, actor.name):
-            # Disabled or deleted since the token was issued.
+        actor = Actor(
+            kind=claims.get("kind", "user"),
+            id=claims.get("pid"),
+            name=claims["sub"],
+            token_id=claims.get("tid"),
+        )
+        if not principal_active(actor.kind, actor.id, actor.name, actor.token_id):
+            # Disabled or deleted since the token was issued (or the personal
+            # access token it was issued from was revoked or expired).
             raise BadCredentials("invalid or expired token", scheme=BEARER)
         return Identity(actor, client, BEARER, claims)
     if scheme == BASIC and BASIC in schemes:
@@ -128,6 +138,27 @@ def identify(request: HttpRequest, *, schemes: Collection[str] = (BASIC, BEARER)
             raise BadCredentials("invalid username or password", scheme=BASIC, username=username)
         return Identity(proof.actor, client, BASIC, username=username)
     return Identity(ANONYMOUS, client)
+
+
+def id_token_bearer(request: HttpRequest) -> Identity | None:
+    """Harbor's ``Authorization: Bearer <ID token>`` of an enabled OpenID
+    Provider (the API accepts it): who it proves, or None when the header holds
+    no such token (the token service's own are for /v2). Raises BadCredentials
+    when it is one and is not valid."""
+    from django.core.exceptions import SuspiciousOperation
+
+    from accounts import oidc
+
+    scheme, _, value = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if scheme.lower() != BEARER or not value.strip():
+        return None
+    try:
+        user = oidc.user_for_id_token(value.strip())
+    except SuspiciousOperation:
+        raise BadCredentials("invalid or expired ID token", scheme=BEARER) from None
+    if user is None:
+        return None
+    return Identity(actor_for_user(user), client_ip(request.META), BEARER)
 
 
 def login(request: HttpRequest, *, username: str, password: str) -> Proof | None:

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from accounts.models import Role
 
 ALL = frozenset({"create", "read", "update", "delete", "list", "pull", "push", "operate", "stop"})
@@ -126,6 +128,23 @@ PROJECT_PERMISSIONS: dict[int, dict[str, frozenset[str]]] = {
     Role.GUEST: _GUEST,
     Role.LIMITED_GUEST: _LIMITED_GUEST,
 }
+
+# Roles from the least to the most privileged: each one's permissions include
+# the ones before it. A user's role in a project is the highest of their own
+# and their groups' (accounts.access.member_role).
+ROLE_RANK: dict[int, int] = {
+    Role.LIMITED_GUEST: 1,
+    Role.GUEST: 2,
+    Role.DEVELOPER: 3,
+    Role.MAINTAINER: 4,
+    Role.PROJECT_ADMIN: 5,
+}
+
+
+def highest_role(roles: Iterable[int]) -> int | None:
+    """The most privileged of ``roles`` (None for none)."""
+    return max(roles, key=lambda role: ROLE_RANK.get(role, 0), default=None)
+
 
 # What anyone (anonymous included) may do in a public project.
 PUBLIC_PERMISSIONS = _p(

@@ -28,6 +28,9 @@ class Resource(models.TextChoices):
     QUOTA = "quota"
     LABEL = "label"
     ARTIFACT_LABEL = "artifact_label"
+    IDENTITY_PROVIDER = "identity_provider"
+    USER_GROUP = "user_group"
+    ACCESS_TOKEN = "access_token"  # noqa: S105 - a resource type
     RETENTION = "tag_retention"
 
 
@@ -60,6 +63,8 @@ RECORDED: tuple[tuple[Operation, Resource], ...] = (
     (Operation.CREATE, Resource.ROBOT),
     (Operation.UPDATE, Resource.ROBOT),
     (Operation.DELETE, Resource.ROBOT),
+    (Operation.CREATE, Resource.ACCESS_TOKEN),
+    (Operation.DELETE, Resource.ACCESS_TOKEN),
     (Operation.UPDATE, Resource.CONFIGURATION),
     (Operation.UPDATE, Resource.QUOTA),
     (Operation.CREATE, Resource.IMMUTABLE_RULE),
@@ -69,6 +74,12 @@ RECORDED: tuple[tuple[Operation, Resource], ...] = (
     (Operation.UPDATE, Resource.RETENTION),
     (Operation.DELETE, Resource.RETENTION),
     (Operation.LOGIN, Resource.SESSION),
+    (Operation.CREATE, Resource.IDENTITY_PROVIDER),
+    (Operation.UPDATE, Resource.IDENTITY_PROVIDER),
+    (Operation.DELETE, Resource.IDENTITY_PROVIDER),
+    (Operation.CREATE, Resource.USER_GROUP),
+    (Operation.UPDATE, Resource.USER_GROUP),
+    (Operation.DELETE, Resource.USER_GROUP),
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from audit.events import Operation, Resource, Result
 
@@ -26,6 +27,8 @@ class AuditEvent(models.Model):
     detail = models.JSONField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
         ordering = ["-occurred_at", "-id"]
         indexes = [
             models.Index(fields=["project_name", "-occurred_at"], name="audit_project_time"),

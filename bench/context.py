@@ -39,6 +39,9 @@ PROFILES: dict[str, dict[str, Any]] = {
         "concurrent_budget": 240,
         "idle_settle": 5.0,
         "sha256_size": 1 * GiB,
+        "portal_projects": 10_000,
+        "portal_artifacts": 100_000,
+        "portal_repeats": 20,
     },
     "quick": {
         "blob_size": 256 * MiB,
@@ -60,6 +63,9 @@ PROFILES: dict[str, dict[str, Any]] = {
         "concurrent_budget": 180,
         "idle_settle": 3.0,
         "sha256_size": 256 * MiB,
+        "portal_projects": 10_000,
+        "portal_artifacts": 100_000,
+        "portal_repeats": 10,
     },
     "smoke": {
         "blob_size": 1 * MiB,
@@ -81,6 +87,9 @@ PROFILES: dict[str, dict[str, Any]] = {
         "concurrent_budget": 60,
         "idle_settle": 0.5,
         "sha256_size": 16 * MiB,
+        "portal_projects": 200,
+        "portal_artifacts": 1_000,
+        "portal_repeats": 3,
     },
 }
 
@@ -92,6 +101,7 @@ WORKLOADS = [
     "concurrent_quota",
     "listing",
     "docker",
+    "portal",
     "rss",
 ]
 

@@ -34,7 +34,7 @@ from bench.peers.distribution import Distribution3, Distribution28
 from bench.peers.nginx import Nginx
 from bench.peers.pulp import Pulp
 from bench.peers.zot import Zot, build_zb
-from bench.workloads import blobs, concurrent, docker, listing, manifests
+from bench.workloads import blobs, concurrent, docker, listing, manifests, portal
 
 PEERS: dict[str, type[Peer]] = {
     p.name: p
@@ -213,6 +213,8 @@ def run_peer(ctx: Context, peer: Peer) -> dict[str, Any]:
                 ("manifests", lambda: manifests.run(ctx, reg, sampler)),
                 ("docker", lambda: docker.run(ctx, peer, reg)),
                 ("listing", lambda: listing.run(ctx, reg)),
+                # The portal's pages with 10,000 projects and 100,000 artifacts (Berth only).
+                ("portal", lambda: portal.run(ctx, peer)),
                 # Last: a registry that cannot take 1,000 pushes at once may stay
                 # saturated for minutes afterwards (Pulp did), spoiling what follows.
                 (

@@ -12,7 +12,6 @@ from django import forms
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -21,7 +20,7 @@ from django.utils.translation import gettext_lazy
 from accounts import access, identity
 from accounts.access import Actor
 from accounts.admin import NamespaceField, robot_permissions, shown_secret
-from accounts.adminsite import SERVICE_ERRORS, refusal, site
+from accounts.adminsite import SERVICE_ERRORS, LargeTablePaginator, count_of, refusal, site
 from accounts.models import Member, Project, Robot, Role, User
 from accounts.rbac import SERVED_PROJECT_RESOURCES
 from accounts.services.projects import (
@@ -43,6 +42,7 @@ from registry.models import Manifest, Repository
 from registry.services.immutability import rule_list
 
 LOG_ROWS = 100
+REPOSITORY_ROWS = 50
 USER_CHOICES = 200  # the add-member datalist; the name may be typed past it
 
 # tab → (its title, the resource:action the user needs in the project to see it)
@@ -97,6 +97,7 @@ def _members(request: HttpRequest, actor: Actor, project: Project) -> dict[str, 
                             username=data["username"],
                             role_id=data["role"],
                         )
+                        access.forget_roles()
                         return {"redirect": True}
                 else:
                     change = RoleForm(request.POST)
@@ -111,10 +112,11 @@ def _members(request: HttpRequest, actor: Actor, project: Project) -> dict[str, 
                                 member_id=mid,
                                 role_id=change.cleaned_data["role"],
                             )
+                        access.forget_roles()
                         return {"redirect": True}
         except SERVICE_ERRORS as exc:
             form.add_error(None, refusal(exc))
-    members = member_list(actor=actor, project=project).order_by("user__username")
+    members = member_list(actor=actor, project=project).order_by("user__username", "group__name")
     context: dict[str, Any] = {"members": members, "may_change": may_change, "roles": ROLE_NAMES}
     if may_change:
         context["form"] = form
@@ -242,9 +244,14 @@ def _summary(request: HttpRequest, actor: Actor, project: Project) -> dict[str, 
 
 
 def _repositories(request: HttpRequest, actor: Actor, project: Project) -> dict[str, Any]:
+    """A page of the project's repositories (a project may hold thousands),
+    each with its artifact count, counted for the rows shown only."""
     rows = access.restrict(Repository.objects.filter(project=project), actor, "repository", "list")
+    rows = rows.annotate(artifacts=count_of(Manifest, "repository")).order_by("name")
+    page = LargeTablePaginator(rows, REPOSITORY_ROWS).get_page(request.GET.get("page"))
     return {
-        "repositories": rows.annotate(artifacts=Count("manifests")).order_by("name"),
+        "repositories": page.object_list,
+        "page": page,
         "artifacts_url": reverse("admin:registry_manifest_changelist"),
     }
 

@@ -6,6 +6,7 @@ With no environment at all Berth runs embedded: SQLite, blobs on the local
 filesystem and a file-based Celery broker, all under ``BERTH_DATA_DIR`` (./data).
 """
 
+import os
 from pathlib import Path
 
 import environ
@@ -53,6 +54,20 @@ except ValueError as exc:
     from django.core.exceptions import ImproperlyConfigured
 
     raise ImproperlyConfigured(f"BERTH_TRUSTED_PROXIES: {exc}") from None
+# Where Berth's own outbound requests may go (kit/outbound.py): networks,
+# comma-separated. Unset, BERTH_OUTBOUND_DENY is kit.outbound.DEFAULT_DENY
+# (link-local, multicast, unspecified, reserved) and everything else is allowed.
+try:
+    BERTH_OUTBOUND_ALLOW = parse_trusted_proxies(env.list("BERTH_OUTBOUND_ALLOW", default=[]))
+    BERTH_OUTBOUND_DENY = (
+        parse_trusted_proxies(env.list("BERTH_OUTBOUND_DENY"))
+        if "BERTH_OUTBOUND_DENY" in os.environ
+        else None
+    )
+except ValueError as exc:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"BERTH_OUTBOUND_ALLOW/DENY: {exc}") from None
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -71,13 +86,22 @@ INSTALLED_APPS = [
     # Swagger UI's files as static files: /devcenter-api-2.0 loads nothing
     # from a CDN.
     "drf_spectacular_sidecar",
+    # CAS single logout: which session a service ticket opened (accounts/cas.py).
+    "django_cas_ng",
 ]
 
 AUTH_USER_MODEL = "accounts.User"
 # Password checks for users: every entry point reaches these through
 # accounts.services.auth.check_credentials (throttled). An LDAP, OIDC or CAS
 # backend is added here; docs/access-control.md, "The identity seam".
-AUTHENTICATION_BACKENDS = ["accounts.services.auth.LocalUserBackend"]
+# Local users first, then every enabled LDAP identity provider in its order
+# (accounts/directory.py; providers are rows, configured at run time).
+AUTHENTICATION_BACKENDS = [
+    "accounts.services.auth.LocalUserBackend",
+    "accounts.directory.LDAPProvidersBackend",
+    # Browser sessions from OpenID Providers and CAS servers (no credentials).
+    "accounts.services.sso.SsoSessionBackend",
+]
 
 # The full stack serves the portal, the admin and the API. /v2 does not pass
 # through it: portal.wsgi routes /v2 to a handler with no middleware at all.
@@ -92,6 +116,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # A page reads the user's role in a project once (accounts.access).
+    "portal.middleware.RoleMemoMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -262,6 +288,17 @@ if not 0 <= BERTH_PRINCIPAL_RECHECK_SECONDS <= 60:
     from django.core.exceptions import ImproperlyConfigured
 
     raise ImproperlyConfigured("BERTH_PRINCIPAL_RECHECK_SECONDS must be between 0 and 60")
+# Seconds a directory (LDAP) user's verified password is trusted without asking
+# the directory again (docker pulls with a directory password); 0 disables it.
+BERTH_LDAP_CREDENTIAL_TTL = env.int("BERTH_LDAP_CREDENTIAL_TTL", default=60)
+# Seconds between refreshes of LDAP users' groups and attributes (the job
+# accounts.tasks.refresh_directories).
+BERTH_LDAP_REFRESH_INTERVAL = env.int("BERTH_LDAP_REFRESH_INTERVAL", default=3600)
+# Personal access tokens (docs/tokens.md): the longest a token may live, in
+# days; 0 lets users make tokens that never expire. The CLI secret is exempt.
+BERTH_ACCESS_TOKEN_MAX_DAYS = env.int("BERTH_ACCESS_TOKEN_MAX_DAYS", default=0)
+if BERTH_ACCESS_TOKEN_MAX_DAYS < 0:
+    raise ImproperlyConfigured("BERTH_ACCESS_TOKEN_MAX_DAYS must be 0 or a number of days")
 BERTH_LOGIN_FAILURES_ALLOWED = env.int("BERTH_LOGIN_FAILURES_ALLOWED", default=10)
 BERTH_LOGIN_THROTTLE_SECONDS = env.int("BERTH_LOGIN_THROTTLE_SECONDS", default=60)
 BERTH_SELF_REGISTRATION = env.bool("BERTH_SELF_REGISTRATION", default=False)
@@ -414,6 +451,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "kit.tasks.deliver_events",
         "schedule": BERTH_EVENT_SWEEP_SECONDS,
     },
+    "refresh-directories": {
+        "task": "accounts.tasks.refresh_directories",
+        "schedule": BERTH_LDAP_REFRESH_INTERVAL,
+        "kwargs": {"scheduled": True},
+    },
     "purge-stale-uploads": {
         "task": "registry.tasks.purge_stale_uploads",
         "schedule": BERTH_UPLOAD_PURGE_INTERVAL,
@@ -453,6 +495,7 @@ USE_TZ = True
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.api.auth.BasicAuthentication",
+        "accounts.api.auth.IdTokenAuthentication",
         "accounts.api.auth.HarborSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": [],

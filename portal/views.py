@@ -7,17 +7,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
+from django.contrib import messages
 from django.contrib.auth.views import LoginView, redirect_to_login
+from django.db import transaction
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
-from django.shortcuts import render
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts import access, identity
-from accounts.adminsite import BerthAuthenticationForm, site
+from accounts.adminsite import SERVICE_ERRORS, BerthAuthenticationForm, refusal, site
 from accounts.models import Member, Role, User
+from accounts.passwords import POLICY
+from accounts.services import config, sso
+from accounts.services.users import user_create
 from audit.events import Operation
 from audit.models import AuditEvent
 from kit import health
@@ -37,13 +43,75 @@ def home(request: HttpRequest) -> HttpResponseBase:
 def sign_in(request: HttpRequest) -> HttpResponseBase:
     """Django's login view with Berth's form (``accounts.identity.login``: the
     throttle and credential checks of every login) and the admin's template."""
-    context = {**site.each_context(request), "title": _("Sign in"), "app_path": request.path}
+    context = {
+        **site.each_context(request),
+        "title": _("Sign in"),
+        "app_path": request.path,
+        "self_registration": bool(config.get("self_registration")),
+        "sso_providers": sso.sign_in_buttons(),
+    }
     view = LoginView.as_view(
         authentication_form=BerthAuthenticationForm,
         template_name="portal/login.html",
         extra_context=context,
     )
     return view(request)
+
+
+class RegisterForm(forms.Form):
+    username = forms.CharField(label=gettext_lazy("Username"), max_length=255)
+    email = forms.EmailField(label=gettext_lazy("Email"), required=False, max_length=255)
+    realname = forms.CharField(label=gettext_lazy("Full name"), required=False, max_length=255)
+    password1 = forms.CharField(
+        label=gettext_lazy("Password"),
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text=POLICY,
+    )
+    password2 = forms.CharField(
+        label=gettext_lazy("Password again"),
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("password1") != data.get("password2"):
+            self.add_error("password2", _("The two passwords differ."))
+        return data
+
+
+def register(request: HttpRequest) -> HttpResponseBase:
+    """Self-registration, only while the runtime setting ``self_registration``
+    (BERTH_SELF_REGISTRATION) is on, else a 404: the account is created by
+    ``accounts.services.users.user_create`` as the API's ``POST /users`` does
+    for an anonymous caller (the password policy, no privileges, the audit
+    row); the new user then signs in."""
+    if not config.get("self_registration"):
+        raise Http404
+    if request.user.is_authenticated:
+        return redirect("home")
+    form = RegisterForm(request.POST if request.method == "POST" else None)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            with transaction.atomic():
+                user = user_create(
+                    actor=access.ANONYMOUS,
+                    username=data["username"],
+                    password=data["password1"],
+                    email=data["email"],
+                    realname=data["realname"],
+                )
+        except SERVICE_ERRORS as exc:
+            form.add_error(None, refusal(exc))
+        else:
+            messages.success(
+                request, _("Account %(name)s created: sign in.") % {"name": user.username}
+            )
+            return redirect("home")
+    context = {**site.each_context(request), "title": _("Create an account"), "form": form}
+    return render(request, "portal/register.html", context)
 
 
 ROLE_NAMES = {
@@ -58,11 +126,13 @@ ROLE_NAMES = {
 def my_projects(user: User) -> list[dict[str, Any]]:
     """The projects the user is a member of, with their role and the projects'
     repository counts (two queries)."""
-    members = list(
-        Member.objects.filter(user=user)
-        .select_related("project")
-        .order_by("project__name")[:DASHBOARD_ROWS]
-    )
+    # Their own memberships and their groups' (the highest role per project).
+    best: dict[int, Member] = {}
+    for m in access.member_rows(user.pk).select_related("project").order_by("project__name"):
+        held = best.get(m.project_id)
+        if held is None or access.highest_role((held.role, m.role)) != held.role:
+            best[m.project_id] = m
+    members = list(best.values())[:DASHBOARD_ROWS]
     counts = dict(
         Repository.objects.filter(project_id__in=[m.project_id for m in members])
         .values("project_id")

@@ -13,11 +13,14 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
-from django.contrib import admin
-from django.db.models import OuterRef, Prefetch, QuerySet, Subquery, Sum
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, F, OuterRef, Prefetch, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest, HttpResponse
-from django.urls import reverse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import redirect
+from django.template.defaultfilters import filesizeformat
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -26,6 +29,7 @@ from accounts import access
 from accounts.adminsite import (
     SERVICE_ERRORS,
     AdminScope,
+    LargeTableAdmin,
     ProjectScopedAdmin,
     ReadOnlyMixin,
     ServiceDeleteAdmin,
@@ -39,10 +43,13 @@ from accounts.adminsite import (
 )
 from accounts.models import Member, Project, Robot
 from accounts.services.projects import project_create, project_delete, project_update
+from registry import details
 from registry.models import (
     Blob,
     ImmutableRule,
     Manifest,
+    ManifestBlob,
+    ManifestChild,
     ProjectQuota,
     ProjectStorage,
     QuotaUsage,
@@ -54,7 +61,7 @@ from registry.models import (
     Tag,
 )
 from registry.services import immutability, quotas, retention
-from registry.services.artifacts import artifact_delete, repository_delete, tag_delete
+from registry.services.artifacts import artifact_delete, repository_delete, tag_create, tag_delete
 
 PAYLOAD_SHOWN = 64 * 1024
 
@@ -106,11 +113,12 @@ class MineFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet[Project]) -> QuerySet[Project]:
         if self.value() != "1":
             return queryset
-        return queryset.filter(pk__in=list(access.memberships(AdminScope.of(request).actor)))
+        # A subquery, not the ids: a member of 1,000 projects sends no 1,000 parameters.
+        return queryset.filter(pk__in=access.member_projects(AdminScope.of(request).actor))
 
 
 @admin.register(Project, site=site)
-class ProjectAdmin(ServiceDeleteAdmin, ServiceFormAdmin, ProjectScopedAdmin):
+class ProjectAdmin(LargeTableAdmin, ServiceDeleteAdmin, ServiceFormAdmin, ProjectScopedAdmin):
     resource = "project"
     list_action = "read"  # Harbor lists the projects one may read: mine and public
     project_path = "pk"
@@ -212,7 +220,7 @@ def pull_commands(request: HttpRequest, manifest: Manifest) -> list[tuple[str, s
     return [*lines, (manifest.digest, f"docker pull {base}@{manifest.digest}")]
 
 
-class ContentAdmin(ServiceDeleteAdmin, ProjectScopedAdmin):
+class ContentAdmin(LargeTableAdmin, ServiceDeleteAdmin, ProjectScopedAdmin):
     """Content written by the registry protocol: seen by whoever may list it,
     never added or edited here, deleted through ``registry.services.artifacts``
     by whoever Harbor's matrix lets delete it."""
@@ -274,17 +282,89 @@ def artifacts_url(repository: Repository) -> str:
     return f"{reverse('admin:registry_manifest_changelist')}?repository__id__exact={repository.pk}"
 
 
+def blob_bytes() -> Coalesce:
+    """The bytes of the blobs (config and layers) a manifest lists, as a
+    correlated sum evaluated for the rows of the page only."""
+    rows = (
+        ManifestBlob.objects.filter(manifest=OuterRef("pk"))
+        .order_by()
+        .values("manifest")
+        .annotate(n=Sum("blob__size"))
+        .values("n")
+    )
+    return Coalesce(Subquery(rows), 0)
+
+
+def accessory_count() -> Coalesce:
+    """How many artifacts of the repository refer to this one (its accessories:
+    the indexed ``subject_digest``), for the rows of the page only."""
+    rows = (
+        Manifest.objects.filter(
+            repository_id=OuterRef("repository_id"), subject_digest=OuterRef("digest")
+        )
+        .order_by()
+        .values("repository_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(rows), 0)
+
+
+class RepositoryFilter(admin.SimpleListFilter):
+    """One repository's artifacts (the repository pages link here). Its only
+    choice is the repository chosen, read by its key: listing every
+    repository holding artifacts would read the whole manifest table."""
+
+    title = _("repository")
+    parameter_name = "repository__id__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        value = self.value()
+        if not (value and value.isdigit()):
+            return []
+        repositories = AdminScope.of(request).restrict(
+            Repository.objects.filter(pk=int(value)), "project", "repository", "list"
+        )
+        return [(str(r.pk), r.name) for r in repositories]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if value is None:
+            return queryset
+        if not value.isdigit():
+            return queryset.none()
+        return queryset.filter(repository_id=int(value))
+
+
 @admin.register(Manifest, site=site)
 class ManifestAdmin(ContentAdmin):
-    """Artifacts (Harbor's word; a manifest and its tags)."""
+    """Artifacts (Harbor's word; a manifest and its tags). An artifact's page
+    shows its tags (with their pull commands, a form to add one, a link to
+    delete each), its blobs with their sizes, the build history of its image
+    config, the platforms of an index, its referrers and the manifest
+    (``registry.details``, ``templates/admin/registry/manifest/change_form.html``)."""
 
     resource = "artifact"
     project_path = "repository__project"
-    list_display = ("digest", "tag_names", "repository", "media_type", "size", "created_at")
+    list_display = (
+        "digest",
+        "tag_names",
+        "repository",
+        "media_type",
+        "size_shown",
+        "platform_count",
+        "accessories",
+        "created_at",
+        "pulled_at",
+    )
     list_select_related = ("repository",)
-    list_filter = (("repository", admin.RelatedOnlyFieldListFilter),)
+    list_filter = (RepositoryFilter,)
     search_fields = ("=digest", "repository__name", "=tags__name")
-    show_full_result_count = False
+    # Newest first, on the primary key: a walk of its index, stopped at the page.
+    ordering = ("-pk",)
+    # Row links carry no filter state: resolving it for every row was a third
+    # of the page's rendering; the artifact's page links back to its repository.
+    preserve_filters = False
     fields = (
         "repository",
         "digest",
@@ -305,16 +385,57 @@ class ManifestAdmin(ContentAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Manifest]:
         tags = Prefetch("tags", queryset=Tag.objects.order_by("name"))
-        return super().get_queryset(request).defer("payload").prefetch_related(tags)
+        return (
+            super()
+            .get_queryset(request)
+            .defer("payload")
+            .select_related("repository__project")
+            .prefetch_related(tags)
+            .annotate(
+                total_size=F("size") + blob_bytes(),
+                children=count_of(ManifestChild, "parent"),
+                referrers=accessory_count(),
+            )
+        )
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> Manifest | None:
+        """Once per request: the page's own context and Django's change view
+        both ask for it."""
+        key = (object_id, from_field)
+        memo = getattr(request, "_berth_artifact", None)
+        if memo is not None and memo[0] == key:
+            return memo[1]
+        manifest = super().get_object(request, object_id, from_field)
+        request._berth_artifact = (key, manifest)  # type: ignore[attr-defined]
+        return manifest
 
     def get_list_filter(self, request: HttpRequest) -> Any:
-        # The repository filter's choices are every repository the user may
-        # see: offered only when the list is already one repository's.
-        return self.list_filter if "repository__id__exact" in request.GET else ()
+        # Offered only when the list is already one repository's.
+        return self.list_filter if RepositoryFilter.parameter_name in request.GET else ()
 
     @admin.display(description=_("tags"))
     def tag_names(self, obj: Manifest) -> str:
         return ", ".join(tag.name for tag in obj.tags.all())
+
+    @admin.display(description=_("size"), ordering="size")
+    def size_shown(self, obj: Any) -> str:
+        return format_html(
+            '<span title="{}">{}</span>', obj.total_size, filesizeformat(obj.total_size)
+        )
+
+    @admin.display(description=_("platforms"))
+    def platform_count(self, obj: Any) -> int | str:
+        return obj.children or ""
+
+    @admin.display(description=_("accessories"))
+    def accessories(self, obj: Any) -> int | str:
+        return obj.referrers or ""
+
+    @admin.display(description=_("pulled"))
+    def pulled_at(self, obj: Manifest) -> Any:
+        return obj.repository.last_pulled_at
 
     @admin.display(description=_("annotations"))
     def annotations_text(self, obj: Manifest) -> str:
@@ -333,6 +454,42 @@ class ManifestAdmin(ContentAdmin):
             text = text[:PAYLOAD_SHOWN] + "\n…"
         return format_html("<pre>{}</pre>", text)
 
+    def get_urls(self) -> list[URLPattern]:
+        # Before the admin's own: its last pattern takes any path under the model.
+        tags = path(
+            "<path:object_id>/tags/",
+            self.admin_site.admin_view(self.add_tag_view),
+            name="registry_manifest_add_tag",
+        )
+        return [tags, *super().get_urls()]
+
+    def add_tag_view(self, request: HttpRequest, object_id: str) -> HttpResponseBase:
+        """Add a tag to the artifact: ``registry.services.artifacts.tag_create``,
+        as the API's ``POST .../artifacts/{reference}/tags`` (the name checked,
+        an existing tag refused, audited), for whoever may ``tag:create`` in its
+        project."""
+        if request.method != "POST":
+            return HttpResponse(status=405, headers={"Allow": "POST"})
+        manifest = self.get_object(request, object_id)
+        if manifest is None:
+            raise Http404
+        scope = AdminScope.of(request)
+        if not scope.may_on("tag", "create", manifest.repository.project):
+            raise PermissionDenied
+        name = request.POST.get("name", "").strip()
+        try:
+            tag_create(
+                actor=scope.actor,
+                repository=manifest.repository,
+                reference=manifest.digest,
+                name=name,
+            )
+        except SERVICE_ERRORS as exc:
+            messages.error(request, refusal(exc))
+        else:
+            messages.success(request, gettext("Tag %(name)s added.") % {"name": name})
+        return redirect("admin:registry_manifest_change", manifest.pk)
+
     def change_view(
         self,
         request: HttpRequest,
@@ -343,13 +500,53 @@ class ManifestAdmin(ContentAdmin):
         manifest = self.get_object(request, object_id)
         context = dict(extra_context or {})
         if manifest is not None:
-            context["pull_commands"] = pull_commands(request, manifest)
+            context.update(artifact_context(request, manifest))
         return super().change_view(request, object_id, form_url, context)
 
     def delete_model(self, request: HttpRequest, obj: Manifest) -> None:
         artifact_delete(
             actor=AdminScope.of(request).actor, repository=obj.repository, reference=obj.digest
         )
+
+
+def artifact_context(request: HttpRequest, manifest: Manifest) -> dict[str, Any]:
+    """What the artifact's page shows beside its fields."""
+    scope = AdminScope.of(request)
+    project = manifest.repository.project
+    immutable = immutability.matcher_for(project)
+    may_delete = scope.may_on("tag", "delete", project)
+    tag_rows = [
+        {
+            "name": tag.name,
+            "immutable": immutable(manifest.repository.name, tag.name),
+            "delete_url": reverse("admin:registry_tag_delete", args=[tag.pk]) if may_delete else "",
+        }
+        for tag in manifest.tags.all()
+    ]
+    layers = details.layers(manifest)
+    return {
+        "repository_url": artifacts_url(manifest.repository),
+        "pull_commands": pull_commands(request, manifest),
+        "artifact_tags": tag_rows,
+        "may_add_tag": scope.may_on("tag", "create", project),
+        "add_tag_url": reverse("admin:registry_manifest_add_tag", args=[manifest.pk]),
+        "layers": layers,
+        "layers_size": sum(layer.size for layer in layers) + manifest.size,
+        "history": details.history(manifest),
+        "platforms": [
+            (
+                platform,
+                reverse("admin:registry_manifest_change", args=[platform.child_id])
+                if platform.child_id
+                else "",
+            )
+            for platform in details.platforms(manifest)
+        ],
+        "referrers": [
+            (kind, row, reverse("admin:registry_manifest_change", args=[row.pk]))
+            for kind, row in details.referrers(manifest)
+        ],
+    }
 
 
 @admin.register(Tag, site=site)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Project
 
@@ -27,7 +28,8 @@ class Repository(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        verbose_name_plural = "repositories"
+        verbose_name = _("repository")
+        verbose_name_plural = _("repositories")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -40,6 +42,10 @@ class Blob(models.Model):
     digest = models.CharField(max_length=150, unique=True)
     size = models.BigIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("blob")
+        verbose_name_plural = _("blobs")
 
     def __str__(self) -> str:
         return self.digest
@@ -80,6 +86,8 @@ class Manifest(models.Model):
     )
 
     class Meta:
+        verbose_name = _("manifest")
+        verbose_name_plural = _("manifests")
         constraints = [
             models.UniqueConstraint(fields=["repository", "digest"], name="manifest_repo_digest"),
         ]
@@ -128,6 +136,8 @@ class Tag(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("tag")
+        verbose_name_plural = _("tags")
         constraints = [
             models.UniqueConstraint(fields=["repository", "name"], name="tag_repo_name"),
         ]
@@ -178,6 +188,8 @@ class ImmutableRule(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("immutable rule")
+        verbose_name_plural = _("immutable rules")
         ordering = ["priority", "id"]
 
     def __str__(self) -> str:
@@ -255,6 +267,8 @@ class ScheduledRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("scheduled run")
+        verbose_name_plural = _("scheduled runs")
         constraints = [
             models.UniqueConstraint(fields=["name", "period"], name="scheduled_run_once"),
         ]

@@ -13,11 +13,12 @@ PY=${PYTHON:-python3}
 # haproxy balances the replica test (tests/scale); maven and a JRE fetch and run
 # openapi-generator (tests/peers/build-openapi-client.sh); gettext extracts the
 # portal's strings (tests/portal/test_languages.py, make messages);
-# fonts-wqy-microhei gives the browser's screenshots their Chinese glyphs.
-APT_PACKAGES=(docker.io skopeo podman containerd uidmap chromium chromium-driver docker-registry nginx wrk apache2-utils postgresql redis-server rabbitmq-server haproxy debootstrap docker-compose systemd maven default-jre-headless gettext fonts-wqy-microhei)
+# fonts-wqy-microhei gives the browser's screenshots their Chinese glyphs;
+# nodejs and npm run the OpenID Provider of the SSO tests (tests/peers/build-oidc-provider.sh).
+APT_PACKAGES=(docker.io skopeo podman containerd uidmap chromium chromium-driver docker-registry nginx wrk apache2-utils postgresql redis-server rabbitmq-server haproxy debootstrap docker-compose systemd maven default-jre-headless gettext fonts-wqy-microhei slapd ldap-utils libldap2-dev libsasl2-dev gcc libc6-dev python3-dev nodejs npm)
 
 missing=()
-for tool in dockerd skopeo podman ctr containerd newuidmap chromium chromedriver docker-registry nginx wrk ab debootstrap docker-compose systemd-analyze mvn java xgettext msgmerge; do
+for tool in dockerd skopeo podman ctr containerd newuidmap chromium chromedriver docker-registry nginx wrk ab debootstrap docker-compose systemd-analyze mvn java xgettext msgmerge slapadd ldapsearch node npm; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 # Debian keeps PostgreSQL's server programs off PATH (scripts/postgres.sh finds them).
@@ -32,6 +33,9 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 if ((${#missing[@]})); then
   echo "test-deps: installing Debian packages (missing: ${missing[*]})"
   export DEBIAN_FRONTEND=noninteractive
+  # slapd: the package's own directory is not wanted (tests/ldap_server.py
+  # starts private ones).
+  echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${APT_PACKAGES[@]}" >/dev/null
 fi
@@ -50,3 +54,7 @@ bash tests/peers/build-go-peers.sh
 # The client openapi-generator makes from Harbor's swagger (which the Go peers'
 # build copies to .peers/), into .cache/ (tests/harbor_clients/).
 bash tests/peers/build-openapi-client.sh >/dev/null
+# npm's oidc-provider, the OpenID Provider of the SSO tests, into
+# .cache/oidc-provider (tests/sso/). The CAS server (django-mama-cas) is in the
+# test extra.
+bash tests/peers/build-oidc-provider.sh >/dev/null

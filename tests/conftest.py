@@ -116,12 +116,15 @@ def _events_delivered_by_the_test(settings):
 def _audit_in_the_foreground(settings):
     """No background writer inside the test process (it would race the test
     database's teardown); tests that look at buffered events call flush()."""
+    from accounts.services import usage
     from audit.services import discard
 
     settings.BERTH_AUDIT_BACKGROUND = False
     discard()
+    usage.discard()
     yield
     discard()
+    usage.discard()
 
 
 @pytest.fixture
@@ -383,6 +386,7 @@ from tests.deploy import (  # noqa: E402, F401 - Berth's image (tests/deploy.py)
     berth_image,
     deploy_docker,
 )
+from tests.ldap_server import ldap_directory  # noqa: E402, F401 - a private slapd
 from tests.roles import team  # noqa: E402, F401 - the `team` fixture, for every test package
 from tests.servers import blackhole_port, rabbitmq_url, redis_url  # noqa: E402, F401 - session servers
 
@@ -390,7 +394,19 @@ from tests.servers import blackhole_port, rabbitmq_url, redis_url  # noqa: E402,
 # using one is marked ``live`` (make test-fast leaves those out). Tests that
 # start servers themselves carry the mark explicitly.
 LIVE_FIXTURES = frozenset(
-    {"berth", "fresh_berth", "redis_url", "rabbitmq_url", "minio", "berth_image", "deploy_docker"}
+    {
+        "berth",
+        "fresh_berth",
+        "redis_url",
+        "rabbitmq_url",
+        "minio",
+        "berth_image",
+        "deploy_docker",
+        "ldap_directory",
+        # The SSO tests' identity providers (tests/sso/conftest.py).
+        "oidc_peer",
+        "cas_peer",
+    }
 )
 
 

@@ -47,8 +47,10 @@ def token(user: str | None, *scopes: str, password: str = PASSWORD) -> dict:
     return r.json()
 
 
-def granted(user: str | None, scope: str) -> list[str]:
+def granted(user: str | None, scope: str, password: str = PASSWORD) -> list[str]:
     import jwt
 
-    claims = jwt.decode(token(user, scope)["token"], options={"verify_signature": False})
+    claims = jwt.decode(
+        token(user, scope, password=password)["token"], options={"verify_signature": False}
+    )
     return claims["access"][0]["actions"]

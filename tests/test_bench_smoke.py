@@ -25,7 +25,7 @@ pytestmark = pytest.mark.dbindependent  # starts its own registries and database
 
 REPO = Path(__file__).resolve().parent.parent
 PEERS = ["nginx", "distribution-2.8", "berth", "berth-scaled", "berth-nginx"]
-WORKLOADS = "startup,blobs,manifests,concurrent,concurrent_quota,listing,rss"
+WORKLOADS = "startup,blobs,manifests,concurrent,concurrent_quota,listing,portal,rss"
 
 
 def test_bench_smoke(tmp_path: Path) -> None:
@@ -105,6 +105,14 @@ def test_bench_smoke(tmp_path: Path) -> None:
         assert listing["catalog"]["complete"], listing["catalog"]
         # The catalog also holds the repositories the other workloads pushed to.
         assert listing["catalog"]["largest"]["entries"] >= meta["sizes"]["list_repos"]
+
+        portal = w["portal"]
+        if name.startswith("berth"):  # every page answered 200, as both users
+            assert portal["artifacts"] == meta["sizes"]["portal_artifacts"], portal
+            assert {p["who"] for p in portal["pages"]} == {"admin", "portaldev"}
+            assert all(p["median_ms"] > 0 for p in portal["pages"]), portal
+        else:
+            assert portal["skipped"] == "the portal is Berth's"
 
         assert res["memory_idle"]["rss"] > 0 and res["memory_idle"]["processes"] >= 1
         assert res["memory_peak"]["rss"] >= res["memory_idle"]["rss"] * 0.5

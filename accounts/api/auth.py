@@ -1,5 +1,6 @@
 """DRF authentication: thin adapters on the identity seam (``accounts.identity``):
-Basic (users and robots) and Harbor's browser session (`sid` cookie, CSRF token
+Basic (users and robots), an OpenID Provider's ID token as a bearer token, and
+Harbor's browser session (`sid` cookie, CSRF token
 in `X-Harbor-CSRF-Token`)."""
 
 from __future__ import annotations
@@ -37,6 +38,21 @@ class BasicAuthentication(BaseAuthentication):
         if not who.scheme:
             return None
         return ActorUser(who.actor), None
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Basic realm="harbor"'
+
+
+class IdTokenAuthentication(BaseAuthentication):
+    """``Authorization: Bearer <ID token>`` of an enabled OpenID Provider, as
+    Harbor's API accepts it (accounts.oidc.user_for_id_token)."""
+
+    def authenticate(self, request: Request) -> tuple[ActorUser, None] | None:
+        try:
+            who = identity.id_token_bearer(request._request)
+        except identity.BadCredentials as exc:
+            raise exceptions.AuthenticationFailed(str(exc)) from None
+        return None if who is None else (ActorUser(who.actor), None)
 
     def authenticate_header(self, request: Request) -> str:
         return 'Basic realm="harbor"'

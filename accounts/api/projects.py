@@ -11,7 +11,6 @@ from accounts.api.base import HarborView, created, project_from
 from accounts.api.paging import apply_sort, paginate, parse_q
 from accounts.api.params import Flag, Id, Integer, Text, fields, query, strings
 from accounts.errors import Invalid, NotFound
-from accounts.models import Member
 from accounts.services import projects as svc
 from kit import params
 
@@ -63,11 +62,7 @@ class ProjectList(HarborView):
             SORT_FIELDS,
             default="name",
         )
-        roles = (
-            dict(Member.objects.filter(user_id=actor.id).values_list("project_id", "role"))
-            if actor.kind == "user"
-            else {}
-        )
+        roles = access.memberships(actor)
 
         def rendered(page):  # type: ignore[no-untyped-def]
             return [render.project(p, role=roles.get(p.pk), repo_count=p.n_repos) for p in page]
@@ -149,11 +144,22 @@ class MemberUser(serializers.Serializer):
     username = Text(required=False)
 
 
+class MemberGroup(serializers.Serializer):
+    """Harbor's UserGroup as a member: by ``id``, an LDAP group's
+    ``ldap_group_dn``, or ``group_name`` with ``group_type``."""
+
+    id = Integer(required=False, allow_null=True)
+    group_name = Text(required=False, allow_null=True)
+    group_type = Integer(required=False, allow_null=True)
+    ldap_group_dn = Text(required=False, allow_null=True)
+
+
 class MemberBody(serializers.Serializer):
-    """Harbor's ProjectMember (member_group is not supported: ignored)."""
+    """Harbor's ProjectMember: a user or a group."""
 
     role_id = Integer(required=False)
     member_user = MemberUser(required=False)
+    member_group = MemberGroup(required=False, allow_null=True)
 
 
 class RoleBody(serializers.Serializer):
@@ -174,13 +180,19 @@ class MemberList(HarborView):
         project = project_from(request, ref, actor)
         data = fields(request, MemberBody)
         user = data.get("member_user") or {}
-        member = svc.member_add(
-            actor=actor,
-            project=project,
-            user_id=user.get("user_id"),
-            username=user.get("username"),
-            role_id=data.get("role_id"),
-        )
+        group = {k: v for k, v in (data.get("member_group") or {}).items() if v is not None}
+        if group and not user:
+            member = svc.member_add_group(
+                actor=actor, project=project, group=group, role_id=data.get("role_id")
+            )
+        else:
+            member = svc.member_add(
+                actor=actor,
+                project=project,
+                user_id=user.get("user_id"),
+                username=user.get("username"),
+                role_id=data.get("role_id"),
+            )
         return created(f"/api/v2.0/projects/{project.pk}/members/{member.pk}")
 
 

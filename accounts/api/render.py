@@ -5,7 +5,17 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from accounts.models import Member, Project, Robot, Role, User
+from accounts.models import (
+    IdentityProvider,
+    Member,
+    PersonalAccessToken,
+    Project,
+    Robot,
+    Role,
+    User,
+    UserGroup,
+)
+from accounts.services.auth import TOKEN_PREFIX
 
 
 def ts(value: datetime.datetime | None) -> str | None:
@@ -34,9 +44,9 @@ def member(m: Member) -> dict[str, Any]:
     return {
         "id": m.pk,
         "project_id": m.project_id,
-        "entity_name": m.user.username,
-        "entity_id": m.user_id,
-        "entity_type": "u",
+        "entity_name": m.entity_name,
+        "entity_id": m.user_id or m.group_id,
+        "entity_type": m.entity_type,
         "role_id": m.role,
         "role_name": Role(m.role).label,
     }
@@ -57,6 +67,19 @@ def user(u: User) -> dict[str, Any]:
     }
 
 
+def cli_secret(t: PersonalAccessToken, secret: str) -> dict[str, Any]:
+    """Harbor's OIDCUserInfo, for the user's CLI secret (``subiss``: Berth binds
+    external identities elsewhere; empty here)."""
+    return {
+        "id": t.pk,
+        "user_id": t.user_id,
+        "subiss": "",
+        "secret": secret,
+        "creation_time": ts(t.created_at),
+        "update_time": ts(t.created_at),
+    }
+
+
 def robot(r: Robot) -> dict[str, Any]:
     return {
         "id": r.pk,
@@ -71,4 +94,54 @@ def robot(r: Robot) -> dict[str, Any]:
         "creator_type": r.creator.split(":", 1)[0] if r.creator else "",
         "creation_time": ts(r.created_at),
         "update_time": ts(r.updated_at),
+    }
+
+
+def usergroup(g: UserGroup) -> dict[str, Any]:
+    """Harbor's UserGroup."""
+    return {
+        "id": g.pk,
+        "group_name": g.name,
+        "group_type": g.type,
+        "ldap_group_dn": g.ldap_group_dn,
+    }
+
+
+def usergroup_search_item(g: UserGroup) -> dict[str, Any]:
+    """Harbor's UserGroupSearchItem."""
+    return {"id": g.pk, "group_name": g.name, "group_type": g.type}
+
+
+def identity_provider(p: IdentityProvider) -> dict[str, Any]:
+    """Berth's identity provider: its settings, never its secret (only
+    whether one is set)."""
+    return {
+        "id": p.pk,
+        "kind": p.kind,
+        "name": p.name,
+        "enabled": p.enabled,
+        "order": p.order,
+        "allow_create_users": p.allow_create_users,
+        "config": p.config,
+        "has_secret": p.has_secret,
+        "creation_time": ts(p.created_at),
+        "update_time": ts(p.updated_at),
+    }
+
+
+def token(t: PersonalAccessToken) -> dict[str, Any]:
+    """A personal access token without its secret: ``prefix`` is the secret's
+    public start (``berth_pat_`` and its key), enough to recognise it."""
+    return {
+        "id": t.pk,
+        "name": t.name,
+        "user_id": t.user_id,
+        "username": t.user.username,
+        "prefix": f"{TOKEN_PREFIX}{t.key}" if t.key else "",
+        "permissions": t.permissions,
+        "unrestricted": t.unrestricted,
+        "expires_at": ts(t.expires_at),
+        "revoked_at": ts(t.revoked_at),
+        "creation_time": ts(t.created_at),
+        "last_used_at": ts(t.last_used_at),
     }

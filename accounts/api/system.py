@@ -7,7 +7,7 @@ from rest_framework.response import Response
 
 from accounts.api.base import HarborView
 from accounts.errors import NotFound
-from accounts.services import config
+from accounts.services import config, providers
 from kit import health
 
 VERSION = "v2.16.0-berth"
@@ -35,8 +35,12 @@ class Health(HarborView):
 
 class SystemInfo(HarborView):
     def get(self, request: Request) -> Response:
+        mode = providers.auth_mode()
+        primary_oidc = providers.enabled("oidc")[:1] if mode == "oidc_auth" else []
         info = {
-            "auth_mode": "db_auth",
+            "auth_mode": mode,
+            # Harbor's UI names its "log in via" button after it.
+            "oidc_provider_name": primary_oidc[0].name if primary_oidc else "",
             "harbor_version": VERSION,
             **config.current(),
             "registry_url": settings.BERTH_EXTERNAL_URL or request.get_host(),

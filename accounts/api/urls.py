@@ -4,7 +4,7 @@ from django.urls import path
 from drf_spectacular.renderers import OpenApiJsonRenderer2
 from drf_spectacular.views import SpectacularJSONAPIView
 
-from accounts.api import overview, projects, robots, system, users
+from accounts.api import identity, overview, projects, robots, sso, system, tokens, users
 from accounts.api.audit import (
     AuditLogEventTypes,
     AuditLogExtList,
@@ -50,6 +50,24 @@ urlpatterns = [
     path("users/<id:uid>", users.UserDetail.as_view()),
     path("users/<id:uid>/password", users.UserPassword.as_view()),
     path("users/<id:uid>/sysadmin", users.UserSysadmin.as_view()),
+    path("users/<id:uid>/cli_secret", users.UserCliSecret.as_view()),
     path("robots", robots.RobotList.as_view()),
     path("robots/<id:rid>", robots.RobotDetail.as_view()),
+    # Berth's own endpoints (not Harbor's): docs/api.md.
+    path("berth/tokens", tokens.TokenList.as_view()),
+    path("berth/tokens/<id:tid>", tokens.TokenDetail.as_view()),
+    path("ldap/ping", identity.LdapPing.as_view()),
+    path("system/oidc/ping", sso.OidcPing.as_view()),
+    path("ldap/users/search", identity.LdapUserSearch.as_view()),
+    path("ldap/users/import", identity.LdapUserImport.as_view()),
+    path("ldap/groups/search", identity.LdapGroupSearch.as_view()),
+    path("usergroups", identity.UserGroupList.as_view()),
+    path("usergroups/search", identity.UserGroupSearch.as_view()),
+    path("usergroups/<id:gid>", identity.UserGroupDetail.as_view()),
+    # Berth's own (not Harbor's): several identity providers at once.
+    path("berth/identity-providers", identity.ProviderList.as_view()),
+    path("berth/identity-providers/ping", identity.ProviderPing.as_view()),
+    path("berth/identity-providers/order", identity.ProviderOrder.as_view()),
+    path("berth/identity-providers/<id:pid>", identity.ProviderDetail.as_view()),
+    path("berth/identity-providers/<id:pid>/ping", identity.ProviderPingStored.as_view()),
 ]

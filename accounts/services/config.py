@@ -16,9 +16,11 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from accounts import oidc
 from accounts.access import Actor
 from accounts.errors import Denied, Invalid
 from accounts.models import SystemSetting
+from accounts.services import providers
 from audit.events import Operation, Resource
 from audit.services import record
 
@@ -107,6 +109,13 @@ def _defaults() -> dict[str, Any]:
 
 
 EDITABLE = ("self_registration", "project_creation_restriction", "storage_per_project")
+# Harbor's LDAP keys and auth_mode: the primary LDAP identity provider's
+# (accounts/services/providers.py), stored there.
+LDAP_EDITABLE = (
+    "auth_mode",
+    *providers.HARBOR_LDAP_KEYS,
+    providers.HARBOR_LDAP_SECRET,
+)
 
 
 def current() -> dict[str, Any]:
@@ -122,14 +131,17 @@ def harbor_view() -> dict[str, dict[str, Any]]:
     does not (the feature is not there; the key is not editable)."""
     empty: dict[type, Any] = {bool: False, int: 0, str: ""}
     fixed = {
-        "auth_mode": "db_auth",
+        "auth_mode": providers.auth_mode(),
+        **providers.harbor_ldap_view(),
+        **oidc.harbor_view(),
         "token_expiration": settings.BERTH_TOKEN_TTL // 60,
         "robot_token_duration": -1,
         "robot_name_prefix": "robot$",
         **current(),
     }
+    editable = (*EDITABLE, *LDAP_EDITABLE, *oidc.HARBOR_EDITABLE)
     view = {
-        key: {"value": fixed.get(key, empty[kind]), "editable": key in EDITABLE}
+        key: {"value": fixed.get(key, empty[kind]), "editable": key in editable}
         for key, kind in HARBOR_TYPES.items()
         if key not in HARBOR_WRITE_ONLY
     }
@@ -177,14 +189,37 @@ def update(*, actor: Actor, values: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(values, dict) or not values:
         raise Invalid("give the settings to change as an object")
     cleaned = {key: _clean(key, value) for key, value in values.items() if key in EDITABLE}
-    ignored = sorted(set(values) - set(cleaned))
+    # auth_mode oidc_auth goes with the oidc_* keys, any other with the LDAP ones.
+    to_oidc = values.get("auth_mode") == "oidc_auth"
+    oidc_values = {
+        key: value
+        for key, value in values.items()
+        if key in oidc.HARBOR_EDITABLE or key == "auth_mode"
+    }
+    ldap = {
+        key: value
+        for key, value in values.items()
+        if key in LDAP_EDITABLE and not (key == "auth_mode" and to_oidc)
+    }
+    for key, value in (*ldap.items(), *oidc_values.items()):
+        _tolerated(key, value)
+    ignored = sorted(set(values) - set(cleaned) - set(ldap) - set(oidc_values))
+    if set(oidc_values) == {"auth_mode"} and not to_oidc:
+        # Only db_auth/ldap_auth: the OIDC provider is disabled by db_auth alone.
+        oidc_values = oidc_values if values["auth_mode"] == "db_auth" else {}
     for key in ignored:
         _tolerated(key, values[key])
     if ignored:
         log.info("configuration keys accepted but not used by Berth: %s", ", ".join(ignored))
-    if not cleaned:
+    if not cleaned and not ldap and not oidc_values:
         return current()
     with transaction.atomic():
+        if ldap:
+            providers.harbor_ldap_update(actor=actor, values=ldap)
+        if oidc_values:
+            oidc.harbor_update(actor=actor, values=oidc_values)
+        if not cleaned:
+            return current()
         for key, value in cleaned.items():
             SystemSetting.objects.update_or_create(key=key, defaults={"value": value})
         record(

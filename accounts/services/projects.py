@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils.module_loading import import_string
 
 from accounts import access
@@ -15,6 +16,7 @@ from accounts.access import Actor
 from accounts.errors import Conflict, Denied, Invalid, NotFound, PreconditionFailed, Unauthenticated
 from accounts.models import Member, Project, Role, User
 from accounts.services import config
+from accounts.services.groups import group_for_member
 from audit.events import Operation, Resource
 from audit.services import record
 from kit import events, params
@@ -69,9 +71,11 @@ def project_create(
 ) -> Project:
     if not actor.authenticated:
         raise Unauthenticated()
-    if actor.kind == "robot":
+    if actor.kind == "robot" or actor.limit is not None:
         if not access.system_can(actor, "project", "create"):
-            raise Denied("only system robots granted project:create may create projects")
+            raise Denied(
+                "only system robots and access tokens granted project:create may create projects"
+            )
     elif config.get("project_creation_restriction") == "adminonly" and not actor.sysadmin:
         raise Denied("Only system admin can create project")  # Harbor's words; clients match them
     if not (1 <= len(name) <= 255) or not PROJECT_NAME_RE.fullmatch(name):
@@ -259,17 +263,50 @@ def member_add(
         raise Conflict(f"{user.username} is already a member") from None
 
 
+def member_add_group(*, actor: Actor, project: Project, group: Any, role_id: Any) -> Member:
+    """Add a user group as a member (Harbor's ``member_group``)."""
+    access.require(actor, "member", "create", project)
+    role = _role(role_id)
+    user_group = group_for_member(actor=actor, spec=group)
+    try:
+        with transaction.atomic():
+            member = Member.objects.create(project=project, group=user_group, role=role)
+            record(
+                actor=actor,
+                operation=Operation.CREATE,
+                resource_type=Resource.MEMBER,
+                resource=user_group.name,
+                project=project,
+                detail={"role_id": role, "group_id": user_group.pk},
+            )
+            events.emit(
+                events.MEMBER_ADDED,
+                key=project.name,
+                project=project.name,
+                group=user_group.name,
+                role=role,
+                actor=actor.name,
+            )
+            return member
+    except IntegrityError:
+        raise Conflict(f"group {user_group.name} is already a member") from None
+
+
 def member_list(*, actor: Actor, project: Project, entityname: str = "") -> Any:
     access.require(actor, "member", "list", project)
-    members = Member.objects.filter(project=project).select_related("user").order_by("id")
+    members = Member.objects.filter(project=project).select_related("user", "group").order_by("id")
     if entityname:
-        members = members.filter(user__username__icontains=entityname)
+        members = members.filter(
+            Q(user__username__icontains=entityname) | Q(group__name__icontains=entityname)
+        )
     return members
 
 
 def member_get(*, actor: Actor, project: Project, member_id: int) -> Member:
     access.require(actor, "member", "read", project)
-    member = Member.objects.filter(project=project, pk=member_id).select_related("user").first()
+    member = (
+        Member.objects.filter(project=project, pk=member_id).select_related("user", "group").first()
+    )
     if member is None:
         raise NotFound(str(member_id))
     return member
@@ -285,7 +322,7 @@ def member_update(*, actor: Actor, project: Project, member_id: int, role_id: An
             actor=actor,
             operation=Operation.UPDATE,
             resource_type=Resource.MEMBER,
-            resource=member.user.username,
+            resource=member.entity_name,
             project=project,
             detail={"role_id": member.role},
         )
@@ -293,7 +330,7 @@ def member_update(*, actor: Actor, project: Project, member_id: int, role_id: An
             events.MEMBER_UPDATED,
             key=project.name,
             project=project.name,
-            user=member.user.username,
+            user=member.entity_name,
             role=member.role,
             actor=actor.name,
         )
@@ -308,7 +345,7 @@ def member_remove(*, actor: Actor, project: Project, member_id: int) -> None:
             actor=actor,
             operation=Operation.DELETE,
             resource_type=Resource.MEMBER,
-            resource=member.user.username,
+            resource=member.entity_name,
             project=project,
         )
         member.delete()
@@ -316,7 +353,7 @@ def member_remove(*, actor: Actor, project: Project, member_id: int) -> None:
             events.MEMBER_REMOVED,
             key=project.name,
             project=project.name,
-            user=member.user.username,
+            user=member.entity_name,
             actor=actor.name,
         )
 

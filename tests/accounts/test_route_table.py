@@ -12,8 +12,8 @@ from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from accounts.models import Member, Project, Robot, User
-from accounts.services import robots
+from accounts.models import IdentityProvider, Member, Project, Robot, User, UserGroup
+from accounts.services import pats, robots
 from accounts.services.auth import actor_for_user
 from registry.models import Repository, RetentionExecution, RetentionTask
 from registry.services import immutability, labels, retention
@@ -38,6 +38,7 @@ PRINCIPALS = [
 MEMBERS = "lguest guest dev maint padmin"
 EVERYONE = " ".join(PRINCIPALS)
 AUTHENTICATED = " ".join(p for p in PRINCIPALS if p != "anon")
+USERS = "lguest guest dev maint padmin outsider admin"
 
 # (method, route) -> (who may, body). "Who may" gets neither 401, 403 nor 404;
 # everyone else gets one of those.
@@ -169,6 +170,23 @@ TABLE: dict[tuple[str, str], tuple[str, dict | None]] = {
         {"old_password": PASSWORD, "new_password": "Another123"},
     ),
     ("PUT", "users/<id:uid>/sysadmin"): ("admin", {"sysadmin_flag": True}),
+    ("PUT", "users/<id:uid>/cli_secret"): ("dev admin", {"secret": "CliSecret123"}),
+    ("GET", "berth/tokens"): (USERS, None),
+    ("POST", "berth/tokens"): (
+        USERS,
+        {
+            "name": "made",
+            "permissions": [
+                {
+                    "kind": "project",
+                    "namespace": "*",
+                    "access": [{"resource": "repository", "action": "pull"}],
+                }
+            ],
+        },
+    ),
+    ("GET", "berth/tokens/<id:tid>"): ("dev admin", None),
+    ("DELETE", "berth/tokens/<id:tid>"): ("dev admin", None),
     ("GET", "robots"): ("srobot admin", None),
     ("POST", "robots"): (
         "padmin admin",
@@ -189,6 +207,30 @@ TABLE: dict[tuple[str, str], tuple[str, dict | None]] = {
     ("PUT", "robots/<id:rid>"): ("padmin admin", {"description": "x"}),
     ("PATCH", "robots/<id:rid>"): ("padmin admin", {}),
     ("DELETE", "robots/<id:rid>"): ("padmin admin", None),
+    # No LDAP provider is configured: the admin's ping answers success false,
+    # searches and imports a 400.
+    ("POST", "ldap/ping"): ("admin", {}),
+    ("POST", "system/oidc/ping"): ("admin", {"url": "http://127.0.0.1:1"}),
+    ("GET", "ldap/users/search"): ("admin", None),
+    ("POST", "ldap/users/import"): ("admin", {"ldap_uid_list": ["x"]}),
+    ("GET", "ldap/groups/search"): ("admin", None),
+    ("GET", "usergroups"): ("admin", None),
+    ("POST", "usergroups"): ("admin", {"group_name": "new", "group_type": 2}),
+    ("GET", "usergroups/search"): (AUTHENTICATED, None),
+    ("GET", "usergroups/<id:gid>"): ("admin", None),
+    ("PUT", "usergroups/<id:gid>"): ("admin", {"group_name": "renamed"}),
+    ("DELETE", "usergroups/<id:gid>"): ("admin", None),
+    ("GET", "berth/identity-providers"): ("admin", None),
+    ("POST", "berth/identity-providers"): (
+        "admin",
+        {"kind": "ldap", "name": "x", "config": {"url": "ldap://x", "base_dn": "dc=x"}},
+    ),
+    ("POST", "berth/identity-providers/ping"): ("admin", {"kind": "ldap", "config": {}}),
+    ("PUT", "berth/identity-providers/order"): ("admin", {"ids": []}),
+    ("GET", "berth/identity-providers/<id:pid>"): ("admin", None),
+    ("PUT", "berth/identity-providers/<id:pid>"): ("admin", {"enabled": False}),
+    ("DELETE", "berth/identity-providers/<id:pid>"): ("admin", None),
+    ("POST", "berth/identity-providers/<id:pid>/ping"): ("admin", {}),
     ("GET", "retentions/metadatas"): (AUTHENTICATED, None),
     # The project already has a policy: who may gets a 400, not a refusal.
     ("POST", "retentions"): (
@@ -310,6 +352,21 @@ def world(team, v2):
         reference="v1",
         label_id=label.pk,
     )
+    group = UserGroup.objects.create(name="probe-group", type=UserGroup.Type.HTTP)
+    provider = IdentityProvider.objects.create(
+        kind="ldap", name="probe", enabled=False, config={"url": "ldap://x", "base_dn": "dc=x"}
+    )
+    dev_token, _ = pats.token_create(
+        actor=actor_for_user(User.objects.get(username="dev")),
+        name="probe",
+        permissions=[
+            {
+                "kind": "project",
+                "namespace": "team",
+                "access": [{"resource": "repository", "action": "pull"}],
+            }
+        ],
+    )
     policy = retention.policy_create(
         actor=admin,
         raw={"rules": [], "scope": {"level": "project", "ref": rule.project_id}},
@@ -340,6 +397,9 @@ def world(team, v2):
         "label_id": label.pk,
         "project_id": rule.project_id,
         "addition": "build_history",
+        "gid": group.pk,
+        "pid": provider.pk,
+        "tid": dev_token.pk,
         "policy_id": policy.pk,
         "execution_id": execution.pk,
         "task_id": task.pk,

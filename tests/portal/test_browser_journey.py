@@ -5,8 +5,11 @@ pull command (read back from the clipboard) and pulls with it using skopeo; a
 guest sees the tag but no delete; the page switches to 中文. A project admin adds
 a member and creates a robot, downloads its Kubernetes Secret and pulls with its
 `.dockerconfigjson` through `skopeo --authfile`; a limited guest gets no members
-tab. Screenshots of each page are saved in the test's temporary directory (the
-path is printed)."""
+tab. A user creates a project in the portal and adds a developer, who pushes
+with docker: the tag appears, with its layers and build history; the developer
+adds a tag, copies the pull command and pulls with docker; the project admin
+deletes the added tag. Screenshots of each page are saved in the test's
+temporary directory (the path is printed)."""
 
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select
 
+from tests.clients.docker import DockerDaemon, build_scratch_image
 from tests.clients.oci_layout import write_oci_layout
 from tests.clients.skopeo import Skopeo
 from tests.conftest import BerthServer
@@ -38,13 +42,14 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 def server(tmp_path_factory) -> Iterator[BerthServer]:
     """A live Berth with the private project `team-a`: `dev` is a developer and
     pushed `team-a/app:v1` with skopeo; `viewer` is a guest; `owner` is its
-    project admin; `limited` is a user of no project yet."""
+    project admin; `limited` is a user of no project yet; `builder` and
+    `pusher` belong to no project."""
     root = tmp_path_factory.mktemp("journey")
     berth = BerthServer(root / "data")
     berth.start()
     try:
         api = f"{berth.url}/api/v2.0"
-        for name in ("dev", "viewer", "owner", "limited"):
+        for name in ("dev", "viewer", "owner", "limited", "builder", "pusher"):
             r = berth.http.post(
                 f"{api}/users",
                 json={"username": name, "password": PASSWORD, "email": f"{name}@example.com"},
@@ -253,3 +258,98 @@ def test_a_project_admin_adds_a_member_and_a_robot_whose_secret_pulls(
     shoot(browser, shots, "project-limited-guest")
     browser.get(browser.current_url + "members/")
     assert "403" in browser.title or "Forbidden" in browser.page_source
+
+
+def test_a_project_made_in_the_portal_gets_a_docker_push_and_its_tags_change(
+    server, browser, tmp_path_factory
+):
+    shots = tmp_path_factory.mktemp("screenshots")
+    url = server.url
+    browser.execute_cdp_cmd(
+        "Browser.grantPermissions",
+        {"origin": url, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]},
+    )
+
+    # `builder` creates the project `built` in the portal and becomes its admin.
+    sign_in(browser, url, "builder")
+    browser.get(f"{url}/admin/accounts/project/add/")
+    browser.find_element(By.NAME, "name").send_keys("built")
+    shoot(browser, shots, "project-add")
+    click_and_wait(browser, browser.find_element(By.NAME, "_save"))
+    assert "was added successfully" in browser.page_source
+    browser.get(f"{url}/")
+    follow(
+        browser,
+        browser.find_element(By.ID, "berth-my-projects").find_element(By.LINK_TEXT, "built"),
+    )
+    # ... and adds `pusher` as a developer from the members tab.
+    follow(browser, browser.find_element(By.ID, "berth-tab-members"))
+    form = browser.find_element(By.ID, "berth-member-add")
+    form.find_element(By.NAME, "username").send_keys("pusher")
+    Select(form.find_element(By.NAME, "role")).select_by_value("2")
+    click_and_wait(browser, form.find_element(By.NAME, "_save"))
+    assert "pusher" in browser.find_element(By.ID, "berth-members").text
+
+    work = tmp_path_factory.mktemp("docker")
+    daemon = DockerDaemon().start(work / "daemon")
+    try:
+        ref = f"{server.addr}/built/app:1.0"
+        daemon.login(server.addr, "pusher", PASSWORD)
+        image_id = build_scratch_image(daemon, ref, work / "build", layers=2, layer_size=4096)
+        digest = daemon.push(ref)
+
+        # The developer finds the tag in the project's repositories.
+        sign_in(browser, url, "pusher")
+        follow(
+            browser,
+            browser.find_element(By.ID, "berth-my-projects").find_element(By.LINK_TEXT, "built"),
+        )
+        follow(browser, browser.find_element(By.ID, "berth-tab-repositories"))
+        follow(browser, browser.find_element(By.LINK_TEXT, "built/app"))
+        assert browser.find_element(By.CSS_SELECTOR, "td.field-tag_names").text == "1.0"
+        follow(browser, browser.find_element(By.CSS_SELECTOR, "th.field-digest a"))
+        assert digest in browser.page_source
+        artifact_page = browser.current_url
+        layers = browser.find_element(By.ID, "berth-layers").text
+        manifest = server.http.get(
+            f"{url}/v2/built/app/manifests/1.0",
+            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+        ).json()
+        assert len(manifest["layers"]) == 2  # the two COPY layers
+        for blob in (manifest["config"], *manifest["layers"]):
+            assert blob["digest"] in layers
+        history = browser.find_element(By.ID, "berth-history").text
+        assert "COPY" in history
+        shoot(browser, shots, "pushed-artifact")
+
+        # Adds a tag from the page (tag:create, the API's service).
+        browser.find_element(By.ID, "berth-tag-name").send_keys("stable")
+        click_and_wait(
+            browser, browser.find_element(By.CSS_SELECTOR, "#berth-add-tag input[type=submit]")
+        )
+        assert "stable" in browser.find_element(By.ID, "berth-artifact-tags").text
+        assert not browser.find_elements(By.CSS_SELECTOR, "#berth-artifact-tags a.deletelink")
+
+        # Copies the pull command of `stable` and pulls it with docker.
+        button = browser.find_element(
+            By.CSS_SELECTOR, '#berth-pull-commands button[data-copy$="/built/app:stable"]'
+        )
+        button.click()
+        copied = read_clipboard(browser)
+        assert copied == f"docker pull {server.addr}/built/app:stable"
+        daemon.rmi(ref)
+        assert daemon.pull(copied.removeprefix("docker pull ")) == image_id
+
+        # The project admin deletes the tag `stable` (a confirmation first).
+        sign_in(browser, url, "builder")
+        browser.get(artifact_page)
+        follow(browser, browser.find_element(By.LINK_TEXT, "Delete tag stable"))
+        shoot(browser, shots, "tag-delete-confirm")
+        click_and_wait(browser, browser.find_element(By.CSS_SELECTOR, "input[type=submit]"))
+        assert "was deleted successfully" in browser.page_source
+        r = server.http.get(
+            f"{url}/api/v2.0/projects/built/repositories/app/artifacts/{digest}/tags"
+        )
+        assert [t["name"] for t in r.json()] == ["1.0"]
+    finally:
+        daemon.stop()

@@ -101,3 +101,18 @@ def test_the_api_and_the_registry_answer_in_english_whatever_the_client_asks(tea
     assert r.json()["errors"][0]["message"].isascii()
     # The portal still answers in the browser's language.
     assert '<html lang="zh-hans"' in client.get("/").content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_app_and_model_names_are_translated(team):
+    """The admin's index and changelists name Berth's apps and models in
+    Chinese (their verbose names are marked for translation)."""
+    client = Client(HTTP_ACCEPT_LANGUAGE="zh-CN")
+    client.force_login(User.objects.get(pk=1))
+    index = client.get("/admin/").content.decode()
+    names = ("身份与访问", "镜像仓库服务", "审计日志", "项目", "用户", "系统设置", "不可变标签规则")
+    for name in names:
+        assert name in index, name
+    for english in ("Identity and access", "Audit trail", "Immutable rules", "System settings"):
+        assert english not in index, english
+    assert "<title>选择标签查看 |" in client.get("/admin/registry/tag/").content.decode()

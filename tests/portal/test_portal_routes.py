@@ -13,7 +13,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from accounts.adminsite import site
-from accounts.models import Member, Project, SystemSetting, User
+from accounts.models import IdentityProvider, Member, Project, SystemSetting, User, UserGroup
 from audit.models import AuditEvent
 from registry.models import Blob, Manifest, Repository, ScheduledRun, Tag
 from tests.accounts.test_route_table import PRINCIPALS
@@ -29,7 +29,19 @@ EVERYONE = " ".join(PRINCIPALS)
 
 # Routes that are not the portal's pages: the registry protocol, the API (its
 # own route table), the token service, Harbor's browser login, the probes.
-NOT_PAGES = ("v2/", "^v2/", "api/v2.0/", "service/token", "c/login", "c/log_out")
+# Protocol endpoints, not pages: the SSO redirects and callbacks (and the
+# onboarding step, which only a sign-in in progress reaches) are tested in tests/sso/.
+NOT_PAGES = (
+    "v2/",
+    "^v2/",
+    "api/v2.0/",
+    "service/token",
+    "c/login",
+    "c/log_out",
+    "c/oidc/",
+    "c/cas/",
+    "c/sso/",
+)
 NOT_PAGES_EXACT = {"livez", "readyz"}
 
 
@@ -51,6 +63,8 @@ def model_pages(model: str, *, see: str, add: str, view: str, save: str, delete:
 TABLE: dict[str, tuple[str, str]] = {
     "": (EVERYONE, ""),  # sign-in for visitors, the dashboard for users
     "search/": (SIGNED_IN, ""),
+    "tokens/": (SIGNED_IN, SIGNED_IN),  # my tokens: every user makes their own
+    "register/": ("", ""),  # self-registration is off here (tests/portal/test_register.py)
     "devcenter-api-2.0": (EVERYONE, ""),  # Swagger UI of the API, as Harbor's
     "i18n/setlang/": ("", ""),  # a POST that redirects
     "admin": ("", ""),  # redirects to admin/
@@ -94,7 +108,21 @@ TABLE: dict[str, tuple[str, str]] = {
         "accounts/user", see="admin", add="admin", view="admin", save="admin", delete="admin"
     ),
     **model_pages(
+        "accounts/personalaccesstoken", see="admin", add="", view="admin", save="", delete=""
+    ),
+    **model_pages(
         "accounts/systemsetting", see="admin", add="admin", view="admin", save="admin", delete=""
+    ),
+    **model_pages(
+        "accounts/identityprovider",
+        see="admin",
+        add="admin",
+        view="admin",
+        save="admin",
+        delete="admin",
+    ),
+    **model_pages(
+        "accounts/usergroup", see="admin", add="admin", view="admin", save="admin", delete="admin"
     ),
     **model_pages(
         "accounts/project",
@@ -118,6 +146,8 @@ TABLE: dict[str, tuple[str, str]] = {
     **model_pages(
         "registry/manifest", see=SIGNED_IN, add="", view=TEAM, save="", delete="maint padmin admin"
     ),
+    # Add a tag to an artifact: a POST that redirects to the artifact's page.
+    "admin/registry/manifest/<path:object_id>/tags/": ("", ""),
     **model_pages(
         "registry/tag", see=SIGNED_IN, add="", view=TEAM, save="", delete="maint padmin admin"
     ),
@@ -199,6 +229,9 @@ def objects(world):
         "accounts/robot": params["rid"],
         "accounts/user": User.objects.get(username="dev").pk,
         "accounts/systemsetting": "self_registration",
+        "accounts/identityprovider": IdentityProvider.objects.get(name="probe").pk,
+        "accounts/usergroup": UserGroup.objects.get(name="probe-group").pk,
+        "accounts/personalaccesstoken": params["tid"],
         "accounts/project": team.pk,
         "audit/auditevent": event.pk,
         "registry/repository": Repository.objects.get(name="team/app").pk,

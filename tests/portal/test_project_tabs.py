@@ -151,3 +151,23 @@ def test_a_bad_namespace_or_no_permission_is_refused_on_the_page(team):
     # A guest sees robots but may not create, refresh or disable them.
     guest = as_user("guest")
     assert "berth-robot-add" not in guest.get(url(team, "robots")).content.decode()
+
+
+def test_the_repositories_tab_is_paged(team):
+    """A project may hold thousands of repositories: 50 a page, each with its
+    artifact count."""
+    from registry.models import Repository
+    from tests.accounts.test_admin import add_content
+
+    add_content(team, 60)
+    client = Client()
+    client.force_login(User.objects.get(username="guest"))
+    url = f"/projects/{team.pk}/repositories/"
+    first = client.get(url).content.decode()
+    names = sorted(Repository.objects.filter(project=team).values_list("name", flat=True))
+    assert all(f">{n}</a>" in first for n in names[:50])
+    assert not any(f">{n}</a>" in first for n in names[50:])
+    assert 'href="?page=2" rel="next"' in first and "Page 1 of 2" in first
+    second = client.get(url + "?page=2").content.decode()
+    assert all(f">{n}</a>" in second for n in names[50:])
+    assert "<td>1</td>" in second  # each repository's one artifact
