@@ -15,7 +15,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from accounts.models import Member, Project, Robot, User
 from accounts.services import robots
 from accounts.services.auth import actor_for_user
-from registry.models import Repository
+from registry.models import Repository, SystemJob
 from registry.services import immutability, labels
 from tests.conftest import ADMIN, basic
 from tests.registry.helpers import InProcess
@@ -170,6 +170,20 @@ TABLE: dict[tuple[str, str], tuple[str, dict | None]] = {
     ),
     ("PUT", "users/<id:uid>/sysadmin"): ("admin", {"sysadmin_flag": True}),
     ("GET", "robots"): ("srobot admin", None),
+    ("GET", "system/gc"): ("admin", None),
+    ("GET", "system/gc/<id:gc_id>"): ("admin", None),
+    ("PUT", "system/gc/<id:gc_id>"): ("admin", None),
+    ("GET", "system/gc/<id:gc_id>/log"): ("admin", None),
+    ("GET", "system/gc/schedule"): ("admin", None),
+    ("POST", "system/gc/schedule"): ("admin", {"schedule": {"type": "None"}}),
+    ("PUT", "system/gc/schedule"): ("admin", {"schedule": {"type": "None"}}),
+    ("GET", "system/purgeaudit"): ("admin", None),
+    ("GET", "system/purgeaudit/<id:purge_id>"): ("admin", None),
+    ("PUT", "system/purgeaudit/<id:purge_id>"): ("admin", None),
+    ("GET", "system/purgeaudit/<id:purge_id>/log"): ("admin", None),
+    ("GET", "system/purgeaudit/schedule"): ("admin", None),
+    ("POST", "system/purgeaudit/schedule"): ("admin", {"schedule": {"type": "None"}}),
+    ("PUT", "system/purgeaudit/schedule"): ("admin", {"schedule": {"type": "None"}}),
     ("POST", "robots"): (
         "padmin admin",
         {
@@ -286,6 +300,8 @@ def world(team, v2):
         reference="v1",
         label_id=label.pk,
     )
+    gc_run = SystemJob.objects.create(kind=SystemJob.Kind.GC, status="Success")
+    purge_run = SystemJob.objects.create(kind=SystemJob.Kind.PURGE_AUDIT, status="Success")
     credentials = {
         name: basic(name, PASSWORD)
         for name in ["lguest", "guest", "dev", "maint", "padmin", "outsider"]
@@ -310,6 +326,8 @@ def world(team, v2):
         "label_id": label.pk,
         "project_id": rule.project_id,
         "addition": "build_history",
+        "gc_id": gc_run.pk,
+        "purge_id": purge_run.pk,
     }
     return credentials, params
 
