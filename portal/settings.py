@@ -235,6 +235,9 @@ BERTH_UPLOADS_PER_CLIENT = env.int("BERTH_UPLOADS_PER_CLIENT", default=1000)
 BERTH_GC_MIN_WINDOW = env.int("BERTH_GC_MIN_WINDOW", default=600)
 BERTH_GC_TOUCH_INTERVAL = env.int("BERTH_GC_TOUCH_INTERVAL", default=60)
 BERTH_GC_UPLOAD_WAIT = env.int("BERTH_GC_UPLOAD_WAIT", default=30)
+# Seconds between marking a batch of blobs and deleting their bytes: 0 in
+# production; the race tests widen the window pushes race a sweep in.
+BERTH_GC_SWEEP_PAUSE = env.float("BERTH_GC_SWEEP_PAUSE", default=0.0)
 BERTH_PAGE_MAX = env.int("BERTH_PAGE_MAX", default=1000)
 # false: /v2 refuses to delete manifests, tags and blobs (405 UNSUPPORTED).
 BERTH_DELETES_ENABLED = env.bool("BERTH_DELETES_ENABLED", default=True)

@@ -95,12 +95,16 @@ def _register(items: Sequence[Registration]) -> list[Blob | Exception]:
         ],
         ignore_conflicts=True,
     )
-    # Locked (PostgreSQL): garbage collection marks a blob deleting under this
-    # lock after checking nothing links it; a link inserted here is seen by
-    # that check, and a blob it marked first is refused here.
+    # Locked (PostgreSQL): garbage collection marks a blob deleting under its
+    # FOR UPDATE lock after checking nothing links it; a link inserted here is
+    # seen by that check, and a blob it marked first is refused here. NO KEY:
+    # a manifest PUT's foreign-key checks (FOR KEY SHARE on the blob, while it
+    # holds the links) do not wait for this lock, so no cycle with the links.
     blobs = {
         blob.digest: blob
-        for blob in Blob.objects.select_for_update().filter(digest__in=sorted(sizes)).order_by("pk")
+        for blob in Blob.objects.select_for_update(no_key=True)
+        .filter(digest__in=sorted(sizes))
+        .order_by("pk")
     }
     errors: dict[str, Exception] = {}
     for item in items:
@@ -149,7 +153,7 @@ def blob_mount(*, repository_name: str, digest: str, source_names: list[str]) ->
     with transaction.atomic():
         # The blob's row lock, as a registration takes it (see _register).
         blob = (
-            Blob.objects.select_for_update()
+            Blob.objects.select_for_update(no_key=True)
             .filter(
                 digest=digest,
                 deleting=False,

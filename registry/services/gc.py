@@ -19,6 +19,7 @@ waited); rows a push holds are skipped (``skip_locked``), left for the next run.
 from __future__ import annotations
 
 import datetime
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -273,6 +274,10 @@ def _delete_blobs(
             )
             doomed = list(_orphan_blobs(cutoff).filter(pk__in=locked).values_list("pk", flat=True))
             Blob.objects.filter(pk__in=doomed).update(deleting=True)
+        if doomed and settings.BERTH_GC_SWEEP_PAUSE:
+            # Widens the window between mark and sweep, in which pushes of the
+            # same bytes race the collection (the race tests set it).
+            time.sleep(settings.BERTH_GC_SWEEP_PAUSE)
         _sweep(doomed, pool, workers, result)
     log(f"blobs deleted: {result.blobs}, {result.freed_bytes} bytes freed")
 
