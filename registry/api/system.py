@@ -42,6 +42,7 @@ def render_schedule(kind: str, row: SystemJobSchedule | None) -> dict[str, Any]:
             "job_name": systemjobs.JOB_NAME[SystemJob.Kind(kind)],
             "job_kind": "SCHEDULE",
             "job_parameters": "{}",
+            "parameters": {},
             "schedule": {"type": "None", "cron": "", "next_scheduled_time": None},
             "deleted": False,
         }
@@ -50,6 +51,8 @@ def render_schedule(kind: str, row: SystemJobSchedule | None) -> dict[str, Any]:
         "job_name": systemjobs.JOB_NAME[SystemJob.Kind(kind)],
         "job_kind": "SCHEDULE",
         "job_parameters": systemjobs.parameters_text(row),
+        # Harbor's Schedule shape too (harborapi reads the answer as one).
+        "parameters": row.parameters,
         "schedule": {
             "type": row.type,
             "cron": row.cron,
