@@ -233,7 +233,7 @@ def job_stop(*, actor: Actor, kind: str, job_id: int) -> SystemJob:
 
 
 def _append_log(job_id: int, line: str) -> None:
-    stamped = f"{timezone.now().isoformat(timespec='seconds')} {line}\n"
+    stamped = f"{timezone.now().isoformat(timespec='milliseconds')} {line}\n"
     SystemJob.objects.filter(pk=job_id).update(log=Concat(F("log"), Value(stamped)))
 
 
