@@ -296,3 +296,18 @@ def test_a_manifest_after_its_blob_was_swept_is_refused(v2, reg):
     assert r.status_code == 400
     assert r.json()["errors"][0]["code"] == "MANIFEST_BLOB_UNKNOWN"
     assert registry_check().ok
+
+
+def test_registry_check_knows_a_sweep_in_progress(v2, reg):
+    digest = reg.put_blob("app/a", os.urandom(100))
+    Blob.objects.filter(digest=digest).update(deleting=True)
+    report = registry_check()
+    assert report.errors == [f"blob {digest}: linked into app/a while being deleted"]
+    RepositoryBlob.objects.all().delete()
+    blob_store().delete_blob(digest)  # a run stopped between the bytes and the row
+    report = registry_check()
+    assert report.ok
+    assert report.warnings == [f"blob {digest}: being deleted by garbage collection"]
+    gc.collect(options=NOW)
+    assert registry_check().warnings == []
+    assert not Blob.objects.exists()
