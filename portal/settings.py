@@ -238,6 +238,9 @@ BERTH_GC_UPLOAD_WAIT = env.int("BERTH_GC_UPLOAD_WAIT", default=30)
 # Seconds between marking a batch of blobs and deleting their bytes: 0 in
 # production; the race tests widen the window pushes race a sweep in.
 BERTH_GC_SWEEP_PAUSE = env.float("BERTH_GC_SWEEP_PAUSE", default=0.0)
+# A GC or purge run no worker has touched for this long (seconds) no longer
+# blocks a new one: it is finished as Error when the next is asked for.
+BERTH_SYSTEM_JOB_STALE = env.int("BERTH_SYSTEM_JOB_STALE", default=3600)
 BERTH_PAGE_MAX = env.int("BERTH_PAGE_MAX", default=1000)
 # false: /v2 refuses to delete manifests, tags and blobs (405 UNSUPPORTED).
 BERTH_DELETES_ENABLED = env.bool("BERTH_DELETES_ENABLED", default=True)

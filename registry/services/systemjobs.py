@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from celery.schedules import crontab
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Concat
@@ -184,6 +185,7 @@ def job_start(
     if actor is not None:
         access.require_system(actor, RESOURCE[kind], "create")
     checked = PARAMETERS[kind](parameters)
+    _abandon_stale(kind)
     try:
         with transaction.atomic():
             job = SystemJob.objects.create(
@@ -198,6 +200,23 @@ def job_start(
     except IntegrityError:
         raise Conflict(f"a {Kind(kind).label} run is already in progress") from None
     return job
+
+
+def _abandon_stale(kind: str) -> None:
+    """An active run no worker has touched for BERTH_SYSTEM_JOB_STALE seconds
+    (its message lost with a broker, its worker gone for good) stops blocking
+    new runs: it is finished as Error. A running job touches its row at every
+    batch; a pending one is picked up within seconds by a live worker."""
+    stale = timezone.now() - datetime.timedelta(seconds=settings.BERTH_SYSTEM_JOB_STALE)
+    for job_id in SystemJob.objects.filter(
+        kind=kind, status__in=ACTIVE, updated_at__lt=stale
+    ).values_list("pk", flat=True):
+        abandoned = SystemJob.objects.filter(
+            pk=job_id, status__in=ACTIVE, updated_at__lt=stale
+        ).update(status=Status.ERROR, finished_at=timezone.now(), updated_at=timezone.now())
+        if abandoned:
+            _append_log(job_id, "abandoned: no worker has run this job for too long")
+            log.warning("system job %s abandoned: no worker touched it", job_id)
 
 
 def _dispatch(job_id: int) -> None:
@@ -226,7 +245,7 @@ def job_stop(*, actor: Actor, kind: str, job_id: int) -> SystemJob:
     job = job_get(actor=actor, kind=kind, job_id=job_id)
     SystemJob.objects.filter(pk=job.pk, status__in=ACTIVE).update(stop_requested=True)
     SystemJob.objects.filter(pk=job.pk, status=Status.PENDING).update(
-        status=Status.STOPPED, finished_at=timezone.now()
+        status=Status.STOPPED, finished_at=timezone.now(), updated_at=timezone.now()
     )
     job.refresh_from_db()
     return job
@@ -234,7 +253,9 @@ def job_stop(*, actor: Actor, kind: str, job_id: int) -> SystemJob:
 
 def _append_log(job_id: int, line: str) -> None:
     stamped = f"{timezone.now().isoformat(timespec='milliseconds')} {line}\n"
-    SystemJob.objects.filter(pk=job_id).update(log=Concat(F("log"), Value(stamped)))
+    SystemJob.objects.filter(pk=job_id).update(
+        log=Concat(F("log"), Value(stamped)), updated_at=timezone.now()
+    )
 
 
 def job_run(job_id: int) -> SystemJob | None:
@@ -242,7 +263,7 @@ def job_run(job_id: int) -> SystemJob | None:
     task finds its run Running and runs it again (both kinds are idempotent);
     a finished or stopped run is left alone."""
     started = SystemJob.objects.filter(pk=job_id, status__in=ACTIVE).update(
-        status=Status.RUNNING, started_at=timezone.now()
+        status=Status.RUNNING, started_at=timezone.now(), updated_at=timezone.now()
     )
     if not started:
         return None
@@ -252,6 +273,8 @@ def job_run(job_id: int) -> SystemJob | None:
         _append_log(job_id, line)
 
     def should_stop() -> bool:
+        # Asked between batches: also the run's heartbeat (_abandon_stale).
+        SystemJob.objects.filter(pk=job_id).update(updated_at=timezone.now())
         return SystemJob.objects.filter(pk=job_id, stop_requested=True).exists()
 
     status = Status.SUCCESS

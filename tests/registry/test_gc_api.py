@@ -230,3 +230,17 @@ def test_the_audit_purge_rides_the_same_machine(admin, sent):
     assert AuditEvent.objects.count() == before - 3
     assert "purged 3" in admin.get(f"{PURGE}/{job_id}/log").content.decode()
     assert admin.get(PURGE).json()[0]["id"] == job_id
+
+
+def test_a_run_no_worker_touches_stops_blocking_the_next(admin, sent, settings):
+    settings.BERTH_SYSTEM_JOB_STALE = 3600
+    lost = SystemJob.objects.create(kind="gc", status="Running")
+    assert post(admin, f"{GC}/schedule", schedule("Manual")).status_code == 409
+    SystemJob.objects.filter(pk=lost.pk).update(
+        updated_at=timezone.now() - datetime.timedelta(hours=2)
+    )
+    r = post(admin, f"{GC}/schedule", schedule("Manual"))
+    assert r.status_code == 201
+    lost.refresh_from_db()
+    assert lost.status == "Error"
+    assert "abandoned" in lost.log
