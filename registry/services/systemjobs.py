@@ -274,8 +274,12 @@ def job_run(job_id: int) -> SystemJob | None:
 
     def should_stop() -> bool:
         # Asked between batches: also the run's heartbeat (_abandon_stale).
-        SystemJob.objects.filter(pk=job_id).update(updated_at=timezone.now())
-        return SystemJob.objects.filter(pk=job_id, stop_requested=True).exists()
+        # A run given up as abandoned (_abandon_stale) stops too: another may
+        # be collecting now, and two collectors must not overlap.
+        alive = SystemJob.objects.filter(
+            pk=job_id, status=Status.RUNNING, stop_requested=False
+        ).update(updated_at=timezone.now())
+        return not alive
 
     status = Status.SUCCESS
     counts: dict[str, int] = {}
@@ -290,7 +294,10 @@ def job_run(job_id: int) -> SystemJob | None:
         log.exception("system job %s failed", job_id)
         say(f"error: {type(exc).__name__}: {exc}")
         status = Status.ERROR
-    SystemJob.objects.filter(pk=job_id).update(status=status, finished_at=timezone.now(), **counts)
+    # Only a run still ours: one abandoned meanwhile keeps its Error.
+    SystemJob.objects.filter(pk=job_id, status=Status.RUNNING).update(
+        status=status, finished_at=timezone.now(), updated_at=timezone.now(), **counts
+    )
     job.refresh_from_db()
     return job
 

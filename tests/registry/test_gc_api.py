@@ -244,3 +244,21 @@ def test_a_run_no_worker_touches_stops_blocking_the_next(admin, sent, settings):
     lost.refresh_from_db()
     assert lost.status == "Error"
     assert "abandoned" in lost.log
+
+
+def test_an_abandoned_run_that_wakes_up_stops_at_its_next_batch(admin, v2, sent, monkeypatch):
+    """Given up while its worker was stalled, it must not collect beside the
+    next run: it stops at its next batch and keeps its Error."""
+    orphan(v2)
+    r = post(admin, f"{GC}/schedule", schedule("Manual", time_window=1))
+    job_id = int(r["Location"].rsplit("/", 1)[1])
+    real_collect = systemjobs.gc.collect
+
+    def stalled(**kw):
+        SystemJob.objects.filter(pk=job_id).update(status="Error")  # abandoned meanwhile
+        return real_collect(**kw)
+
+    monkeypatch.setattr(systemjobs.gc, "collect", stalled)
+    systemjobs.job_run(job_id)
+    assert SystemJob.objects.get(pk=job_id).status == "Error"
+    assert Blob.objects.count() == 1  # it swept nothing
