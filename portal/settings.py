@@ -254,6 +254,19 @@ BERTH_MANIFEST_MAX_BYTES = env.int("BERTH_MANIFEST_MAX_BYTES", default=4 * 1024 
 BERTH_UPLOAD_MAX_AGE = env.int("BERTH_UPLOAD_MAX_AGE", default=24 * 3600)
 BERTH_UPLOAD_PURGE_INTERVAL = env.int("BERTH_UPLOAD_PURGE_INTERVAL", default=3600)
 BERTH_UPLOADS_PER_CLIENT = env.int("BERTH_UPLOADS_PER_CLIENT", default=1000)
+# Garbage collection (docs/gc.md): the shortest time window a run honours,
+# whatever its time_window; how stale a link's last-seen time may get before a
+# HEAD/GET refreshes it; how long an upload waits for GC to finish deleting a
+# blob of the same digest.
+BERTH_GC_MIN_WINDOW = env.int("BERTH_GC_MIN_WINDOW", default=600)
+BERTH_GC_TOUCH_INTERVAL = env.int("BERTH_GC_TOUCH_INTERVAL", default=60)
+BERTH_GC_UPLOAD_WAIT = env.int("BERTH_GC_UPLOAD_WAIT", default=30)
+# Seconds between marking a batch of blobs and deleting their bytes: 0 in
+# production; the race tests widen the window pushes race a sweep in.
+BERTH_GC_SWEEP_PAUSE = env.float("BERTH_GC_SWEEP_PAUSE", default=0.0)
+# A GC or purge run no worker has touched for this long (seconds) no longer
+# blocks a new one: it is finished as Error when the next is asked for.
+BERTH_SYSTEM_JOB_STALE = env.int("BERTH_SYSTEM_JOB_STALE", default=3600)
 BERTH_PAGE_MAX = env.int("BERTH_PAGE_MAX", default=1000)
 # false: /v2 refuses to delete manifests, tags and blobs (405 UNSUPPORTED).
 BERTH_DELETES_ENABLED = env.bool("BERTH_DELETES_ENABLED", default=True)
@@ -454,6 +467,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": BERTH_UPLOAD_PURGE_INTERVAL,
         # Claims its period first: runs once however many schedulers send it.
         "kwargs": {"scheduled": True},
+    },
+    # Garbage collection and the audit-log purge on their Harbor schedules
+    # (registry/services/systemjobs.py): each minute is claimed once.
+    "system-jobs": {
+        "task": "registry.tasks.system_jobs_tick",
+        "schedule": 60,
     },
 }
 

@@ -17,7 +17,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import DatabaseError
 
-from registry.services import schedule
+from registry.services import schedule, systemjobs
 from registry.services.uploads import uploads_purge
 
 log = logging.getLogger("berth.registry")
@@ -53,3 +53,16 @@ def purge_stale_uploads(self, scheduled: bool = False) -> int:  # type: ignore[n
         schedule.finished(name=name, task_id=task_id)
     log.info("purged %d stale upload sessions", purged)
     return purged
+
+
+@shared_task(bind=True, **RETRY)
+def run_system_job(self, job_id: int) -> str:  # type: ignore[no-untyped-def]
+    """Run a garbage collection or audit-log purge (registry/services/systemjobs.py)."""
+    job = systemjobs.job_run(job_id)
+    return job.status if job is not None else "skipped"
+
+
+@shared_task(bind=True, **RETRY)
+def system_jobs_tick(self) -> int:  # type: ignore[no-untyped-def]
+    """Sent every minute by the scheduler: start the scheduled system jobs due now."""
+    return len(systemjobs.schedules_tick(task_id=self.request.id or ""))

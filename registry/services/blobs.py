@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from kit.db.group_commit import GroupCommit
 from registry.errors import Code, RegistryError
@@ -22,15 +25,26 @@ class BlobInfo:
 
 
 def blob_stat(*, repository_name: str, digest: str) -> BlobInfo:
-    """The blob if it is linked into the repository; BLOB_UNKNOWN otherwise."""
+    """The blob if it is linked into the repository; BLOB_UNKNOWN otherwise.
+
+    Telling a client a blob exists is a promise garbage collection keeps for
+    its time window: the link's last-seen time is refreshed when older than
+    BERTH_GC_TOUCH_INTERVAL (a conditional update; none on most requests). If
+    collection deleted the link in between, the refresh finds nothing and the
+    answer is BLOB_UNKNOWN, as it would have been a moment later."""
     row = (
         RepositoryBlob.objects.filter(repository__name=repository_name, blob__digest=digest)
-        .values_list("blob__digest", "blob__size")
+        .values_list("pk", "blob__digest", "blob__size", "last_seen")
         .first()
     )
     if row is None:
         raise RegistryError(Code.BLOB_UNKNOWN, detail={"digest": digest})
-    return BlobInfo(digest=row[0], size=row[1])
+    pk, found, size, last_seen = row
+    now = timezone.now()
+    stale = now - datetime.timedelta(seconds=settings.BERTH_GC_TOUCH_INTERVAL)
+    if last_seen < stale and not RepositoryBlob.objects.filter(pk=pk).update(last_seen=now):
+        raise RegistryError(Code.BLOB_UNKNOWN, detail={"digest": digest})
+    return BlobInfo(digest=found, size=size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +56,18 @@ class Registration:
     digest: str
     size: int
     upload_id: uuid.UUID | None = None
+    # The bytes were not moved in: a live blob of this digest was found stored.
+    # Link that row only; never create one (its bytes may be gone with it).
+    existing: bool = False
 
 
 def blob_register(
-    *, repository_name: str, digest: str, size: int, upload_id: uuid.UUID | None = None
+    *,
+    repository_name: str,
+    digest: str,
+    size: int,
+    upload_id: uuid.UUID | None = None,
+    existing: bool = False,
 ) -> Blob:
     """Record verified, durably stored bytes and link them into the repository;
     delete the upload session that brought them, if named.
@@ -54,41 +76,69 @@ def blob_register(
     under concurrent pushes they are most of the writes that queue for SQLite's
     one writer. A concurrent upload of the same bytes may insert the blob first;
     both then link the same row."""
-    return _registrations.submit(Registration(repository_name, digest, size, upload_id))
+    return _registrations.submit(Registration(repository_name, digest, size, upload_id, existing))
 
 
 def _register(items: Sequence[Registration]) -> list[Blob | Exception]:
-    """The registrations of a batch: blobs inserted-or-nothing and read back,
-    links inserted-or-nothing, sessions deleted; rows in sorted order. An item
-    whose repository cannot exist gets its error and changes nothing."""
+    """The registrations of a batch: blobs inserted-or-nothing and read back
+    under their row locks, links inserted (or their last-seen time refreshed),
+    sessions deleted; rows in sorted order. An item whose repository cannot
+    exist, or whose blob garbage collection is deleting, gets its error and
+    changes nothing."""
     repos = repositories_ensure(item.repository_name for item in items)
     good = [item for item in items if isinstance(repos[item.repository_name], Repository)]
     sizes = {item.digest: item.size for item in good}
-    blobs = {blob.digest: blob for blob in Blob.objects.filter(digest__in=sorted(sizes))}
-    new = [
-        Blob(digest=digest, size=size)
-        for digest, size in sorted(sizes.items())
-        if digest not in blobs
-    ]
-    if new:
-        Blob.objects.bulk_create(new, ignore_conflicts=True)
-        blobs.update(
-            (blob.digest, blob) for blob in Blob.objects.filter(digest__in=[b.digest for b in new])
-        )
-    links = sorted({(repos[item.repository_name].pk, blobs[item.digest].pk) for item in good})
-    RepositoryBlob.objects.bulk_create(
-        [RepositoryBlob(repository_id=repo, blob_id=blob) for repo, blob in links],
+    Blob.objects.bulk_create(
+        [
+            Blob(digest=digest, size=size)
+            for digest, size in sorted({i.digest: i.size for i in good if not i.existing}.items())
+        ],
         ignore_conflicts=True,
     )
-    sessions = sorted(item.upload_id for item in good if item.upload_id is not None)
+    # Locked (PostgreSQL): garbage collection marks a blob deleting under its
+    # FOR UPDATE lock after checking nothing links it; a link inserted here is
+    # seen by that check, and a blob it marked first is refused here. NO KEY:
+    # a manifest PUT's foreign-key checks (FOR KEY SHARE on the blob, while it
+    # holds the links) do not wait for this lock, so no cycle with the links.
+    blobs = {
+        blob.digest: blob
+        for blob in Blob.objects.select_for_update(no_key=True)
+        .filter(digest__in=sorted(sizes))
+        .order_by("pk")
+    }
+    errors: dict[str, Exception] = {}
+    for item in items:
+        repo = repos[item.repository_name]
+        if not isinstance(repo, Repository):
+            errors[item.digest + " " + item.repository_name] = repo
+        elif item.digest not in blobs or blobs[item.digest].deleting:
+            errors[item.digest + " " + item.repository_name] = BlobBeingDeleted(item.digest)
+    live = [item for item in good if item.digest + " " + item.repository_name not in errors]
+    links = sorted({(repos[item.repository_name].pk, blobs[item.digest].pk) for item in live})
+    RepositoryBlob.objects.bulk_create(
+        [RepositoryBlob(repository_id=repo, blob_id=blob) for repo, blob in links],
+        update_conflicts=True,
+        unique_fields=["repository", "blob"],
+        update_fields=["last_seen"],
+    )
+    sessions = sorted(item.upload_id for item in live if item.upload_id is not None)
     if sessions:
         Upload.objects.filter(pk__in=sessions).delete()
     return [
-        blobs[item.digest]
-        if isinstance(repos[item.repository_name], Repository)
-        else repos[item.repository_name]
-        for item in items
+        errors.get(item.digest + " " + item.repository_name) or blobs[item.digest] for item in items
     ]
+
+
+class BlobBeingDeleted(RegistryError):
+    """Garbage collection is deleting the blob of this digest: its row goes
+    with its bytes, and nothing may link it meanwhile."""
+
+    def __init__(self, digest: str) -> None:
+        super().__init__(
+            Code.BLOB_UNKNOWN,
+            "blob is being deleted by garbage collection; upload it again",
+            detail={"digest": digest},
+        )
 
 
 _registrations: GroupCommit[Registration, Blob] = GroupCommit(_register)
@@ -96,18 +146,31 @@ _registrations: GroupCommit[Registration, Blob] = GroupCommit(_register)
 
 def blob_mount(*, repository_name: str, digest: str, source_names: list[str]) -> BlobInfo | None:
     """Link a blob already linked in one of ``source_names`` (which the caller has
-    been checked to read) into the repository. None when no source has it."""
+    been checked to read) into the repository. None when no source has it, or
+    garbage collection is deleting it (the client then uploads it)."""
     if not source_names:
         return None
-    blob = Blob.objects.filter(
-        digest=digest, repository_links__repository__name__in=source_names
-    ).first()
-    if blob is None:
-        return None
     with transaction.atomic():
+        # The blob's row lock, as a registration takes it (see _register).
+        blob = (
+            Blob.objects.select_for_update(no_key=True)
+            .filter(
+                digest=digest,
+                deleting=False,
+                pk__in=RepositoryBlob.objects.filter(
+                    repository__name__in=source_names, blob__digest=digest
+                ).values("blob_id"),
+            )
+            .first()
+        )
+        if blob is None:
+            return None
         repo = repository_ensure(name=repository_name)
         RepositoryBlob.objects.bulk_create(
-            [RepositoryBlob(repository=repo, blob=blob)], ignore_conflicts=True
+            [RepositoryBlob(repository=repo, blob=blob)],
+            update_conflicts=True,
+            unique_fields=["repository", "blob"],
+            update_fields=["last_seen"],
         )
     return BlobInfo(digest=blob.digest, size=blob.size)
 

@@ -15,7 +15,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from accounts.models import IdentityProvider, Member, Project, Robot, User, UserGroup
 from accounts.services import pats, robots
 from accounts.services.auth import actor_for_user
-from registry.models import Repository
+from registry.models import Repository, SystemJob
 from registry.services import immutability, labels
 from tests.conftest import ADMIN, basic
 from tests.registry.helpers import InProcess
@@ -188,6 +188,20 @@ TABLE: dict[tuple[str, str], tuple[str, dict | None]] = {
     ("GET", "berth/tokens/<id:tid>"): ("dev admin", None),
     ("DELETE", "berth/tokens/<id:tid>"): ("dev admin", None),
     ("GET", "robots"): ("srobot admin", None),
+    ("GET", "system/gc"): ("admin", None),
+    ("GET", "system/gc/<id:gc_id>"): ("admin", None),
+    ("PUT", "system/gc/<id:gc_id>"): ("admin", None),
+    ("GET", "system/gc/<id:gc_id>/log"): ("admin", None),
+    ("GET", "system/gc/schedule"): ("admin", None),
+    ("POST", "system/gc/schedule"): ("admin", {"schedule": {"type": "None"}}),
+    ("PUT", "system/gc/schedule"): ("admin", {"schedule": {"type": "None"}}),
+    ("GET", "system/purgeaudit"): ("admin", None),
+    ("GET", "system/purgeaudit/<id:purge_id>"): ("admin", None),
+    ("PUT", "system/purgeaudit/<id:purge_id>"): ("admin", None),
+    ("GET", "system/purgeaudit/<id:purge_id>/log"): ("admin", None),
+    ("GET", "system/purgeaudit/schedule"): ("admin", None),
+    ("POST", "system/purgeaudit/schedule"): ("admin", {"schedule": {"type": "None"}}),
+    ("PUT", "system/purgeaudit/schedule"): ("admin", {"schedule": {"type": "None"}}),
     ("POST", "robots"): (
         "padmin admin",
         {
@@ -343,6 +357,8 @@ def world(team, v2):
             }
         ],
     )
+    gc_run = SystemJob.objects.create(kind=SystemJob.Kind.GC, status="Success")
+    purge_run = SystemJob.objects.create(kind=SystemJob.Kind.PURGE_AUDIT, status="Success")
     credentials = {
         name: basic(name, PASSWORD)
         for name in ["lguest", "guest", "dev", "maint", "padmin", "outsider"]
@@ -370,6 +386,8 @@ def world(team, v2):
         "gid": group.pk,
         "pid": provider.pk,
         "tid": dev_token.pk,
+        "gc_id": gc_run.pk,
+        "purge_id": purge_run.pk,
     }
     return credentials, params
 

@@ -15,7 +15,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from accounts.adminsite import site
 from accounts.models import IdentityProvider, Member, Project, SystemSetting, User, UserGroup
 from audit.models import AuditEvent
-from registry.models import Blob, Manifest, Repository, ScheduledRun, Tag
+from registry.models import Blob, Manifest, Repository, ScheduledRun, SystemJob, Tag
 from tests.accounts.test_route_table import PRINCIPALS
 from tests.roles import PASSWORD
 
@@ -153,6 +153,10 @@ TABLE: dict[str, tuple[str, str]] = {
     ),
     **model_pages("registry/blob", see="admin", add="", view="admin", save="", delete=""),
     **model_pages("registry/scheduledrun", see="admin", add="", view="admin", save="", delete=""),
+    **model_pages("registry/systemjob", see="admin", add="", view="admin", save="", delete=""),
+    # The run and stop buttons' targets answer POST only.
+    "admin/registry/systemjob/run/": ("", ""),
+    "admin/registry/systemjob/<int:job_id>/stop/": ("", ""),
     **model_pages(
         "registry/immutablerule",
         see="maint padmin admin",
@@ -206,6 +210,7 @@ def objects(world):
     SystemSetting.objects.create(key="self_registration", value=False)
     event = AuditEvent.objects.filter(project_id=team.pk).first()
     run = ScheduledRun.objects.create(name="probe", period=1, task_id="t")
+    job = SystemJob.objects.create(kind="gc", status="Success")
     manifest = Manifest.objects.get(repository__name="team/app")
     ids = {
         "accounts/member": Member.objects.get(project=team, user__username="guest").pk,
@@ -222,6 +227,7 @@ def objects(world):
         "registry/tag": Tag.objects.get(repository__name="team/app", name="v1").pk,
         "registry/blob": Blob.objects.first().pk,
         "registry/scheduledrun": run.pk,
+        "registry/systemjob": job.pk,
         "registry/immutablerule": params["rule_id"],
     }
     return ids, secrets
@@ -239,6 +245,7 @@ def concrete(route: str, ids: dict) -> str:
     )
     path = path.replace("<path:object_id>", str(team.pk))
     path = path.replace("<int:project_id>", str(team.pk))
+    path = path.replace("<int:job_id>", str(ids["registry/systemjob"]))
     return "/" + path
 
 
