@@ -383,6 +383,10 @@ BERTH_REPLICATION_LEASE_SECONDS = env.float("BERTH_REPLICATION_LEASE_SECONDS", d
 BERTH_REPLICATION_TICK_SECONDS = env.float("BERTH_REPLICATION_TICK_SECONDS", default=30.0)
 BERTH_REPLICATION_CHUNK_BYTES = env.int("BERTH_REPLICATION_CHUNK_BYTES", default=16 << 20)
 BERTH_REPLICATION_KEEP_EXECUTIONS = env.int("BERTH_REPLICATION_KEEP_EXECUTIONS", default=50)
+# Each request to an endpoint is tried again this many times on network errors,
+# 5xx and 429, after a back-off that starts here and doubles (at most 30 s).
+BERTH_REPLICATION_RETRIES = env.int("BERTH_REPLICATION_RETRIES", default=4)
+BERTH_REPLICATION_BACKOFF_SECONDS = env.float("BERTH_REPLICATION_BACKOFF_SECONDS", default=0.5)
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost/")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # The folders are created by kit.process.ensure_data_dir.

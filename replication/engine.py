@@ -132,7 +132,7 @@ class Copier:
         upload = self.dst.upload_start(dst_repo)
         hasher = hashlib.sha256()
         total = 0
-        for data in self._source(src_repo, digest):
+        for data in self._source(src_repo, digest, size):
             self._check_stop()
             hasher.update(data)
             self._send(upload, data)
@@ -146,21 +146,23 @@ class Copier:
         self.blobs_copied += 1
         self.log(f"copied blob {digest} ({total} bytes)")
 
-    def _source(self, repo: str, digest: str) -> Iterator[bytes]:
+    def _source(self, repo: str, digest: str, size: int) -> Iterator[bytes]:
         """The blob in chunks of ``self.chunk`` bytes (the last shorter); a
-        broken stream is reopened where it stopped."""
+        broken stream is reopened where it stopped (unless it stopped at the end)."""
         buf = bytearray()
         offset = 0
         reopens = 0
-        while True:
+        while size < 0 or offset < size or offset == 0:
             try:
                 with self.src.blob_read(repo, digest, offset=offset) as pieces:
                     for piece in pieces:
                         buf += piece
                         offset += len(piece)
                         while len(buf) >= self.chunk:
-                            yield bytes(buf[: self.chunk])
+                            with memoryview(buf) as view:
+                                data = bytes(view[: self.chunk])
                             del buf[: self.chunk]
+                            yield data
                 break
             except (requests.RequestException, Unreachable) as exc:
                 reopens += 1
@@ -179,7 +181,8 @@ class Copier:
         start = upload.offset
         for attempt in range(4):
             try:
-                self.dst.upload_chunk(upload, data[upload.offset - start :])
+                done = upload.offset - start
+                self.dst.upload_chunk(upload, data[done:] if done else data)
                 return
             except (Unreachable, AdapterError, requests.RequestException) as exc:
                 if attempt == 3:

@@ -61,9 +61,17 @@ class RegistryAdapter:
     kind = "docker-registry"
     has_catalog = True
 
-    def __init__(self, url: str, *, auth: Auth, verify: bool | str = True) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        auth: Auth,
+        verify: bool | str = True,
+        retries: int = 4,
+        backoff: float = 0.5,
+    ) -> None:
         self.url = url.rstrip("/")
-        self.client = Client(self.url, auth=auth, verify=verify)
+        self.client = Client(self.url, auth=auth, verify=verify, retries=retries, backoff=backoff)
         self.identity = self.url
 
     def info(self) -> Info:

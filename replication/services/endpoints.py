@@ -9,6 +9,7 @@ import tempfile
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
@@ -138,7 +139,13 @@ def adapter_for(endpoint: Endpoint) -> RegistryAdapter:
     verify: bool | str = not endpoint.insecure
     if endpoint.ca_pem and not endpoint.insecure:
         verify = _ca_file(endpoint)
-    return ADAPTERS[endpoint.type](endpoint.url, auth=auth, verify=verify)
+    return ADAPTERS[endpoint.type](
+        endpoint.url,
+        auth=auth,
+        verify=verify,
+        retries=settings.BERTH_REPLICATION_RETRIES,
+        backoff=settings.BERTH_REPLICATION_BACKOFF_SECONDS,
+    )
 
 
 def _ca_file(endpoint: Endpoint) -> str:
