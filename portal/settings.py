@@ -6,6 +6,7 @@ With no environment at all Berth runs embedded: SQLite, blobs on the local
 filesystem and a file-based Celery broker, all under ``BERTH_DATA_DIR`` (./data).
 """
 
+import os
 from pathlib import Path
 
 import environ
@@ -53,6 +54,20 @@ except ValueError as exc:
     from django.core.exceptions import ImproperlyConfigured
 
     raise ImproperlyConfigured(f"BERTH_TRUSTED_PROXIES: {exc}") from None
+# Where Berth's own outbound requests may go (kit/outbound.py): networks,
+# comma-separated. Unset, BERTH_OUTBOUND_DENY is kit.outbound.DEFAULT_DENY
+# (link-local, multicast, unspecified, reserved) and everything else is allowed.
+try:
+    BERTH_OUTBOUND_ALLOW = parse_trusted_proxies(env.list("BERTH_OUTBOUND_ALLOW", default=[]))
+    BERTH_OUTBOUND_DENY = (
+        parse_trusted_proxies(env.list("BERTH_OUTBOUND_DENY"))
+        if "BERTH_OUTBOUND_DENY" in os.environ
+        else None
+    )
+except ValueError as exc:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"BERTH_OUTBOUND_ALLOW/DENY: {exc}") from None
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -40,7 +40,7 @@ class Endpoint(models.Model):
         max_length=16, choices=CredentialType.choices, default=CredentialType.BASIC
     )
     access_key = models.CharField(max_length=255, blank=True, default="")
-    # The secret sealed (replication/credentials.py); never returned.
+    # The secret sealed (kit/sealed.py); never returned.
     access_secret_sealed = models.TextField(blank=True, default="")
     insecure = models.BooleanField(default=False)  # skip TLS verification
     ca_pem = models.TextField(blank=True, default="")  # an extra CA bundle, PEM

@@ -21,10 +21,11 @@ from typing import Any
 
 import requests
 
+from kit import outbound
+
 log = logging.getLogger("berth.replication")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-USER_AGENT = "berth-replication/1"
 
 
 class Unreachable(Exception):
@@ -50,13 +51,10 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     return scheme.lower(), {k.lower(): v for k, v in _CHALLENGE.findall(rest)}
 
 
-def new_session(*, verify: bool | str) -> requests.Session:
-    """The session adapters call through (the guarded outbound client once it
-    is on this branch: kit/outbound.py)."""
-    s = requests.Session()
-    s.verify = verify
-    s.headers["User-Agent"] = USER_AGENT
-    return s
+def new_session(*, verify: bool | str, timeout: tuple[float, float]) -> requests.Session:
+    """The guarded outbound client (kit/outbound.py: target networks checked
+    after DNS resolution, redirects kept to the same origin, timeouts)."""
+    return outbound.session(purpose="replication", verify=verify, timeout=timeout)
 
 
 class Client:
@@ -75,7 +73,7 @@ class Client:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.auth = auth
-        self.session = new_session(verify=verify)
+        self.session = new_session(verify=verify, timeout=timeout)
         self.retries = retries
         self.backoff = backoff
         self.timeout = timeout

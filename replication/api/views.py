@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from accounts.access import Actor, require_system
 from accounts.api.base import HarborView, body, created
 from accounts.api.paging import paginate
+from kit import sealed
 from kit.errors import Invalid, NotFound
 from replication.api import render
 from replication.models import Endpoint, Execution, Policy, Status, Task
@@ -87,7 +88,7 @@ class RegistryPing(HarborView):
             for key, value in fields.items():
                 setattr(endpoint, key, value)
             if secret is not None:
-                endpoint.access_secret_sealed = endpoint_svc.credentials.seal(secret)
+                endpoint.access_secret_sealed = sealed.seal(secret)
         else:
             require_system(actor, "registry", "read")
             endpoint = endpoint_svc.endpoint_unsaved(fields, secret or "")

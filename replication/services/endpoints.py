@@ -4,8 +4,6 @@ adapter an endpoint speaks through. Sysadmins only (Harbor's matrix:
 
 from __future__ import annotations
 
-import os
-import tempfile
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,8 +13,8 @@ from django.db.models import ProtectedError
 from django.utils import timezone
 
 from accounts.access import Actor, require_system
+from kit import outbound, sealed
 from kit.errors import Conflict, Invalid, NotFound, PreconditionFailed
-from replication import credentials
 from replication.adapters.base import Adapter
 from replication.adapters.harbor import BerthAdapter, HarborAdapter
 from replication.adapters.http import Auth
@@ -88,7 +86,7 @@ def endpoint_create(*, actor: Actor, data: dict[str, Any], secret: str = "") -> 
     try:
         with transaction.atomic():
             return Endpoint.objects.create(
-                **fields, access_secret_sealed=credentials.seal(secret) if secret else ""
+                **fields, access_secret_sealed=sealed.seal(secret) if secret else ""
             )
     except IntegrityError:
         raise Conflict(f"an endpoint named {fields['name']!r} exists") from None
@@ -112,7 +110,7 @@ def endpoint_update(
     for key, value in _validated(data).items():
         setattr(endpoint, key, value)
     if secret is not None:
-        endpoint.access_secret_sealed = credentials.seal(secret) if secret else ""
+        endpoint.access_secret_sealed = sealed.seal(secret) if secret else ""
     try:
         with transaction.atomic():
             endpoint.save()
@@ -131,14 +129,14 @@ def endpoint_delete(*, actor: Actor, endpoint_id: int) -> None:
 
 
 def adapter_for(endpoint: Endpoint) -> RegistryAdapter:
-    secret = credentials.unseal(endpoint.access_secret_sealed)
+    secret = sealed.unseal(endpoint.access_secret_sealed)
     if endpoint.credential_type == CredentialType.OAUTH:
         auth = Auth(bearer=secret)
     else:
         auth = Auth(username=endpoint.access_key, password=secret)
     verify: bool | str = not endpoint.insecure
     if endpoint.ca_pem and not endpoint.insecure:
-        verify = _ca_file(endpoint)
+        verify = outbound.ca_bundle(endpoint.ca_pem)
     return ADAPTERS[endpoint.type](
         endpoint.url,
         auth=auth,
@@ -146,17 +144,6 @@ def adapter_for(endpoint: Endpoint) -> RegistryAdapter:
         retries=settings.BERTH_REPLICATION_RETRIES,
         backoff=settings.BERTH_REPLICATION_BACKOFF_SECONDS,
     )
-
-
-def _ca_file(endpoint: Endpoint) -> str:
-    """requests reads a CA bundle from a file: one per endpoint version."""
-    directory = os.path.join(tempfile.gettempdir(), "berth-replication-ca")
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    path = os.path.join(directory, f"{endpoint.pk}-{int(endpoint.updated_at.timestamp())}.pem")
-    if not os.path.exists(path):
-        with open(path, "w") as fh:
-            fh.write(endpoint.ca_pem)
-    return path
 
 
 def ping(adapter: Adapter) -> tuple[bool, str]:
@@ -185,4 +172,4 @@ def endpoint_unsaved(data: dict[str, Any], secret: str) -> Endpoint:
     for required in ("url", "type"):
         if required not in fields:
             raise Invalid(f"{required} is required")
-    return Endpoint(**fields, access_secret_sealed=credentials.seal(secret) if secret else "")
+    return Endpoint(**fields, access_secret_sealed=sealed.seal(secret) if secret else "")

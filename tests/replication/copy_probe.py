@@ -8,15 +8,21 @@ getrusage's high-water mark is inherited from the forking parent (pytest)."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 
-from replication.adapters.http import Auth
-from replication.adapters.registry import RegistryAdapter
-from replication.engine import Copier
+import django
 
 
 def main(argv: list[str]) -> None:
+    # The guarded outbound client reads its network policy from the settings.
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    django.setup()
+    from replication.adapters.http import Auth
+    from replication.adapters.registry import RegistryAdapter
+    from replication.engine import Copier
+
     src_url, src_user, src_pass, dst_url, dst_user, dst_pass = argv[:6]
     src_repo, dst_repo, digest, size, chunk = argv[6:11]
     before = _rss_kib()

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from replication import credentials
+from kit import sealed
 from replication.models import Endpoint, Execution, Policy, Task
 from replication.services import executions
 from tests.conftest import ADMIN, basic
@@ -62,14 +62,14 @@ def test_registries_keep_the_secret_sealed_and_never_return_it(admin: Client) ->
     )
     stored = Endpoint.objects.get(pk=rid).access_secret_sealed
     assert "s3cr3t-pw" not in stored
-    assert credentials.unseal(stored) == "s3cr3t-pw"
+    assert sealed.unseal(stored) == "s3cr3t-pw"
     assert "s3cr3t-pw" not in admin.get("/api/v2.0/registries").content.decode()
 
     # An update that leaves the secret out keeps it.
     assert (
         put(admin, f"/api/v2.0/registries/{rid}", {"description": "the lab's"}).status_code == 200
     )
-    assert credentials.unseal(Endpoint.objects.get(pk=rid).access_secret_sealed) == "s3cr3t-pw"
+    assert sealed.unseal(Endpoint.objects.get(pk=rid).access_secret_sealed) == "s3cr3t-pw"
     assert admin.get(f"/api/v2.0/registries/{rid}").json()["description"] == "the lab's"
 
     r = admin.get("/api/v2.0/registries?name=dis")
