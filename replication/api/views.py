@@ -39,7 +39,7 @@ def _registry_fields(data: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     for key in ("name", "description", "url", "type"):
         if (value := _text(data, key)) is not None:
             fields[key] = value
-    if "insecure" in data:
+    if data.get("insecure") is not None:
         if not isinstance(data["insecure"], bool):
             raise Invalid("insecure must be a boolean")
         fields["insecure"] = data["insecure"]
