@@ -29,13 +29,24 @@ def _scopes(events: list[Event]) -> list[dict[str, Any]]:
         for e in events
         if e.kind == kinds.MANIFEST_PUSHED
     ]
-    arrived = set()
+    arrived: set[tuple[str, str]] = set()
+    subjects: dict[tuple[str, str], str] = {}
     if pushed:
+        repos, digests = {r for r, _ in pushed}, {d for _, d in pushed}
         arrived = set(
-            Arrival.objects.filter(
-                repository_name__in={r for r, _ in pushed}, digest__in={d for _, d in pushed}
-            ).values_list("repository_name", "digest")
+            Arrival.objects.filter(repository_name__in=repos, digest__in=digests).values_list(
+                "repository_name", "digest"
+            )
         )
+        # Referrers pushed by digest after their subject: they travel with it.
+        subjects = {
+            (repo, digest): subject
+            for repo, digest, subject in Manifest.objects.filter(
+                repository__name__in=repos, digest__in=digests
+            )
+            .exclude(subject_digest="")
+            .values_list("repository__name", "digest", "subject_digest")
+        }
     scope: list[dict[str, Any]] = []
     for event in events:
         p = event.payload
@@ -43,21 +54,16 @@ def _scopes(events: list[Event]) -> list[dict[str, Any]]:
         if not repo:
             continue
         if event.kind == kinds.MANIFEST_PUSHED:
-            if (repo, p.get("digest")) in arrived:
+            key = (repo, p.get("digest", ""))
+            if key in arrived:
                 continue
             tags = list(p.get("tags") or [])
             if tags:
                 scope.append({"op": Operation.COPY, "repository": repo, "references": tags})
-            else:
-                subject = (
-                    Manifest.objects.filter(repository__name=repo, digest=p.get("digest"))
-                    .values_list("subject_digest", flat=True)
-                    .first()
+            elif key in subjects:
+                scope.append(
+                    {"op": Operation.COPY, "repository": repo, "references": [subjects[key]]}
                 )
-                if subject:  # a referrer pushed after its subject: it travels with it
-                    scope.append(
-                        {"op": Operation.COPY, "repository": repo, "references": [subject]}
-                    )
         elif event.kind == kinds.TAG_DELETED and p.get("tag"):
             scope.append({"op": Operation.DELETE, "repository": repo, "references": [p["tag"]]})
         elif event.kind == kinds.ARTIFACT_DELETED and p.get("digest"):

@@ -170,12 +170,6 @@ class LocalAdapter:
             raise _fail(exc, f"start an upload in {repository}") from None
         return Upload(repository=repository, location=str(row.id))
 
-    def _row(self, upload: Upload) -> object:
-        try:
-            return uploads.upload_get(repository_name=upload.repository, upload_id=upload.location)
-        except RegistryError as exc:
-            raise _fail(exc, "upload") from None
-
     def upload_chunk(self, upload: Upload, data: bytes) -> None:
         row = uploads.upload_get(repository_name=upload.repository, upload_id=upload.location)
         try:

@@ -18,7 +18,7 @@ from replication.adapters.http import Auth
 from replication.adapters.registry import RegistryAdapter
 from replication.models import Arrival, Endpoint, Execution, Policy, Status, Task
 from replication.services import executions
-from tests.registry.helpers import InProcess, sha256
+from tests.registry.helpers import InProcess, artifact, sha256
 from tests.replication.conftest import DIST_USER, remote
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
@@ -142,6 +142,26 @@ def test_event_based_push_follows_pushes_and_deletes_but_not_arrivals(
     assert deletion.scope == [{"op": "deletion", "repository": "app/live", "references": [digest]}]
     executions.run(deletion.pk)
     assert dist.manifest_digest("app/live", "v1") is None
+
+
+def test_a_referrer_pushed_after_its_subject_follows_it(
+    v2: Any, dist_endpoint: Endpoint, dist: RegistryAdapter
+) -> None:
+    Policy.objects.create(name="follow", dest_endpoint=dist_endpoint, trigger="event_based")
+    pusher = InProcess(v2)
+    subject, body = pusher.push_image("app/signed", "v1")
+    events.deliver()
+    executions.run(Execution.objects.get().pk)
+    assert dist.manifest_digest("app/signed", "v1") == subject
+
+    sbom, blobs = artifact(body, "application/vnd.example.sbom", b"sbom")
+    pusher.push("app/signed", sha256(sbom), sbom, blobs)
+    events.deliver()
+    second = Execution.objects.order_by("-id").first()
+    assert second is not None
+    assert second.scope == [{"op": "copy", "repository": "app/signed", "references": [subject]}]
+    assert executions.run(second.pk) == Status.SUCCEEDED
+    assert dist.manifest_digest("app/signed", sha256(sbom)) == sha256(sbom)
 
 
 def test_a_task_whose_worker_died_is_taken_over_after_its_lease(
