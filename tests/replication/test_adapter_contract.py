@@ -41,6 +41,47 @@ def _distribution(request: pytest.FixtureRequest) -> Side:
     )
 
 
+class TokenPusher:
+    """Pushes to a token-auth Distribution through the docker-registry adapter
+    (a Bearer token per scope): requests' Basic auth would be refused."""
+
+    def __init__(self, adapter: RegistryAdapter) -> None:
+        self.adapter = adapter
+
+    def put_blob(self, name: str, data: bytes) -> str:
+        upload = self.adapter.upload_start(name)
+        self.adapter.upload_chunk(upload, data)
+        self.adapter.upload_finish(upload, sha256(data))
+        return sha256(data)
+
+    def put_manifest(self, name: str, ref: str, body: bytes, media_type: str = "") -> Any:
+        from types import SimpleNamespace
+
+        media_type = media_type or "application/vnd.oci.image.manifest.v1+json"
+        self.adapter.manifest_put(name, ref, Manifest(body, media_type, sha256(body)))
+        return SimpleNamespace(status_code=201, text="")
+
+    def push_image(self, name: str, tag: str, **kw: Any) -> tuple[str, bytes]:
+        return self.push(name, tag, *image(**kw))
+
+    def push(self, name: str, ref: str, body: bytes, blobs: dict[str, bytes]) -> tuple[str, bytes]:
+        for data in blobs.values():
+            self.put_blob(name, data)
+        self.put_manifest(name, ref, body)
+        return sha256(body), body
+
+
+def _token_distribution(request: pytest.FixtureRequest) -> Side:
+    reg, _ = request.getfixturevalue("token_distribution")
+    adapter = RegistryAdapter(reg.url, auth=Auth(*DIST_USER))
+    return Side(
+        adapter,
+        TokenPusher(RegistryAdapter(reg.url, auth=Auth(*DIST_USER))),
+        tag_schema=True,
+        bad=RegistryAdapter(reg.url, auth=Auth(DIST_USER[0], "wrong")),
+    )
+
+
 def _berth(request: pytest.FixtureRequest) -> Side:
     server = request.getfixturevalue("berth")
     return Side(
@@ -68,12 +109,19 @@ def _local(request: pytest.FixtureRequest) -> Side:
     return Side(LocalAdapter(), InProcess(request.getfixturevalue("v2")), tag_schema=False)
 
 
-SIDES = {"distribution": _distribution, "berth": _berth, "no-catalog": _no_catalog, "local": _local}
+SIDES = {
+    "distribution": _distribution,
+    "token-distribution": _token_distribution,
+    "berth": _berth,
+    "no-catalog": _no_catalog,
+    "local": _local,
+}
 
 
 @pytest.fixture(
     params=[
         pytest.param("distribution", marks=pytest.mark.live),
+        pytest.param("token-distribution", marks=pytest.mark.live),
         pytest.param("berth", marks=pytest.mark.live),
         pytest.param("no-catalog", marks=pytest.mark.live),
         pytest.param("local", marks=pytest.mark.django_db(transaction=True)),
@@ -193,3 +241,19 @@ def test_mount_links_a_blob_of_another_repository(side: Side) -> None:
 
 
 __all__ = ["image"]
+
+
+@pytest.mark.live
+def test_bearer_tokens_are_fetched_once_per_scope(token_distribution: Any) -> None:
+    registry, realm = token_distribution
+    seeder = TokenPusher(RegistryAdapter(registry.url, auth=Auth(*DIST_USER)))
+    repo = _repo()
+    digest, _ = seeder.push_image(repo, "v1")
+    adapter = RegistryAdapter(registry.url, auth=Auth(*DIST_USER))
+    before = realm.issued
+    assert adapter.manifest_digest(repo, "v1") == digest
+    assert adapter.artifacts(repo)[0].digest == digest
+    assert adapter.blob_exists(repo, digest) is False  # a manifest is no blob
+    assert realm.issued == before + 1  # one pull token served all three
+    adapter.upload_start(repo)
+    assert realm.issued == before + 2  # pushing is another scope
