@@ -397,6 +397,8 @@ CACHES = {
 BERTH_REPLICATION_LEASE_SECONDS = env.float("BERTH_REPLICATION_LEASE_SECONDS", default=60.0)
 BERTH_REPLICATION_TICK_SECONDS = env.float("BERTH_REPLICATION_TICK_SECONDS", default=30.0)
 BERTH_REPLICATION_CHUNK_BYTES = env.int("BERTH_REPLICATION_CHUNK_BYTES", default=16 << 20)
+# Tasks of one execution copied at once (threads of the worker running it).
+BERTH_REPLICATION_PARALLEL = env.int("BERTH_REPLICATION_PARALLEL", default=4)
 BERTH_REPLICATION_KEEP_EXECUTIONS = env.int("BERTH_REPLICATION_KEEP_EXECUTIONS", default=50)
 # Each request to an endpoint is tried again this many times on network errors,
 # 5xx and 429, after a back-off that starts here and doubles (at most 30 s).

@@ -129,22 +129,44 @@ class Copier:
             self.blobs_skipped += 1
             self.log(f"mounted blob {digest} from {src_repo}")
             return
-        upload = self.dst.upload_start(dst_repo)
         hasher = hashlib.sha256()
-        total = 0
-        for data in self._source(src_repo, digest, size):
+        chunks = self._source(src_repo, digest, size)
+        first = next(chunks, b"")
+        pending = next(chunks, None)
+        upload = self.dst.upload_start(dst_repo)
+        hasher.update(first)
+        total = len(first)
+        if pending is None:
+            # A blob of one chunk goes whole with the closing PUT: one request.
+            self._verify(digest, hasher, total, size)
             self._check_stop()
-            hasher.update(data)
-            self._send(upload, data)
-            total += len(data)
-            self.bytes_copied += len(data)
-            self._pace(len(data))
+            self.dst.upload_finish(upload, digest, first)
+            self._sent(len(first))
+        else:
+            self._send(upload, first)
+            self._sent(len(first))
+            del first
+            while pending is not None:
+                self._check_stop()
+                hasher.update(pending)
+                self._send(upload, pending)
+                total += len(pending)
+                self._sent(len(pending))
+                pending = next(chunks, None)
+            self._verify(digest, hasher, total, size)
+            self.dst.upload_finish(upload, digest)
+        self.blobs_copied += 1
+        self.log(f"copied blob {digest} ({total} bytes)")
+
+    def _sent(self, count: int) -> None:
+        self.bytes_copied += count
+        self._pace(count)
+
+    @staticmethod
+    def _verify(digest: str, hasher: Any, total: int, size: int) -> None:
         actual = "sha256:" + hasher.hexdigest()
         if actual != digest or (size >= 0 and total != size):
             raise AdapterError(f"blob {digest}: the source sent {total} bytes hashing to {actual}")
-        self.dst.upload_finish(upload, digest)
-        self.blobs_copied += 1
-        self.log(f"copied blob {digest} ({total} bytes)")
 
     def _source(self, repo: str, digest: str, size: int) -> Iterator[bytes]:
         """The blob in chunks of ``self.chunk`` bytes (the last shorter); a

@@ -109,5 +109,10 @@ class Adapter(Protocol):
     def upload_offset(self, upload: Upload) -> int:
         """How many bytes the destination acknowledges (to resume)."""
 
-    def upload_finish(self, upload: Upload, digest: str) -> None:
-        """Close the upload; the destination verifies ``digest``."""
+    def upload_finish(self, upload: Upload, digest: str, data: bytes = b"") -> None:
+        """Close the upload with ``data`` as its last bytes (a small blob
+        whole: one request); the destination verifies ``digest``."""
+
+    def for_writing(self) -> None:
+        """This adapter is a copy's destination (an HTTP adapter then asks one
+        token per repository for reads and writes alike)."""

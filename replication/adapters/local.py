@@ -184,7 +184,10 @@ class LocalAdapter:
         row = uploads.upload_get(repository_name=upload.repository, upload_id=upload.location)
         return int(row.size)
 
-    def upload_finish(self, upload: Upload, digest: str) -> None:
+    def for_writing(self) -> None:
+        return None
+
+    def upload_finish(self, upload: Upload, digest: str, data: bytes = b"") -> None:
         from registry.reference import parse_digest
 
         row = uploads.upload_get(repository_name=upload.repository, upload_id=upload.location)
@@ -192,9 +195,10 @@ class LocalAdapter:
             uploads.upload_complete(
                 upload=row,
                 digest=parse_digest(digest),
-                stream=io.BytesIO(b""),
-                length=0,
-                start=None,
+                stream=io.BytesIO(data),
+                length=len(data),
+                start=upload.offset if data else None,
             )
         except RegistryError as exc:
             raise _fail(exc, f"finish blob {digest}") from None
+        upload.offset += len(data)

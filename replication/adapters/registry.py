@@ -73,6 +73,15 @@ class RegistryAdapter:
         self.url = url.rstrip("/")
         self.client = Client(self.url, auth=auth, verify=verify, retries=retries, backoff=backoff)
         self.identity = self.url
+        # A destination reads with the token it writes with: one token per
+        # repository instead of two (for_writing()).
+        self.read_actions = "pull"
+
+    def for_writing(self) -> None:
+        self.read_actions = "pull,push"
+
+    def _read(self, repository: str) -> str:
+        return f"repository:{repository}:{self.read_actions}"
 
     def info(self) -> Info:
         return Info(
@@ -105,14 +114,16 @@ class RegistryAdapter:
         return names
 
     def _exists(self, repository: str) -> bool:
-        r = self.client.request("GET", f"/v2/{repository}/tags/list?n=1", scope=_pull(repository))
+        r = self.client.request(
+            "GET", f"/v2/{repository}/tags/list?n=1", scope=self._read(repository)
+        )
         return r.status_code == 200
 
     def tags(self, repository: str) -> list[str]:
         tags: list[str] = []
         path: str | None = f"/v2/{repository}/tags/list?n={PAGE}"
         while path:
-            r = self.client.request("GET", path, scope=_pull(repository))
+            r = self.client.request("GET", path, scope=self._read(repository))
             _check(r, f"tags of {repository}")
             tags.extend(r.json().get("tags") or [])
             link = _next_link(r)
@@ -133,7 +144,7 @@ class RegistryAdapter:
         r = self.client.request(
             "HEAD",
             f"/v2/{repository}/manifests/{reference}",
-            scope=_pull(repository),
+            scope=self._read(repository),
             headers={"Accept": MANIFEST_TYPES},
         )
         if r.status_code == 404:
@@ -148,7 +159,7 @@ class RegistryAdapter:
         r = self.client.request(
             "GET",
             f"/v2/{repository}/manifests/{reference}",
-            scope=_pull(repository),
+            scope=self._read(repository),
             headers={"Accept": MANIFEST_TYPES},
         )
         _check(r, f"manifest {repository}:{reference}")
@@ -183,7 +194,7 @@ class RegistryAdapter:
 
     def referrers(self, repository: str, digest: str) -> list[str]:
         r = self.client.request(
-            "GET", f"/v2/{repository}/referrers/{digest}", scope=_pull(repository)
+            "GET", f"/v2/{repository}/referrers/{digest}", scope=self._read(repository)
         )
         if r.status_code == 200 and "json" in r.headers.get("Content-Type", ""):
             return [m["digest"] for m in r.json().get("manifests") or [] if m.get("digest")]
@@ -197,7 +208,9 @@ class RegistryAdapter:
     # -- blobs --------------------------------------------------------------------
 
     def blob_exists(self, repository: str, digest: str) -> bool:
-        r = self.client.request("HEAD", f"/v2/{repository}/blobs/{digest}", scope=_pull(repository))
+        r = self.client.request(
+            "HEAD", f"/v2/{repository}/blobs/{digest}", scope=self._read(repository)
+        )
         if r.status_code == 404:
             return False
         _check(r, f"HEAD blob {digest}")
@@ -226,7 +239,7 @@ class RegistryAdapter:
         r = self.client.request(
             "GET",
             f"/v2/{repository}/blobs/{digest}",
-            scope=_pull(repository),
+            scope=self._read(repository),
             headers=headers,
             stream=True,
         )
@@ -278,16 +291,21 @@ class RegistryAdapter:
         end = int(accepted.rsplit("-", 1)[1])
         return end + 1 if end > 0 or upload.offset > 0 else 0
 
-    def upload_finish(self, upload: Upload, digest: str) -> None:
+    def upload_finish(self, upload: Upload, digest: str, data: bytes = b"") -> None:
+        """Close the upload, sending ``data`` (the whole of a small blob) with it."""
         sep = "&" if "?" in upload.location else "?"
+        headers = {"Content-Length": str(len(data))}
+        if data:
+            headers["Content-Type"] = "application/octet-stream"
         r = self.client.request(
             "PUT",
             f"{upload.location}{sep}digest={quote(digest)}",
             scope=_push(upload.repository),
-            headers={"Content-Length": "0"},
-            data=b"",
+            headers=headers,
+            data=data,
         )
         _check(r, f"PUT blob {digest}")
+        upload.offset += len(data)
 
 
 class NoCatalogAdapter(RegistryAdapter):

@@ -15,12 +15,13 @@ import os
 import socket
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
 from croniter import croniter
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -149,7 +150,9 @@ def adapters(policy: Policy) -> tuple[Adapter, Adapter]:
     if policy.src_endpoint is not None:
         return adapter_for(policy.src_endpoint), local
     assert policy.dest_endpoint is not None
-    return local, adapter_for(policy.dest_endpoint)
+    dst = adapter_for(policy.dest_endpoint)
+    dst.for_writing()
+    return local, dst
 
 
 def plan(execution: Execution, src: Adapter) -> list[Task]:
@@ -255,18 +258,40 @@ def run(execution_id: int, *, worker: str | None = None) -> str | None:
             ended_at=timezone.now(),
         )
         return Status.FAILED
+    parallel = max(1, settings.BERTH_REPLICATION_PARALLEL)
+    if parallel == 1:
+        _work(execution, src, dst, worker)
+    else:
+        # Tasks are claimed one at a time from the table, so threads share the
+        # work without coordinating; each closes its own database connection.
+        with ThreadPoolExecutor(parallel, thread_name_prefix="replication") as pool:
+            for future in [
+                pool.submit(_work_thread, execution, src, dst, worker) for _ in range(parallel)
+            ]:
+                future.result()
+    return _finish(execution_id)
+
+
+def _work_thread(execution: Execution, src: Adapter, dst: Adapter, worker: str) -> None:
+    try:
+        _work(execution, src, dst, worker)
+    finally:
+        connections.close_all()
+
+
+def _work(execution: Execution, src: Adapter, dst: Adapter, worker: str) -> None:
+    execution_id = execution.pk
     while True:
         if Execution.objects.filter(pk=execution_id, stop_requested=True).exists():
-            execution.tasks.filter(status=Status.PENDING).update(
+            Task.objects.filter(execution_id=execution_id, status=Status.PENDING).update(
                 status=Status.STOPPED, ended_at=timezone.now()
             )
-            break
+            return
         task = _claim_task(execution_id, worker)
         if task is None:
-            break
+            return
         run_task(task, execution, src, dst, worker)
         Execution.objects.filter(pk=execution_id).update(lease_until=_lease())
-    return _finish(execution_id)
 
 
 def _finish(execution_id: int) -> str:
