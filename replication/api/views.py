@@ -99,8 +99,13 @@ class RegistryPing(HarborView):
 
 
 def _int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+    text = str(value)
+    if isinstance(value, bool) or not isinstance(value, int | str) or not text.isascii():
         raise Invalid("id must be an integer")
+    if not text.isdigit():
+        raise Invalid("id must be an integer")
+    if len(text) > 18:
+        raise Invalid("id is out of range")
     return int(value)
 
 

@@ -40,7 +40,13 @@ FIELDS = (
 
 
 def _check_url(url: str) -> str:
-    parts = urlsplit(url.strip())
+    if len(url) > 1000:
+        raise Invalid("url is longer than 1000 characters")
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - raises on a port that is no number
+    except ValueError:
+        raise Invalid("url is not a valid URL") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise Invalid("url must be an http or https URL with a host")
     if parts.username or parts.password:
@@ -70,6 +76,8 @@ def _validated(data: dict[str, Any]) -> dict[str, Any]:
     for key in ("description", "access_key", "ca_pem"):
         if key in data:
             out[key] = str(data[key] or "")
+    if len(out.get("access_key", "")) > 255:
+        raise Invalid("access_key is longer than 255 characters")
     if "insecure" in data:
         out["insecure"] = bool(data["insecure"])
     if out.get("ca_pem") and "BEGIN CERTIFICATE" not in out["ca_pem"]:

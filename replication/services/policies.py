@@ -72,6 +72,10 @@ def _apply(policy: Policy, data: dict[str, Any]) -> None:
         policy.trigger = data["trigger"]
     if "cron" in data:
         policy.cron = str(data["cron"] or "")
+        if len(policy.cron) > 100:
+            raise Invalid("cron is longer than 100 characters")
+    if len(policy.dest_namespace) > 255:
+        raise Invalid("dest_namespace is longer than 255 characters")
     if policy.trigger == Trigger.SCHEDULED:
         policy.cron = check_cron(policy.cron)
     if (policy.src_endpoint_id is None) == (policy.dest_endpoint_id is None):

@@ -91,6 +91,10 @@ def test_registries_keep_the_secret_sealed_and_never_return_it(admin: Client) ->
         {"name": "x", "type": "docker-registry"},
         {"name": "x", "type": "docker-registry", "url": DEAD, "insecure": "yes"},
         {"name": "x", "type": "docker-registry", "url": DEAD, "ca_certificate": "not pem"},
+        {"name": "x", "type": "docker-registry", "url": "http://[::1"},
+        {"name": "x", "type": "docker-registry", "url": "http://host:port/"},
+        {"name": "x", "type": "docker-registry", "url": "http://h/" + "a" * 1000},
+        {"name": "x", "type": "docker-registry", "url": DEAD, "credential": {"access_key": 5}},
     ],
 )
 def test_bad_registries_are_a_400(admin: Client, body: dict[str, Any]) -> None:
@@ -183,6 +187,9 @@ def test_policies_crud_in_harbors_shape(admin: Client) -> None:
         ({"dest_registry": None}, "exactly one"),
         ({"dest_registry": {"id": 999}}, "does not exist"),
         ({"speed": "fast"}, "integer"),
+        ({"dest_registry": {"id": "²"}}, "integer"),
+        ({"dest_registry": {"id": 10**30}}, "out of range"),
+        ({"dest_namespace": "n" * 300}, "longer than"),
     ],
 )
 def test_bad_policies_are_a_400(admin: Client, change: dict[str, Any], message: str) -> None:
