@@ -213,3 +213,32 @@ def test_a_scheduled_policy_runs_once_per_cron_time(v2: Any, dist_endpoint: Endp
     execution = Execution.objects.get(policy=policy)
     assert execution.trigger == "scheduled"
     assert executions.run(execution.pk) == Status.SUCCEEDED
+
+
+def test_a_source_artifact_deleted_mid_run_fails_its_task_only(
+    v2: Any, dist_endpoint: Endpoint, dist: RegistryAdapter
+) -> None:
+    pusher = InProcess(v2)
+    kept, _ = pusher.push_image("app/kept", "v1")
+    gone, _ = pusher.push_image("app/gone", "v1")
+    policy = Policy.objects.create(name="p", dest_endpoint=dist_endpoint)
+    execution = executions.start(policy, trigger="manual")
+    assert execution is not None
+    src, _ = executions.adapters(policy)
+    Task.objects.bulk_create(executions.plan(execution, src))
+    Execution.objects.filter(pk=execution.pk).update(planned=True, total=2)
+    # Deleted after the plan listed it, before its task ran.
+    assert v2.delete(f"/v2/app/gone/manifests/{gone}").status_code == 202
+
+    assert executions.run(execution.pk) == Status.FAILED
+    execution.refresh_from_db()
+    assert (execution.succeeded, execution.failed, execution.status_text) == (
+        1,
+        1,
+        "1 of 2 tasks failed",
+    )
+    failed = Task.objects.get(execution=execution, status=Status.FAILED)
+    assert failed.src_repository == "app/gone"
+    assert "failed: NotFound: app/gone:v1 is not in the source" in failed.log
+    assert dist.manifest_digest("app/kept", "v1") == kept
+    assert dist.manifest_digest("app/gone", "v1") is None

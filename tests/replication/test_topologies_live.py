@@ -182,6 +182,35 @@ def test_three_tiers_headquarters_province_city(
     wait_until(lambda: digest_on(city, "app/edict", "v1") == digest, what="hq → province → city")
     assert digest_on(province, "app/edict", "v1") == digest
 
+    # Back up: headquarters pulls one repository of the city on a schedule
+    # (every 5 s here), into a namespace of its own.
+    r = api(hq, "POST", "/projects", {"project_name": "from-city"})
+    assert r.status_code == 201, r.text
+    r = api(
+        hq,
+        "POST",
+        "/replication/policies",
+        {
+            "name": "report-up",
+            "src_registry": {"id": endpoint(hq, city)},
+            "dest_namespace": "from-city",
+            "filters": [{"type": "name", "value": "app/report"}],
+            "trigger": {"type": "scheduled", "trigger_settings": {"cron": "*/5 * * * * *"}},
+            "enabled": True,
+        },
+    )
+    assert r.status_code == 201, r.text
+    report = crane_push(city, "app/report:v1", tmp_path)
+    crane_push(city, "app/other:v1", tmp_path)
+    wait_until(
+        lambda: digest_on(hq, "from-city/report", "v1") == report,
+        timeout=120,
+        what="the scheduled pull",
+    )
+    pulls = [e for e in executions(hq) if e["trigger"] == "scheduled"]
+    assert pulls and all(e["status"] in ("Succeed", "InProgress") for e in pulls)
+    assert digest_on(hq, "from-city/other", "v1") is None
+
 
 def _big_image(server: BerthServer, repo: str, size: int) -> str:
     layer = push_big_blob(server.url, ADMIN, repo, size)
