@@ -21,6 +21,10 @@ decisions need a sysadmin or a system robot granted the permission.
 - ``require_holds``: an actor acting on another principal (creating, changing,
   refreshing or deleting a robot; access tokens and SSO identities next) must
   itself hold every permission that principal has (Harbor's rule).
+- A user signed in with a scoped personal access token carries a ``Limit``:
+  its grants *cut* the user's current rights instead of adding to them (the
+  token may do what both it names and the user may do; public projects stay
+  readable as they are to anyone). Every decision here honours it.
 """
 
 from __future__ import annotations
@@ -50,6 +54,16 @@ class Grant:
 
 
 @dataclass(frozen=True, slots=True)
+class Limit:
+    """A scoped personal access token's permissions: its user may act only
+    where these grants say, and only as far as the user may itself
+    (``sysadmin``: the user's own flag; the actor's is False)."""
+
+    grants: tuple[Grant, ...]
+    sysadmin: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Actor:
     kind: str  # "anonymous" | "user" | "robot"
     id: int | None = None
@@ -57,6 +71,10 @@ class Actor:
     sysadmin: bool = False
     grants: tuple[Grant, ...] = field(default=())
     robot_project_id: int | None = None
+    # A user signed in with a personal access token: the token's id (its
+    # revocation ends the tokens issued from it), and its Limit when scoped.
+    token_id: int | None = None
+    limit: Limit | None = None
 
     @property
     def authenticated(self) -> bool:
@@ -90,23 +108,50 @@ def member_role(actor: Actor, project: Project) -> int | None:
     )
 
 
-def project_actions(actor: Actor, project: Project, resource: str) -> frozenset[str]:
-    """Every action the actor may take on ``resource`` in ``project``."""
-    if actor.sysadmin:
-        return ALL
+def _granted(grants: Iterable[Grant], project: Project, resource: str) -> frozenset[str]:
+    """The actions project grants name on ``resource`` in ``project``."""
     actions: set[str] = set()
-    if project.public:
-        actions |= PUBLIC_PERMISSIONS.get(resource, frozenset())
-    role = member_role(actor, project)
-    if role is not None:
-        actions |= PROJECT_PERMISSIONS[role].get(resource, frozenset())
-    for grant in actor.grants:
+    for grant in grants:
         if (
             grant.kind == "project"
             and grant.namespace in (project.name, "*")
             and grant.resource in (resource, "*")
         ):
             actions |= ALL if grant.action == "*" else {grant.action}
+    return frozenset(actions)
+
+
+def _memberships_of(user_id: int | None) -> QuerySet[Member]:
+    """The memberships that give a user (behind a token) its roles."""
+    return Member.objects.filter(user_id=user_id)
+
+
+def _names(grants: Iterable[Grant], project: Project) -> bool:
+    return any(g.kind == "project" and g.namespace in (project.name, "*") for g in grants)
+
+
+def project_actions(actor: Actor, project: Project, resource: str) -> frozenset[str]:
+    """Every action the actor may take on ``resource`` in ``project``."""
+    if actor.sysadmin:
+        return ALL
+    public = PUBLIC_PERMISSIONS.get(resource, frozenset()) if project.public else frozenset()
+    if actor.limit is not None:
+        granted = _granted(actor.limit.grants, project, resource)
+        if resource == "project" and _names(actor.limit.grants, project):
+            granted |= {"read"}  # a token for something in the project sees the project
+        if not granted:
+            return public
+        if actor.limit.sysadmin:
+            return public | granted
+        role = member_role(actor, project)
+        if role is None:
+            return public
+        return public | (granted & PROJECT_PERMISSIONS[role].get(resource, frozenset()))
+    actions: set[str] = set(public)
+    role = member_role(actor, project)
+    if role is not None:
+        actions |= PROJECT_PERMISSIONS[role].get(resource, frozenset())
+    actions |= _granted(actor.grants, project, resource)
     return frozenset(actions)
 
 
@@ -128,9 +173,15 @@ def require(actor: Actor, resource: str, action: str, project: Project) -> None:
 def system_can(actor: Actor, resource: str, action: str) -> bool:
     if actor.sysadmin:
         return True
+    grants = actor.grants
+    if actor.limit is not None:
+        # Only a system administrator's token may carry system permissions.
+        if not actor.limit.sysadmin:
+            return False
+        grants = actor.limit.grants
     return any(
         g.kind == "system" and g.resource in (resource, "*") and g.action in (action, "*")
-        for g in actor.grants
+        for g in grants
     )
 
 
@@ -190,6 +241,17 @@ def visible_projects(actor: Actor) -> QuerySet[Project]:
     if actor.sysadmin:
         return projects
     visible = Q(public=True)
+    if actor.limit is not None:
+        namespaces = {g.namespace for g in actor.limit.grants if g.kind == "project"}
+        own = (
+            Q()
+            if actor.limit.sysadmin
+            else Q(pk__in=_memberships_of(actor.id).values("project_id"))
+        )
+        named = Q() if "*" in namespaces else Q(name__in=namespaces)
+        if namespaces:
+            visible |= own & named
+        return projects.filter(visible).distinct()
     if actor.kind == "user":
         visible |= Q(members__user_id=actor.id)
     if actor.kind == "robot":
@@ -220,21 +282,36 @@ def projects_where(actor: Actor, resource: str, action: str) -> QuerySet[Project
     allowed = Q(pk__in=[])
     if action in PUBLIC_PERMISSIONS.get(resource, ()):
         allowed |= Q(public=True)
+    if actor.limit is not None:
+        namespaces = _namespaces(actor.limit.grants, resource, action)
+        if not namespaces:
+            return projects.filter(allowed)
+        named = Q() if "*" in namespaces else Q(name__in=namespaces)
+        if actor.limit.sysadmin:
+            return projects.filter(allowed | named)
+        roles = roles_granting(resource, action)
+        members = _memberships_of(actor.id).filter(role__in=roles)
+        return projects.filter(allowed | (Q(pk__in=members.values("project_id")) & named))
     if actor.kind == "user":
         roles = roles_granting(resource, action)
         if roles:
             members = Member.objects.filter(user_id=actor.id, role__in=roles)
             allowed |= Q(pk__in=members.values("project_id"))
     if actor.kind == "robot":
-        namespaces = {
-            g.namespace
-            for g in actor.grants
-            if g.kind == "project" and g.resource in (resource, "*") and g.action in (action, "*")
-        }
+        namespaces = _namespaces(actor.grants, resource, action)
         if "*" in namespaces:
             return projects
         allowed |= Q(name__in=namespaces)
     return projects.filter(allowed)
+
+
+def _namespaces(grants: Iterable[Grant], resource: str, action: str) -> set[str]:
+    """The projects (names, or ``*``) where project grants allow ``resource:action``."""
+    return {
+        g.namespace
+        for g in grants
+        if g.kind == "project" and g.resource in (resource, "*") and g.action in (action, "*")
+    }
 
 
 def restrict(

@@ -35,9 +35,11 @@ from accounts.adminsite import (
     registry_host,
     site,
 )
-from accounts.models import Member, Project, Robot, SystemSetting, User
+from accounts.models import Member, PersonalAccessToken, Project, Robot, SystemSetting, User
 from accounts.rbac import PROJECT_RESOURCES, SYSTEM_PERMISSIONS
 from accounts.services import config
+from accounts.services.auth import TOKEN_PREFIX
+from accounts.services.pats import token_revoke
 from accounts.services.projects import member_add, member_remove, member_update
 from accounts.services.robots import (
     robot_create,
@@ -504,6 +506,46 @@ class SystemSettingAdmin(ServiceFormAdmin, SysadminOnlyAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(PersonalAccessToken, site=site)
+class PersonalAccessTokenAdmin(ReadOnlyMixin, SysadminOnlyAdmin):
+    """Every user's personal access tokens (docs/tokens.md), for system
+    administrators: seen (never their secret) and revoked through the service,
+    as ``DELETE /api/v2.0/berth/tokens/{id}`` does. Users manage their own on
+    the portal's My tokens page."""
+
+    list_display = ("name", "user", "prefix", "expires_at", "last_used_at", "revoked_at")
+    list_select_related = ("user",)
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter), "unrestricted")
+    search_fields = ("name", "user__username", "key")
+    fields = (
+        "user",
+        "name",
+        "prefix",
+        "permissions",
+        "unrestricted",
+        "expires_at",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
+    readonly_fields = fields
+    show_full_result_count = False
+    actions = ("revoke",)
+
+    @admin.display(description=_("Starts with"))
+    def prefix(self, obj: PersonalAccessToken) -> str:
+        return f"{TOKEN_PREFIX}{obj.key}…" if obj.key else ""
+
+    @admin.action(description=_("Revoke the selected tokens"))
+    def revoke(self, request: HttpRequest, queryset: QuerySet[PersonalAccessToken]) -> None:
+        actor = AdminScope.of(request).actor
+        revoked = 0
+        for token in queryset.filter(revoked_at__isnull=True):
+            token_revoke(actor=actor, token_id=token.pk)
+            revoked += 1
+        self.message_user(request, _("%(n)d token(s) revoked.") % {"n": revoked}, messages.SUCCESS)
 
 
 # The audit trail in the admin: read-only, searchable and filterable. Project

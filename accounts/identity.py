@@ -9,7 +9,8 @@ is ``accounts.access``'s to decide.
 - Basic credentials are parsed by ``basic_credentials`` alone.
 - Passwords are checked by ``accounts.services.auth.check_credentials``: the
   throttle, then robots as their own branch (``robot$…``: secrets, not
-  passwords), users through Django's ``AUTHENTICATION_BACKENDS`` (the local
+  passwords), users' personal access tokens (``berth_pat_…``) and CLI
+  secrets, users through Django's ``AUTHENTICATION_BACKENDS`` (the local
   backend caches verified credentials). An LDAP, OIDC or CAS source is one more
   backend in that setting; nothing here, in ``/v2``, the token service or the
   API changes.
@@ -83,7 +84,9 @@ class Identity:
         name; one query to reload it)."""
         if self.claims is None or not self.actor.authenticated:
             return self.actor
-        return actor_from_claims(self.actor.kind, self.actor.name, self.actor.id)
+        return actor_from_claims(
+            self.actor.kind, self.actor.name, self.actor.id, self.actor.token_id
+        )
 
 
 def basic_credentials(meta: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -112,9 +115,15 @@ def identify(request: HttpRequest, *, schemes: Collection[str] = (BASIC, BEARER)
             raise BadCredentials("invalid or expired token", scheme=BEARER) from None
         if not claims.get("sub"):
             return Identity(ANONYMOUS, client, BEARER, claims)
-        actor = Actor(kind=claims.get("kind", "user"), id=claims.get("pid"), name=claims["sub"])
-        if not principal_active(actor.kind, actor.id, actor.name):
-            # Disabled or deleted since the token was issued.
+        actor = Actor(
+            kind=claims.get("kind", "user"),
+            id=claims.get("pid"),
+            name=claims["sub"],
+            token_id=claims.get("tid"),
+        )
+        if not principal_active(actor.kind, actor.id, actor.name, actor.token_id):
+            # Disabled or deleted since the token was issued (or the personal
+            # access token it was issued from was revoked or expired).
             raise BadCredentials("invalid or expired token", scheme=BEARER)
         return Identity(actor, client, BEARER, claims)
     if scheme == BASIC and BASIC in schemes:

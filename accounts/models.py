@@ -136,3 +136,48 @@ class SystemSetting(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class PersonalAccessToken(models.Model):
+    """A user's personal access token (docs/tokens.md): the password for
+    ``docker login``, ``/v2`` and the API of a user who signs in through a
+    browser (SSO) or wants a credential narrower than their password.
+
+    ``permissions`` are robots' (Harbor's RobotPermission list); a token acts
+    with what both they name and its user may do at the time of use. The
+    secret is shown once and stored as a salted hash; ``key``, its public
+    part, finds the row. The CLI secret (Harbor's, ``PUT
+    /users/{id}/cli_secret``) is the one token named ``cli-secret``:
+    unrestricted, without a key (found by its user's name), its secret also
+    sealed so that its owner sees it again in ``GET /users/current``."""
+
+    CLI_SECRET = "cli-secret"  # noqa: S105 - a name, not a secret
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="access_tokens")
+    name = models.CharField(max_length=100)
+    key = models.CharField(max_length=16, unique=True, null=True, blank=True)
+    secret_hash = models.CharField(max_length=255)
+    secret_sealed = models.TextField(blank=True, default="")
+    # [{"kind": "project"|"system", "namespace": …, "access": [...]}], as robots'.
+    permissions = models.JSONField(default=list, blank=True)
+    # Acts with all its user's rights (the CLI secret).
+    unrestricted = models.BooleanField(default=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Written in batches off the request path (accounts/services/usage.py).
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # Names are unique among a user's live tokens (a revoked one's may be reused).
+            models.UniqueConstraint(
+                fields=["user", "name"],
+                condition=models.Q(revoked_at__isnull=True),
+                name="access_token_user_name",
+            ),
+        ]
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name

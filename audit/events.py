@@ -28,6 +28,7 @@ class Resource(models.TextChoices):
     QUOTA = "quota"
     LABEL = "label"
     ARTIFACT_LABEL = "artifact_label"
+    ACCESS_TOKEN = "access_token"  # noqa: S105 - a resource type
 
 
 class Result(models.TextChoices):
@@ -59,6 +60,8 @@ RECORDED: tuple[tuple[Operation, Resource], ...] = (
     (Operation.CREATE, Resource.ROBOT),
     (Operation.UPDATE, Resource.ROBOT),
     (Operation.DELETE, Resource.ROBOT),
+    (Operation.CREATE, Resource.ACCESS_TOKEN),
+    (Operation.DELETE, Resource.ACCESS_TOKEN),
     (Operation.UPDATE, Resource.CONFIGURATION),
     (Operation.UPDATE, Resource.QUOTA),
     (Operation.CREATE, Resource.IMMUTABLE_RULE),

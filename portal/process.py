@@ -17,6 +17,8 @@ these rather than reaching into private attributes; :func:`reset` calls all):
 - ``registry.services.cache.reset()`` — manifest-cache invalidations still to
   retry after a shared-cache outage;
 - ``audit.services.discard()`` — registry audit events buffered, not written;
+- ``accounts.services.usage.discard()`` — personal access tokens' last uses
+  noted, not written;
 - ``kit.cache.breaker.reset()`` — caches skipped after a recent failure;
 - ``kit.events.reset()`` — when this process last asked for event delivery.
 """
@@ -27,7 +29,7 @@ from __future__ import annotations
 def reset() -> None:
     """Forget everything this process keeps in memory (the list above): what a
     freshly started process has."""
-    from accounts.services import tokens
+    from accounts.services import tokens, usage
     from audit import services as audit
     from kit import events
     from kit.cache import breaker
@@ -37,5 +39,6 @@ def reset() -> None:
     uploads.reset()
     cache.reset()
     audit.discard()
+    usage.discard()
     breaker.reset()
     events.reset()

@@ -278,6 +278,11 @@ if not 0 <= BERTH_PRINCIPAL_RECHECK_SECONDS <= 60:
     from django.core.exceptions import ImproperlyConfigured
 
     raise ImproperlyConfigured("BERTH_PRINCIPAL_RECHECK_SECONDS must be between 0 and 60")
+# Personal access tokens (docs/tokens.md): the longest a token may live, in
+# days; 0 lets users make tokens that never expire. The CLI secret is exempt.
+BERTH_ACCESS_TOKEN_MAX_DAYS = env.int("BERTH_ACCESS_TOKEN_MAX_DAYS", default=0)
+if BERTH_ACCESS_TOKEN_MAX_DAYS < 0:
+    raise ImproperlyConfigured("BERTH_ACCESS_TOKEN_MAX_DAYS must be 0 or a number of days")
 BERTH_LOGIN_FAILURES_ALLOWED = env.int("BERTH_LOGIN_FAILURES_ALLOWED", default=10)
 BERTH_LOGIN_THROTTLE_SECONDS = env.int("BERTH_LOGIN_THROTTLE_SECONDS", default=60)
 BERTH_SELF_REGISTRATION = env.bool("BERTH_SELF_REGISTRATION", default=False)

@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularSwaggerSplitView
 from accounts.adminsite import site as admin_site
 from accounts.api.system import Unknown
 from accounts.views import login_view, logout_view, token
-from portal import projects, views
+from portal import projects, tokens, views
 
 urlpatterns = [
     path("", include("registry.oci.urls")),
@@ -32,6 +32,7 @@ urlpatterns = [
     # The language switch (Django's set_language view) of every portal page.
     path("i18n/", include("django.conf.urls.i18n")),
     path("search/", views.search, name="portal-search"),
+    path("tokens/", tokens.my_tokens, name="portal-tokens"),
     # A project as tabs (portal/projects.py).
     path("projects/<int:project_id>/", projects.project_tab, name="portal-project"),
     *(

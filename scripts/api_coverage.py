@@ -77,7 +77,6 @@ BODIES: dict[str, Any] = {"sysadmin_flag": {"sysadmin_flag": True}}
 REASONS: dict[str, str] = {
     # by operationId
     "getInternalconfig": "Harbor's internal configuration for its own components",
-    "setCliSecret": "CLI secrets of OIDC users: SSO, issue 16",
     "getScannerOfProject": "scanning: no scanner integration yet",
     "setScannerOfProject": "scanning: no scanner integration yet",
     "listScannerCandidatesOfProject": "scanning: no scanner integration yet",

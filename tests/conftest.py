@@ -116,12 +116,15 @@ def _events_delivered_by_the_test(settings):
 def _audit_in_the_foreground(settings):
     """No background writer inside the test process (it would race the test
     database's teardown); tests that look at buffered events call flush()."""
+    from accounts.services import usage
     from audit.services import discard
 
     settings.BERTH_AUDIT_BACKGROUND = False
     discard()
+    usage.discard()
     yield
     discard()
+    usage.discard()
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from accounts.models import Member, Project, Robot, Role, User
+from accounts.models import Member, PersonalAccessToken, Project, Robot, Role, User
+from accounts.services.auth import TOKEN_PREFIX
 
 
 def ts(value: datetime.datetime | None) -> str | None:
@@ -57,6 +58,19 @@ def user(u: User) -> dict[str, Any]:
     }
 
 
+def cli_secret(t: PersonalAccessToken, secret: str) -> dict[str, Any]:
+    """Harbor's OIDCUserInfo, for the user's CLI secret (``subiss``: Berth binds
+    external identities elsewhere; empty here)."""
+    return {
+        "id": t.pk,
+        "user_id": t.user_id,
+        "subiss": "",
+        "secret": secret,
+        "creation_time": ts(t.created_at),
+        "update_time": ts(t.created_at),
+    }
+
+
 def robot(r: Robot) -> dict[str, Any]:
     return {
         "id": r.pk,
@@ -71,4 +85,22 @@ def robot(r: Robot) -> dict[str, Any]:
         "creator_type": r.creator.split(":", 1)[0] if r.creator else "",
         "creation_time": ts(r.created_at),
         "update_time": ts(r.updated_at),
+    }
+
+
+def token(t: PersonalAccessToken) -> dict[str, Any]:
+    """A personal access token without its secret: ``prefix`` is the secret's
+    public start (``berth_pat_`` and its key), enough to recognise it."""
+    return {
+        "id": t.pk,
+        "name": t.name,
+        "user_id": t.user_id,
+        "username": t.user.username,
+        "prefix": f"{TOKEN_PREFIX}{t.key}" if t.key else "",
+        "permissions": t.permissions,
+        "unrestricted": t.unrestricted,
+        "expires_at": ts(t.expires_at),
+        "revoked_at": ts(t.revoked_at),
+        "creation_time": ts(t.created_at),
+        "last_used_at": ts(t.last_used_at),
     }

@@ -4,7 +4,7 @@ from django.urls import path
 from drf_spectacular.renderers import OpenApiJsonRenderer2
 from drf_spectacular.views import SpectacularJSONAPIView
 
-from accounts.api import overview, projects, robots, system, users
+from accounts.api import overview, projects, robots, system, tokens, users
 from accounts.api.audit import (
     AuditLogEventTypes,
     AuditLogExtList,
@@ -50,6 +50,10 @@ urlpatterns = [
     path("users/<id:uid>", users.UserDetail.as_view()),
     path("users/<id:uid>/password", users.UserPassword.as_view()),
     path("users/<id:uid>/sysadmin", users.UserSysadmin.as_view()),
+    path("users/<id:uid>/cli_secret", users.UserCliSecret.as_view()),
     path("robots", robots.RobotList.as_view()),
     path("robots/<id:rid>", robots.RobotDetail.as_view()),
+    # Berth's own endpoints (not Harbor's): docs/api.md.
+    path("berth/tokens", tokens.TokenList.as_view()),
+    path("berth/tokens/<id:tid>", tokens.TokenDetail.as_view()),
 ]

@@ -12,6 +12,7 @@ from accounts.api.paging import apply_sort, paginate, parse_q
 from accounts.api.params import Flag, Text, fields
 from accounts.errors import Denied, Unauthenticated
 from accounts.models import User
+from accounts.services import pats
 from accounts.services import users as svc
 
 Q_FIELDS = {"username": "username", "email": "email"}
@@ -65,7 +66,12 @@ class UserCurrent(HarborView):
         actor = self.actor(request)
         if actor.kind != "user":
             raise Unauthenticated()
-        return Response(render.user(svc.user_get(actor=actor, user_id=actor.id or 0)))
+        body = render.user(svc.user_get(actor=actor, user_id=actor.id or 0))
+        cli = pats.cli_secret_of(actor=actor)
+        if cli is not None:
+            # Harbor shows its owner the CLI secret here (its profile page).
+            body["oidc_user_meta"] = render.cli_secret(*cli)
+        return Response(body)
 
 
 class UserSearch(HarborView):
@@ -116,4 +122,22 @@ class UserSysadmin(HarborView):
     def put(self, request: Request, uid: int) -> Response:
         flag = fields(request, SysadminFlag)["sysadmin_flag"]
         svc.user_set_sysadmin(actor=self.actor(request), user_id=uid, flag=flag)
+        return Response(status=200)
+
+
+class CliSecretReq(serializers.Serializer):
+    """Harbor's OIDCCliSecretReq."""
+
+    secret = _optional_text()
+
+
+class UserCliSecret(HarborView):
+    def put(self, request: Request, uid: int) -> Response:
+        """Harbor's setCliSecret: the user itself or a system administrator
+        (docs/tokens.md)."""
+        pats.cli_secret_set(
+            actor=self.actor(request),
+            user_id=uid,
+            secret=fields(request, CliSecretReq).get("secret", ""),
+        )
         return Response(status=200)

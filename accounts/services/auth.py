@@ -1,5 +1,6 @@
 """Checking credentials: users (through Django's ``AUTHENTICATION_BACKENDS``;
-the local one checks a password once, then caches the proof) and robots
+the local one checks a password once, then caches the proof), users' personal
+access tokens and CLI secrets (docs/tokens.md; proofs cached alike) and robots
 (secret), with guessing throttled per (name, client) — never a lockout an
 attacker could aim at someone else. Requests reach this through the identity
 seam, ``accounts/identity.py``.
@@ -15,6 +16,7 @@ process. A cached proof is only a shortcut: every use re-checks the user row
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -28,13 +30,19 @@ from django.core.cache import caches
 from django.http import HttpRequest
 from django.utils import timezone
 
-from accounts.access import ANONYMOUS, Actor, robot_grants
-from accounts.models import Robot, User
+from accounts.access import ANONYMOUS, Actor, Limit, robot_grants
+from accounts.models import PersonalAccessToken, Robot, User
+from accounts.services import usage
 from accounts.services.secrets import check_secret
 from kit.cache import CacheUnavailable, ThreadHandle
 
 ROBOT_PREFIX = "robot$"
 CREDENTIAL_TTL = 300
+# A personal access token: the prefix (so scanners and people recognise one),
+# then KEY_LENGTH characters that find its row, then the secret proper.
+TOKEN_PREFIX = "berth_pat_"  # noqa: S105 - a prefix, not a secret
+KEY_LENGTH = 12
+_NO_SECRET = "sha256$0$" + "0" * 64  # compared against for unknown names: the same work
 
 
 class Throttled(Exception):
@@ -109,9 +117,12 @@ def check_credentials(
     Every password check of every entry point (Basic on /v2 and the API, the
     token service, browser and admin login) comes here. Robots (``robot$…``) are
     a branch of their own: they are not Django users and their secrets are not
-    passwords. Users go through Django's ``AUTHENTICATION_BACKENDS``, so another
-    identity source (LDAP, OIDC, CAS) is one more backend there; the throttle
-    covers them all."""
+    passwords. A user's personal access token (``berth_pat_…``, or any whose
+    proof is cached) is the next branch; then Django's
+    ``AUTHENTICATION_BACKENDS``, so another identity source (LDAP, OIDC, CAS)
+    is one more backend there; then the user's CLI secret. A token's proof
+    carries no Django user: it never opens a browser session
+    (docs/tokens.md). The throttle covers them all."""
     throttle = _Throttle("login-fail:" + _digest(username, client))
     throttle.check()
     proof: Proof | None
@@ -121,8 +132,12 @@ def check_credentials(
         robot = _robot(username, password)
         proof = Proof(robot) if robot else None
     else:
-        user = django_authenticate(request, username=username, password=password)
-        proof = Proof(actor_for_user(user), user) if isinstance(user, User) else None
+        proof = _token_proof(username, password)
+        if proof is None and not password.startswith(TOKEN_PREFIX):
+            user = django_authenticate(request, username=username, password=password)
+            proof = Proof(actor_for_user(user), user) if isinstance(user, User) else None
+            if proof is None:
+                proof = _cli_secret(username, password)
     if proof is None:
         throttle.failed()
     else:
@@ -140,6 +155,82 @@ def _robot(name: str, secret: str) -> Actor | None:
     if robot.disabled or (robot.expires_at is not None and robot.expires_at <= timezone.now()):
         return None
     return actor_for_robot(robot)
+
+
+# Personal access tokens and CLI secrets ----------------------------------------------
+
+
+def actor_for_token(token: PersonalAccessToken) -> Actor:
+    """The actor a token speaks for: its user, cut to the token's permissions
+    (``access.Limit``) unless it is unrestricted (the CLI secret)."""
+    user = token.user
+    if token.unrestricted:
+        return dataclasses.replace(actor_for_user(user), token_id=token.pk)
+    return Actor(
+        kind="user",
+        id=user.pk,
+        name=user.username,
+        token_id=token.pk,
+        limit=Limit(robot_grants(token.permissions), sysadmin=user.is_superuser),
+    )
+
+
+def _live_tokens() -> Any:
+    """Tokens that may prove something now: not revoked, unexpired, of an
+    active user (with the user: one query)."""
+    now = timezone.now()
+    return (
+        PersonalAccessToken.objects.filter(revoked_at__isnull=True, user__is_active=True)
+        .exclude(expires_at__lte=now)
+        .select_related("user")
+    )
+
+
+def _token_proved(key: str, token: PersonalAccessToken) -> Proof:
+    # Only a keyed digest of the secret's hash goes to the (shared) cache.
+    _call("set", key, (token.pk, _digest(token.secret_hash)), CREDENTIAL_TTL)
+    usage.used(token.pk)
+    return Proof(actor_for_token(token))
+
+
+def _token_proof(username: str, password: str) -> Proof | None:
+    """A personal access token (``berth_pat_…``) of the user named, or any
+    token whose proof is cached. A cached proof re-reads the token (one query):
+    revoked, expired, its user disabled, or its secret changed, it is gone."""
+    key = "tok:" + _digest(username, password)
+    cached = _call("get", key)
+    if cached is not None:
+        token_id, secret_digest = cached
+        token = _live_tokens().filter(pk=token_id, user__username=username).first()
+        if token is not None and hmac.compare_digest(_digest(token.secret_hash), secret_digest):
+            usage.used(token.pk)
+            return Proof(actor_for_token(token))
+        _call("delete", key)
+    if not password.startswith(TOKEN_PREFIX) or "\x00" in password:
+        return None
+    token_key = password[len(TOKEN_PREFIX) : len(TOKEN_PREFIX) + KEY_LENGTH]
+    token = _live_tokens().filter(key=token_key, user__username=username).first()
+    if token is None:
+        check_secret(password, _NO_SECRET)
+        return None
+    if not check_secret(password, token.secret_hash):
+        return None
+    return _token_proved(key, token)
+
+
+def _cli_secret(username: str, password: str) -> Proof | None:
+    """The user's CLI secret (Harbor's, ``PUT /users/{id}/cli_secret``), tried
+    when the password is not the user's password."""
+    if "\x00" in password:
+        return None
+    token = (
+        _live_tokens()
+        .filter(user__username=username, name=PersonalAccessToken.CLI_SECRET, key__isnull=True)
+        .first()
+    )
+    if token is None or not check_secret(password, token.secret_hash):
+        return None
+    return _token_proved("tok:" + _digest(username, password), token)
 
 
 class LocalUserBackend(ModelBackend):
@@ -178,10 +269,18 @@ class LocalUserBackend(ModelBackend):
         return user
 
 
-def actor_from_claims(kind: str, subject: str, principal_id: int | None = None) -> Actor:
+def actor_from_claims(
+    kind: str, subject: str, principal_id: int | None = None, token_id: int | None = None
+) -> Actor:
     """Re-load the actor a token was issued to: by its id when the token names
     one (a new principal of a deleted one's name is someone else), else by name;
-    anonymous when it is gone, disabled or expired."""
+    anonymous when it is gone, disabled or expired. Issued from a personal
+    access token (``token_id``): that token's actor, anonymous once it is
+    revoked or expired."""
+    if token_id is not None:
+        token = _live_tokens().filter(pk=token_id, user_id=principal_id, user__username=subject)
+        found = token.first() if kind == "user" else None
+        return ANONYMOUS if found is None else actor_for_token(found)
     if kind == "robot":
         robots = Robot.objects.filter(name=subject, disabled=False)
         robot = (robots if principal_id is None else robots.filter(pk=principal_id)).first()
@@ -202,6 +301,14 @@ def principal_stamp(actor: Actor) -> str:
     ``User.stamp``, rotated on disable and password change; a robot's secret
     hash and ``Robot.stamp``, rotated on disable). "" for nobody."""
     row: tuple[str, ...] | None = None
+    if actor.token_id is not None:
+        # Issued from a personal access token: dies with it (revoked, expired,
+        # a new CLI secret) and with its user's stamp.
+        tokens = PersonalAccessToken.objects.filter(pk=actor.token_id)
+        found = tokens.values_list("secret_hash", "user__stamp").first()
+        if found is None:
+            return ""
+        return _digest("stamp", "token", str(actor.token_id), *found)
     if actor.id is not None and actor.kind == "robot":
         row = Robot.objects.filter(pk=actor.id).values_list("secret_hash", "stamp").first()
     elif actor.id is not None and actor.kind == "user":
@@ -222,7 +329,12 @@ def actor_for_refresh(claims: dict[str, Any]) -> Actor:
     principal_id = claims.get("pid")
     if not isinstance(principal_id, int) or isinstance(principal_id, bool):
         return ANONYMOUS
-    actor = actor_from_claims(claims.get("kind", "user"), claims.get("sub", ""), principal_id)
+    token_id = claims.get("tid")
+    if token_id is not None and (not isinstance(token_id, int) or isinstance(token_id, bool)):
+        return ANONYMOUS
+    actor = actor_from_claims(
+        claims.get("kind", "user"), claims.get("sub", ""), principal_id, token_id
+    )
     stamp = claims.get("stp")
     if not actor.authenticated or not isinstance(stamp, str):
         return ANONYMOUS
@@ -236,22 +348,31 @@ def _principal_key(kind: str, principal_id: int | None, name: str) -> str:
     return f"{kind}:{principal_id if principal_id is not None else 'name:' + name}"
 
 
-def principal_active(kind: str, principal_id: int | None, name: str) -> bool:
+def principal_active(
+    kind: str, principal_id: int | None, name: str, token_id: int | None = None
+) -> bool:
     """Is the principal a token names still there and enabled (a robot also
-    unexpired)? Asked for every request that carries a token, and answered from
-    this process's memory (``CACHES["principals"]``: one ``dict.get``) for
-    ``BERTH_PRINCIPAL_RECHECK_SECONDS``: a process asks the database at most
-    once per principal per interval, and a disabled or deleted principal's
-    tokens stop working within it."""
+    unexpired; a personal access token it was issued from, ``token_id``, not
+    revoked or expired)? Asked for every request that carries a token, and
+    answered from this process's memory (``CACHES["principals"]``: one
+    ``dict.get``) for ``BERTH_PRINCIPAL_RECHECK_SECONDS``: a process asks the
+    database at most once per principal per interval, and a disabled or
+    deleted principal's (or a revoked token's) tokens stop working within it."""
     if kind not in ("user", "robot"):
         return True
     cache = _principals()
-    key = _principal_key(kind, principal_id, name)
+    key = f"token:{token_id}" if token_id is not None else _principal_key(kind, principal_id, name)
     active = cache.get(key)
     if active is None:
-        active = actor_from_claims(kind, name, principal_id).authenticated
+        active = actor_from_claims(kind, name, principal_id, token_id).authenticated
         cache.set(key, active, settings.BERTH_PRINCIPAL_RECHECK_SECONDS)
     return bool(active)
+
+
+def token_changed(token_id: int) -> None:
+    """Forget this process's answer about a token just revoked (other
+    processes notice within their recheck interval)."""
+    _principals().delete(f"token:{token_id}")
 
 
 def principal_changed(kind: str, principal_id: int, name: str) -> None:

@@ -64,9 +64,11 @@ def project_create(
 ) -> Project:
     if not actor.authenticated:
         raise Unauthenticated()
-    if actor.kind == "robot":
+    if actor.kind == "robot" or actor.limit is not None:
         if not access.system_can(actor, "project", "create"):
-            raise Denied("only system robots granted project:create may create projects")
+            raise Denied(
+                "only system robots and access tokens granted project:create may create projects"
+            )
     elif config.get("project_creation_restriction") == "adminonly" and not actor.sysadmin:
         raise Denied("Only system admin can create project")  # Harbor's words; clients match them
     if not (1 <= len(name) <= 255) or not PROJECT_NAME_RE.fullmatch(name):

@@ -26,7 +26,9 @@ NAME_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
 PREFIX = "robot$"
 
 
-def _clean_permissions(raw: Any) -> list[dict[str, Any]]:
+def clean_permissions(raw: Any) -> list[dict[str, Any]]:
+    """Harbor's RobotPermission list, checked against the vocabulary (robots
+    and personal access tokens alike); Invalid otherwise."""
     if not isinstance(raw, list) or not raw:
         raise Invalid("permissions must be a non-empty list")
     out = []
@@ -94,7 +96,7 @@ def robot_create(
         raise Unauthenticated()
     if not isinstance(name, str) or not NAME_RE.fullmatch(name) or len(name) > 200:
         raise Invalid("robot name must be lower-case letters and digits separated by . _ or -")
-    perms = _clean_permissions(permissions)
+    perms = clean_permissions(permissions)
     project = None
     if level == "project":
         if len(perms) != 1 or perms[0]["kind"] != "project" or perms[0]["namespace"] == "*":
@@ -217,7 +219,7 @@ def robot_update(
 ) -> Robot:
     robot = _robot_to_change(actor=actor, robot_id=robot_id, action="update")
     if permissions is not None:
-        perms = _clean_permissions(permissions)
+        perms = clean_permissions(permissions)
         _require_grantable(actor, perms)
         if robot.project_id is not None and (
             len(perms) != 1 or perms[0]["namespace"] != robot.project.name  # type: ignore[union-attr]

@@ -130,6 +130,9 @@ def issue(actor: Actor, access_list: list[dict[str, Any]], *, audience: str = SE
     if actor.authenticated and actor.id is not None:
         # The principal's id: /v2 checks it is still enabled (identity.identify).
         claims["pid"] = actor.id
+    if actor.token_id is not None:
+        # Issued from a personal access token: /v2 checks it is still live.
+        claims["tid"] = actor.token_id
     token = jwt.encode(claims, keys.private, algorithm="RS256", headers={"kid": keys.kid})
     return {
         "token": token,
@@ -156,6 +159,8 @@ def issue_refresh(actor: Actor, stamp: str) -> str:
         "pid": actor.id,
         "stp": stamp,
     }
+    if actor.token_id is not None:
+        claims["tid"] = actor.token_id  # dies with the personal access token
     return jwt.encode(claims, keys.private, algorithm="RS256", headers={"kid": keys.kid})
 
 

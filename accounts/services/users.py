@@ -84,11 +84,19 @@ def user_get(*, actor: Actor, user_id: int) -> User:
     return user
 
 
+def _not_through_scoped_token(actor: Actor) -> None:
+    """A scoped personal access token acts only where its permissions say: an
+    account's profile and password are not among them (docs/tokens.md)."""
+    if actor.limit is not None:
+        raise Denied("a scoped access token cannot change an account")
+
+
 def user_set_password(*, actor: Actor, user_id: int, old: str, new: str) -> None:
     if not actor.authenticated:
         raise Unauthenticated()
     user = user_get(actor=actor, user_id=user_id)
     own = actor.kind == "user" and actor.id == user.pk
+    _not_through_scoped_token(actor)
     if own and not user.check_password(old or ""):
         raise Invalid("the old password is wrong")
     if not own and not actor.sysadmin:
@@ -123,6 +131,7 @@ def user_update_profile(
     if not actor.authenticated:
         raise Unauthenticated()
     user = user_get(actor=actor, user_id=user_id)
+    _not_through_scoped_token(actor)
     changes = {"email": email, "realname": realname, "comment": comment}
     changed = [name for name, value in changes.items() if value is not None]
     for name in changed:

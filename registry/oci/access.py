@@ -61,7 +61,9 @@ class Principal:
         """The actor with its current roles (a token carries only a name)."""
         if self.claims is None or not self.actor.authenticated:
             return self.actor
-        return actor_from_claims(self.actor.kind, self.actor.name, self.actor.id)
+        return actor_from_claims(
+            self.actor.kind, self.actor.name, self.actor.id, self.actor.token_id
+        )
 
 
 def realm(request: HttpRequest) -> str:

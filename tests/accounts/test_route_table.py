@@ -13,7 +13,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from accounts.models import Member, Project, Robot, User
-from accounts.services import robots
+from accounts.services import pats, robots
 from accounts.services.auth import actor_for_user
 from registry.models import Repository
 from registry.services import immutability, labels
@@ -38,6 +38,7 @@ PRINCIPALS = [
 MEMBERS = "lguest guest dev maint padmin"
 EVERYONE = " ".join(PRINCIPALS)
 AUTHENTICATED = " ".join(p for p in PRINCIPALS if p != "anon")
+USERS = "lguest guest dev maint padmin outsider admin"
 
 # (method, route) -> (who may, body). "Who may" gets neither 401, 403 nor 404;
 # everyone else gets one of those.
@@ -169,6 +170,23 @@ TABLE: dict[tuple[str, str], tuple[str, dict | None]] = {
         {"old_password": PASSWORD, "new_password": "Another123"},
     ),
     ("PUT", "users/<id:uid>/sysadmin"): ("admin", {"sysadmin_flag": True}),
+    ("PUT", "users/<id:uid>/cli_secret"): ("dev admin", {"secret": "CliSecret123"}),
+    ("GET", "berth/tokens"): (USERS, None),
+    ("POST", "berth/tokens"): (
+        USERS,
+        {
+            "name": "made",
+            "permissions": [
+                {
+                    "kind": "project",
+                    "namespace": "*",
+                    "access": [{"resource": "repository", "action": "pull"}],
+                }
+            ],
+        },
+    ),
+    ("GET", "berth/tokens/<id:tid>"): ("dev admin", None),
+    ("DELETE", "berth/tokens/<id:tid>"): ("dev admin", None),
     ("GET", "robots"): ("srobot admin", None),
     ("POST", "robots"): (
         "padmin admin",
@@ -316,6 +334,17 @@ def world(team, v2):
         reference="v1",
         label_id=label.pk,
     )
+    dev_token, _ = pats.token_create(
+        actor=actor_for_user(User.objects.get(username="dev")),
+        name="probe",
+        permissions=[
+            {
+                "kind": "project",
+                "namespace": "team",
+                "access": [{"resource": "repository", "action": "pull"}],
+            }
+        ],
+    )
     credentials = {
         name: basic(name, PASSWORD)
         for name in ["lguest", "guest", "dev", "maint", "padmin", "outsider"]
@@ -341,6 +370,7 @@ def world(team, v2):
         "project_id": rule.project_id,
         "addition": "build_history",
         **replication_world(),
+        "tid": dev_token.pk,
     }
     return credentials, params
 

@@ -57,6 +57,7 @@ OPERATIONS = [
     "user.current",
     "user.current_permissions",
     "user.password",
+    "user.cli_secret",
     "member.create",
     "member.list",
     "member.get",

@@ -71,6 +71,7 @@ OPERATIONS = [
     "user.current",
     "user.set_admin",
     "user.update_profile",
+    "user.cli_secret",
     "member.add",
     "member.list",
     "member.get",
@@ -195,6 +196,18 @@ async def _drive(target: HarborTarget) -> dict[str, Outcome]:
         user = await client.get_user(state["uid"])
         # Harbor leaves out an empty comment; the model's default is None.
         check(user.comment is None and user.realname is None, user)
+
+    async def cli_secret() -> None:
+        """Harbor's setCliSecret; its owner sees it in oidc_user_meta, and it
+        is a password for the API (docs/tokens.md)."""
+        await client.set_user_cli_secret(state["uid"], "Py-CliSecret-1")
+        owner = HarborAsyncClient(url=url, username="pyuser", secret="Py-Passw0rd-1", validate=True)
+        me = await owner.get_current_user()
+        check(me.oidc_user_meta is not None and me.oidc_user_meta.secret == "Py-CliSecret-1", me)
+        by_secret = HarborAsyncClient(
+            url=url, username="pyuser", secret="Py-CliSecret-1", validate=True
+        )
+        check((await by_secret.get_current_user()).username == "pyuser", "signed in by the secret")
 
     async def update_profile() -> None:
         profile = UserProfile(email="py2@example.com", realname="Py Thon", comment="from harborapi")
@@ -415,6 +428,7 @@ async def _drive(target: HarborTarget) -> dict[str, Outcome]:
     await step("user.current", client.get_current_user)
     await step("user.set_admin", lambda: client.set_user_admin(state["uid"], False))
     await step("user.update_profile", update_profile)
+    await step("user.cli_secret", cli_secret)
     await step("member.add", add_member)
     await step("member.list", lambda: client.get_project_members(state["pid"]))
     await step("member.get", get_member)

@@ -62,6 +62,7 @@ OPERATIONS = [
     "getCurrentUserInfo",
     "getCurrentUserPermissions",
     "updateUserPassword",
+    "setCliSecret",
     "setUserSysAdmin",
     "createProjectMember",
     "listProjectMembers",
@@ -259,6 +260,21 @@ def _drive(hc: Any, target: HarborTarget) -> dict[str, Outcome]:
     def password() -> None:
         req = hc.PasswordReq(old_password="Gen-Passw0rd-1", new_password="Gen-Passw0rd-2")
         user.update_user_password(state["uid"], req)
+
+    def cli_secret() -> None:
+        """Set as the administrator; read back by its owner in oidc_user_meta;
+        then a password of the user (docs/tokens.md)."""
+        user.set_cli_secret(state["uid"], hc.OIDCCliSecretReq(secret="Gen-CliSecret-1"))
+
+        def as_genuser(password: str) -> Any:
+            config = hc.Configuration(
+                host=f"{target.server.url}/api/v2.0", username="genuser", password=password
+            )
+            return hc.UserApi(hc.ApiClient(config)).get_current_user_info()
+
+        found = as_genuser("Gen-Passw0rd-2")
+        check(found.oidc_user_meta and found.oidc_user_meta.secret == "Gen-CliSecret-1", found)
+        check(as_genuser("Gen-CliSecret-1").username == "genuser", "signed in by the secret")
 
     def create_member() -> None:
         req = hc.ProjectMember(role_id=3, member_user=hc.UserEntity(username="genuser"))
@@ -524,6 +540,7 @@ def _drive(hc: Any, target: HarborTarget) -> dict[str, Outcome]:
     step("getCurrentUserInfo", current_user)
     step("getCurrentUserPermissions", current_permissions)
     step("updateUserPassword", password)
+    step("setCliSecret", cli_secret)
     step(
         "setUserSysAdmin",
         lambda: user.set_user_sys_admin(state["uid"], hc.UserSysAdminFlag(sysadmin_flag=False)),

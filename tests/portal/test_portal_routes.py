@@ -51,6 +51,7 @@ def model_pages(model: str, *, see: str, add: str, view: str, save: str, delete:
 TABLE: dict[str, tuple[str, str]] = {
     "": (EVERYONE, ""),  # sign-in for visitors, the dashboard for users
     "search/": (SIGNED_IN, ""),
+    "tokens/": (SIGNED_IN, SIGNED_IN),  # my tokens: every user makes their own
     "devcenter-api-2.0": (EVERYONE, ""),  # Swagger UI of the API, as Harbor's
     "i18n/setlang/": ("", ""),  # a POST that redirects
     "admin": ("", ""),  # redirects to admin/
@@ -93,6 +94,9 @@ TABLE: dict[str, tuple[str, str]] = {
     ),
     **model_pages(
         "accounts/user", see="admin", add="admin", view="admin", save="admin", delete="admin"
+    ),
+    **model_pages(
+        "accounts/personalaccesstoken", see="admin", add="", view="admin", save="", delete=""
     ),
     **model_pages(
         "accounts/systemsetting", see="admin", add="admin", view="admin", save="admin", delete=""
@@ -192,6 +196,7 @@ def objects(world):
         "accounts/robot": params["rid"],
         "accounts/user": User.objects.get(username="dev").pk,
         "accounts/systemsetting": "self_registration",
+        "accounts/personalaccesstoken": params["tid"],
         "accounts/project": team.pk,
         "audit/auditevent": event.pk,
         "registry/repository": Repository.objects.get(name="team/app").pk,

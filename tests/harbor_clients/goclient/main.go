@@ -428,6 +428,22 @@ func main() {
 		}
 		return "", err
 	})
+	step("user.cli_secret", func(ctx context.Context) (string, error) {
+		// Harbor's CLI secret (docs/tokens.md): set by an administrator, then a
+		// password of the user for the API.
+		secret := "Dev-CliSecret-1"
+		if _, err := admin.User.SetCliSecret(ctx, &user.SetCliSecretParams{UserID: devID, Secret: &models.OIDCCliSecretReq{Secret: secret}}); err != nil {
+			return "", err
+		}
+		r, err := client(devName, secret).User.GetCurrentUserInfo(ctx, &user.GetCurrentUserInfoParams{})
+		if err != nil {
+			return "", err
+		}
+		if r.Payload.Username != devName {
+			return "", fail("signed in by the CLI secret as %q", r.Payload.Username)
+		}
+		return r.Payload.Username, nil
+	})
 	step("member.create", func(ctx context.Context) (string, error) {
 		r, err := admin.Member.CreateProjectMember(ctx, &member.CreateProjectMemberParams{ProjectNameOrID: pid, ProjectMember: &models.ProjectMember{
 			RoleID: 3, MemberUser: &models.UserEntity{Username: devName},
