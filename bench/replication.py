@@ -29,6 +29,7 @@ from tests.conftest import ADMIN, REPO_ROOT, BerthServer
 from tests.registry.helpers import Remote, image
 
 ENV = {"BERTH_EVENT_SWEEP_SECONDS": "1", "BERTH_REPLICATION_TICK_SECONDS": "2"}
+# Distribution destinations (``--dest distribution``) run without auth.
 
 
 def fill(source: BerthServer, images: int, layers: int, layer_kib: int) -> dict[str, list[str]]:
@@ -48,22 +49,11 @@ def api(server: BerthServer, method: str, path: str, body: Any = None) -> reques
     return r
 
 
-def replicate(source: BerthServer, dest: BerthServer) -> tuple[int, Any]:
-    registry = (
-        api(
-            source,
-            "POST",
-            "/registries",
-            {
-                "name": "dest",
-                "type": "berth",
-                "url": dest.url,
-                "credential": {"type": "basic", "access_key": ADMIN[0], "access_secret": ADMIN[1]},
-            },
-        )
-        .headers["Location"]
-        .rsplit("/", 1)[1]
-    )
+def replicate(source: BerthServer, dest: Any, kind: str) -> tuple[int, Any]:
+    body: dict[str, Any] = {"name": "dest", "type": kind, "url": dest.url}
+    if kind == "berth":
+        body["credential"] = {"type": "basic", "access_key": ADMIN[0], "access_secret": ADMIN[1]}
+    registry = api(source, "POST", "/registries", body).headers["Location"].rsplit("/", 1)[1]
     policy = (
         api(
             source,
@@ -84,7 +74,14 @@ def run_execution(source: BerthServer, policy: int) -> tuple[float, dict[str, An
     while True:
         body = api(source, "GET", f"/replication/executions/{eid}").json()
         if body["status"] != "InProgress":
-            return time.monotonic() - started, body
+            elapsed = time.monotonic() - started
+            if body["status"] != "Succeed":
+                tasks = api(source, "GET", f"/replication/executions/{eid}/tasks?status=Failed")
+                if tasks.json():
+                    first = tasks.json()[0]["id"]
+                    log = api(source, "GET", f"/replication/executions/{eid}/tasks/{first}/log")
+                    body["first_failure"] = log.text[-2000:]
+            return elapsed, body
         time.sleep(0.2)
 
 
@@ -103,12 +100,13 @@ def skopeo_sync(
             }
         )
     )
+    creds = ["--dest-creds", ":".join(ADMIN)] if isinstance(dest, BerthServer) else []
     started = time.monotonic()
     subprocess.run(
         [
             "skopeo", "sync", "--src", "yaml", "--dest", "docker",
-            "--dest-tls-verify=false", "--dest-creds", ":".join(ADMIN),
-            str(config), f"{dest.addr}/app",
+            "--dest-tls-verify=false", *creds,
+            str(config), f"{dest.url.removeprefix('http://')}/app",
         ],
         check=True, capture_output=True, timeout=3600,
     )  # fmt: skip
@@ -120,25 +118,35 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--layers", type=int, default=10)
     parser.add_argument("--layer-kib", type=int, default=64)
+    parser.add_argument("--dest", choices=["berth", "distribution"], default="berth")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="berth-bench-repl-"))
-    servers = [
-        BerthServer(work / name / "data", role="all", env=ENV) for name in ("src", "dst", "sky")
-    ]
+    servers = [BerthServer(work / "src" / "data", role="all", env=ENV)]
+    others: list[Any] = []
+    if args.dest == "berth":
+        servers += [BerthServer(work / n / "data", role="all", env=ENV) for n in ("dst", "sky")]
     try:
         for server in servers:
             server.start(timeout=120)
             server.create_projects(["app"])
-        source, dest, sky = servers
+        if args.dest == "berth":
+            source, dest, sky = servers
+        else:
+            from tests.clients.distribution import DistributionRegistry
+
+            source = servers[0]
+            dest, sky = (DistributionRegistry().start(work / n) for n in ("dst", "sky"))
+            others += [dest, sky]
         fill_started = time.monotonic()
         names = fill(source, args.images, args.layers, args.layer_kib)
         filled = time.monotonic() - fill_started
-        policy, _ = replicate(source, dest)
+        policy, _ = replicate(source, dest, "berth" if args.dest == "berth" else "docker-registry")
         berth_first, first = run_execution(source, policy)
         berth_again, again = run_execution(source, policy)
         skopeo_first = skopeo_sync(source, sky, names, work)
         skopeo_again = skopeo_sync(source, sky, names, work)
         result = {
+            "destination": args.dest,
             "images": args.images,
             "layers": args.layers,
             "layer_kib": args.layer_kib,
@@ -158,6 +166,8 @@ def main() -> None:
     finally:
         for server in servers:
             server.stop()
+        for other in others:
+            other.stop()
 
 
 if __name__ == "__main__":

@@ -137,7 +137,8 @@ def endpoint_delete(*, actor: Actor, endpoint_id: int) -> None:
 
 
 def adapter_for(endpoint: Endpoint) -> RegistryAdapter:
-    secret = sealed.unseal(endpoint.access_secret_sealed)
+    # No secret stored: anonymous (or a bearer-less public registry).
+    secret = sealed.unseal(endpoint.access_secret_sealed) if endpoint.access_secret_sealed else ""
     if endpoint.credential_type == CredentialType.OAUTH:
         auth = Auth(bearer=secret)
     else:

@@ -127,6 +127,18 @@ def test_ping_and_info(admin: Client) -> None:
     }
 
 
+def test_an_endpoint_without_credentials_is_called_anonymously(admin: Client) -> None:
+    r = post(
+        admin, "/api/v2.0/registries", {"name": "open", "type": "docker-registry", "url": DEAD}
+    )
+    assert r.status_code == 201
+    rid = int(r["Location"].rsplit("/", 1)[1])
+    assert Endpoint.objects.get(pk=rid).access_secret_sealed == ""
+    r = post(admin, "/api/v2.0/registries/ping", {"id": rid})
+    assert r.status_code == 400
+    assert "Unreachable: GET http://127.0.0.1:9/v2/" in r.json()["errors"][0]["message"]
+
+
 def test_policies_crud_in_harbors_shape(admin: Client) -> None:
     rid = registry(admin)
     r = post(
