@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "audit",
     "accounts",
     "registry",
+    "replication",
     "rest_framework",
     "drf_spectacular",
     # Swagger UI's files as static files: /devcenter-api-2.0 loads nothing
@@ -325,7 +326,10 @@ BERTH_AUDIT_BACKGROUND = env.bool("BERTH_AUDIT_BACKGROUND", default=True)
 # Durable domain events (kit/events.py): who consumes them (name -> dotted
 # path of ``handler(events)``), how often the scheduler sweeps for undelivered
 # ones, and at most how often one process asks a worker for a delivery run.
-BERTH_EVENT_CONSUMERS = {"audit": "audit.consumers.record"}
+BERTH_EVENT_CONSUMERS = {
+    "audit": "audit.consumers.record",
+    "replication": "replication.consumers.trigger",
+}
 BERTH_EVENT_SWEEP_SECONDS = env.float("BERTH_EVENT_SWEEP_SECONDS", default=10.0)
 BERTH_EVENT_REQUEST_INTERVAL = env.float("BERTH_EVENT_REQUEST_INTERVAL", default=0.5)
 # Off: nothing is published on commit and only the sweep (or a direct
@@ -420,6 +424,21 @@ CACHES = {
 
 # Celery: a broker that needs no server by default (kombu's filesystem transport
 # in the data directory); redis:// or amqp:// when scaled out.
+# Replication (docs/replication.md): how long a worker's claim on an
+# execution or task lasts without renewal (a killed worker's work is taken
+# over after it), how often the scheduler starts due cron runs and re-queues
+# orphaned executions, the size of the chunks a blob is copied in (memory per
+# copy is about twice this), finished executions kept per policy.
+BERTH_REPLICATION_LEASE_SECONDS = env.float("BERTH_REPLICATION_LEASE_SECONDS", default=60.0)
+BERTH_REPLICATION_TICK_SECONDS = env.float("BERTH_REPLICATION_TICK_SECONDS", default=30.0)
+BERTH_REPLICATION_CHUNK_BYTES = env.int("BERTH_REPLICATION_CHUNK_BYTES", default=16 << 20)
+# Tasks of one execution copied at once (threads of the worker running it).
+BERTH_REPLICATION_PARALLEL = env.int("BERTH_REPLICATION_PARALLEL", default=4)
+BERTH_REPLICATION_KEEP_EXECUTIONS = env.int("BERTH_REPLICATION_KEEP_EXECUTIONS", default=50)
+# Each request to an endpoint is tried again this many times on network errors,
+# 5xx and 429, after a back-off that starts here and doubles (at most 30 s).
+BERTH_REPLICATION_RETRIES = env.int("BERTH_REPLICATION_RETRIES", default=4)
+BERTH_REPLICATION_BACKOFF_SECONDS = env.float("BERTH_REPLICATION_BACKOFF_SECONDS", default=0.5)
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost/")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # The folders are created by kit.process.ensure_data_dir.
@@ -461,6 +480,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.tasks.refresh_directories",
         "schedule": BERTH_LDAP_REFRESH_INTERVAL,
         "kwargs": {"scheduled": True},
+    },
+    "replication-tick": {
+        "task": "replication.tasks.tick",
+        "schedule": BERTH_REPLICATION_TICK_SECONDS,
     },
     "purge-stale-uploads": {
         "task": "registry.tasks.purge_stale_uploads",

@@ -245,6 +245,36 @@ TABLE: dict[tuple[str, str], tuple[str, dict | None]] = {
     ("PUT", "berth/identity-providers/<id:pid>"): ("admin", {"enabled": False}),
     ("DELETE", "berth/identity-providers/<id:pid>"): ("admin", None),
     ("POST", "berth/identity-providers/<id:pid>/ping"): ("admin", {}),
+    # Replication (system resources: the sysadmin only; Harbor's matrix).
+    ("GET", "registries"): ("admin", None),
+    ("POST", "registries"): (
+        "admin",
+        {"name": "made", "type": "docker-registry", "url": "http://127.0.0.1:9"},
+    ),
+    ("POST", "registries/ping"): (
+        "admin",
+        {"type": "docker-registry", "url": "http://127.0.0.1:9"},
+    ),
+    ("GET", "registries/<id:registry_id>"): ("admin", None),
+    ("PUT", "registries/<id:registry_id>"): ("admin", {"description": "x"}),
+    ("DELETE", "registries/<id:registry_id>"): ("admin", None),
+    ("GET", "registries/<id:registry_id>/info"): ("admin", None),
+    ("GET", "replication/adapters"): ("admin", None),
+    ("GET", "replication/adapterinfos"): ("admin", None),
+    ("GET", "replication/policies"): ("admin", None),
+    ("POST", "replication/policies"): (
+        "admin",
+        {"name": "made", "dest_registry": {"id": "<registry_id>"}},
+    ),
+    ("GET", "replication/policies/<id:policy_id>"): ("admin", None),
+    ("PUT", "replication/policies/<id:policy_id>"): ("admin", {"description": "x"}),
+    ("DELETE", "replication/policies/<id:policy_id>"): ("admin", None),
+    ("GET", "replication/executions"): ("admin", None),
+    ("POST", "replication/executions"): ("admin", {"policy_id": "<policy_id>"}),
+    ("GET", "replication/executions/<id:execution_id>"): ("admin", None),
+    ("PUT", "replication/executions/<id:execution_id>"): ("admin", None),
+    ("GET", "replication/executions/<id:execution_id>/tasks"): ("admin", None),
+    ("GET", "replication/executions/<id:execution_id>/tasks/<id:task_id>/log"): ("admin", None),
 }
 # Any other path is a JSON 404 for everyone.
 TABLE.update(
@@ -385,11 +415,39 @@ def world(team, v2):
         "addition": "build_history",
         "gid": group.pk,
         "pid": provider.pk,
+        **replication_world(),
         "tid": dev_token.pk,
         "gc_id": gc_run.pk,
         "purge_id": purge_run.pk,
     }
     return credentials, params
+
+
+def replication_world() -> dict[str, int]:
+    """An endpoint, a push policy to it, an execution with a task."""
+    from replication.models import Endpoint, Execution, Policy, Task
+
+    endpoint = Endpoint.objects.create(
+        name="dist", url="http://127.0.0.1:9", type="docker-registry"
+    )
+    policy = Policy.objects.create(name="push", dest_endpoint=endpoint)
+    execution = Execution.objects.create(policy=policy)
+    task = Task.objects.create(execution=execution, src_repository="a/b", dst_repository="a/b")
+    return {
+        "registry_id": endpoint.pk,
+        "policy_id": policy.pk,
+        "execution_id": execution.pk,
+        "task_id": task.pk,
+    }
+
+
+def _filled(value: object, params: dict) -> object:
+    """A body value naming a fixture row ("<label_id>", {"id": "<registry_id>"})."""
+    if isinstance(value, str) and value.startswith("<") and value.endswith(">"):
+        return params[value[1:-1]]
+    if isinstance(value, dict):
+        return {k: _filled(v, params) for k, v in value.items()}
+    return value
 
 
 def concrete(route: str, params: dict) -> str:
@@ -420,9 +478,7 @@ def test_route_answers_by_role(world, key):
             kwargs = {"content_type": "application/json"}
             if payload is not None:
                 # A label is attached by its id, which the world fixture made.
-                body = {
-                    k: params["label_id"] if v == "<label_id>" else v for k, v in payload.items()
-                }
+                body = {k: _filled(v, params) for k, v in payload.items()}
                 kwargs["data"] = json.dumps(body)
             response = getattr(client, method.lower())(url, **kwargs)
             transaction.set_rollback(True)

@@ -80,6 +80,7 @@ TABLE: dict[str, tuple[str, str]] = {
     "admin/accounts/": (SIGNED_IN, ""),
     "admin/registry/": (SIGNED_IN, ""),
     "admin/audit/": ("padmin admin", ""),
+    "admin/replication/": ("admin", ""),
     "admin/accounts/user/<id>/password/": ("admin", ""),
     # A project as tabs (the private project `team`); limited guests do not list members.
     "projects/<int:project_id>/": (TEAM, ""),
@@ -165,6 +166,15 @@ TABLE: dict[str, tuple[str, str]] = {
         save="maint padmin admin",
         delete="maint padmin admin",
     ),
+    # Replication: the sysadmin's; executions and tasks are written by the runner.
+    **model_pages(
+        "replication/endpoint", see="admin", add="admin", view="admin", save="admin", delete="admin"
+    ),
+    **model_pages(
+        "replication/policy", see="admin", add="admin", view="admin", save="admin", delete="admin"
+    ),
+    **model_pages("replication/execution", see="admin", add="", view="admin", save="", delete=""),
+    **model_pages("replication/task", see="admin", add="", view="admin", save="", delete=""),
 }
 
 
@@ -229,6 +239,10 @@ def objects(world):
         "registry/scheduledrun": run.pk,
         "registry/systemjob": job.pk,
         "registry/immutablerule": params["rule_id"],
+        "replication/endpoint": params["registry_id"],
+        "replication/policy": params["policy_id"],
+        "replication/execution": params["execution_id"],
+        "replication/task": params["task_id"],
     }
     return ids, secrets
 
