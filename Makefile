@@ -70,3 +70,5 @@ messages:
 .PHONY: bench
 bench: .venv/.berth-run
 	.venv/bin/python -m bench.run $(BENCH_ARGS)
+	# Garbage collection of 100,000 orphan blobs with pushes beside it (docs/gc.md).
+	.venv/bin/python -m bench.gc_sweep $(GC_BENCH_ARGS)

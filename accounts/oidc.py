@@ -29,6 +29,7 @@ request only, sent as HTTP Basic (never in a URL, never logged).
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import time
 from dataclasses import dataclass
@@ -126,7 +127,7 @@ def _get_json(config: dict[str, Any], url: str, what: str, **kwargs: Any) -> dic
     if response.status_code != 200:
         raise ProviderError(f"the provider's {what} answered {response.status_code}")
     try:
-        document = requests.models.complexjson.loads(body)
+        document = json.loads(body)
     except ValueError:
         raise ProviderError(f"the provider's {what} is not JSON") from None
     if not isinstance(document, dict):
@@ -408,7 +409,7 @@ class OIDCBackend(OIDCAuthenticationBackend):
                 f"the provider's token endpoint is unreachable: {type(exc).__name__}"
             ) from None
         try:
-            body = requests.models.complexjson.loads(raw)
+            body = json.loads(raw)
         except ValueError:
             body = None
         if not isinstance(body, dict):

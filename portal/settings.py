@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "audit",
     "accounts",
     "registry",
+    "replication",
     "rest_framework",
     "drf_spectacular",
     # Swagger UI's files as static files: /devcenter-api-2.0 loads nothing
@@ -254,6 +255,19 @@ BERTH_MANIFEST_MAX_BYTES = env.int("BERTH_MANIFEST_MAX_BYTES", default=4 * 1024 
 BERTH_UPLOAD_MAX_AGE = env.int("BERTH_UPLOAD_MAX_AGE", default=24 * 3600)
 BERTH_UPLOAD_PURGE_INTERVAL = env.int("BERTH_UPLOAD_PURGE_INTERVAL", default=3600)
 BERTH_UPLOADS_PER_CLIENT = env.int("BERTH_UPLOADS_PER_CLIENT", default=1000)
+# Garbage collection (docs/gc.md): the shortest time window a run honours,
+# whatever its time_window; how stale a link's last-seen time may get before a
+# HEAD/GET refreshes it; how long an upload waits for GC to finish deleting a
+# blob of the same digest.
+BERTH_GC_MIN_WINDOW = env.int("BERTH_GC_MIN_WINDOW", default=600)
+BERTH_GC_TOUCH_INTERVAL = env.int("BERTH_GC_TOUCH_INTERVAL", default=60)
+BERTH_GC_UPLOAD_WAIT = env.int("BERTH_GC_UPLOAD_WAIT", default=30)
+# Seconds between marking a batch of blobs and deleting their bytes: 0 in
+# production; the race tests widen the window pushes race a sweep in.
+BERTH_GC_SWEEP_PAUSE = env.float("BERTH_GC_SWEEP_PAUSE", default=0.0)
+# A GC or purge run no worker has touched for this long (seconds) no longer
+# blocks a new one: it is finished as Error when the next is asked for.
+BERTH_SYSTEM_JOB_STALE = env.int("BERTH_SYSTEM_JOB_STALE", default=3600)
 BERTH_PAGE_MAX = env.int("BERTH_PAGE_MAX", default=1000)
 # false: /v2 refuses to delete manifests, tags and blobs (405 UNSUPPORTED).
 BERTH_DELETES_ENABLED = env.bool("BERTH_DELETES_ENABLED", default=True)
@@ -312,7 +326,10 @@ BERTH_AUDIT_BACKGROUND = env.bool("BERTH_AUDIT_BACKGROUND", default=True)
 # Durable domain events (kit/events.py): who consumes them (name -> dotted
 # path of ``handler(events)``), how often the scheduler sweeps for undelivered
 # ones, and at most how often one process asks a worker for a delivery run.
-BERTH_EVENT_CONSUMERS = {"audit": "audit.consumers.record"}
+BERTH_EVENT_CONSUMERS = {
+    "audit": "audit.consumers.record",
+    "replication": "replication.consumers.trigger",
+}
 BERTH_EVENT_SWEEP_SECONDS = env.float("BERTH_EVENT_SWEEP_SECONDS", default=10.0)
 BERTH_EVENT_REQUEST_INTERVAL = env.float("BERTH_EVENT_REQUEST_INTERVAL", default=0.5)
 # Off: nothing is published on commit and only the sweep (or a direct
@@ -414,6 +431,21 @@ CACHES = {
 
 # Celery: a broker that needs no server by default (kombu's filesystem transport
 # in the data directory); redis:// or amqp:// when scaled out.
+# Replication (docs/replication.md): how long a worker's claim on an
+# execution or task lasts without renewal (a killed worker's work is taken
+# over after it), how often the scheduler starts due cron runs and re-queues
+# orphaned executions, the size of the chunks a blob is copied in (memory per
+# copy is about twice this), finished executions kept per policy.
+BERTH_REPLICATION_LEASE_SECONDS = env.float("BERTH_REPLICATION_LEASE_SECONDS", default=60.0)
+BERTH_REPLICATION_TICK_SECONDS = env.float("BERTH_REPLICATION_TICK_SECONDS", default=30.0)
+BERTH_REPLICATION_CHUNK_BYTES = env.int("BERTH_REPLICATION_CHUNK_BYTES", default=16 << 20)
+# Tasks of one execution copied at once (threads of the worker running it).
+BERTH_REPLICATION_PARALLEL = env.int("BERTH_REPLICATION_PARALLEL", default=4)
+BERTH_REPLICATION_KEEP_EXECUTIONS = env.int("BERTH_REPLICATION_KEEP_EXECUTIONS", default=50)
+# Each request to an endpoint is tried again this many times on network errors,
+# 5xx and 429, after a back-off that starts here and doubles (at most 30 s).
+BERTH_REPLICATION_RETRIES = env.int("BERTH_REPLICATION_RETRIES", default=4)
+BERTH_REPLICATION_BACKOFF_SECONDS = env.float("BERTH_REPLICATION_BACKOFF_SECONDS", default=0.5)
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost/")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # The folders are created by kit.process.ensure_data_dir.
@@ -456,6 +488,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": BERTH_LDAP_REFRESH_INTERVAL,
         "kwargs": {"scheduled": True},
     },
+    "replication-tick": {
+        "task": "replication.tasks.tick",
+        "schedule": BERTH_REPLICATION_TICK_SECONDS,
+    },
     "purge-stale-uploads": {
         "task": "registry.tasks.purge_stale_uploads",
         "schedule": BERTH_UPLOAD_PURGE_INTERVAL,
@@ -472,6 +508,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "registry.tasks.reconcile_quotas",
         "schedule": BERTH_QUOTA_RECONCILE_INTERVAL,
         "kwargs": {"scheduled": True},
+    },
+    # Garbage collection and the audit-log purge on their Harbor schedules
+    # (registry/services/systemjobs.py): each minute is claimed once.
+    "system-jobs": {
+        "task": "registry.tasks.system_jobs_tick",
+        "schedule": 60,
     },
 }
 

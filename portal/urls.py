@@ -25,6 +25,7 @@ urlpatterns = [
     # Harbor's API: each app's routes, then Harbor's JSON 404 for everything else.
     path("api/v2.0/", include("accounts.api.urls")),
     path("api/v2.0/", include("registry.api.urls")),
+    path("api/v2.0/", include("replication.api.urls")),
     path("api/v2.0/<path:rest>", Unknown.as_view()),
     # Swagger UI on Berth's own OpenAPI document, where Harbor serves its own
     # (the split view serves its start-up script as a file: no inline script).

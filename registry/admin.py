@@ -17,7 +17,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, F, OuterRef, Prefetch, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.defaultfilters import filesizeformat
 from django.urls import URLPattern, path, reverse
@@ -43,6 +43,7 @@ from accounts.adminsite import (
 )
 from accounts.models import Member, Project, Robot
 from accounts.services.projects import project_create, project_delete, project_update
+from kit.errors import Conflict, Invalid
 from registry import details
 from registry.models import (
     Blob,
@@ -58,9 +59,10 @@ from registry.models import (
     RetentionPolicy,
     RetentionTask,
     ScheduledRun,
+    SystemJob,
     Tag,
 )
-from registry.services import immutability, quotas, retention
+from registry.services import immutability, quotas, retention, systemjobs
 from registry.services.artifacts import artifact_delete, repository_delete, tag_create, tag_delete
 
 PAYLOAD_SHOWN = 64 * 1024
@@ -921,3 +923,116 @@ class RetentionExecutionAdmin(ReadOnlyMixin, ProjectScopedAdmin):
     @admin.display(description=_("project"), ordering="policy__project__name")
     def project_name(self, obj: RetentionExecution) -> str:
         return obj.policy.project.name
+
+
+# garbage collection and the audit-log purge -------------------------------------
+
+
+@admin.register(SystemJob, site=site)
+class SystemJobAdmin(ReadOnlyMixin, SysadminOnlyAdmin):
+    """Garbage collection and audit-log purge runs: history with freed bytes and
+    logs; run, dry-run and stop buttons (registry/services/systemjobs.py)."""
+
+    change_list_template = "admin/registry/systemjob/change_list.html"
+    change_form_template = "admin/registry/systemjob/change_form.html"
+    list_display = (
+        "id",
+        "kind",
+        "status",
+        "trigger",
+        "dry_run",
+        "freed",
+        "deleted_blobs",
+        "deleted_manifests",
+        "requested_by",
+        "created_at",
+        "finished_at",
+    )
+    list_filter = ("kind", "status", "dry_run")
+    ordering = ("-created_at", "-id")
+    show_full_result_count = False
+    fields = (
+        "kind",
+        "status",
+        "trigger",
+        "dry_run",
+        "parameters",
+        "freed",
+        "deleted_blobs",
+        "deleted_manifests",
+        "deleted_links",
+        "deleted_uploads",
+        "deleted_events",
+        "requested_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "log_text",
+    )
+    readonly_fields = fields
+
+    @admin.display(description=_("freed"), ordering="freed_bytes")
+    def freed(self, obj: SystemJob) -> str:
+        return filesizeformat(obj.freed_bytes) + (
+            f" ({obj.freed_bytes} B)" if obj.freed_bytes else ""
+        )
+
+    @admin.display(description=_("log"))
+    def log_text(self, obj: SystemJob) -> str:
+        return format_html("<pre>{}</pre>", obj.log)
+
+    def get_urls(self) -> list[Any]:
+        wrap = self.admin_site.admin_view
+        return [
+            path("run/", wrap(self.run_view), name="registry_systemjob_run"),
+            path("<int:job_id>/stop/", wrap(self.stop_view), name="registry_systemjob_stop"),
+            *super().get_urls(),
+        ]
+
+    def run_view(self, request: HttpRequest) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        kind = request.POST.get("kind", SystemJob.Kind.GC)
+        if kind == SystemJob.Kind.GC:
+            parameters: dict[str, Any] = {
+                "delete_untagged": request.POST.get("delete_untagged") == "on",
+                "workers": request.POST.get("workers") or "1",
+                "dry_run": "dry_run" in request.POST,
+            }
+        else:
+            parameters = {
+                "audit_retention_hour": request.POST.get("audit_retention_hour") or "168",
+                "include_event_types": request.POST.get("include_event_types", ""),
+                "dry_run": "dry_run" in request.POST,
+            }
+        try:
+            job = systemjobs.job_start(
+                actor=AdminScope.of(request).actor,
+                kind=kind if kind in SystemJob.Kind.values else SystemJob.Kind.GC,
+                parameters=parameters,
+            )
+        except (Invalid, Conflict) as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, gettext("Started run %(id)s.") % {"id": job.pk})
+        return redirect("admin:registry_systemjob_changelist")
+
+    def stop_view(self, request: HttpRequest, job_id: int) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        job = SystemJob.objects.filter(pk=job_id).first()
+        if job is None:
+            raise Http404
+        systemjobs.job_stop(actor=AdminScope.of(request).actor, kind=job.kind, job_id=job.pk)
+        messages.success(request, gettext("Asked run %(id)s to stop.") % {"id": job.pk})
+        return redirect("admin:registry_systemjob_change", job.pk)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        context = {**(extra_context or {}), "worker_choices": range(1, 11)}
+        return super().changelist_view(request, context)

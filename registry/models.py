@@ -11,6 +11,8 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
+from django.db.models.functions import Now
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Project
@@ -42,6 +44,10 @@ class Blob(models.Model):
     digest = models.CharField(max_length=150, unique=True)
     size = models.BigIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
+    # Set by garbage collection, under the row's lock, once nothing links or
+    # references the blob; never cleared: the row and its bytes are going
+    # (docs/gc.md). Nothing links a blob in this state.
+    deleting = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         verbose_name = _("blob")
@@ -57,6 +63,9 @@ class RepositoryBlob(models.Model):
     repository = models.ForeignKey(Repository, on_delete=models.CASCADE, related_name="blob_links")
     blob = models.ForeignKey(Blob, on_delete=models.PROTECT, related_name="repository_links")
     created_at = models.DateTimeField(auto_now_add=True)
+    # When a client was last told the blob is here (upload, mount, HEAD/GET):
+    # garbage collection keeps an unreferenced link for its time window after.
+    last_seen = models.DateTimeField(default=timezone.now, db_default=Now())
 
     class Meta:
         constraints = [
@@ -80,6 +89,9 @@ class Manifest(models.Model):
     subject_digest = models.CharField(max_length=150, blank=True, default="")
     annotations = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When it was last pushed (a re-push of the same bytes too): garbage
+    # collection of untagged manifests keeps it for its time window after.
+    last_seen = models.DateTimeField(default=timezone.now, db_default=Now())
     # Harbor's artifact labels (rows of ArtifactLabel; no column here).
     labels: models.ManyToManyField[Label, ArtifactLabel] = models.ManyToManyField(
         "Label", through="ArtifactLabel", related_name="artifacts", blank=True
@@ -412,5 +424,73 @@ class ProjectStorage(Project):
 
     class Meta:
         proxy = True
-        verbose_name = "project quota"
-        verbose_name_plural = "project quotas"
+        verbose_name = _("project quota")
+        verbose_name_plural = _("project quotas")
+
+
+class SystemJob(models.Model):
+    """One run of a system job — garbage collection or the audit-log purge —
+    (Harbor's GC / purge execution): its parameters, state, counts and log.
+    One run of a kind at a time (a partial unique constraint)."""
+
+    class Kind(models.TextChoices):
+        GC = "gc", "garbage collection"
+        PURGE_AUDIT = "purge_audit", "audit log purge"
+
+    class Status(models.TextChoices):
+        # Harbor's job_status strings.
+        PENDING = "Pending"
+        RUNNING = "Running"
+        STOPPED = "Stopped"
+        SUCCESS = "Success"
+        ERROR = "Error"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    trigger = models.CharField(max_length=16, default="Manual")  # Manual / Schedule
+    # Harbor's job_parameters: delete_untagged, workers, dry_run, time_window
+    # (GC); audit_retention_hour, include_event_types, dry_run (purge).
+    parameters = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    stop_requested = models.BooleanField(default=False)
+    dry_run = models.BooleanField(default=False)
+    freed_bytes = models.BigIntegerField(default=0)
+    deleted_blobs = models.BigIntegerField(default=0)
+    deleted_manifests = models.BigIntegerField(default=0)
+    deleted_links = models.BigIntegerField(default=0)
+    deleted_uploads = models.BigIntegerField(default=0)
+    deleted_events = models.BigIntegerField(default=0)
+    log = models.TextField(blank=True, default="")
+    requested_by = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind"],
+                condition=models.Q(status__in=["Pending", "Running"]),
+                name="systemjob_one_active",
+            ),
+        ]
+        indexes = [models.Index(fields=["kind", "-created_at"], name="systemjob_kind_time")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk} {self.status}"
+
+
+class SystemJobSchedule(models.Model):
+    """When a system job runs by itself (Harbor's schedule types: None, Hourly,
+    Daily, Weekly, Custom with Harbor's 6-field cron) and with what parameters."""
+
+    kind = models.CharField(max_length=16, choices=SystemJob.Kind.choices, unique=True)
+    type = models.CharField(max_length=16, default="None")
+    cron = models.CharField(max_length=128, blank=True, default="")
+    parameters = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.type} {self.cron}"

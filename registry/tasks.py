@@ -20,7 +20,7 @@ from django.db import DatabaseError
 from accounts.access import Actor
 from accounts.errors import Conflict
 from registry.models import RetentionExecution
-from registry.services import quotas, retention, schedule
+from registry.services import quotas, retention, schedule, systemjobs
 from registry.services.uploads import uploads_purge
 
 log = logging.getLogger("berth.registry")
@@ -122,3 +122,16 @@ def retention_tick(self, scheduled: bool = True) -> int:  # type: ignore[no-unty
             log.info("retention policy %s: a run is still active; skipped", policy.pk)
     schedule.finished(name="retention-tick", task_id=task_id)
     return started
+
+
+@shared_task(bind=True, **RETRY)
+def run_system_job(self, job_id: int) -> str:  # type: ignore[no-untyped-def]
+    """Run a garbage collection or audit-log purge (registry/services/systemjobs.py)."""
+    job = systemjobs.job_run(job_id)
+    return job.status if job is not None else "skipped"
+
+
+@shared_task(bind=True, **RETRY)
+def system_jobs_tick(self) -> int:  # type: ignore[no-untyped-def]
+    """Sent every minute by the scheduler: start the scheduled system jobs due now."""
+    return len(systemjobs.schedules_tick(task_id=self.request.id or ""))

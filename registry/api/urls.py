@@ -3,7 +3,11 @@
 from django.urls import path
 
 from accounts.api.params import IdConverter  # noqa: F401 - registers <id:…>
-from registry.api import content, labels, overview, retention
+from registry.api import content, labels, overview, retention, system
+from registry.models import SystemJob
+
+_gc = system.views(SystemJob.Kind.GC)
+_purge = system.views(SystemJob.Kind.PURGE_AUDIT)
 
 urlpatterns = [
     *labels.urlpatterns,
@@ -13,6 +17,14 @@ urlpatterns = [
     path("quotas", overview.QuotaList.as_view()),
     path("quotas/<id:qid>", overview.QuotaDetail.as_view()),
     path("systeminfo/volumes", overview.Volumes.as_view()),
+    path("system/gc", _gc["history"]),
+    path("system/gc/schedule", _gc["schedule"]),
+    path("system/gc/<id:gc_id>", _gc["detail"]),
+    path("system/gc/<id:gc_id>/log", _gc["log"]),
+    path("system/purgeaudit", _purge["history"]),
+    path("system/purgeaudit/schedule", _purge["schedule"]),
+    path("system/purgeaudit/<id:purge_id>", _purge["detail"]),
+    path("system/purgeaudit/<id:purge_id>/log", _purge["log"]),
     path("projects/<str:ref>/artifacts", content.ProjectArtifactList.as_view()),
     path("projects/<str:ref>/immutabletagrules", content.ImmutableRuleList.as_view()),
     path(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from kit.db.group_commit import GroupCommit
 from registry.errors import Code, RegistryError
@@ -23,15 +26,26 @@ class BlobInfo:
 
 
 def blob_stat(*, repository_name: str, digest: str) -> BlobInfo:
-    """The blob if it is linked into the repository; BLOB_UNKNOWN otherwise."""
+    """The blob if it is linked into the repository; BLOB_UNKNOWN otherwise.
+
+    Telling a client a blob exists is a promise garbage collection keeps for
+    its time window: the link's last-seen time is refreshed when older than
+    BERTH_GC_TOUCH_INTERVAL (a conditional update; none on most requests). If
+    collection deleted the link in between, the refresh finds nothing and the
+    answer is BLOB_UNKNOWN, as it would have been a moment later."""
     row = (
         RepositoryBlob.objects.filter(repository__name=repository_name, blob__digest=digest)
-        .values_list("blob__digest", "blob__size")
+        .values_list("pk", "blob__digest", "blob__size", "last_seen")
         .first()
     )
     if row is None:
         raise RegistryError(Code.BLOB_UNKNOWN, detail={"digest": digest})
-    return BlobInfo(digest=row[0], size=row[1])
+    pk, found, size, last_seen = row
+    now = timezone.now()
+    stale = now - datetime.timedelta(seconds=settings.BERTH_GC_TOUCH_INTERVAL)
+    if last_seen < stale and not RepositoryBlob.objects.filter(pk=pk).update(last_seen=now):
+        raise RegistryError(Code.BLOB_UNKNOWN, detail={"digest": digest})
+    return BlobInfo(digest=found, size=size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +57,18 @@ class Registration:
     digest: str
     size: int
     upload_id: uuid.UUID | None = None
+    # The bytes were not moved in: a live blob of this digest was found stored.
+    # Link that row only; never create one (its bytes may be gone with it).
+    existing: bool = False
 
 
 def blob_register(
-    *, repository_name: str, digest: str, size: int, upload_id: uuid.UUID | None = None
+    *,
+    repository_name: str,
+    digest: str,
+    size: int,
+    upload_id: uuid.UUID | None = None,
+    existing: bool = False,
 ) -> Blob:
     """Record verified, durably stored bytes and link them into the repository;
     delete the upload session that brought them, if named.
@@ -55,50 +77,71 @@ def blob_register(
     under concurrent pushes they are most of the writes that queue for SQLite's
     one writer. A concurrent upload of the same bytes may insert the blob first;
     both then link the same row."""
-    return _registrations.submit(Registration(repository_name, digest, size, upload_id))
+    return _registrations.submit(Registration(repository_name, digest, size, upload_id, existing))
 
 
 def _register(items: Sequence[Registration]) -> list[Blob | Exception]:
-    """The registrations of a batch: blobs inserted-or-nothing and read back,
-    links inserted-or-nothing, sessions deleted; rows in sorted order. An item
-    whose repository cannot exist gets its error and changes nothing."""
+    """The registrations of a batch: blobs inserted-or-nothing and read back
+    under their row locks, the projects charged (registry/services/quotas.py),
+    links inserted (or their last-seen time refreshed), sessions deleted; rows
+    in sorted order. An item whose repository cannot exist, whose blob garbage
+    collection is deleting, or that its project's quota refuses, gets its error
+    and links nothing.
+
+    The order matters: the blob's lock and ``deleting`` check come first, so a
+    project is never charged for a blob the collector is taking away; the
+    charge comes before the link, so nothing is linked over the limit."""
     repos = repositories_ensure(item.repository_name for item in items)
-    errors: dict[int, Exception] = {
-        n: found
-        for n, item in enumerate(items)
-        if not isinstance(found := repos[item.repository_name], Repository)
+    placed = [item for item in items if isinstance(repos[item.repository_name], Repository)]
+    sizes = {item.digest: item.size for item in placed}
+    Blob.objects.bulk_create(
+        [
+            Blob(digest=digest, size=size)
+            for digest, size in sorted({i.digest: i.size for i in placed if not i.existing}.items())
+        ],
+        ignore_conflicts=True,
+    )
+    # Locked (PostgreSQL): garbage collection marks a blob deleting under its
+    # FOR UPDATE lock after checking nothing links it; a link inserted here is
+    # seen by that check, and a blob it marked first is refused here. NO KEY:
+    # a manifest PUT's foreign-key checks (FOR KEY SHARE on the blob, while it
+    # holds the links) do not wait for this lock, so no cycle with the links.
+    blobs = {
+        blob.digest: blob
+        for blob in Blob.objects.select_for_update(no_key=True)
+        .filter(digest__in=sorted(sizes))
+        .order_by("pk")
     }
+    errors: dict[int, Exception] = {}
+    for n, item in enumerate(items):
+        repo = repos[item.repository_name]
+        if not isinstance(repo, Repository):
+            errors[n] = repo
+        elif item.digest not in blobs or blobs[item.digest].deleting:
+            errors[n] = BlobBeingDeleted(item.digest)
     # The project is charged before anything is linked: a refused item links
-    # nothing (its stored bytes have no row and are garbage collection's).
-    placed = [(n, item) for n, item in enumerate(items) if n not in errors]
+    # nothing (its stored bytes have no link and are garbage collection's).
+    charged = [(n, item) for n, item in enumerate(items) if n not in errors]
     refusals = quotas.charge(
         [
             quotas.Item(_repo(repos, item.repository_name).project_id, item.digest, item.size)
-            for _, item in placed
+            for _, item in charged
         ]
     )
-    errors.update((n, error) for (n, _), error in zip(placed, refusals, strict=True) if error)
-    good = [item for n, item in enumerate(items) if n not in errors]
-    sizes = {item.digest: item.size for item in good}
-    blobs = {blob.digest: blob for blob in Blob.objects.filter(digest__in=sorted(sizes))}
-    new = [
-        Blob(digest=digest, size=size)
-        for digest, size in sorted(sizes.items())
-        if digest not in blobs
-    ]
-    if new:
-        Blob.objects.bulk_create(new, ignore_conflicts=True)
-        blobs.update(
-            (blob.digest, blob) for blob in Blob.objects.filter(digest__in=[b.digest for b in new])
-        )
+    errors.update((n, error) for (n, _), error in zip(charged, refusals, strict=True) if error)
+    live = [item for n, item in enumerate(items) if n not in errors]
     links = sorted(
-        {(_repo(repos, item.repository_name).pk, blobs[item.digest].pk) for item in good}
+        {(_repo(repos, item.repository_name).pk, blobs[item.digest].pk) for item in live}
     )
     RepositoryBlob.objects.bulk_create(
         [RepositoryBlob(repository_id=repo, blob_id=blob) for repo, blob in links],
-        ignore_conflicts=True,
+        update_conflicts=True,
+        unique_fields=["repository", "blob"],
+        update_fields=["last_seen"],
     )
-    # A refused upload's session is spent too: its bytes went to storage.
+    # A session refused by the quota is spent too (the caller drops its bytes);
+    # one refused because its blob is being deleted stays, for the caller to
+    # store its bytes once the sweep is done.
     spent = refused(errors)
     sessions = sorted(
         item.upload_id
@@ -125,26 +168,51 @@ def refused(errors: dict[int, Exception]) -> set[int]:
     }
 
 
+class BlobBeingDeleted(RegistryError):
+    """Garbage collection is deleting the blob of this digest: its row goes
+    with its bytes, and nothing may link it meanwhile."""
+
+    def __init__(self, digest: str) -> None:
+        super().__init__(
+            Code.BLOB_UNKNOWN,
+            "blob is being deleted by garbage collection; upload it again",
+            detail={"digest": digest},
+        )
+
+
 _registrations: GroupCommit[Registration, Blob] = GroupCommit(_register)
 
 
 def blob_mount(*, repository_name: str, digest: str, source_names: list[str]) -> BlobInfo | None:
     """Link a blob already linked in one of ``source_names`` (which the caller has
-    been checked to read) into the repository. None when no source has it."""
+    been checked to read) into the repository. None when no source has it, or
+    garbage collection is deleting it (the client then uploads it)."""
     if not source_names:
         return None
-    blob = Blob.objects.filter(
-        digest=digest, repository_links__repository__name__in=source_names
-    ).first()
-    if blob is None:
-        return None
     with transaction.atomic():
+        # The blob's row lock, as a registration takes it (see _register).
+        blob = (
+            Blob.objects.select_for_update(no_key=True)
+            .filter(
+                digest=digest,
+                deleting=False,
+                pk__in=RepositoryBlob.objects.filter(
+                    repository__name__in=source_names, blob__digest=digest
+                ).values("blob_id"),
+            )
+            .first()
+        )
+        if blob is None:
+            return None
         repo = repository_ensure(name=repository_name)
         (refusal,) = quotas.charge([quotas.Item(repo.project_id, blob.digest, blob.size)])
         if refusal is not None:
             raise refusal
         RepositoryBlob.objects.bulk_create(
-            [RepositoryBlob(repository=repo, blob=blob)], ignore_conflicts=True
+            [RepositoryBlob(repository=repo, blob=blob)],
+            update_conflicts=True,
+            unique_fields=["repository", "blob"],
+            update_fields=["last_seen"],
         )
     return BlobInfo(digest=blob.digest, size=blob.size)
 

@@ -115,8 +115,18 @@ def manifest_put(
         repo = repository_ensure(name=repository_name)
         blob_ids = _referenced_blobs(repo.pk, parsed)
         child_ids = _referenced_children(repo.pk, parsed)
-        manifest = Manifest.objects.filter(repository=repo, digest=digest).first()
-        if manifest is None:
+        # Locked (PostgreSQL), as garbage collection locks an untagged manifest
+        # before deleting it: a re-push or tag of a manifest it holds waits,
+        # then finds it gone and stores it anew; one that holds it first is
+        # skipped by the collection, and its last-seen time restarts the window.
+        manifest = (
+            Manifest.objects.select_for_update(of=("self",))
+            .filter(repository=repo, digest=digest)
+            .first()
+        )
+        if manifest is not None:
+            Manifest.objects.filter(pk=manifest.pk).update(last_seen=timezone.now())
+        else:
             (refusal,) = quotas.charge([quotas.Item(repo.project_id, digest, len(body))])
             if refusal is not None:
                 raise refusal
@@ -139,7 +149,9 @@ def manifest_put(
                 ],
                 ignore_conflicts=True,
             )
-            manifest = Manifest.objects.get(repository=repo, digest=digest)
+            manifest = Manifest.objects.select_for_update(of=("self",)).get(
+                repository=repo, digest=digest
+            )
             ManifestBlob.objects.bulk_create(
                 [ManifestBlob(manifest=manifest, blob_id=b) for b in blob_ids],
                 ignore_conflicts=True,
@@ -236,10 +248,14 @@ def _referenced_children(repo_id: int, parsed: ParsedManifest) -> list[int]:
     if not parsed.manifests:
         return []
     digests = {d.digest: d for d in parsed.manifests}
+    # Locked until the index is committed, in one order: garbage collection of
+    # untagged manifests skips a child held here, and an index whose child it
+    # deleted first finds the child missing (MANIFEST_BLOB_UNKNOWN).
     found = dict(
-        Manifest.objects.filter(repository_id=repo_id, digest__in=list(digests)).values_list(
-            "digest", "pk"
-        )
+        Manifest.objects.select_for_update(of=("self",))
+        .filter(repository_id=repo_id, digest__in=list(digests))
+        .order_by("pk")
+        .values_list("digest", "pk")
     )
     for digest in digests:
         if digest not in found:

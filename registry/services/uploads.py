@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -25,7 +26,7 @@ from registry.errors import Code, RegistryError
 from registry.models import Blob, Upload
 from registry.reference import Digest
 from registry.services import quotas
-from registry.services.blobs import blob_register
+from registry.services.blobs import BlobBeingDeleted, blob_register
 from registry.storage import UploadBusy, blob_store
 from registry.storage.base import BlobStore, UploadWriter
 
@@ -256,6 +257,7 @@ def upload_complete(
                 # session, but the blob is there. Finish what it started.
                 size = upload.size
                 store.delete_upload(upload_id)
+                stored = True
             else:
                 writer.begin(upload.size)
                 if length == 0 and digest.algorithm == "sha256":
@@ -281,6 +283,8 @@ def upload_complete(
                         "uploaded content does not match the digest",
                         detail={"digest": str(digest)},
                     )
+                # The quota first: bytes it refuses are never stored (the
+                # charge at registration decides; docs/quotas.md).
                 try:
                     quotas.precheck(
                         repository_name=upload.repository_name, digest=str(digest), size=size
@@ -288,17 +292,79 @@ def upload_complete(
                 except RegistryError:
                     _discard(upload)
                     raise
-                store.commit_upload(upload_id, str(digest), size)
+                stored = _store(store, upload_id, str(digest), size)
     except UploadBusy:
         raise RegistryError(
             Code.RANGE_INVALID,
             "another request is writing to this upload",
             headers={"Range": range_header(upload.size)},
         ) from None
-    blob = blob_register(
-        repository_name=upload.repository_name, digest=str(digest), size=size, upload_id=upload.pk
-    )
+    blob = _register(upload, str(digest), size, stored=stored)
     _hashes.drop(upload_id)
+    return blob
+
+
+def _store(store: BlobStore, upload_id: str, digest: str, size: int) -> bool:
+    """Make the verified upload the blob ``digest``; False when a live blob of
+    that digest is stored already (its bytes are these bytes: nothing to move).
+
+    A blob garbage collection is deleting has its bytes deleted before its
+    row: wait until the row is gone, so that these bytes are moved in after
+    the collector's delete, never before it (docs/gc.md)."""
+    deleting = Blob.objects.filter(digest=digest).values_list("deleting", flat=True).first()
+    if deleting:
+        _await_sweep(digest)
+    elif deleting is False:
+        return False
+    store.commit_upload(upload_id, digest, size)
+    return True
+
+
+def _await_sweep(digest: str) -> None:
+    deadline = time.monotonic() + settings.BERTH_GC_UPLOAD_WAIT
+    pause = 0.05
+    while Blob.objects.filter(digest=digest, deleting=True).exists():
+        if time.monotonic() > deadline:
+            raise RegistryError(
+                Code.TOOMANYREQUESTS,
+                "garbage collection is deleting this blob; retry the upload shortly",
+                headers={"Retry-After": "10"},
+            )
+        time.sleep(pause)  # waiting for another process's commit: nothing to wait on
+        pause = min(pause * 2, 1.0)
+
+
+def _register(upload: Upload, digest: str, size: int, *, stored: bool) -> Blob:
+    """Record the blob and link it. If the live blob found before was marked
+    deleting in between (collection got its row lock first), this upload's own
+    bytes are still in the session: store them once the sweep is done."""
+    store = blob_store()
+    try:
+        blob = blob_register(
+            repository_name=upload.repository_name,
+            digest=digest,
+            size=size,
+            upload_id=upload.pk,
+            existing=not stored,
+        )
+    except BlobBeingDeleted:
+        if stored:
+            raise
+        _await_sweep(digest)
+        with store.upload_writer(str(upload.id)) as writer:
+            writer.begin(size)
+            store.commit_upload(str(upload.id), digest, size)
+        return _register(upload, digest, size, stored=True)
+    except RegistryError as exc:
+        # Refused by the quota at the charge (a concurrent push took the room
+        # the precheck saw): the session row is gone with the refusal; its
+        # bytes, when still in the session, go too.
+        if exc.code is Code.DENIED and not stored:
+            store.delete_upload(str(upload.id))
+            _hashes.drop(str(upload.id))
+        raise
+    if not stored:
+        store.delete_upload(str(upload.id))
     return blob
 
 

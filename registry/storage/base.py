@@ -62,4 +62,9 @@ class BlobStore(Protocol):
 
     def delete_blob(self, digest: str) -> None: ...
 
+    def delete_blobs(self, digests: list[str]) -> None:
+        """Delete many blobs (absent ones are no error): in as few requests as
+        the backend allows (S3: DeleteObjects, 1,000 keys a request)."""
+        ...
+
     def blob_digests(self) -> Iterator[str]: ...

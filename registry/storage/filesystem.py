@@ -186,6 +186,10 @@ class FileSystemBlobStore(FileSystemStorage):
         with suppress(FileNotFoundError):
             os.unlink(self._blob_path(digest))
 
+    def delete_blobs(self, digests: list[str]) -> None:
+        for digest in digests:
+            self.delete_blob(digest)
+
     def blob_digests(self) -> Iterator[str]:
         root = self.path("blobs")
         if not os.path.isdir(root):

@@ -811,6 +811,9 @@ class S3BlobStore(S3Storage):
     def delete_blob(self, digest: str) -> None:
         self._client().delete_object(Bucket=self.bucket_name, Key=self._blob_key(digest))
 
+    def delete_blobs(self, digests: list[str]) -> None:
+        self._delete_keys([self._blob_key(digest) for digest in digests])
+
     def blob_digests(self) -> Iterator[str]:
         prefix = self._key("blobs/")
         for item in self._list(prefix):

@@ -540,11 +540,16 @@ def test_configurations_and_permission_pool(team):
 def test_openapi_document_describes_every_route(team):
     from accounts.api import urls as access_urls
     from registry.api import urls as content_urls
+    from replication.api import urls as replication_urls
 
     r = api(None).get("/api/v2.0/openapi.json", HTTP_ACCEPT="application/json")
     assert r.status_code == 200
     paths = r.json()["paths"]
-    patterns = [*access_urls.urlpatterns, *content_urls.urlpatterns]
+    patterns = [
+        *access_urls.urlpatterns,
+        *content_urls.urlpatterns,
+        *replication_urls.urlpatterns,
+    ]
     routes = {str(p.pattern) for p in patterns} - {"openapi.json"}
     assert len(paths) == len(routes) + 1  # and Harbor's JSON 404 for any other path
     assert "/api/v2.0/{rest}" in paths

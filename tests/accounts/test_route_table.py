@@ -15,7 +15,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from accounts.models import IdentityProvider, Member, Project, Robot, User, UserGroup
 from accounts.services import pats, robots
 from accounts.services.auth import actor_for_user
-from registry.models import Repository, RetentionExecution, RetentionTask
+from registry.models import Repository, RetentionExecution, RetentionTask, SystemJob
 from registry.services import immutability, labels, retention
 from tests.conftest import ADMIN, basic
 from tests.registry.helpers import InProcess
@@ -188,6 +188,20 @@ TABLE: dict[tuple[str, str], tuple[str, dict | None]] = {
     ("GET", "berth/tokens/<id:tid>"): ("dev admin", None),
     ("DELETE", "berth/tokens/<id:tid>"): ("dev admin", None),
     ("GET", "robots"): ("srobot admin", None),
+    ("GET", "system/gc"): ("admin", None),
+    ("GET", "system/gc/<id:gc_id>"): ("admin", None),
+    ("PUT", "system/gc/<id:gc_id>"): ("admin", None),
+    ("GET", "system/gc/<id:gc_id>/log"): ("admin", None),
+    ("GET", "system/gc/schedule"): ("admin", None),
+    ("POST", "system/gc/schedule"): ("admin", {"schedule": {"type": "None"}}),
+    ("PUT", "system/gc/schedule"): ("admin", {"schedule": {"type": "None"}}),
+    ("GET", "system/purgeaudit"): ("admin", None),
+    ("GET", "system/purgeaudit/<id:purge_id>"): ("admin", None),
+    ("PUT", "system/purgeaudit/<id:purge_id>"): ("admin", None),
+    ("GET", "system/purgeaudit/<id:purge_id>/log"): ("admin", None),
+    ("GET", "system/purgeaudit/schedule"): ("admin", None),
+    ("POST", "system/purgeaudit/schedule"): ("admin", {"schedule": {"type": "None"}}),
+    ("PUT", "system/purgeaudit/schedule"): ("admin", {"schedule": {"type": "None"}}),
     ("POST", "robots"): (
         "padmin admin",
         {
@@ -255,6 +269,36 @@ TABLE: dict[tuple[str, str], tuple[str, dict | None]] = {
         "dev maint padmin admin",
         None,
     ),
+    # Replication (system resources: the sysadmin only; Harbor's matrix).
+    ("GET", "registries"): ("admin", None),
+    ("POST", "registries"): (
+        "admin",
+        {"name": "made", "type": "docker-registry", "url": "http://127.0.0.1:9"},
+    ),
+    ("POST", "registries/ping"): (
+        "admin",
+        {"type": "docker-registry", "url": "http://127.0.0.1:9"},
+    ),
+    ("GET", "registries/<id:registry_id>"): ("admin", None),
+    ("PUT", "registries/<id:registry_id>"): ("admin", {"description": "x"}),
+    ("DELETE", "registries/<id:registry_id>"): ("admin", None),
+    ("GET", "registries/<id:registry_id>/info"): ("admin", None),
+    ("GET", "replication/adapters"): ("admin", None),
+    ("GET", "replication/adapterinfos"): ("admin", None),
+    ("GET", "replication/policies"): ("admin", None),
+    ("POST", "replication/policies"): (
+        "admin",
+        {"name": "made", "dest_registry": {"id": "<registry_id>"}},
+    ),
+    ("GET", "replication/policies/<id:policy_id>"): ("admin", None),
+    ("PUT", "replication/policies/<id:policy_id>"): ("admin", {"description": "x"}),
+    ("DELETE", "replication/policies/<id:policy_id>"): ("admin", None),
+    ("GET", "replication/executions"): ("admin", None),
+    ("POST", "replication/executions"): ("admin", {"policy_id": "<policy_id>"}),
+    ("GET", "replication/executions/<id:execution_id>"): ("admin", None),
+    ("PUT", "replication/executions/<id:execution_id>"): ("admin", None),
+    ("GET", "replication/executions/<id:execution_id>/tasks"): ("admin", None),
+    ("GET", "replication/executions/<id:execution_id>/tasks/<id:task_id>/log"): ("admin", None),
 }
 # Any other path is a JSON 404 for everyone.
 TABLE.update(
@@ -373,6 +417,8 @@ def world(team, v2):
     )
     execution = RetentionExecution.objects.create(policy=policy, dry_run=True)
     task = RetentionTask.objects.create(execution=execution, repository="team/app", log="x\n")
+    gc_run = SystemJob.objects.create(kind=SystemJob.Kind.GC, status="Success")
+    purge_run = SystemJob.objects.create(kind=SystemJob.Kind.PURGE_AUDIT, status="Success")
     credentials = {
         name: basic(name, PASSWORD)
         for name in ["lguest", "guest", "dev", "maint", "padmin", "outsider"]
@@ -399,24 +445,51 @@ def world(team, v2):
         "addition": "build_history",
         "gid": group.pk,
         "pid": provider.pk,
+        **replication_world(),
         "tid": dev_token.pk,
-        "policy_id": policy.pk,
-        "execution_id": execution.pk,
-        "task_id": task.pk,
+        "gc_id": gc_run.pk,
+        "purge_id": purge_run.pk,
+        # Retention's routes name their ids as replication's do (concrete()).
+        "retentions": {
+            "policy_id": policy.pk,
+            "execution_id": execution.pk,
+            "task_id": task.pk,
+        },
     }
     return credentials, params
 
 
+def replication_world() -> dict[str, int]:
+    """An endpoint, a push policy to it, an execution with a task."""
+    from replication.models import Endpoint, Execution, Policy, Task
+
+    endpoint = Endpoint.objects.create(
+        name="dist", url="http://127.0.0.1:9", type="docker-registry"
+    )
+    policy = Policy.objects.create(name="push", dest_endpoint=endpoint)
+    execution = Execution.objects.create(policy=policy)
+    task = Task.objects.create(execution=execution, src_repository="a/b", dst_repository="a/b")
+    return {
+        "registry_id": endpoint.pk,
+        "policy_id": policy.pk,
+        "execution_id": execution.pk,
+        "task_id": task.pk,
+    }
+
+
 def _filled(value: object, params: dict) -> object:
-    if isinstance(value, dict):
-        return {k: _filled(v, params) for k, v in value.items()}
+    """A body value naming a fixture row ("<label_id>", {"id": "<registry_id>"})."""
     if isinstance(value, str) and value.startswith("<") and value.endswith(">"):
         return params[value[1:-1]]
+    if isinstance(value, dict):
+        return {k: _filled(v, params) for k, v in value.items()}
     return value
 
 
 def concrete(route: str, params: dict) -> str:
     path = route
+    if route.startswith("retentions"):
+        params = {**params, **params["retentions"]}
     for key, value in params.items():
         for kind in ("str", "id", "path"):
             path = path.replace(f"<{kind}:{key}>", str(value))
@@ -442,7 +515,7 @@ def test_route_answers_by_role(world, key):
         with transaction.atomic():
             kwargs = {"content_type": "application/json"}
             if payload is not None:
-                # Ids the world fixture made (a label's, the project's).
+                # Ids the world fixture made (a label's, the project's, a registry's).
                 body = _filled(payload, params)
                 kwargs["data"] = json.dumps(body)
             response = getattr(client, method.lower())(url, **kwargs)

@@ -35,12 +35,15 @@ class DistributionRegistry:
         port: int | None = None,
         delete_enabled: bool = True,
         htpasswd: str | os.PathLike[str] | None = None,
+        token: dict[str, str] | None = None,
         startup_timeout: float = 30.0,
     ) -> None:
         self.binary = binary
         self.port = port
         self.delete_enabled = delete_enabled
         self.htpasswd = htpasswd
+        # Token auth: {"realm", "service", "issuer", "rootcertbundle"}.
+        self.token = token
         self.startup_timeout = startup_timeout
         self.proc: subprocess.Popen[bytes] | None = None
         self.base: Path | None = None
@@ -81,6 +84,8 @@ class DistributionRegistry:
         ]
         if self.htpasswd:
             lines += ["auth:", "  htpasswd:", "    realm: berth-test", f"    path: {self.htpasswd}"]
+        elif self.token:
+            lines += ["auth:", "  token:"] + [f"    {k}: {v}" for k, v in self.token.items()]
         config = self.base / "config.yml"
         config.write_text("\n".join(lines) + "\n")
         self.log_path = self.base / "registry.log"

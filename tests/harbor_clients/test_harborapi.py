@@ -28,6 +28,8 @@ from harborapi.models import (
     RetentionSelector,
     RobotCreate,
     RobotPermission,
+    Schedule,
+    ScheduleObj,
     Tag,
     UserCreationReq,
     UserProfile,
@@ -116,12 +118,152 @@ OPERATIONS = [
     "quota.list",
     "quota.update",
     "quota.get",
+    "gc.create_schedule",
+    "gc.get_schedule",
+    "gc.update_schedule",
+    "gc.bad_cron",
+    "gc.bad_workers",
+    "gc.run",
+    "gc.job",
+    "gc.stop",
+    "gc.jobs",
+    "gc.log",
+    "purge.create_schedule",
+    "purge.get_schedule",
+    "purge.run",
+    "purge.job",
+    "purge.stop",
+    "purge.history",
+    "purge.log",
     "search",
     "auditlog.list",
     "project.logs",
     "user.delete",
     "project.delete",
 ]
+
+
+async def gc_and_purge(client: HarborAsyncClient, step: Any, state: dict[str, Any]) -> None:
+    """Harbor's garbage collection and audit-log purge, as harborapi (and the
+    Terraform provider's harbor_garbage_collection) drive them. The server runs
+    no worker here: runs stay Pending until stopped."""
+    gc_parameters = {"delete_untagged": True, "workers": 3, "dry_run": False}
+
+    async def gc_create() -> str:
+        return await client.create_gc_schedule(
+            Schedule(
+                schedule=ScheduleObj(type="Daily", cron="0 0 0 * * *"), parameters=gc_parameters
+            )
+        )
+
+    async def gc_get() -> None:
+        found = await client.get_gc_schedule()
+        check((found.schedule.type.value, found.schedule.cron) == ("Daily", "0 0 0 * * *"), found)
+        check(found.schedule.next_scheduled_time is not None, found)
+        check(found.parameters["workers"] == 3, found)
+
+    async def gc_update() -> None:
+        await client.update_gc_schedule(
+            Schedule(
+                schedule=ScheduleObj(type="Custom", cron="0 30 3 * * 6"), parameters=gc_parameters
+            )
+        )
+        found = await client.get_gc_schedule()
+        check((found.schedule.type.value, found.schedule.cron) == ("Custom", "0 30 3 * * 6"), found)
+
+    async def refused(schedule: Schedule) -> str:
+        try:
+            await client.create_gc_schedule(schedule)
+        except StatusError as exc:
+            check(exc.status_code == 400, exc)
+            return str(exc.status_code)
+        raise AssertionError("accepted")
+
+    async def gc_run() -> str:
+        location = await client.create_gc_schedule(
+            Schedule(
+                schedule=ScheduleObj(type="Manual"), parameters={**gc_parameters, "dry_run": True}
+            )
+        )
+        state["gc"] = int(location.rstrip("/").rsplit("/", 1)[-1])
+        return location
+
+    async def gc_job() -> None:
+        job = await client.get_gc_job(state["gc"])
+        check(
+            (job.id, job.job_name, job.job_kind) == (state["gc"], "GARBAGE_COLLECTION", "MANUAL"),
+            job,
+        )
+        check(job.job_status in ("Pending", "Running", "Success"), job)
+
+    async def gc_stop() -> None:
+        # harborapi 0.26.2 has no method for stopGC: its request method.
+        await client.put(f"/system/gc/{state['gc']}")
+        job = await client.get_gc_job(state["gc"])
+        check(job.job_status in ("Stopped", "Success"), job)
+
+    async def gc_jobs() -> None:
+        jobs = await client.get_gc_jobs()
+        check([j.id for j in jobs] == [state["gc"]], jobs)
+        check('"dry_run": true' in (jobs[0].job_parameters or ""), jobs)
+
+    async def purge_create() -> str:
+        return await client.create_purge_job_schedule(
+            Schedule(
+                schedule=ScheduleObj(type="Hourly", cron="0 0 * * * *"),
+                parameters={
+                    "audit_retention_hour": 168,
+                    "include_event_types": "pull_artifact",
+                    "dry_run": True,
+                },
+            )
+        )
+
+    async def purge_get() -> None:
+        found = await client.get_purge_job_schedule()
+        check(found.schedule.type.value == "Hourly", found)
+
+    async def purge_run() -> str:
+        location = await client.create_purge_job_schedule(
+            Schedule(
+                schedule=ScheduleObj(type="Manual"),
+                parameters={"audit_retention_hour": 1, "dry_run": True},
+            )
+        )
+        state["purge"] = int(location.rstrip("/").rsplit("/", 1)[-1])
+        return location
+
+    async def purge_job() -> None:
+        job = await client.get_purge_job(state["purge"])
+        check((job.id, job.job_name) == (state["purge"], "PURGE_AUDIT_LOG"), job)
+
+    async def purge_history() -> None:
+        jobs = await client.get_purge_job_history()
+        check([j.id for j in jobs] == [state["purge"]], jobs)
+
+    await step("gc.create_schedule", gc_create)
+    await step("gc.get_schedule", gc_get)
+    await step("gc.update_schedule", gc_update)
+    await step(
+        "gc.bad_cron",
+        lambda: refused(Schedule(schedule=ScheduleObj(type="Custom", cron="0 61 * * * *"))),
+    )
+    await step(
+        "gc.bad_workers",
+        lambda: refused(Schedule(schedule=ScheduleObj(type="Manual"), parameters={"workers": 11})),
+    )
+    await step("gc.run", gc_run)
+    await step("gc.job", gc_job)
+    await step("gc.stop", gc_stop)
+    await step("gc.jobs", gc_jobs)
+    await step("gc.log", lambda: client.get_gc_log(state["gc"], as_list=False))
+    await step("purge.create_schedule", purge_create)
+    await step("purge.get_schedule", purge_get)
+    await step("purge.run", purge_run)
+    await step("purge.job", purge_job)
+    await step("purge.stop", lambda: client.stop_purge_job(state["purge"]))
+    await step("purge.history", purge_history)
+    await step("purge.log", lambda: client.get_purge_job_log(state["purge"]))
 
 
 async def _drive(target: HarborTarget) -> dict[str, Outcome]:
@@ -603,6 +745,7 @@ async def _drive(target: HarborTarget) -> dict[str, Outcome]:
     await step("quota.list", quotas)
     await step("quota.update", quota_update)
     await step("quota.get", quota_get)
+    await gc_and_purge(client, step, state)
     await step("search", search)
     await step("auditlog.list", audit)
     await step("project.logs", lambda: client.get_project_logs("harborapi"))

@@ -15,7 +15,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from accounts.adminsite import site
 from accounts.models import IdentityProvider, Member, Project, SystemSetting, User, UserGroup
 from audit.models import AuditEvent
-from registry.models import Blob, Manifest, Repository, ScheduledRun, Tag
+from registry.models import Blob, Manifest, Repository, ScheduledRun, SystemJob, Tag
 from tests.accounts.test_route_table import PRINCIPALS
 from tests.roles import PASSWORD
 
@@ -80,6 +80,7 @@ TABLE: dict[str, tuple[str, str]] = {
     "admin/accounts/": (SIGNED_IN, ""),
     "admin/registry/": (SIGNED_IN, ""),
     "admin/audit/": ("padmin admin", ""),
+    "admin/replication/": ("admin", ""),
     "admin/accounts/user/<id>/password/": ("admin", ""),
     # A project as tabs (the private project `team`); limited guests do not list members.
     "projects/<int:project_id>/": (TEAM, ""),
@@ -170,6 +171,10 @@ TABLE: dict[str, tuple[str, str]] = {
         save="",
         delete="",
     ),
+    **model_pages("registry/systemjob", see="admin", add="", view="admin", save="", delete=""),
+    # The run and stop buttons' targets answer POST only.
+    "admin/registry/systemjob/run/": ("", ""),
+    "admin/registry/systemjob/<int:job_id>/stop/": ("", ""),
     **model_pages(
         "registry/immutablerule",
         see="maint padmin admin",
@@ -178,6 +183,15 @@ TABLE: dict[str, tuple[str, str]] = {
         save="maint padmin admin",
         delete="maint padmin admin",
     ),
+    # Replication: the sysadmin's; executions and tasks are written by the runner.
+    **model_pages(
+        "replication/endpoint", see="admin", add="admin", view="admin", save="admin", delete="admin"
+    ),
+    **model_pages(
+        "replication/policy", see="admin", add="admin", view="admin", save="admin", delete="admin"
+    ),
+    **model_pages("replication/execution", see="admin", add="", view="admin", save="", delete=""),
+    **model_pages("replication/task", see="admin", add="", view="admin", save="", delete=""),
 }
 
 
@@ -223,6 +237,7 @@ def objects(world):
     SystemSetting.objects.create(key="self_registration", value=False)
     event = AuditEvent.objects.filter(project_id=team.pk).first()
     run = ScheduledRun.objects.create(name="probe", period=1, task_id="t")
+    job = SystemJob.objects.create(kind="gc", status="Success")
     manifest = Manifest.objects.get(repository__name="team/app")
     ids = {
         "accounts/member": Member.objects.get(project=team, user__username="guest").pk,
@@ -239,10 +254,15 @@ def objects(world):
         "registry/tag": Tag.objects.get(repository__name="team/app", name="v1").pk,
         "registry/blob": Blob.objects.first().pk,
         "registry/scheduledrun": run.pk,
+        "registry/systemjob": job.pk,
         "registry/immutablerule": params["rule_id"],
         "registry/projectstorage": team.pk,
-        "registry/retentionpolicy": params["policy_id"],
-        "registry/retentionexecution": params["execution_id"],
+        "registry/retentionpolicy": params["retentions"]["policy_id"],
+        "registry/retentionexecution": params["retentions"]["execution_id"],
+        "replication/endpoint": params["registry_id"],
+        "replication/policy": params["policy_id"],
+        "replication/execution": params["execution_id"],
+        "replication/task": params["task_id"],
     }
     return ids, secrets
 
@@ -259,6 +279,7 @@ def concrete(route: str, ids: dict) -> str:
     )
     path = path.replace("<path:object_id>", str(team.pk))
     path = path.replace("<int:project_id>", str(team.pk))
+    path = path.replace("<int:job_id>", str(ids["registry/systemjob"]))
     return "/" + path
 
 

@@ -174,3 +174,19 @@ def test_delete_upload_and_blob(store):
     store.delete_blob(digest_of(b"x"))
     store.delete_blob(digest_of(b"x"))
     assert not store.blob_exists(digest_of(b"x"))
+
+
+def test_delete_blobs_deletes_many_and_ignores_absent(store):
+    digests = []
+    for n in range(5):
+        data = f"blob {n}".encode()
+        store.start_upload(f"u{n}")
+        with store.upload_writer(f"u{n}") as w:
+            w.begin(0)
+            w.write(data)
+        store.commit_upload(f"u{n}", digest_of(data), len(data))
+        digests.append(digest_of(data))
+    store.delete_blobs([*digests[:3], digest_of(b"never stored")])
+    assert [store.blob_exists(d) for d in digests] == [False, False, False, True, True]
+    store.delete_blobs([])
+    assert sorted(store.blob_digests()) == sorted(digests[3:])

@@ -581,3 +581,26 @@ def test_blob_get_redirects_to_a_presigned_url(s3_berth, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == layer
+
+
+def test_garbage_collection_deletes_in_batches_of_a_thousand(minio):
+    """1,500 blobs go in two DeleteObjects requests, never one request each."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = s3_store()
+    client = store._client()
+    digests = [sha256(f"orphan {n}".encode()) for n in range(1500)]
+    with ThreadPoolExecutor(8) as pool:
+        list(
+            pool.map(
+                lambda d: client.put_object(
+                    Bucket=store.bucket_name, Key=store._blob_key(d), Body=b"x"
+                ),
+                digests,
+            )
+        )
+    calls: list[str] = []
+    client.meta.events.register("before-call.s3.*", lambda model, **_: calls.append(model.name))
+    store.delete_blobs(digests)
+    assert calls == ["DeleteObjects", "DeleteObjects"]
+    assert keys(store, "blobs/") == []

@@ -35,6 +35,7 @@ import (
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/artifact"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/auditlog"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/configure"
+	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/gc"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/health"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/immutable"
 	"github.com/goharbor/go-client/pkg/sdk/v2.0/client/label"
@@ -1050,6 +1051,78 @@ func main() {
 			return "", fail("no logs")
 		}
 		return "", nil
+	})
+
+	// garbage collection (as Harbor's Terraform provider drives it) -----------
+	gcParams := map[string]interface{}{"delete_untagged": true, "workers": 2, "dry_run": true}
+	step("gc.schedule_update", func(ctx context.Context) (string, error) {
+		_, err := admin.GC.UpdateGCSchedule(ctx, &gc.UpdateGCScheduleParams{Schedule: &models.Schedule{
+			Schedule: &models.ScheduleObj{Type: "Weekly", Cron: "0 0 0 * * 0"}, Parameters: gcParams,
+		}})
+		return "", err
+	})
+	step("gc.schedule_get", func(ctx context.Context) (string, error) {
+		r, err := admin.GC.GetGCSchedule(ctx, &gc.GetGCScheduleParams{})
+		if err != nil {
+			return "", err
+		}
+		if r.Payload.Schedule == nil || r.Payload.Schedule.Type != "Weekly" || r.Payload.Schedule.Cron != "0 0 0 * * 0" {
+			return "", fail("schedule %+v", r.Payload.Schedule)
+		}
+		var params map[string]interface{}
+		if err := json.Unmarshal([]byte(r.Payload.JobParameters), &params); err != nil || params["workers"] != float64(2) {
+			return "", fail("job_parameters %q", r.Payload.JobParameters)
+		}
+		return "", nil
+	})
+	step("gc.schedule_bad_cron", func(ctx context.Context) (string, error) {
+		_, err := admin.GC.UpdateGCSchedule(ctx, &gc.UpdateGCScheduleParams{Schedule: &models.Schedule{
+			Schedule: &models.ScheduleObj{Type: "Custom", Cron: "0 0 25 * * *"},
+		}})
+		if _, ok := err.(*gc.UpdateGCScheduleBadRequest); !ok {
+			return "", fail("want 400, got %v", err)
+		}
+		return "", nil
+	})
+	var gcID int64
+	step("gc.run", func(ctx context.Context) (string, error) {
+		r, err := admin.GC.CreateGCSchedule(ctx, &gc.CreateGCScheduleParams{Schedule: &models.Schedule{
+			Schedule: &models.ScheduleObj{Type: "Manual"}, Parameters: gcParams,
+		}})
+		if err != nil {
+			return "", err
+		}
+		parts := strings.Split(r.Location, "/")
+		gcID, err = strconv.ParseInt(parts[len(parts)-1], 10, 64)
+		return r.Location, err
+	})
+	step("gc.get", func(ctx context.Context) (string, error) {
+		r, err := admin.GC.GetGC(ctx, &gc.GetGCParams{GCID: gcID})
+		if err != nil {
+			return "", err
+		}
+		if r.Payload.ID != gcID || r.Payload.JobName != "GARBAGE_COLLECTION" {
+			return "", fail("run %+v", r.Payload)
+		}
+		return r.Payload.JobStatus, nil
+	})
+	step("gc.stop", func(ctx context.Context) (string, error) {
+		_, err := admin.GC.StopGC(ctx, &gc.StopGCParams{GCID: gcID})
+		return "", err
+	})
+	step("gc.history", func(ctx context.Context) (string, error) {
+		r, err := admin.GC.GetGCHistory(ctx, &gc.GetGCHistoryParams{})
+		if err != nil {
+			return "", err
+		}
+		if len(r.Payload) == 0 || r.Payload[0].ID != gcID {
+			return "", fail("%d runs", len(r.Payload))
+		}
+		return "", nil
+	})
+	step("gc.log", func(ctx context.Context) (string, error) {
+		_, err := admin.GC.GetGCLog(ctx, &gc.GetGCLogParams{GCID: gcID})
+		return "", err
 	})
 
 	// clean up ----------------------------------------------------------------

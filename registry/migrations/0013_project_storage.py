@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0007_user_stamp"),
-        ("registry", "0011_retention"),
+        ("registry", "0012_retention"),
     ]
 
     operations = [

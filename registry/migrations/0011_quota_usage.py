@@ -32,7 +32,7 @@ def backfill(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0007_user_stamp"),
-        ("registry", "0009_verbose_names"),
+        ("registry", "0010_verbose_names"),
     ]
 
     operations = [

@@ -5,7 +5,7 @@ from django.db import migrations
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("registry", "0008_labels"),
+        ("registry", "0009_gc"),
     ]
 
     operations = [

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0007_user_stamp"),
-        ("registry", "0010_quota_usage"),
+        ("registry", "0011_quota_usage"),
     ]
 
     operations = [
