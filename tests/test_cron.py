@@ -48,3 +48,32 @@ def test_fires_at_names_the_minutes_of_the_cron():
     weekdays = "0 0 9 * * MON-FRI"
     assert cron.fires_at(weekdays, datetime.datetime(2026, 3, 6, 9, 0, tzinfo=UTC))  # a Friday
     assert not cron.fires_at(weekdays, datetime.datetime(2026, 3, 7, 9, 0, tzinfo=UTC))
+
+
+def test_the_day_fields_fire_on_either_as_harbors_parser_does():
+    # The 13th, or any Friday (robfig/cron's and Vixie cron's reading).
+    expression = "0 0 12 13 * FRI"
+    assert cron.fires_at(expression, datetime.datetime(2026, 3, 13, 12, 0, tzinfo=UTC))  # a Friday
+    assert cron.fires_at(expression, datetime.datetime(2026, 4, 13, 12, 0, tzinfo=UTC))  # a Monday
+    assert cron.fires_at(expression, datetime.datetime(2026, 4, 17, 12, 0, tzinfo=UTC))  # a Friday
+    assert not cron.fires_at(expression, datetime.datetime(2026, 4, 14, 12, 0, tzinfo=UTC))
+
+
+def test_previous_and_next_fire_times():
+    moment = datetime.datetime(2026, 3, 4, 2, 30, 10, tzinfo=UTC)
+    hourly = "0 0 * * * *"
+    assert cron.previous(hourly, moment) == datetime.datetime(2026, 3, 4, 2, 0, tzinfo=UTC)
+    assert cron.next_after(hourly, moment) == datetime.datetime(2026, 3, 4, 3, 0, tzinfo=UTC)
+    on_the_hour = datetime.datetime(2026, 3, 4, 3, 0, tzinfo=UTC)
+    assert cron.previous(hourly, on_the_hour) == on_the_hour
+    every_5s = "*/5 * * * * *"
+    assert cron.previous(every_5s, moment) == moment
+    assert cron.next_after(every_5s, moment) == moment + datetime.timedelta(seconds=5)
+
+
+def test_any_seconds_field_only_where_asked():
+    with pytest.raises(Invalid, match="seconds must be one value"):
+        cron.parse("*/5 * * * * *")
+    assert cron.parse("*/5 * * * * ?", any_second=True) == "*/5 * * * * *"
+    with pytest.raises(Invalid, match="six fields expected"):
+        cron.parse("0 * * * *", any_second=True)

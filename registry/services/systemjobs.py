@@ -21,7 +21,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from celery.schedules import crontab
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q, Value
@@ -32,6 +31,9 @@ from accounts import access
 from accounts.access import Actor
 from audit.models import AuditEvent
 from kit import params
+from kit.cron import fires_at as cron_fires_at
+from kit.cron import next_after as cron_next_after
+from kit.cron import parse as cron_parse
 from kit.errors import Conflict, Invalid, NotFound
 from registry.models import SystemJob, SystemJobSchedule
 from registry.services import gc
@@ -108,28 +110,6 @@ def _object(raw: object) -> dict[str, Any]:
 # --- cron -----------------------------------------------------------------------
 
 
-def parse_cron(expression: str) -> crontab:
-    """Harbor's cron: six fields, seconds first. Berth runs jobs at minute
-    granularity, so the seconds field must be a single second (0-59)."""
-    fields = expression.split()
-    if len(fields) != 6:
-        raise Invalid(f"invalid cron {expression[:100]!r}: six fields expected (seconds first)")
-    seconds, minute, hour, day_of_month, month, day_of_week = fields
-    if not (seconds.isascii() and seconds.isdigit() and int(seconds) < 60):
-        raise Invalid(f"invalid cron {expression[:100]!r}: seconds must be one value, 0-59")
-    try:
-        return crontab(
-            minute=minute,
-            hour=hour,
-            day_of_month=day_of_month,
-            month_of_year=month,
-            day_of_week=day_of_week,
-            nowfun=timezone.now,
-        )
-    except (ValueError, IndexError, TypeError) as exc:
-        raise Invalid(f"invalid cron {expression[:100]!r}: {exc}") from None
-
-
 def _schedule_from(raw: object) -> tuple[str, str]:
     """(type, cron) of Harbor's ScheduleObj; presets get Harbor's crons."""
     given = _object(raw)
@@ -142,7 +122,7 @@ def _schedule_from(raw: object) -> tuple[str, str]:
     if kind in PRESETS:
         cron = PRESETS[kind]
     elif kind in ("Custom", "Schedule"):
-        parse_cron(cron)
+        cron_parse(cron)
     else:
         cron = ""
     return kind, cron
@@ -151,22 +131,13 @@ def _schedule_from(raw: object) -> tuple[str, str]:
 def next_run(schedule: SystemJobSchedule) -> datetime.datetime | None:
     if schedule.type == "None" or not schedule.cron:
         return None
-    now = timezone.now()
-    estimate = now + parse_cron(schedule.cron).remaining_estimate(now)
-    # Celery's estimate is measured from its own clock reading: to the minute.
-    return (estimate + datetime.timedelta(seconds=30)).replace(second=0, microsecond=0)
+    # Runs start at the tick of the minute the cron names.
+    return cron_next_after(schedule.cron, timezone.now()).replace(second=0, microsecond=0)
 
 
-def fires_at(cron: str, moment: datetime.datetime) -> bool:
-    """Whether the cron names this minute."""
-    c = parse_cron(cron)
-    return (
-        moment.minute in c.minute
-        and moment.hour in c.hour
-        and moment.day in c.day_of_month
-        and moment.month in c.month_of_year
-        and moment.isoweekday() % 7 in c.day_of_week
-    )
+def fires_at(expression: str, moment: datetime.datetime) -> bool:
+    """Whether the cron names this minute (kit/cron.py)."""
+    return cron_fires_at(expression, moment)
 
 
 # --- runs -----------------------------------------------------------------------

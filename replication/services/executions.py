@@ -19,13 +19,13 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
-from croniter import croniter
 from django.conf import settings
 from django.db import IntegrityError, connections, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
 from accounts.access import Actor, require_system
+from kit.cron import previous as cron_previous
 from kit.errors import Conflict, Invalid, NotFound
 from replication import filters as policy_filters
 from replication.adapters.base import Adapter
@@ -408,8 +408,11 @@ def tick(*, now: datetime | None = None, send: Callable[[int], None] = _send) ->
     now = now or timezone.now()
     started = 0
     for policy in Policy.objects.filter(enabled=True, trigger=Trigger.SCHEDULED).exclude(cron=""):
-        six = len(policy.cron.split()) == 6
-        due = croniter(policy.cron, now, second_at_beginning=six).get_prev(datetime)
+        try:
+            due = cron_previous(policy.cron, now)
+        except Invalid:
+            log.warning("replication policy %s: its cron %r is not valid", policy.pk, policy.cron)
+            continue
         since = policy.last_scheduled or policy.created_at
         if due <= since:
             continue

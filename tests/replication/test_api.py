@@ -195,6 +195,10 @@ def test_policies_crud_in_harbors_shape(admin: Client) -> None:
         ({"filters": [{"type": "tag", "value": "(", "kind": "regex"}]}, "not valid"),
         ({"filters": [{"type": "colour", "value": "x"}]}, "filter type"),
         ({"trigger": {"type": "scheduled", "trigger_settings": {"cron": "every day"}}}, "cron"),
+        # kit/cron.py: Harbor's six fields; a field out of range; a date never reached.
+        ({"trigger": {"type": "scheduled", "trigger_settings": {"cron": "0 * * * *"}}}, "six"),
+        ({"trigger": {"type": "scheduled", "trigger_settings": {"cron": "0 61 * * * *"}}}, "cron"),
+        ({"trigger": {"type": "scheduled", "trigger_settings": {"cron": "0 0 0 31 2 *"}}}, "never"),
         ({"src_registry": {"id": "<rid>"}}, "exactly one"),
         ({"dest_registry": None}, "exactly one"),
         ({"dest_registry": {"id": 999}}, "does not exist"),
