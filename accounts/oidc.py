@@ -594,6 +594,10 @@ def harbor_update(*, actor: Any, values: dict[str, Any]) -> None:
     provider takes them, made when there is none (named ``oidc_name`` or
     ``oidc``)."""
     config = {HARBOR_KEYS[k]: v for k, v in values.items() if k in HARBOR_KEYS}
+    if config.get("issuer") == "":
+        # An empty endpoint means "no OIDC provider" (Harbor's clients send every
+        # key): it never replaces a provider's issuer.
+        del config["issuer"]
     if isinstance(config.get("scope"), str):
         config["scope"] = " ".join(s.strip() for s in config["scope"].split(",") if s.strip())
     changes: dict[str, Any] = {}
@@ -610,8 +614,13 @@ def harbor_update(*, actor: Any, values: dict[str, Any]) -> None:
     if not changes:
         return
     provider = primary()
-    if provider is None and set(changes) == {"enabled"} and not changes["enabled"]:
-        return  # db_auth with no OIDC provider: nothing to change
+    if provider is None and not config.get("issuer"):
+        # Harbor's clients send oidc_* keys (often empty, or oidc_verify_cert
+        # alone) whatever the auth mode: with no endpoint there is no OIDC
+        # provider to make, and nothing to change unless one is asked for.
+        if changes.get("enabled"):
+            raise Invalid("oidc_endpoint is required to use OIDC sign-in")
+        return
     if provider is None:
         providers.provider_create(
             actor=actor,

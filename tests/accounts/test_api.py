@@ -678,3 +678,50 @@ def test_settings_in_the_admin(team):
     padmin = Client()
     padmin.post("/admin/login/", {"username": "padmin", "password": PASSWORD, "next": "/admin/"})
     assert padmin.get("/admin/accounts/systemsetting/").status_code in (302, 403)
+
+
+def test_an_empty_oidc_endpoint_means_no_oidc_provider(team):
+    """Harbor's clients send oidc_* keys whatever the auth mode (harborapi and
+    the go client: oidc_verify_cert alone; Harbor's portal: every key, empty)."""
+    from accounts import oidc
+
+    admin = api("admin")
+    every_key_empty = {
+        "auth_mode": "db_auth",
+        "oidc_name": "",
+        "oidc_endpoint": "",
+        "oidc_client_id": "",
+        "oidc_client_secret": "",
+        "oidc_scope": "",
+        "oidc_verify_cert": True,
+        "oidc_groups_claim": "",
+        "oidc_admin_group": "",
+        "oidc_user_claim": "",
+        "oidc_auto_onboard": False,
+        "self_registration": False,
+    }
+    assert put(admin, "/api/v2.0/configurations", every_key_empty).status_code == 200
+    assert put(admin, "/api/v2.0/configurations", {"oidc_verify_cert": True}).status_code == 200
+    assert oidc.primary() is None
+    r = put(admin, "/api/v2.0/configurations", {"auth_mode": "oidc_auth", "oidc_endpoint": ""})
+    assert r.status_code == 400
+    assert "oidc_endpoint is required" in r.json()["errors"][0]["message"]
+    assert oidc.primary() is None
+
+    configured = {
+        "oidc_endpoint": "https://idp.example.com/realms/corp",
+        "oidc_client_id": "berth",
+        "oidc_verify_cert": True,
+    }
+    assert put(admin, "/api/v2.0/configurations", configured).status_code == 200
+    # The same full PUT keeps the provider's issuer and takes the other keys.
+    every_key_empty["oidc_verify_cert"] = False
+    every_key_empty["oidc_client_id"] = "berth"
+    every_key_empty["oidc_scope"] = "openid"
+    every_key_empty["oidc_user_claim"] = "preferred_username"
+    every_key_empty["oidc_groups_claim"] = "groups"
+    assert put(admin, "/api/v2.0/configurations", every_key_empty).status_code == 200
+    provider = oidc.primary()
+    assert provider is not None and not provider.enabled
+    assert provider.config["issuer"] == "https://idp.example.com/realms/corp"
+    assert provider.config["verify_cert"] is False
