@@ -874,6 +874,8 @@ class RetentionTaskInline(admin.TabularInline):
 
     @admin.display(description=_("deleted (or, in a dry run, would be)"))
     def deleted_shown(self, obj: RetentionTask) -> str:
+        if not obj.deleted:
+            return ""
         return format_html(
             "<br>".join(["{}"] * len(obj.deleted)),
             *[
