@@ -84,7 +84,9 @@ class GroupMemberForm(forms.Form):
     def __init__(self, *args: Any, groups: list[tuple[int, str]], **kwargs: Any) -> None:
         kwargs.setdefault("auto_id", "id_group_%s")  # the add-user form has its own "role"
         super().__init__(*args, **kwargs)
-        self.fields["group"].choices = groups
+        field = self.fields["group"]
+        assert isinstance(field, forms.TypedChoiceField)
+        field.choices = groups
 
 
 def _group_choices(project: Project) -> list[tuple[int, str]]:
