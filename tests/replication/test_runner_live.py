@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from accounts.access import SYSTEM
 from kit import events
 from kit.models import Event
 from replication.adapters.http import Auth
@@ -45,7 +46,7 @@ def dist(distribution: Any) -> RegistryAdapter:
 
 
 def run_manual(policy: Policy) -> Execution:
-    execution = executions.start(policy, trigger="manual")
+    execution = executions.start(policy, trigger="manual", actor=SYSTEM)
     assert execution is not None
     executions.run(execution.pk)
     execution.refresh_from_db()
@@ -170,7 +171,7 @@ def test_a_task_whose_worker_died_is_taken_over_after_its_lease(
     settings.BERTH_REPLICATION_LEASE_SECONDS = 30
     digest, _ = InProcess(v2).push_image("app/orphan", "v1", layers=[os.urandom(100_000)])
     policy = Policy.objects.create(name="p", dest_endpoint=dist_endpoint)
-    execution = executions.start(policy, trigger="manual")
+    execution = executions.start(policy, trigger="manual", actor=SYSTEM)
     assert execution is not None
     src, _ = executions.adapters(policy)
     tasks = executions.plan(execution, src)
@@ -222,7 +223,7 @@ def test_a_source_artifact_deleted_mid_run_fails_its_task_only(
     kept, _ = pusher.push_image("app/kept", "v1")
     gone, _ = pusher.push_image("app/gone", "v1")
     policy = Policy.objects.create(name="p", dest_endpoint=dist_endpoint)
-    execution = executions.start(policy, trigger="manual")
+    execution = executions.start(policy, trigger="manual", actor=SYSTEM)
     assert execution is not None
     src, _ = executions.adapters(policy)
     Task.objects.bulk_create(executions.plan(execution, src))
