@@ -177,3 +177,12 @@ def test_pages_carry_the_live_region_and_row_markers(team):
     page = admin.get(f"{EXECUTIONS}{run.pk}/change/").content.decode()
     assert f'data-url="/admin/replication/execution/{run.pk}/live/" data-active' in page
     assert "0 of 0 tasks done, 0 failed" in page
+
+
+def test_the_live_status_speaks_the_portals_language(team):
+    run = execution(total=2, succeeded=1)
+    admin = as_user("admin")
+    body = admin.get(f"{EXECUTIONS}{run.pk}/live/", HTTP_ACCEPT_LANGUAGE="zh-CN").json()
+    assert body["progress"] == "已完成 1/2 个任务，0 个失败"  # noqa: RUF001 - the Chinese comma
+    page = admin.get(f"{EXECUTIONS}{run.pk}/change/", HTTP_ACCEPT_LANGUAGE="zh-CN")
+    assert "实时状态" in page.content.decode()
