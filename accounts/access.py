@@ -89,6 +89,9 @@ class Actor:
 
 
 ANONYMOUS = Actor(kind="anonymous")
+# Berth itself, for what no person or robot asked for (a scheduled or
+# event-based replication run): the audit trail names it "system".
+SYSTEM = Actor(kind="system", name="system", sysadmin=True)
 
 
 def robot_grants(permissions: list[dict[str, Any]]) -> tuple[Grant, ...]:

@@ -32,6 +32,14 @@ class Resource(models.TextChoices):
     USER_GROUP = "user_group"
     ACCESS_TOKEN = "access_token"  # noqa: S105 - a resource type
     RETENTION = "tag_retention"
+    # Replication. Harbor 2.13's audit-log-ext records none of these (its
+    # EventTypes stop at update_project): the names are its RBAC resources
+    # (registry, replication-policy, replication) spelt as its event types
+    # are, and the operations its HTTP methods map to (start is POST: create;
+    # stop is PUT: update).
+    REGISTRY = "registry"
+    REPLICATION_POLICY = "replication_policy"
+    REPLICATION = "replication"
 
 
 class Result(models.TextChoices):
@@ -80,6 +88,14 @@ RECORDED: tuple[tuple[Operation, Resource], ...] = (
     (Operation.CREATE, Resource.USER_GROUP),
     (Operation.UPDATE, Resource.USER_GROUP),
     (Operation.DELETE, Resource.USER_GROUP),
+    (Operation.CREATE, Resource.REGISTRY),
+    (Operation.UPDATE, Resource.REGISTRY),
+    (Operation.DELETE, Resource.REGISTRY),
+    (Operation.CREATE, Resource.REPLICATION_POLICY),
+    (Operation.UPDATE, Resource.REPLICATION_POLICY),
+    (Operation.DELETE, Resource.REPLICATION_POLICY),
+    (Operation.CREATE, Resource.REPLICATION),
+    (Operation.UPDATE, Resource.REPLICATION),
 )
 
 

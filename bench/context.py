@@ -42,6 +42,12 @@ PROFILES: dict[str, dict[str, Any]] = {
         "portal_projects": 10_000,
         "portal_artifacts": 100_000,
         "portal_repeats": 20,
+        # Replication (issue 17): images of layers, tags of the rerun, the big layer.
+        "repl_images": 100,
+        "repl_layers": 10,
+        "repl_layer_size": 64 * 1024,
+        "repl_tags": 1000,
+        "repl_big_layer": 1 * GiB,
     },
     "quick": {
         "blob_size": 256 * MiB,
@@ -66,6 +72,12 @@ PROFILES: dict[str, dict[str, Any]] = {
         "portal_projects": 10_000,
         "portal_artifacts": 100_000,
         "portal_repeats": 10,
+        # Replication (issue 17): images of layers, tags of the rerun, the big layer.
+        "repl_images": 30,
+        "repl_layers": 10,
+        "repl_layer_size": 64 * 1024,
+        "repl_tags": 200,
+        "repl_big_layer": 256 * MiB,
     },
     "smoke": {
         "blob_size": 1 * MiB,
@@ -90,6 +102,12 @@ PROFILES: dict[str, dict[str, Any]] = {
         "portal_projects": 200,
         "portal_artifacts": 1_000,
         "portal_repeats": 3,
+        # Replication (issue 17): images of layers, tags of the rerun, the big layer.
+        "repl_images": 3,
+        "repl_layers": 10,
+        "repl_layer_size": 4 * 1024,
+        "repl_tags": 20,
+        "repl_big_layer": 8 * MiB,
     },
 }
 
@@ -103,6 +121,7 @@ WORKLOADS = [
     "docker",
     "portal",
     "rss",
+    "replication",
 ]
 
 

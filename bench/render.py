@@ -76,6 +76,8 @@ def mib(v: Any) -> str:
 
 
 def size(v: int) -> str:
+    if v < 2**20:
+        return f"{v / 2**10:g} KiB"
     return f"{v / 2**30:g} GiB" if v >= 2**30 else f"{v / 2**20:g} MiB"
 
 
@@ -589,6 +591,8 @@ def render(run: Path) -> str:
             + ".\n"
         )
 
+    replication_section(run, add)
+
     # -- what was not measured --------------------------------------------------
     skipped = [
         f"- **{peers[n]['meta']['title']}**: {peers[n].get('reason', '')}"
@@ -608,6 +612,52 @@ def render(run: Path) -> str:
     if NOTES.exists():
         add(NOTES.read_text().strip() + "\n")
     return "\n".join(parts)
+
+
+def replication_section(run: Path, add: Any) -> None:
+    """Berth's replication against ``skopeo sync`` (``replication.json``,
+    bench/workloads/replication.py), when the run had that workload."""
+    f = run / "replication.json"
+    if not f.exists():
+        return
+    r = json.loads(f.read_text())
+    add("## Replication\n")
+    if r.get("status") != "ok":
+        add(f"Not measured: {' '.join(str(r.get('reason', '')).split())[:400]}\n")
+        return
+    add(
+        f"{r['images']} images of {r['layers']} layers of {size(r['layer_size'])} copied by "
+        "a manual push policy of a source Berth, and by `skopeo sync` "
+        f"({r['skopeo']}) from the same source into a registry of its own; wall seconds. "
+        f"The rerun copies {r['tags']} tags (ten a repository) a second time with nothing "
+        "new. Other processes used "
+        f"{pct(r.get('foreign_cpu_share'))} of the CPU meanwhile, steal "
+        f"{pct(r.get('steal_share'))}.\n"
+    )
+    rows = []
+    for key, label in (
+        ("images_to_berth", "Berth → Berth, first copy"),
+        ("images_to_distribution", "Berth → Distribution, first copy"),
+        ("rerun", f"Berth → Berth, rerun over {r['tags']} tags with nothing new"),
+    ):
+        row = r.get(key) or {}
+        rows.append(
+            [
+                label,
+                num(row.get("berth_seconds"), 2, " s"),
+                num(row.get("skopeo_seconds"), 2, " s"),
+                num(row.get("ratio"), 2),
+            ]
+        )
+    add(table(["", "Berth", "`skopeo sync`", "Berth / skopeo"], rows) + "\n")
+    big = r.get("big") or {}
+    add(
+        f"A layer of {size(r['big_layer'])} copied Berth → Berth in "
+        f"{num(big.get('seconds'), 1)} s (at the destination under its digest, with its "
+        f"size: {'yes' if big.get('verified') else 'NO'}): the source's largest process peaked at "
+        f"{mib(big.get('peak_rss'))}, and the one that grew most grew by "
+        f"{mib(big.get('largest_growth'))} over its RSS before the copy.\n"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

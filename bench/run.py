@@ -34,7 +34,7 @@ from bench.peers.distribution import Distribution3, Distribution28
 from bench.peers.nginx import Nginx
 from bench.peers.pulp import Pulp
 from bench.peers.zot import Zot, build_zb
-from bench.workloads import blobs, concurrent, docker, listing, manifests, portal
+from bench.workloads import blobs, concurrent, docker, listing, manifests, portal, replication
 
 PEERS: dict[str, type[Peer]] = {
     p.name: p
@@ -283,6 +283,30 @@ def run_peer(ctx: Context, peer: Peer) -> dict[str, Any]:
     return res
 
 
+def run_replication(ctx: Context) -> bool:
+    """Berth's replication against ``skopeo sync`` (registries of its own, not
+    the peers'); ``replication.json``. Whether it succeeded."""
+    wait_quiet(ctx)
+    ctx.log("== replication (Berth → Berth, Berth → Distribution, skopeo sync alongside)")
+    t0 = time.monotonic()
+    noise = procs.ForeignCpu()
+    try:
+        res: dict[str, Any] = {"status": "ok", **replication.run(ctx)}
+    except Exception as exc:
+        res = {
+            "status": "failed",
+            "reason": f"{type(exc).__name__}: {exc}",
+            "trace": traceback.format_exc()[-4000:],
+        }
+        ctx.log(f"  replication FAILED: {exc!s:.600}")
+    res["wall"] = time.monotonic() - t0
+    seen = noise.result()
+    res["foreign_cpu_share"] = seen["foreign_share"]
+    res["steal_share"] = seen["steal_share"]
+    (ctx.outdir / "replication.json").write_text(json.dumps(res, indent=2, default=str))
+    return bool(res["status"] == "ok")
+
+
 def zb_status(ctx: Context) -> dict[str, Any]:
     try:
         path = build_zb(ctx)
@@ -384,6 +408,8 @@ def main(argv: list[str] | None = None) -> int:
             res = run_peer(ctx, PEERS[name](ctx))
             (outdir / f"{name}.json").write_text(json.dumps(res, indent=2, default=str))
             failed |= res["status"] in ("failed", "partial")
+        if "replication" in workloads:
+            failed |= not run_replication(ctx)
         finished = True
     finally:
         docker.stop(ctx)

@@ -21,10 +21,11 @@ from accounts import access, identity
 from accounts.access import Actor
 from accounts.admin import NamespaceField, robot_permissions, shown_secret
 from accounts.adminsite import SERVICE_ERRORS, LargeTablePaginator, count_of, refusal, site
-from accounts.models import Member, Project, Robot, Role, User
+from accounts.models import Member, Project, Robot, Role, User, UserGroup
 from accounts.rbac import SERVED_PROJECT_RESOURCES
 from accounts.services.projects import (
     member_add,
+    member_add_group,
     member_list,
     member_remove,
     member_update,
@@ -74,6 +75,34 @@ class MemberForm(forms.Form):
     )
 
 
+class GroupMemberForm(forms.Form):
+    group = forms.TypedChoiceField(label=gettext_lazy("Group"), coerce=int)
+    role = forms.TypedChoiceField(
+        label=gettext_lazy("Role"), coerce=int, choices=list(ROLE_NAMES.items())
+    )
+
+    def __init__(self, *args: Any, groups: list[tuple[int, str]], **kwargs: Any) -> None:
+        kwargs.setdefault("auto_id", "id_group_%s")  # the add-user form has its own "role"
+        super().__init__(*args, **kwargs)
+        field = self.fields["group"]
+        assert isinstance(field, forms.TypedChoiceField)
+        field.choices = groups
+
+
+def _group_choices(project: Project) -> list[tuple[int, str]]:
+    """The user groups (LDAP, HTTP, OIDC) not yet members, for the add-group
+    form: groups come from the directory, sign-ins and the API (docs/identity.md)."""
+    kinds = dict(UserGroup.Type.choices)
+    rows = (
+        UserGroup.objects.exclude(
+            pk__in=Member.objects.filter(project=project, group__isnull=False).values("group_id")
+        )
+        .order_by("name", "pk")
+        .values_list("pk", "name", "type")[:USER_CHOICES]
+    )
+    return [(pk, f"{name} ({kinds.get(kind, kind)})") for pk, name, kind in rows]
+
+
 class RoleForm(forms.Form):
     member = forms.IntegerField()
     role = forms.TypedChoiceField(coerce=int, choices=list(ROLE_NAMES.items()), required=False)
@@ -82,6 +111,8 @@ class RoleForm(forms.Form):
 def _members(request: HttpRequest, actor: Actor, project: Project) -> dict[str, Any]:
     may_change = access.can(actor, "member", "update", project)
     form = MemberForm()
+    groups = _group_choices(project) if may_change else []
+    group_form = GroupMemberForm(groups=groups)
     if request.method == "POST" and may_change:
         action = request.POST.get("action")
         try:
@@ -95,6 +126,18 @@ def _members(request: HttpRequest, actor: Actor, project: Project) -> dict[str, 
                             project=project,
                             user_id=None,
                             username=data["username"],
+                            role_id=data["role"],
+                        )
+                        access.forget_roles()
+                        return {"redirect": True}
+                elif action == "add_group":
+                    group_form = GroupMemberForm(request.POST, groups=groups)
+                    if group_form.is_valid():
+                        data = group_form.cleaned_data
+                        member_add_group(
+                            actor=actor,
+                            project=project,
+                            group={"id": data["group"]},
                             role_id=data["role"],
                         )
                         access.forget_roles()
@@ -115,11 +158,12 @@ def _members(request: HttpRequest, actor: Actor, project: Project) -> dict[str, 
                         access.forget_roles()
                         return {"redirect": True}
         except SERVICE_ERRORS as exc:
-            form.add_error(None, refusal(exc))
+            (group_form if action == "add_group" else form).add_error(None, refusal(exc))
     members = member_list(actor=actor, project=project).order_by("user__username", "group__name")
     context: dict[str, Any] = {"members": members, "may_change": may_change, "roles": ROLE_NAMES}
     if may_change:
         context["form"] = form
+        context["group_form"] = group_form if groups else None
         # The users the actor may add: Harbor lets every user search users by name.
         context["user_choices"] = (
             User.objects.filter(is_active=True)

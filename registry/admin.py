@@ -45,6 +45,7 @@ from accounts.models import Member, Project, Robot
 from accounts.services.projects import project_create, project_delete, project_update
 from kit.errors import Conflict, Invalid
 from registry import details
+from registry.livejobs import SystemJobLive
 from registry.models import (
     Blob,
     ImmutableRule,
@@ -931,9 +932,10 @@ class RetentionExecutionAdmin(ReadOnlyMixin, ProjectScopedAdmin):
 
 
 @admin.register(SystemJob, site=site)
-class SystemJobAdmin(ReadOnlyMixin, SysadminOnlyAdmin):
+class SystemJobAdmin(SystemJobLive, ReadOnlyMixin, SysadminOnlyAdmin):
     """Garbage collection and audit-log purge runs: history with freed bytes and
-    logs; run, dry-run and stop buttons (registry/services/systemjobs.py)."""
+    logs; run, dry-run and stop buttons (registry/services/systemjobs.py);
+    live status while a run runs (registry/livejobs.py)."""
 
     change_list_template = "admin/registry/systemjob/change_list.html"
     change_form_template = "admin/registry/systemjob/change_form.html"

@@ -24,6 +24,7 @@ from accounts.adminsite import (
     refusal,
     site,
 )
+from replication.livejobs import ExecutionLive
 from replication.models import Endpoint, Execution, Policy, Task
 from replication.services import endpoints as endpoint_svc
 from replication.services import executions as execution_svc
@@ -191,7 +192,7 @@ class TaskInline(admin.TabularInline):
 
 
 @admin.register(Execution, site=site)
-class ExecutionAdmin(ReadOnlyMixin, SysadminOnlyAdmin):
+class ExecutionAdmin(ExecutionLive, ReadOnlyMixin, SysadminOnlyAdmin):
     list_display = (
         "id",
         "policy",

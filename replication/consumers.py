@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from accounts.access import SYSTEM
 from kit import events as kinds
 from kit.models import Event
 from registry.models import Manifest
@@ -85,4 +86,10 @@ def trigger(events: list[Event]) -> None:
     for policy in policies:
         mine = [s for s in scope if s["op"] == Operation.COPY or policy.replicate_deletion]
         if mine:
-            start(policy, trigger=Trigger.EVENT_BASED, event_id=events[0].pk, scope=mine)
+            start(
+                policy,
+                trigger=Trigger.EVENT_BASED,
+                actor=SYSTEM,
+                event_id=events[0].pk,
+                scope=mine,
+            )

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.dbindependent  # starts its own registries and database
 
 REPO = Path(__file__).resolve().parent.parent
 PEERS = ["nginx", "distribution-2.8", "berth", "berth-scaled", "berth-nginx"]
+# Replication starts registries of its own: test_bench_replication_smoke runs it.
 WORKLOADS = "startup,blobs,manifests,concurrent,concurrent_quota,listing,portal,rss"
 
 
@@ -127,6 +128,45 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert "Berth" in doc and "Distribution 2.8" in doc
     assert "The same pushes into a project with a storage limit" in doc
     assert "| steal (Berth / reference) |" in doc and "steal c=64" in doc
+
+
+def test_bench_replication_smoke(tmp_path: Path) -> None:
+    """The replication workload (``make bench`` runs it as ``replication``) at
+    its smoke sizes, through its own entry point: every copy, Berth's and
+    skopeo's, read back at its destination; the report's section renders."""
+    needed = ["docker-registry", "skopeo"]
+    if not all(shutil.which(t) for t in needed):
+        pytest.skip(f"needs {', '.join(needed)}")
+    cmd = [sys.executable, "-m", "bench.replication", "--smoke", "--out", str(tmp_path)]
+    r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    (run,) = [p for p in tmp_path.iterdir() if (p / "replication.json").exists()]
+    sizes = json.loads((run / "run.json").read_text())["sizes"]
+    res = json.loads((run / "replication.json").read_text())
+    assert res["status"] == "ok", res
+    assert (res["images"], res["layers"], res["tags"]) == (
+        sizes["repl_images"],
+        sizes["repl_layers"],
+        sizes["repl_tags"],
+    )
+    for key in ("images_to_berth", "images_to_distribution"):
+        row = res[key]
+        assert row["verified"] and row["skopeo_verified"], (key, row)
+        assert row["tasks"] == sizes["repl_images"], (key, row)
+        assert row["berth_seconds"] > 0 and row["skopeo_seconds"] > 0 and row["ratio"] > 0
+    rerun = res["rerun"]
+    assert rerun["verified"] and rerun["berth_seconds"] > 0 and rerun["skopeo_seconds"] > 0
+    big = res["big"]
+    assert big["verified"] is True, big
+    assert big["peak_rss"] > 0 and big["by_process"], big
+
+    from bench import render
+
+    parts: list[str] = []
+    render.replication_section(run, parts.append)
+    doc = "\n".join(parts)
+    assert "## Replication" in doc and "Berth → Distribution, first copy" in doc
+    assert "—" not in doc.split("## Replication", 1)[1], doc  # every number present
 
 
 def test_steal_is_read_from_the_cpu_line_of_proc_stat() -> None:

@@ -27,11 +27,12 @@ from django.contrib.auth import authenticate as django_authenticate
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.hashers import check_password, make_password
 from django.core.cache import caches
+from django.db.models import Exists, OuterRef, Q
 from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.access import ANONYMOUS, Actor, Limit, robot_grants
-from accounts.models import PersonalAccessToken, Robot, User
+from accounts.models import ExternalIdentity, PersonalAccessToken, Robot, User
 from accounts.services import usage
 from accounts.services.secrets import check_secret
 from kit.cache import CacheUnavailable, ThreadHandle
@@ -175,13 +176,30 @@ def actor_for_token(token: PersonalAccessToken) -> Actor:
     )
 
 
+def cut_off(prefix: str = "") -> Q:
+    """Users whose identity providers are all disabled and who have no password
+    of their own (``prefix``: the path to the user, ``"user__"`` from a token):
+    a disabled provider's users cannot sign in, so neither their personal
+    access tokens, CLI secrets nor the registry tokens already issued to them
+    work while it stays disabled (enabling it again revives them). A user with
+    a local password, or an identity at another enabled provider, is not cut off."""
+    user = OuterRef("user_id" if prefix else "pk")
+    identities = ExternalIdentity.objects.filter(user=user)
+    return (
+        Exists(identities)
+        & ~Exists(identities.filter(provider__enabled=True))
+        & Q(**{f"{prefix}password__startswith": "!"})  # Django's unusable password
+    )
+
+
 def _live_tokens() -> Any:
     """Tokens that may prove something now: not revoked, unexpired, of an
-    active user (with the user: one query)."""
+    active user not cut off from sign-in (with the user: one query)."""
     now = timezone.now()
     return (
         PersonalAccessToken.objects.filter(revoked_at__isnull=True, user__is_active=True)
         .exclude(expires_at__lte=now)
+        .exclude(cut_off("user__"))
         .select_related("user")
     )
 
@@ -287,7 +305,7 @@ def actor_from_claims(
         if robot is None or (robot.expires_at and robot.expires_at <= timezone.now()):
             return ANONYMOUS
         return actor_for_robot(robot)
-    users = User.objects.filter(username=subject, is_active=True)
+    users = User.objects.filter(username=subject, is_active=True).exclude(cut_off())
     user = (users if principal_id is None else users.filter(pk=principal_id)).first()
     return actor_for_user(user) if user else ANONYMOUS
 

@@ -27,8 +27,8 @@ from django.db import IntegrityError, transaction
 
 from accounts.access import Actor, require_system
 from accounts.errors import Conflict, Invalid, NotFound
-from accounts.models import IdentityProvider, User
-from accounts.services.auth import principal_changed
+from accounts.models import IdentityProvider, PersonalAccessToken, User
+from accounts.services.auth import principal_changed, token_changed
 from audit.events import Operation, Resource
 from audit.services import record
 from kit import sealed
@@ -275,12 +275,17 @@ def provider_update(
 def _revoke_tokens(provider: IdentityProvider) -> None:
     """The provider's users' refresh tokens die (their stamp rotates, as when a
     user is disabled; enabling the provider again revives none) and this
-    process forgets it trusted them; their sessions and cached passwords end
+    process forgets it trusted them and their access tokens; their sessions and cached passwords end
     with the provider's ``enabled`` (accounts/directory.py)."""
     users = list(User.objects.filter(identities__provider=provider).values_list("pk", "username"))
     User.objects.filter(pk__in=[pk for pk, _ in users]).update(stamp=secrets.token_hex(16))
     for pk, name in users:
         transaction.on_commit(partial(principal_changed, "user", pk, name))
+    # Their personal access tokens stop while the provider is disabled
+    # (accounts.services.auth.cut_off); registry tokens issued from them too.
+    tokens = PersonalAccessToken.objects.filter(user_id__in=[pk for pk, _ in users])
+    for token_id in tokens.values_list("pk", flat=True):
+        transaction.on_commit(partial(token_changed, token_id))
 
 
 def provider_delete(*, actor: Actor, provider_id: int) -> None:

@@ -21,6 +21,15 @@ PREFIX = {
 }
 
 
+def _schedule(kind: str, cron: str, next_time: Any) -> dict[str, Any]:
+    """Harbor's ScheduleObj; without a next run, no ``next_scheduled_time``
+    (the swagger types it a date-time string: never null)."""
+    shown: dict[str, Any] = {"type": kind, "cron": cron}
+    if next_time is not None:
+        shown["next_scheduled_time"] = ts(next_time)
+    return shown
+
+
 def render_job(job: SystemJob) -> dict[str, Any]:
     """Harbor's GCHistory / ExecHistory."""
     return {
@@ -28,7 +37,7 @@ def render_job(job: SystemJob) -> dict[str, Any]:
         "job_name": systemjobs.JOB_NAME[SystemJob.Kind(job.kind)],
         "job_kind": "SCHEDULE" if job.trigger == "Schedule" else "MANUAL",
         "job_parameters": systemjobs.parameters_text(job),
-        "schedule": {"type": job.trigger, "cron": "", "next_scheduled_time": None},
+        "schedule": _schedule(job.trigger, "", None),
         "job_status": job.status,
         "deleted": False,
         "creation_time": ts(job.created_at),
@@ -43,7 +52,7 @@ def render_schedule(kind: str, row: SystemJobSchedule | None) -> dict[str, Any]:
             "job_kind": "SCHEDULE",
             "job_parameters": "{}",
             "parameters": {},
-            "schedule": {"type": "None", "cron": "", "next_scheduled_time": None},
+            "schedule": _schedule("None", "", None),
             "deleted": False,
         }
     return {
@@ -53,11 +62,7 @@ def render_schedule(kind: str, row: SystemJobSchedule | None) -> dict[str, Any]:
         "job_parameters": systemjobs.parameters_text(row),
         # Harbor's Schedule shape too (harborapi reads the answer as one).
         "parameters": row.parameters,
-        "schedule": {
-            "type": row.type,
-            "cron": row.cron,
-            "next_scheduled_time": ts(systemjobs.next_run(row)),
-        },
+        "schedule": _schedule(row.type, row.cron, systemjobs.next_run(row)),
         "deleted": False,
         "creation_time": ts(row.created_at),
         "update_time": ts(row.updated_at),

@@ -13,6 +13,8 @@ from django.db.models import ProtectedError
 from django.utils import timezone
 
 from accounts.access import Actor, require_system
+from audit.events import Operation, Resource
+from audit.services import record
 from kit import outbound, sealed
 from kit.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from replication.adapters.base import Adapter
@@ -85,6 +87,24 @@ def _validated(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _record(
+    actor: Actor, operation: Operation, endpoint: Endpoint, changed: list[str] | None = None
+) -> None:
+    """In the change's transaction. What the row says of the endpoint: its
+    URL and type, and the names of the fields a change touched, never the
+    secret (only that it changed)."""
+    detail: dict[str, Any] = {"id": endpoint.pk, "url": endpoint.url, "type": endpoint.type}
+    if changed is not None:
+        detail["changed"] = changed
+    record(
+        actor=actor,
+        operation=operation,
+        resource_type=Resource.REGISTRY,
+        resource=endpoint.name,
+        detail=detail,
+    )
+
+
 def endpoint_create(*, actor: Actor, data: dict[str, Any], secret: str = "") -> Endpoint:
     require_system(actor, "registry", "create")
     fields = _validated(data)
@@ -93,9 +113,11 @@ def endpoint_create(*, actor: Actor, data: dict[str, Any], secret: str = "") -> 
             raise Invalid(f"{required} is required")
     try:
         with transaction.atomic():
-            return Endpoint.objects.create(
+            endpoint = Endpoint.objects.create(
                 **fields, access_secret_sealed=sealed.seal(secret) if secret else ""
             )
+            _record(actor, Operation.CREATE, endpoint)
+            return endpoint
     except IntegrityError:
         raise Conflict(f"an endpoint named {fields['name']!r} exists") from None
 
@@ -115,13 +137,18 @@ def endpoint_update(
     the admin never show it, so an edit that leaves it out keeps it)."""
     require_system(actor, "registry", "update")
     endpoint = endpoint_get(actor=actor, endpoint_id=endpoint_id)
+    changed = []
     for key, value in _validated(data).items():
+        if getattr(endpoint, key) != value:
+            changed.append(key)
         setattr(endpoint, key, value)
     if secret is not None:
+        changed.append("access_secret")
         endpoint.access_secret_sealed = sealed.seal(secret) if secret else ""
     try:
         with transaction.atomic():
             endpoint.save()
+            _record(actor, Operation.UPDATE, endpoint, changed)
     except IntegrityError:
         raise Conflict(f"an endpoint named {endpoint.name!r} exists") from None
     return endpoint
@@ -131,7 +158,9 @@ def endpoint_delete(*, actor: Actor, endpoint_id: int) -> None:
     require_system(actor, "registry", "delete")
     endpoint = endpoint_get(actor=actor, endpoint_id=endpoint_id)
     try:
-        endpoint.delete()
+        with transaction.atomic():
+            _record(actor, Operation.DELETE, endpoint)
+            endpoint.delete()
     except ProtectedError:
         raise PreconditionFailed("policies use this registry: delete them first") from None
 

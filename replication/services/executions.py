@@ -24,7 +24,10 @@ from django.db import IntegrityError, connections, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from accounts.access import Actor, require_system
+from accounts.access import SYSTEM, Actor, require_system
+from audit.events import Operation as AuditOperation
+from audit.events import Resource
+from audit.services import record
 from kit.cron import previous as cron_previous
 from kit.errors import Conflict, Invalid, NotFound
 from replication import filters as policy_filters
@@ -76,15 +79,27 @@ def _send(execution_id: int) -> None:
         log.warning("could not queue execution %s; the tick runs it", execution_id, exc_info=True)
 
 
+def _record(actor: Actor, operation: AuditOperation, execution: Execution, policy: str) -> None:
+    record(
+        actor=actor,
+        operation=operation,
+        resource_type=Resource.REPLICATION,
+        resource=policy,
+        detail={"execution_id": execution.pk, "trigger": execution.trigger},
+    )
+
+
 def start(
     policy: Policy,
     *,
     trigger: str,
+    actor: Actor,
     event_id: int | None = None,
     scope: list[dict[str, Any]] | None = None,
 ) -> Execution | None:
-    """A new execution of ``policy`` (queued after commit); None when the
-    policy runs one at a time and one is running, or the event already has one."""
+    """A new execution of ``policy`` (queued after commit), audited as
+    ``actor``'s (Berth itself for scheduled and event-based runs); None when
+    the policy runs one at a time and one is running, or the event already has one."""
     with transaction.atomic():
         if policy.single_active and policy.executions.exclude(status__in=FINAL).exists():
             return None
@@ -95,6 +110,7 @@ def start(
                 )
         except IntegrityError:
             return None  # this event's run exists (a redelivered batch)
+        _record(actor, AuditOperation.CREATE, execution, policy.name)
         keep = settings.BERTH_REPLICATION_KEEP_EXECUTIONS
         old = list(
             policy.executions.filter(status__in=FINAL)
@@ -114,7 +130,7 @@ def execution_start(*, actor: Actor, policy_id: int) -> Execution:
         raise NotFound(message=f"policy {policy_id} not found")
     if not policy.enabled:
         raise Invalid("the policy is disabled")
-    execution = start(policy, trigger=Trigger.MANUAL)
+    execution = start(policy, trigger=Trigger.MANUAL, actor=actor)
     if execution is None:
         raise Conflict("the policy runs one execution at a time and one is running")
     return execution
@@ -122,7 +138,7 @@ def execution_start(*, actor: Actor, policy_id: int) -> Execution:
 
 def execution_get(*, actor: Actor, execution_id: int) -> Execution:
     require_system(actor, "replication", "read")
-    found = Execution.objects.filter(pk=execution_id).first()
+    found = Execution.objects.select_related("policy").filter(pk=execution_id).first()
     if found is None:
         raise NotFound(message=f"execution {execution_id} not found")
     return found
@@ -134,6 +150,7 @@ def execution_stop(*, actor: Actor, execution_id: int) -> None:
     require_system(actor, "replication", "create")
     execution = execution_get(actor=actor, execution_id=execution_id)
     with transaction.atomic():
+        _record(actor, AuditOperation.UPDATE, execution, execution.policy.name)
         Execution.objects.filter(pk=execution.pk).update(stop_requested=True)
         execution.tasks.filter(status=Status.PENDING).update(
             status=Status.STOPPED, ended_at=timezone.now()
@@ -419,7 +436,7 @@ def tick(*, now: datetime | None = None, send: Callable[[int], None] = _send) ->
         claimed = Policy.objects.filter(pk=policy.pk, last_scheduled=policy.last_scheduled).update(
             last_scheduled=due
         )
-        if claimed and start(policy, trigger=Trigger.SCHEDULED) is not None:
+        if claimed and start(policy, trigger=Trigger.SCHEDULED, actor=SYSTEM) is not None:
             started += 1
     grace = now - timedelta(seconds=settings.BERTH_REPLICATION_LEASE_SECONDS)
     stale = Execution.objects.exclude(status__in=FINAL).filter(

@@ -8,6 +8,9 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from accounts.access import Actor, require_system
+from audit.events import Operation as AuditOperation
+from audit.events import Resource
+from audit.services import record
 from kit.cron import parse as parse_cron
 from kit.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from replication import filters as policy_filters
@@ -84,6 +87,23 @@ def _apply(policy: Policy, data: dict[str, Any]) -> None:
         raise Invalid("an event-based trigger is for push policies (events are this Berth's)")
 
 
+def _record(actor: Actor, operation: AuditOperation, policy: Policy) -> None:
+    """In the change's transaction (a policy holds no secret: its endpoints do)."""
+    record(
+        actor=actor,
+        operation=operation,
+        resource_type=Resource.REPLICATION_POLICY,
+        resource=policy.name,
+        detail={
+            "id": policy.pk,
+            "direction": "push" if policy.is_push else "pull",
+            "registry_id": policy.dest_endpoint_id or policy.src_endpoint_id,
+            "trigger": policy.trigger,
+            "enabled": policy.enabled,
+        },
+    )
+
+
 def policy_create(*, actor: Actor, data: dict[str, Any]) -> Policy:
     require_system(actor, "replication-policy", "create")
     policy = Policy(creator=actor.name)
@@ -91,6 +111,7 @@ def policy_create(*, actor: Actor, data: dict[str, Any]) -> Policy:
     try:
         with transaction.atomic():
             policy.save()
+            _record(actor, AuditOperation.CREATE, policy)
     except IntegrityError:
         raise Conflict(f"a policy named {policy.name!r} exists") from None
     return policy
@@ -113,6 +134,7 @@ def policy_update(*, actor: Actor, policy_id: int, data: dict[str, Any]) -> Poli
     try:
         with transaction.atomic():
             policy.save()
+            _record(actor, AuditOperation.UPDATE, policy)
     except IntegrityError:
         raise Conflict(f"a policy named {policy.name!r} exists") from None
     return policy
@@ -123,4 +145,6 @@ def policy_delete(*, actor: Actor, policy_id: int) -> None:
     policy = policy_get(actor=actor, policy_id=policy_id)
     if policy.executions.exclude(status__in=FINAL).exists():
         raise PreconditionFailed("the policy has a running execution: stop it first")
-    policy.delete()
+    with transaction.atomic():
+        _record(actor, AuditOperation.DELETE, policy)
+        policy.delete()

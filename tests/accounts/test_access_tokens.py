@@ -480,3 +480,60 @@ def test_system_administrators_see_and_revoke_tokens_in_the_admin(team):
     assert token_status("dev", made["secret"]) == 401
     event = AuditEvent.objects.filter(resource_type="access_token", operation="delete").get()
     assert (event.username, event.resource) == ("admin", "dev/leaked")
+
+
+# A disabled provider's users ----------------------------------------------------------
+
+
+def _sso_user(team, name: str, *, local_password: bool):
+    from accounts.models import ExternalIdentity, IdentityProvider
+
+    provider, _ = IdentityProvider.objects.get_or_create(
+        kind="ldap",
+        name="corp",
+        defaults={"enabled": True, "config": {"url": "ldap://127.0.0.1:1", "base_dn": "dc=x"}},
+    )
+    user = User.objects.create_user(name, password=PASSWORD if local_password else None)
+    if not local_password:
+        user.set_unusable_password()
+        user.save()
+    ExternalIdentity.objects.create(provider=provider, subject=f"uid={name}", user=user)
+    Member.objects.create(project=team, user=user, role=Role.DEVELOPER)
+    from accounts.services import pats
+    from accounts.services.auth import actor_for_user
+
+    _, secret = pats.token_create(
+        actor=actor_for_user(user), name="ci", permissions=perms("team", ("repository", "pull"))
+    )
+    return provider, secret
+
+
+def _set_enabled(provider, enabled: bool) -> None:
+    path = f"/api/v2.0/berth/identity-providers/{provider.pk}"
+    assert put(api("admin"), path, {"enabled": enabled}).status_code == 200
+
+
+def test_a_disabled_provider_s_users_tokens_stop_and_come_back(team, settings):
+    settings.BERTH_PRINCIPAL_RECHECK_SECONDS = 60
+    provider, secret = _sso_user(team, "sso-dev", local_password=False)
+    assert token_status("sso-dev", secret) == 200
+    r = api("sso-dev", secret).get(
+        "/service/token?service=harbor-registry&scope=repository:team/app:pull"
+    )
+    bearer = RegistryClient(HTTP_AUTHORIZATION=f"Bearer {r.json()['token']}")
+    assert bearer.get("/v2/team/app/tags/list").status_code == 404  # past authentication
+
+    _set_enabled(provider, False)
+    assert token_status("sso-dev", secret) == 401
+    # this process forgets the user at once (others within the re-check interval)
+    assert bearer.get("/v2/team/app/tags/list").status_code == 401
+
+    _set_enabled(provider, True)
+    assert token_status("sso-dev", secret) == 200
+
+
+def test_a_user_with_a_password_of_their_own_keeps_their_tokens(team):
+    provider, secret = _sso_user(team, "both-dev", local_password=True)
+    _set_enabled(provider, False)
+    assert token_status("both-dev", secret) == 200
+    assert token_status("both-dev", PASSWORD) == 200

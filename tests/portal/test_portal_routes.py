@@ -175,6 +175,9 @@ TABLE: dict[str, tuple[str, str]] = {
     # The run and stop buttons' targets answer POST only.
     "admin/registry/systemjob/run/": ("", ""),
     "admin/registry/systemjob/<int:job_id>/stop/": ("", ""),
+    # Live status (JSON) of runs: the sysadmin's, as the pages.
+    "admin/registry/systemjob/live/": ("admin", ""),
+    "admin/registry/systemjob/<path:object_id>/live/": ("admin", ""),
     **model_pages(
         "registry/immutablerule",
         see="maint padmin admin",
@@ -192,6 +195,8 @@ TABLE: dict[str, tuple[str, str]] = {
     ),
     **model_pages("replication/execution", see="admin", add="", view="admin", save="", delete=""),
     **model_pages("replication/task", see="admin", add="", view="admin", save="", delete=""),
+    "admin/replication/execution/live/": ("admin", ""),
+    "admin/replication/execution/<path:object_id>/live/": ("admin", ""),
 }
 
 

@@ -79,10 +79,40 @@ def test_a_project_admin_adds_re_roles_and_removes_a_member(team):
     assert r.status_code == 200 and "no such user" in r.content.decode()
 
 
+def test_a_project_admin_adds_a_group_whose_members_get_its_role(team):
+    from accounts.models import GroupMembership, UserGroup
+
+    group = UserGroup.objects.create(name="qa", type=UserGroup.Type.HTTP)
+    outsider = User.objects.get(username="outsider")
+    GroupMembership.objects.create(user=outsider, group=group)
+    padmin = as_user("padmin")
+    page = padmin.get(url(team, "members")).content.decode()
+    assert "berth-group-add" in page
+    assert f'<option value="{group.pk}">qa (HTTP)</option>' in page
+    assert 'id="id_group_role"' in page and 'id="id_role"' in page  # no duplicate ids
+    # The group's member reads nothing of the private project before.
+    assert as_user("outsider").get(url(team, "repositories")).status_code == 404
+    r = padmin.post(url(team, "members"), {"action": "add_group", "group": group.pk, "role": 2})
+    assert r.status_code == 302
+    member = Member.objects.get(project=team, group=group)
+    assert member.role == Role.DEVELOPER
+    page = padmin.get(url(team, "members")).content.decode()
+    assert '<th scope="row">qa</th>' in page
+    assert "qa (HTTP)" not in page  # a member now: not offered again
+    assert as_user("outsider").get(url(team, "repositories")).status_code == 200
+    flush()
+    row = AuditEvent.objects.filter(project_id=team.pk, resource_type="member").last()
+    assert (row.operation, row.username) == ("create", "padmin")
+    # A group that is not offered (unknown id) is a form error, not a member.
+    r = padmin.post(url(team, "members"), {"action": "add_group", "group": 99999, "role": 2})
+    assert r.status_code == 200 and Member.objects.filter(project=team).count() == 6
+
+
 def test_a_maintainer_sees_members_but_cannot_change_them(team):
     maint = as_user("maint")
     page = maint.get(url(team, "members")).content.decode()
     assert "berth-member-add" not in page and "dev" in page
+    assert "berth-group-add" not in page
     outsider = User.objects.get(username="outsider")
     maint.post(url(team, "members"), {"action": "add", "username": "outsider", "role": 1})
     assert not Member.objects.filter(project=team, user=outsider).exists()

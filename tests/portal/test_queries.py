@@ -41,7 +41,10 @@ def pages(team: Project) -> dict[tuple[str, str], int]:
         # then the tab's own rows (summary: the counts, the quota, the storage used).
         ("padmin", f"/projects/{team.pk}/"): 10,
         ("padmin", f"/projects/{team.pk}/repositories/"): 7,  # and the capped count
-        ("padmin", f"/projects/{team.pk}/members/"): 7,
+        (
+            "padmin",
+            f"/projects/{team.pk}/members/",
+        ): 8,  # + the groups not yet members (the add-group form)
         ("padmin", f"/projects/{team.pk}/robots/"): 7,
         ("padmin", f"/projects/{team.pk}/immutable-rules/"): 6,
         ("padmin", f"/projects/{team.pk}/logs/"): 6,

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from accounts.access import SYSTEM
 from kit import sealed
 from replication.models import Endpoint, Execution, Policy, Task
 from replication.services import executions
@@ -256,7 +257,7 @@ def test_stop_stops_the_pending_tasks(admin: Client, v2: Any) -> None:
     pusher.push_image("app/two", "v1")
     rid = registry(admin)
     policy = Policy.objects.create(name="p", dest_endpoint_id=rid)
-    execution = executions.start(policy, trigger="manual")
+    execution = executions.start(policy, trigger="manual", actor=SYSTEM)
     assert execution is not None
     # Planned but not run: its worker is busy elsewhere.
     src, _ = executions.adapters(policy)

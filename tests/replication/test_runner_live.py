@@ -6,20 +6,30 @@ over once its lease expires."""
 from __future__ import annotations
 
 import datetime
+import json
 import os
 from typing import Any
 
 import pytest
 from django.utils import timezone
 
+from accounts.access import SYSTEM
 from kit import events
 from kit.models import Event
 from replication.adapters.http import Auth
 from replication.adapters.registry import RegistryAdapter
 from replication.models import Arrival, Endpoint, Execution, Policy, Status, Task
 from replication.services import executions
-from tests.registry.helpers import InProcess, artifact, sha256
-from tests.replication.conftest import DIST_USER, remote
+from tests.registry.helpers import (
+    OCI_CONFIG,
+    OCI_LAYER,
+    OCI_MANIFEST,
+    InProcess,
+    artifact,
+    descriptor,
+    sha256,
+)
+from tests.replication.conftest import DIST_USER, push_big_blob, remote
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -45,7 +55,7 @@ def dist(distribution: Any) -> RegistryAdapter:
 
 
 def run_manual(policy: Policy) -> Execution:
-    execution = executions.start(policy, trigger="manual")
+    execution = executions.start(policy, trigger="manual", actor=SYSTEM)
     assert execution is not None
     executions.run(execution.pk)
     execution.refresh_from_db()
@@ -170,7 +180,7 @@ def test_a_task_whose_worker_died_is_taken_over_after_its_lease(
     settings.BERTH_REPLICATION_LEASE_SECONDS = 30
     digest, _ = InProcess(v2).push_image("app/orphan", "v1", layers=[os.urandom(100_000)])
     policy = Policy.objects.create(name="p", dest_endpoint=dist_endpoint)
-    execution = executions.start(policy, trigger="manual")
+    execution = executions.start(policy, trigger="manual", actor=SYSTEM)
     assert execution is not None
     src, _ = executions.adapters(policy)
     tasks = executions.plan(execution, src)
@@ -222,7 +232,7 @@ def test_a_source_artifact_deleted_mid_run_fails_its_task_only(
     kept, _ = pusher.push_image("app/kept", "v1")
     gone, _ = pusher.push_image("app/gone", "v1")
     policy = Policy.objects.create(name="p", dest_endpoint=dist_endpoint)
-    execution = executions.start(policy, trigger="manual")
+    execution = executions.start(policy, trigger="manual", actor=SYSTEM)
     assert execution is not None
     src, _ = executions.adapters(policy)
     Task.objects.bulk_create(executions.plan(execution, src))
@@ -242,3 +252,47 @@ def test_a_source_artifact_deleted_mid_run_fails_its_task_only(
     assert "failed: NotFound: app/gone:v1 is not in the source" in failed.log
     assert dist.manifest_digest("app/kept", "v1") == kept
     assert dist.manifest_digest("app/gone", "v1") is None
+
+
+def test_a_large_layer_through_a_speed_limit_keeps_to_it(
+    v2: Any, distribution: Any, dist_endpoint: Endpoint
+) -> None:
+    """A pull policy limited to 16 MiB/s copies a 256 MiB layer (BERTH_REPL_BIG_MIB
+    for more) from Distribution: the task's own counters (bytes copied, its
+    start and end) show a rate at or under the limit. An upper bound only: a
+    slower machine lowers the rate, never raises it; without the limiter a
+    machine faster than the limit breaks it."""
+    size = int(os.environ.get("BERTH_REPL_BIG_MIB", "256")) << 20
+    speed_kb = 16 * 1024
+    layer = push_big_blob(distribution.url, DIST_USER, "upstream/big", size)
+    pusher = remote(distribution.url, DIST_USER)
+    config = b'{"architecture": "amd64"}'
+    pusher.put_blob("upstream/big", config)
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": descriptor(OCI_CONFIG, config),
+            "layers": [{"mediaType": OCI_LAYER, "digest": layer, "size": size}],
+        }
+    ).encode()
+    assert pusher.put_manifest("upstream/big", "v1", manifest).status_code == 201
+    policy = Policy.objects.create(
+        name="slow-pull",
+        src_endpoint=dist_endpoint,
+        dest_namespace="app",
+        filters=[{"type": "name", "value": "upstream/big"}],
+        speed_kb=speed_kb,
+    )
+    execution = run_manual(policy)
+    (task,) = Task.objects.filter(execution=execution)
+    assert execution.status == Status.SUCCEEDED, task.log
+    assert f"copied blob {layer} ({size} bytes)" in task.log
+    assert task.bytes_copied == size + len(config)
+    assert task.started_at is not None and task.ended_at is not None
+    elapsed = (task.ended_at - task.started_at).total_seconds()
+    rate = task.bytes_copied / elapsed
+    print(f"copied {size >> 20} MiB in {elapsed:.1f} s: {rate / 2**20:.1f} MiB/s (limit 16)")
+    assert rate <= speed_kb * 1024, (rate, elapsed)
+    r = v2.head(f"/v2/app/big/blobs/{layer}")
+    assert (r.status_code, int(r["Content-Length"])) == (200, size)
