@@ -428,3 +428,21 @@ def test_helm_refuses_external_mode_without_urls():
     result = helm("template", "reg", str(CHART), "--set", "postgresql.bundled=false")
     assert result.returncode != 0
     assert "database.url is required when postgresql.bundled is false" in result.stderr
+
+
+def test_the_image_gets_every_app():
+    """The image is built from what .dockerignore lets in: each of Berth's
+    packages (the import-linter's root packages) must be there, or the image
+    cannot start (a new app once was left out)."""
+    import tomllib
+
+    packages = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["importlinter"][
+        "root_packages"
+    ]
+    allowed = {
+        line[1:].rstrip("/")
+        for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
+    assert set(packages) <= allowed, sorted(set(packages) - allowed)
+    assert {"templates", "locale", "manage.py"} <= allowed

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -276,6 +276,12 @@ def run(execution_id: int, *, worker: str | None = None) -> str | None:
         )
         return Status.FAILED
     parallel = max(1, settings.BERTH_REPLICATION_PARALLEL)
+    if connection.vendor == "sqlite" and connection.is_in_memory_db():  # type: ignore[attr-defined]
+        # An in-memory SQLite database (the in-process tests') is one shared
+        # cache whose table locks fail other threads at once instead of making
+        # them wait: one thread there. A file database (the embedded default,
+        # WAL) and PostgreSQL take the threads.
+        parallel = 1
     if parallel == 1:
         _work(execution, src, dst, worker)
     else:
