@@ -55,7 +55,10 @@ def main() -> None:
         Member.objects.create(project=project, user=user, role=Role.DEVELOPER)
         repo = Repository.objects.create(project=project, name="portal/app")
         config = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers"}}'
-        shared = Blob.objects.create(digest=digest(config), size=len(config))
+        # The manifests workload may have pushed this config already.
+        shared, _ = Blob.objects.get_or_create(
+            digest=digest(config), defaults={"size": len(config)}
+        )
         RepositoryBlob.objects.create(repository=repo, blob=shared)
     for start in range(0, artifacts, BATCH):
         rows = range(start, min(start + BATCH, artifacts))
