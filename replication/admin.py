@@ -30,16 +30,8 @@ from replication.services import endpoints as endpoint_svc
 from replication.services import executions as execution_svc
 from replication.services import policies as policy_svc
 
-ENDPOINT_FIELDS = (
-    "name",
-    "description",
-    "url",
-    "type",
-    "credential_type",
-    "access_key",
-    "insecure",
-    "ca_pem",
-)
+# The fields an endpoint is made of: the service's own list.
+ENDPOINT_FIELDS = endpoint_svc.FIELDS
 
 
 class EndpointForm(ServiceForm):
