@@ -98,10 +98,7 @@ def _check(config: dict[str, Any]) -> None:
         patterns.regex(config["group_filter"])
 
 
-def settings_of(provider: IdentityProvider) -> dict[str, Any]:
-    """The provider's settings over the kind's defaults (a provider stored
-    before a setting existed has its default)."""
-    return {**{key: default for key, (_, default) in OIDC_SPEC.items()}, **provider.config}
+settings_of = providers.settings_of  # the provider's settings over the kind's defaults
 
 
 class ProviderError(Exception):

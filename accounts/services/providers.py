@@ -111,6 +111,13 @@ def register_kind(kind: str, spec: Spec, check: Callable[[dict[str, Any]], None]
     KINDS[kind] = KindInfo(spec, check, KINDS[kind].ping)
 
 
+def settings_of(provider: IdentityProvider) -> dict[str, Any]:
+    """The provider's settings over its kind's defaults (a provider stored
+    before a setting existed has its default)."""
+    spec = KINDS[provider.kind].spec
+    return {**{key: default for key, (_, default) in spec.items()}, **provider.config}
+
+
 def register_ping(kind: str, ping: Callable[[dict[str, Any], str], str]) -> None:
     KINDS[kind].ping[:] = [ping]
 
