@@ -39,8 +39,9 @@ from accounts.services.auth import (
     actor_from_claims,
     check_credentials,
     principal_active,
+    principal_known_active,
 )
-from accounts.services.tokens import InvalidToken, verify
+from accounts.services.tokens import InvalidToken, verified_claims, verify
 from kit.net import client_ip
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "basic_credentials",
     "id_token_bearer",
     "identify",
+    "known_bearer",
     "login",
 ]
 
@@ -90,6 +92,39 @@ class Identity:
         )
 
 
+def _bearer_actor(claims: Mapping[str, Any]) -> Actor:
+    """Who a token's claims name (anonymous without a subject)."""
+    if not claims.get("sub"):
+        return ANONYMOUS
+    return Actor(
+        kind=claims.get("kind", "user"),
+        id=claims.get("pid"),
+        name=claims["sub"],
+        token_id=claims.get("tid"),
+    )
+
+
+def known_bearer(meta: Mapping[str, Any]) -> Identity | None:
+    """``identify`` for a Bearer token, from this process's memory only: who
+    the token proves when this process has verified it before and knows the
+    principal it names to be active; None for anything else (another scheme,
+    a token not yet verified here, a principal to look up or no longer active),
+    which ``identify`` then answers in full. ``meta``: ``request.META`` or the
+    WSGI environ (the manifest fast path, registry/oci/fast.py)."""
+    scheme, _, value = meta.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if scheme.lower() != BEARER:
+        return None
+    claims = verified_claims(value.strip())
+    if claims is None:
+        return None
+    actor = _bearer_actor(claims)
+    if actor.authenticated and not principal_known_active(
+        actor.kind, actor.id, actor.name, actor.token_id
+    ):
+        return None
+    return Identity(actor, client_ip(meta), BEARER, claims)
+
+
 def basic_credentials(meta: Mapping[str, Any]) -> tuple[str, str] | None:
     """(user name, password) of an ``Authorization: Basic`` header; None without
     one. Raises BadCredentials when it cannot be decoded."""
@@ -114,15 +149,10 @@ def identify(request: HttpRequest, *, schemes: Collection[str] = (BASIC, BEARER)
             claims = verify(header.partition(" ")[2].strip())
         except InvalidToken:
             raise BadCredentials("invalid or expired token", scheme=BEARER) from None
-        if not claims.get("sub"):
-            return Identity(ANONYMOUS, client, BEARER, claims)
-        actor = Actor(
-            kind=claims.get("kind", "user"),
-            id=claims.get("pid"),
-            name=claims["sub"],
-            token_id=claims.get("tid"),
-        )
-        if not principal_active(actor.kind, actor.id, actor.name, actor.token_id):
+        actor = _bearer_actor(claims)
+        if actor.authenticated and not principal_active(
+            actor.kind, actor.id, actor.name, actor.token_id
+        ):
             # Disabled or deleted since the token was issued (or the personal
             # access token it was issued from was revoked or expired).
             raise BadCredentials("invalid or expired token", scheme=BEARER)

@@ -143,16 +143,25 @@ def cache_request_signal_receivers() -> None:
 class BerthApplication:
     def __init__(self) -> None:
         self.full = get_wsgi_application()
+        from registry.oci import fast  # needs the apps loaded (get_wsgi_application)
+
+        self.manifest_read = fast.serve
         self.registry = RegistryHandler()
         skip_needless_cache_closing()
         reset_urlconf_in_portal_only(self.full)
         cache_request_signal_receivers()
 
     def __call__(self, environ, start_response):  # type: ignore[no-untyped-def]
-        handler = self.registry if is_registry_path(environ.get("PATH_INFO", "")) else self.full
+        registry = is_registry_path(environ.get("PATH_INFO", ""))
+        handler = self.registry if registry else self.full
         if bodies.has_body(environ):
             # A slow sender must not hold a web thread (portal/bodies.py).
             return bodies.serve_with_body(handler, environ, start_response)
+        if registry:
+            # A cached manifest read (registry/oci/fast.py), else the full path.
+            fast = self.manifest_read(environ, start_response)
+            if fast is not None:
+                return fast
         return handler(environ, start_response)
 
 

@@ -387,6 +387,19 @@ def principal_active(
     return bool(active)
 
 
+def principal_known_active(
+    kind: str, principal_id: int | None, name: str, token_id: int | None = None
+) -> bool | None:
+    """``principal_active`` from this process's memory only: None when the
+    answer would need the database (the manifest fast path, registry/oci/fast.py,
+    then leaves the request to the full path, which asks and remembers)."""
+    if kind not in ("user", "robot"):
+        return True
+    key = f"token:{token_id}" if token_id is not None else _principal_key(kind, principal_id, name)
+    active = _principals().get(key)
+    return None if active is None else bool(active)
+
+
 def token_changed(token_id: int) -> None:
     """Forget this process's answer about a token just revoked (other
     processes notice within their recheck interval)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.db import DatabaseError, DataError
@@ -36,10 +36,11 @@ def error_response(error: RegistryError) -> HttpResponse:
     return response
 
 
-def _raw_path_ok(request: HttpRequest) -> bool:
+def raw_path_ok(meta: Mapping[str, Any]) -> bool:
     """Percent-encoded separators must not sneak past the name grammar: the
-    server has already decoded PATH_INFO, so look at the raw request line too."""
-    raw = request.META.get("RAW_URI") or request.META.get("REQUEST_URI") or ""
+    server has already decoded PATH_INFO, so look at the raw request line too
+    (``meta``: the WSGI environ, or ``request.META``)."""
+    raw = meta.get("RAW_URI") or meta.get("REQUEST_URI") or ""
     path = raw.split("?", 1)[0].lower()
     return "%2f" not in path and "%2e" not in path and "%5c" not in path and "%00" not in path
 
@@ -60,7 +61,7 @@ def endpoint(routes: dict[str, tuple[Action, Handler]]) -> Callable[..., HttpRes
             action, handler = route
             name = kwargs.get("name")
             if name is not None:
-                if not _raw_path_ok(request):
+                if not raw_path_ok(request.META):
                     raise RegistryError(Code.NAME_INVALID, "encoded characters in the name")
                 check_name(name)
             principal: Principal = authorize(request, name=name, action=action)

@@ -49,6 +49,12 @@ def manifest_get(*, repository_name: str, reference: str) -> ManifestContent:
     return content
 
 
+def manifest_cached(*, repository_name: str, reference: str) -> ManifestContent | None:
+    """``manifest_get`` from the cache only: None on a miss (or while the cache
+    cannot be trusted), never a query."""
+    return cache.find(repository_name, reference)[1]
+
+
 def _manifest_query(repository_name: str, reference: str) -> ManifestContent:
     rows = Manifest.objects.filter(repository__name=repository_name)
     # A reference that cannot name anything is simply unknown on a read (the

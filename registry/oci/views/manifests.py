@@ -17,14 +17,22 @@ from registry.services.manifests import (
 )
 
 
+def content_headers(digest: str, media_type: str, size: int) -> list[tuple[str, str]]:
+    """The headers of a manifest GET or HEAD (also the fast path's, registry/oci/fast.py)."""
+    return [
+        ("Content-Type", media_type),
+        ("Content-Length", str(size)),
+        ("Docker-Content-Digest", digest),
+        ("ETag", f'"{digest}"'),
+    ]
+
+
 def _content_headers(response: HttpResponse, digest: str, media_type: str, size: int) -> None:
-    response["Content-Type"] = media_type
-    response["Content-Length"] = str(size)
-    response["Docker-Content-Digest"] = digest
-    response["ETag"] = f'"{digest}"'
+    for key, value in content_headers(digest, media_type, size):
+        response[key] = value
 
 
-def _audit_pull(principal: Principal, name: str, reference: str) -> None:
+def audit_pull(principal: Principal, name: str, reference: str) -> None:
     """Pulls are batched in memory (audit/services.py): the hottest path takes
     no write. Pushes and deletes are audited through their durable events."""
     record_later(
@@ -40,7 +48,7 @@ def _audit_pull(principal: Principal, name: str, reference: str) -> None:
 
 def _get(request: HttpRequest, principal: Principal, name: str, reference: str) -> HttpResponse:
     content = manifest_get(repository_name=name, reference=reference)
-    _audit_pull(principal, name, reference)
+    audit_pull(principal, name, reference)
     response = HttpResponse(content.payload)
     _content_headers(response, content.digest, content.media_type, len(content.payload))
     return response
