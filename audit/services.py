@@ -16,7 +16,8 @@ import multiprocessing.util
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from django.conf import settings
@@ -251,10 +252,30 @@ def _insert(events: list[dict[str, Any]]) -> None:
         f"INSERT INTO {quote(meta.db_table)} ({columns}) "  # noqa: S608
         f"VALUES ({', '.join(['%s'] * len(_COLUMNS))})"
     )
-    adapt = connection.ops.adapt_datetimefield_value
-    rows = [(adapt(e["occurred_at"]), *(e[name] for name in _COLUMNS[1:])) for e in events]
+    adapt = _datetime_adapter()
+    rest = itemgetter(*_COLUMNS[1:])
+    rows = [(adapt(e["occurred_at"]), *rest(e)) for e in events]
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
+
+
+def _datetime_adapter() -> Any:
+    """How the connection stores an event's time. On SQLite Django stores the
+    text of the naive UTC time, and its adapter gets there through a time-zone
+    round trip (~5 µs a row, a quarter of the writer's time per pull, on the
+    thread the request threads share the GIL with); an event's time is already
+    UTC (``timezone.now()``), so the same text is made directly. Anything
+    else goes through Django's own adapter."""
+    django_adapter = connection.ops.adapt_datetimefield_value
+    if connection.vendor != "sqlite" or not settings.USE_TZ:
+        return django_adapter
+
+    def adapt(value: datetime) -> Any:
+        if value.tzinfo is UTC:
+            return str(value.replace(tzinfo=None))
+        return django_adapter(value)
+
+    return adapt
 
 
 def with_project_ids(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
