@@ -13,10 +13,12 @@ from __future__ import annotations
 import atexit
 import logging
 import multiprocessing.util
+import os
 import threading
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import chain
 from operator import itemgetter
 from typing import Any
 
@@ -104,17 +106,22 @@ def audit_entry(
     detail: dict[str, Any] | None,
     when: datetime,
 ) -> dict[str, Any]:
-    """An audit row's fields, cut to fit their columns."""
+    """An audit row's fields, cut to fit their columns. The choices are kept as
+    their plain text: a dict of strings, numbers and times is one the garbage
+    collector does not track, while an enum member would make it tracked, and
+    the buffer holds thousands of these between writes (under a manifest GET
+    load they were what pushed the web process into full collections of
+    50-100 ms: docs/benchmarks.md)."""
     return {
         "occurred_at": when,
         "username": _text(username, 255),
         "actor_kind": actor_kind,
-        "operation": operation,
-        "resource_type": resource_type,
+        "operation": str(operation),
+        "resource_type": str(resource_type),
         "resource": _text(resource, 512),
         "project_name": _text(project_name, 255),
         "project_id": project_id,
-        "result": result,
+        "result": str(result),
         "client_ip": _text(client_ip, 64),
         "detail": detail,
     }
@@ -158,33 +165,35 @@ class _Pending:
 
 
 class _Buffer:
+    """Events waiting for the writer thread, in a deque that request threads
+    append to without a lock (``deque.append`` and ``popleft`` are atomic).
+
+    Before, each event took the buffer's lock; under a manifest GET load of
+    ~14,000 a second a thread switched out by the GIL while holding it kept
+    every other request thread waiting (docs/benchmarks.md). The writer drains
+    the deque and works out the pull counts on its own thread."""
+
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pending = _Pending()
+        self._lock = threading.Lock()  # starting the writer; flushes among themselves
+        self._queue: deque[tuple[dict[str, Any], str | None]] = deque()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = 0
 
-    def add(self, event: dict[str, Any], pulled_repository: str | None) -> None:
-        with self._lock:
-            self._pending.events.append(event)
-            if pulled_repository:
-                self._pending.pulls[pulled_repository] += 1
-                self._pending.last_pull[pulled_repository] = event["occurred_at"]
-            size = len(self._pending.events)
-        from django.conf import settings
+    def __len__(self) -> int:
+        return len(self._queue)
 
+    def add(self, event: dict[str, Any], pulled_repository: str | None) -> None:
+        self._queue.append((event, pulled_repository))
         if settings.BERTH_AUDIT_BACKGROUND:
             self._ensure_thread()
         # Event.set takes the event's lock, which every request thread would
         # contend for while the writer is behind (the buffer stays over the
         # mark): wake it once, reading the flag without a lock.
-        if size >= FLUSH_SIZE and not self._wake.is_set():
+        if len(self._queue) >= FLUSH_SIZE and not self._wake.is_set():
             self._wake.set()
 
     def _ensure_thread(self) -> None:
-        import os
-
         if self._thread is not None and self._pid == os.getpid():
             return
         with self._lock:
@@ -194,8 +203,6 @@ class _Buffer:
                 self._thread.start()
 
     def _run(self) -> None:
-        from django.conf import settings
-
         while True:
             self._wake.wait(settings.BERTH_AUDIT_FLUSH_SECONDS)
             self._wake.clear()
@@ -206,21 +213,33 @@ class _Buffer:
             finally:
                 close_old_connections()
 
+    def _drain(self) -> list[tuple[dict[str, Any], str | None]]:
+        pop = self._queue.popleft
+        try:
+            return [pop() for _ in range(len(self._queue))]
+        except IndexError:  # discard() emptied it meanwhile: nothing to keep
+            return []
+
     def flush(self) -> int:
         with self._lock:
-            pending, self._pending = self._pending, _Pending()
-        if not pending.events:
-            return 0
-        try:
-            _write(pending)
-        except Exception:
-            with self._lock:  # put them back in front of newer ones
-                self._pending.events[:0] = pending.events
-                self._pending.pulls.update(pending.pulls)
-                for repo, when in pending.last_pull.items():
-                    self._pending.last_pull.setdefault(repo, when)
-            raise
-        return len(pending.events)
+            items = self._drain()
+            if not items:
+                return 0
+            pending = _Pending()
+            for event, repository in items:
+                pending.events.append(event)
+                if repository:
+                    pending.pulls[repository] += 1
+                    pending.last_pull[repository] = event["occurred_at"]
+            try:
+                _write(pending)
+            except Exception:
+                self._queue.extendleft(reversed(items))  # back in front of newer ones
+                raise
+            return len(items)
+
+    def discard(self) -> None:
+        self._queue.clear()
 
 
 _COLUMNS = (
@@ -237,26 +256,38 @@ _COLUMNS = (
 )
 
 
+# Rows per INSERT: 10 columns, so 5,000 bound values a statement, well inside
+# SQLite's (32,766) and PostgreSQL's (65,535) limits.
+ROWS_PER_INSERT = 500
+
+
 def _insert(events: list[dict[str, Any]]) -> None:
-    """One prepared INSERT run for every buffered event (``executemany``). The
-    buffer holds the events of every pull, thousands a second under load, and
-    is written by a thread of the web process: ``bulk_create`` spent ~30 µs of
-    Python per row there, holding the GIL the request threads need; this binds
-    the rows in C. Buffered events carry no detail (``record_later``): the
-    column stays NULL."""
+    """The buffered events as multi-row INSERTs of up to ``ROWS_PER_INSERT``
+    rows. The buffer holds the events of every pull, thousands a second under
+    load, and is written by a thread of the web process, which shares the GIL
+    with the request threads. ``bulk_create`` spent ~30 µs of Python per row;
+    ``executemany`` binds in C but lets go of the GIL for every row's step and
+    must win it back from the request threads before the next one: under a
+    manifest GET load of ~14,000 a second that hand-over, once per row, halved
+    the throughput and made the tail (docs/benchmarks.md). One statement per
+    500 rows hands the GIL over once per 500. Buffered events carry no detail
+    (``record_later``): the column stays NULL."""
     meta = AuditEvent._meta
     quote = connection.ops.quote_name
     columns = ", ".join(quote(meta.get_field(name).column) for name in _COLUMNS)
-    # Identifiers come from the model; every value is a bound parameter.
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({columns}) "  # noqa: S608
-        f"VALUES ({', '.join(['%s'] * len(_COLUMNS))})"
-    )
+    row = f"({', '.join(['%s'] * len(_COLUMNS))})"
     adapt = _datetime_adapter()
     rest = itemgetter(*_COLUMNS[1:])
-    rows = [(adapt(e["occurred_at"]), *rest(e)) for e in events]
     with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+        for start in range(0, len(events), ROWS_PER_INSERT):
+            chunk = events[start : start + ROWS_PER_INSERT]
+            values = list(chain.from_iterable((adapt(e["occurred_at"]), *rest(e)) for e in chunk))
+            # Identifiers come from the model; every value is a bound parameter.
+            cursor.execute(
+                f"INSERT INTO {quote(meta.db_table)} ({columns}) "  # noqa: S608
+                f"VALUES {', '.join([row] * len(chunk))}",
+                values,
+            )
 
 
 def _datetime_adapter() -> Any:
@@ -344,8 +375,7 @@ def flush() -> int:
 
 def discard() -> None:
     """Forget everything buffered: this module's reset (tests; portal/process.py)."""
-    with _buffer._lock:
-        _buffer._pending = _Pending()
+    _buffer.discard()
 
 
 def _flush_at_exit() -> None:

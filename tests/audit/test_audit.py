@@ -238,7 +238,7 @@ def test_a_full_buffer_wakes_its_writer_once_not_on_every_event(monkeypatch):
 
     class CountingEvent(threading.Event):
         def set(self) -> None:
-            sets.append(len(services._buffer._pending.events))
+            sets.append(len(services._buffer))
             super().set()
 
     services.discard()
