@@ -6,10 +6,5 @@ class AccountsConfig(AppConfig):
     name = "accounts"
     verbose_name = _("Identity and access")
 
-    def ready(self) -> None:
-        # Each kind declares its settings and its ping
-        # (accounts.services.providers.KINDS): LDAP, OIDC and CAS.
-        from accounts import cas, directory, oidc  # noqa: F401
-
-        oidc.register()
-        cas.register()
+    # LDAP, OIDC and CAS declare their settings and ping when their module is
+    # first imported (accounts.services.providers.kind_info), not at start.

@@ -215,3 +215,6 @@ def ping(config: dict[str, Any], secret: str) -> str:
 def register() -> None:
     providers.register_kind(Kind.CAS, CAS_SPEC, _check)
     providers.register_ping(Kind.CAS, ping)
+
+
+register()

@@ -3,11 +3,11 @@ seam, ``accounts/identity.py``), so the portal, the admin, the token service,
 ``/v2`` and the API accept a directory user's password with nothing changed
 there.
 
-``LDAPProvidersBackend`` tries each enabled LDAP ``IdentityProvider`` in order
-with django-auth-ldap, configured at run time from the provider's row (no
-settings, no restart): bind as the search DN, search the user (the name
-escaped by django-auth-ldap, so ``*)(uid=*`` is a literal), bind as the entry
-with the password, then read its groups (``member`` with nested groups
+``authenticate`` (behind ``accounts.backends.LDAPProvidersBackend``) tries each
+enabled LDAP ``IdentityProvider`` in order with django-auth-ldap, configured at
+run time from the provider's row (no settings, no restart): bind as the search
+DN, search the user (the name escaped by django-auth-ldap, so ``*)(uid=*`` is a
+literal), bind as the entry with the password, then read its groups (``member`` with nested groups
 resolved, or the entry's ``memberOf``).
 
 - The entry is bound to a Berth user by ``ExternalIdentity`` (provider,
@@ -322,59 +322,37 @@ def _remember(username: str, password: str, user: User, provider: IdentityProvid
     _call("set", key, (user.pk, provider.pk, generation), ttl)
 
 
-class LDAPProvidersBackend:
-    """The Django authentication backend for every enabled LDAP provider."""
-
-    def authenticate(
-        self,
-        request: HttpRequest | None,
-        username: str | None = None,
-        password: str | None = None,
-        **kwargs: Any,
-    ) -> User | None:
-        if not username or not password:
-            return None
-        user = _cached(username, password)
-        if user is not None:
-            return user
-        for provider in providers.enabled(IdentityProvider.Kind.LDAP):
-            try:
-                check_url(provider.config.get("url", ""))
-            except Invalid as exc:
-                log.warning("LDAP provider %s skipped: %s", provider.name, exc)
-                continue
-            backend = ProviderBackend(provider)
-            try:
-                user = backend.authenticate(request, username=username, password=password)
-            except NameTaken as exc:
-                log.warning("LDAP sign-in refused at %s: %s", provider.name, exc)
-                if request is not None:
-                    request.berth_refusal = str(exc)  # type: ignore[attr-defined]
-                continue
-            if user is None:
-                continue
-            if not user.is_active:
-                return None
-            _bound(backend, user)
-            _remember(username, password, user, provider)
-            return user
-        _revoke(username)
+def authenticate(request: HttpRequest | None, username: str, password: str) -> User | None:
+    """Sign-in through each enabled LDAP provider in order (the backend,
+    ``accounts.backends.LDAPProvidersBackend``, calls this once one is enabled)."""
+    if not username or not password:
         return None
-
-    def get_user(self, user_id: int) -> User | None:
-        """The user of a browser session signed in through a directory: gone
-        once its provider is disabled or deleted (one query per request, as
-        Django's own backend)."""
-        return (
-            User.objects.filter(
-                pk=user_id,
-                is_active=True,
-                identities__provider__kind=IdentityProvider.Kind.LDAP,
-                identities__provider__enabled=True,
-            )
-            .distinct()
-            .first()
-        )
+    user = _cached(username, password)
+    if user is not None:
+        return user
+    for provider in providers.enabled(IdentityProvider.Kind.LDAP):
+        try:
+            check_url(provider.config.get("url", ""))
+        except Invalid as exc:
+            log.warning("LDAP provider %s skipped: %s", provider.name, exc)
+            continue
+        backend = ProviderBackend(provider)
+        try:
+            user = backend.authenticate(request, username=username, password=password)
+        except NameTaken as exc:
+            log.warning("LDAP sign-in refused at %s: %s", provider.name, exc)
+            if request is not None:
+                request.berth_refusal = str(exc)  # type: ignore[attr-defined]
+            continue
+        if user is None:
+            continue
+        if not user.is_active:
+            return None
+        _bound(backend, user)
+        _remember(username, password, user, provider)
+        return user
+    _revoke(username)
+    return None
 
 
 # Searching and pinging ------------------------------------------------------------

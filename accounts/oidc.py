@@ -629,3 +629,6 @@ def harbor_update(*, actor: Any, values: dict[str, Any]) -> None:
         )
         return
     providers.provider_update(actor=actor, provider_id=provider.pk, changes=changes)
+
+
+register()

@@ -9,7 +9,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import DatabaseError
 
-from accounts import directory
+from accounts.models import IdentityProvider
 from accounts.services.auth import _call
 
 log = logging.getLogger("berth.ldap")
@@ -33,6 +33,10 @@ def refresh_directories(scheduled: bool = False) -> dict[str, dict[str, int]]:
         if not _call("add", f"ldap-refresh:{period}", 1, interval * 2):
             log.info("refresh-directories: period %d taken by another scheduler", period)
             return {}
+    if not IdentityProvider.objects.filter(kind=IdentityProvider.Kind.LDAP, enabled=True).exists():
+        return {}
+    from accounts import directory  # python-ldap: only where a directory is enabled
+
     done = directory.refresh_all()
     log.info("refresh-directories: %s", done)
     return done

@@ -91,6 +91,12 @@ INSTALLED_APPS = [
     "django_cas_ng",
 ]
 
+# A Celery process started by `serve` (BERTH_PROCESS_ROLE worker or scheduler)
+# serves no admin page: the admin without its autodiscovery (every app's admin
+# module, its forms and views) starts ~16 MiB lighter (docs/benchmarks.md).
+if env.str("BERTH_PROCESS_ROLE", default="") in ("worker", "scheduler"):
+    INSTALLED_APPS[0] = "django.contrib.admin.apps.SimpleAdminConfig"
+
 AUTH_USER_MODEL = "accounts.User"
 # Password checks for users: every entry point reaches these through
 # accounts.services.auth.check_credentials (throttled). An LDAP, OIDC or CAS
@@ -99,7 +105,7 @@ AUTH_USER_MODEL = "accounts.User"
 # (accounts/directory.py; providers are rows, configured at run time).
 AUTHENTICATION_BACKENDS = [
     "accounts.services.auth.LocalUserBackend",
-    "accounts.directory.LDAPProvidersBackend",
+    "accounts.backends.LDAPProvidersBackend",
     # Browser sessions from OpenID Providers and CAS servers (no credentials).
     "accounts.services.sso.SsoSessionBackend",
 ]

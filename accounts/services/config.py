@@ -16,7 +16,6 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
-from accounts import oidc
 from accounts.access import Actor
 from accounts.errors import Denied, Invalid
 from accounts.models import SystemSetting
@@ -129,6 +128,8 @@ def harbor_view() -> dict[str, dict[str, Any]]:
     """Every key of Harbor's ``GET /configurations`` as ``{"value", "editable"}``:
     Berth's values where it has them, Harbor's empty value of the type where it
     does not (the feature is not there; the key is not editable)."""
+    from accounts import oidc  # mozilla-django-oidc: loaded at first use
+
     empty: dict[type, Any] = {bool: False, int: 0, str: ""}
     fixed = {
         "auth_mode": providers.auth_mode(),
@@ -184,6 +185,8 @@ def _tolerated(key: str, value: Any) -> None:
 
 def update(*, actor: Actor, values: dict[str, Any]) -> dict[str, Any]:
     """Store the EDITABLE settings given; accept and ignore Harbor's others."""
+    from accounts import oidc  # mozilla-django-oidc: loaded at first use
+
     if not actor.sysadmin:
         raise Denied("only system administrators change configurations")
     if not isinstance(values, dict) or not values:

@@ -6,13 +6,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from accounts import directory
 from accounts.access import Actor, require_system
 from accounts.errors import Invalid
 from accounts.models import IdentityProvider
 from accounts.services import providers
 from audit.events import Operation, Resource
 from audit.services import record
+
+
+def _directory() -> Any:
+    """accounts/directory.py, imported at first use: python-ldap and
+    django-auth-ldap are not loaded in a process that never talks LDAP
+    (accounts/backends.py)."""
+    from accounts import directory
+
+    return directory
 
 
 def _provider(actor: Actor, provider_id: int | None) -> IdentityProvider:
@@ -31,14 +39,14 @@ def search_users(
     *, actor: Actor, username: str = "", provider_id: int | None = None
 ) -> list[dict[str, str]]:
     require_system(actor, "ldap-user", "list")
-    return directory.search_users(_provider(actor, provider_id), username)
+    return _directory().search_users(_provider(actor, provider_id), username)
 
 
 def search_groups(
     *, actor: Actor, name: str = "", dn: str = "", provider_id: int | None = None
 ) -> list[dict[str, Any]]:
     require_system(actor, "user-group", "list")
-    return directory.search_groups(_provider(actor, provider_id), name=name, dn=dn)
+    return _directory().search_groups(_provider(actor, provider_id), name=name, dn=dn)
 
 
 def import_users(
@@ -48,10 +56,10 @@ def import_users(
     require_system(actor, "ldap-user", "create")
     if not isinstance(uids, list) or not uids or not all(isinstance(u, str) for u in uids):
         raise Invalid("ldap_uid_list must be a non-empty list of names")
-    if len(uids) > directory.SEARCH_LIMIT:
-        raise Invalid(f"import at most {directory.SEARCH_LIMIT} users at once")
+    if len(uids) > _directory().SEARCH_LIMIT:
+        raise Invalid(f"import at most {_directory().SEARCH_LIMIT} users at once")
     provider = _provider(actor, provider_id)
-    failed = directory.import_users(provider, uids)
+    failed = _directory().import_users(provider, uids)
     done = [u for u in uids if u not in {f["uid"] for f in failed}]
     for uid in done:
         record(

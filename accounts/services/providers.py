@@ -21,6 +21,7 @@ import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
+from importlib import import_module
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -106,6 +107,26 @@ KINDS: dict[str, KindInfo] = {
 }
 
 
+# The module of each kind, which declares its settings and ping when imported.
+# They are imported on first use, not at start: python-ldap with django-auth-ldap,
+# python-cas with lxml and mozilla-django-oidc cost ~40 MiB in every process,
+# most of which never meet a provider (docs/benchmarks.md, idle memory).
+KIND_MODULES: dict[str, str] = {
+    Kind.LDAP: "accounts.directory",
+    Kind.OIDC: "accounts.oidc",
+    Kind.CAS: "accounts.cas",
+}
+
+
+def kind_info(kind: str) -> KindInfo | None:
+    """What a kind declares (its module imported first); None for no kind."""
+    module = KIND_MODULES.get(kind)
+    if module is None:
+        return None
+    import_module(module)  # a dictionary read once imported
+    return KINDS[kind]
+
+
 def register_kind(kind: str, spec: Spec, check: Callable[[dict[str, Any]], None]) -> None:
     """A kind's module declares its settings (OIDC and CAS)."""
     KINDS[kind] = KindInfo(spec, check, KINDS[kind].ping)
@@ -114,7 +135,8 @@ def register_kind(kind: str, spec: Spec, check: Callable[[dict[str, Any]], None]
 def settings_of(provider: IdentityProvider) -> dict[str, Any]:
     """The provider's settings over its kind's defaults (a provider stored
     before a setting existed has its default)."""
-    spec = KINDS[provider.kind].spec
+    info = kind_info(provider.kind)
+    spec = info.spec if info is not None else {}
     return {**{key: default for key, (_, default) in spec.items()}, **provider.config}
 
 
@@ -125,7 +147,7 @@ def register_ping(kind: str, ping: Callable[[dict[str, Any], str], str]) -> None
 def clean_config(kind: str, raw: Any, *, base: dict[str, Any] | None = None) -> dict[str, Any]:
     """The settings of a provider of ``kind``: ``raw`` over ``base`` (the stored
     ones, for an update) over the defaults, type-checked."""
-    info = KINDS.get(kind)
+    info = kind_info(kind)
     if info is None:
         raise Invalid(f"kind must be one of {', '.join(Kind.values)}")
     if raw is None:
@@ -352,7 +374,8 @@ def provider_ping(
     if kind not in Kind.values:
         raise Invalid(f"kind must be one of {', '.join(Kind.values)}")
     cleaned = clean_config(kind, config, base=base)
-    pings = KINDS[kind].ping
+    info = kind_info(kind)
+    pings = info.ping if info is not None else []
     if not pings:
         raise Invalid(f"{kind} providers cannot be pinged")
     return pings[0](cleaned, _secret(secret) if secret else stored_secret)

@@ -142,7 +142,7 @@ def test_drain_seconds_keep_serving_while_readiness_says_503(tmp_path):
         # Still serving during the window.
         assert requests.get(f"{server.url}/v2/", timeout=30).status_code == 401
         assert server.proc.poll() is None
-        web_server = "portal.web"  # granian, started by serve (portal/web.py)
+        web_server = "kit.web"  # granian, started by serve (kit/web.py)
         [web] = [pid for pid, args in children(server.proc.pid).items() if web_server in args]
         os.kill(web, signal.SIGTERM)  # ends the window
         assert server.proc.wait(timeout=60) == 0

@@ -53,7 +53,7 @@ def web_command(addr: str) -> list[str]:
     if not host or not port.isdigit():
         raise CommandError(f"BERTH_ADDR must be host:port, got {addr!r}")
     return [
-        sys.executable, "-m", "portal.web",  # granian (portal/web.py)
+        sys.executable, "-m", "kit.web",  # granian (kit/web.py)
         "--interface", "wsgi",
         "--host", host.strip("[]"),
         "--port", port,
@@ -241,7 +241,10 @@ class Command(BaseCommand):
             # Same process group as the supervisor (Ctrl-C and kill -9 of the
             # group reach every part), and a parent-death signal so no part
             # outlives a supervisor that was killed alone.
-            procs.append(subprocess.Popen(commands[name], env=env, preexec_fn=pre_exec))
+            # The Celery children serve no page: BERTH_PROCESS_ROLE spares them
+            # the admin's autodiscovery (portal/settings.py).
+            child_env = env if name == "web" else {**env, "BERTH_PROCESS_ROLE": name}
+            procs.append(subprocess.Popen(commands[name], env=child_env, preexec_fn=pre_exec))
             children[name] = procs[-1].pid
 
         try:

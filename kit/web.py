@@ -1,5 +1,7 @@
 """The web server process of ``manage.py serve``: granian's command line
-(``python -m portal.web`` takes granian's options), without one start-up warning.
+(``python -m kit.web`` takes granian's options), without one start-up warning.
+It lives outside the portal package, whose import loads Celery: granian's main
+process needs neither (~5 MiB less at idle, docs/benchmarks.md).
 
 granian warns whenever a worker may run more Python threads than twice the
 cores plus one. Berth runs ``BERTH_WEB_THREADS`` (16) on purpose: slow clients
