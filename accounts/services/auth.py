@@ -366,6 +366,10 @@ def _principal_key(kind: str, principal_id: int | None, name: str) -> str:
     return f"{kind}:{principal_id if principal_id is not None else 'name:' + name}"
 
 
+def _active_key(kind: str, principal_id: int | None, name: str, token_id: int | None) -> str:
+    return f"token:{token_id}" if token_id is not None else _principal_key(kind, principal_id, name)
+
+
 def principal_active(
     kind: str, principal_id: int | None, name: str, token_id: int | None = None
 ) -> bool:
@@ -376,15 +380,16 @@ def principal_active(
     ``dict.get``) for ``BERTH_PRINCIPAL_RECHECK_SECONDS``: a process asks the
     database at most once per principal per interval, and a disabled or
     deleted principal's (or a revoked token's) tokens stop working within it."""
-    if kind not in ("user", "robot"):
-        return True
-    cache = _principals()
-    key = f"token:{token_id}" if token_id is not None else _principal_key(kind, principal_id, name)
-    active = cache.get(key)
-    if active is None:
-        active = actor_from_claims(kind, name, principal_id, token_id).authenticated
-        cache.set(key, active, settings.BERTH_PRINCIPAL_RECHECK_SECONDS)
-    return bool(active)
+    known = principal_known_active(kind, principal_id, name, token_id)
+    if known is not None:
+        return known
+    active = actor_from_claims(kind, name, principal_id, token_id).authenticated
+    _principals().set(
+        _active_key(kind, principal_id, name, token_id),
+        active,
+        settings.BERTH_PRINCIPAL_RECHECK_SECONDS,
+    )
+    return active
 
 
 def principal_known_active(
@@ -395,8 +400,7 @@ def principal_known_active(
     then leaves the request to the full path, which asks and remembers)."""
     if kind not in ("user", "robot"):
         return True
-    key = f"token:{token_id}" if token_id is not None else _principal_key(kind, principal_id, name)
-    active = _principals().get(key)
+    active = _principals().get(_active_key(kind, principal_id, name, token_id))
     return None if active is None else bool(active)
 
 
