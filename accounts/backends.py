@@ -14,6 +14,7 @@ from typing import Any
 from django.http import HttpRequest
 
 from accounts.models import IdentityProvider, User
+from accounts.services import providers
 
 
 class LDAPProvidersBackend:
@@ -28,8 +29,7 @@ class LDAPProvidersBackend:
     ) -> User | None:
         if not username or not password:
             return None
-        ldap = IdentityProvider.objects.filter(kind=IdentityProvider.Kind.LDAP, enabled=True)
-        if not ldap.exists():
+        if not providers.any_enabled(IdentityProvider.Kind.LDAP):
             return None
         from accounts import directory
 

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from accounts.models import IdentityProvider
+from accounts.services import providers
 from accounts.services.auth import _call
 
 log = logging.getLogger("berth.ldap")
@@ -33,7 +34,7 @@ def refresh_directories(scheduled: bool = False) -> dict[str, dict[str, int]]:
         if not _call("add", f"ldap-refresh:{period}", 1, interval * 2):
             log.info("refresh-directories: period %d taken by another scheduler", period)
             return {}
-    if not IdentityProvider.objects.filter(kind=IdentityProvider.Kind.LDAP, enabled=True).exists():
+    if not providers.any_enabled(IdentityProvider.Kind.LDAP):
         return {}
     from accounts import directory  # python-ldap: only where a directory is enabled
 

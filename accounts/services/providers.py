@@ -397,6 +397,12 @@ def enabled(kind: str) -> list[IdentityProvider]:
     return list(IdentityProvider.objects.filter(kind=kind, enabled=True))
 
 
+def any_enabled(kind: str) -> bool:
+    """Is a provider of this kind enabled (one query)? Asked before loading a
+    kind's client library at all (accounts/backends.py, the directory refresh)."""
+    return IdentityProvider.objects.filter(kind=kind, enabled=True).exists()
+
+
 # Harbor's single-source view (/configurations, /systeminfo) ---------------------
 
 # Harbor's ldap_* configuration keys → the primary LDAP provider's settings.
