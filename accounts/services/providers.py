@@ -101,7 +101,7 @@ def _check_ldap(config: dict[str, Any]) -> None:
 
 KINDS: dict[str, KindInfo] = {
     Kind.LDAP: KindInfo(LDAP_SPEC, _check_ldap),
-    # OIDC and CAS declare their keys in their own modules (free-form until then).
+    # OIDC and CAS declare their keys when their module is imported (kind_info).
     Kind.OIDC: KindInfo({}),
     Kind.CAS: KindInfo({}),
 }
@@ -154,9 +154,6 @@ def clean_config(kind: str, raw: Any, *, base: dict[str, Any] | None = None) -> 
         raw = {}
     if not isinstance(raw, dict):
         raise Invalid("config must be an object")
-    if not info.spec:
-        # A kind whose module has not declared its keys: any JSON object.
-        return {**(base or {}), **raw}
     unknown = sorted(set(raw) - set(info.spec))
     if unknown:
         raise Invalid(f"unknown {kind} setting {unknown[0]}")
