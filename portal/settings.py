@@ -95,7 +95,10 @@ INSTALLED_APPS = [
 # serves no admin page: the admin without its autodiscovery (every app's admin
 # module, its forms and views) starts ~16 MiB lighter (docs/benchmarks.md).
 if env.str("BERTH_PROCESS_ROLE", default="") in ("worker", "scheduler"):
-    INSTALLED_APPS[0] = "django.contrib.admin.apps.SimpleAdminConfig"
+    INSTALLED_APPS = [
+        "django.contrib.admin.apps.SimpleAdminConfig" if app == "django.contrib.admin" else app
+        for app in INSTALLED_APPS
+    ]
 
 AUTH_USER_MODEL = "accounts.User"
 # Password checks for users: every entry point reaches these through
