@@ -201,20 +201,10 @@ class Client:
         again once (the body is bytes, so it can be)."""
         self.discover()
         url = path if path.startswith(("http://", "https://")) else self.base_url + path
-        auth_headers, basic = self._headers(scope)
-        r = self.send(
-            method,
-            url,
-            headers={**(headers or {}), **auth_headers},
-            data=data,
-            params=params,
-            auth=basic,
-            stream=stream,
-        )
-        if r.status_code == 401 and self._challenge and self._challenge[0] == "bearer":
-            r.close()
-            auth_headers, basic = self._headers(scope, fresh=True)
-            r = self.send(
+
+        def attempt(fresh: bool) -> requests.Response:
+            auth_headers, basic = self._headers(scope, fresh=fresh)
+            return self.send(
                 method,
                 url,
                 headers={**(headers or {}), **auth_headers},
@@ -223,6 +213,11 @@ class Client:
                 auth=basic,
                 stream=stream,
             )
+
+        r = attempt(fresh=False)
+        if r.status_code == 401 and self._challenge and self._challenge[0] == "bearer":
+            r.close()
+            r = attempt(fresh=True)
         return r
 
 
