@@ -457,7 +457,9 @@ BERTH_REPLICATION_RETRIES = env.int("BERTH_REPLICATION_RETRIES", default=4)
 BERTH_REPLICATION_BACKOFF_SECONDS = env.float("BERTH_REPLICATION_BACKOFF_SECONDS", default=0.5)
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost/")
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    # The folders are created by kit.process.ensure_data_dir.
+    # The folders are created by kit.process.ensure_data_dir. kombu's transport,
+    # with messages renamed into place whole (kit/broker.py says why).
+    CELERY_BROKER_TRANSPORT = "kit.broker:Transport"
     _queue = DATA_DIR / "queue"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue / "in"),

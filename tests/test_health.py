@@ -34,12 +34,19 @@ def _fresh(settings, tmp_path):
     breaker.reset()
 
 
+def use_broker(monkeypatch, url: str) -> None:
+    """The broker at ``url``, as settings configure it: kombu picks the transport
+    by the URL's scheme (settings name one only for the default filesystem://)."""
+    monkeypatch.setattr(app.conf, "broker_url", url)
+    monkeypatch.setitem(app.conf, "broker_transport", None)
+
+
 def statuses(body: dict) -> dict[str, str]:
     return {c["name"]: c["status"] for c in body["components"]}
 
 
 def test_liveness_checks_nothing(settings, monkeypatch):
-    monkeypatch.setattr(app.conf, "broker_url", f"redis://127.0.0.1:{free_port()}/0")
+    use_broker(monkeypatch, f"redis://127.0.0.1:{free_port()}/0")
     r = Client().get("/livez")
     assert r.status_code == 200
     assert r.json() == {"status": "healthy"}
@@ -55,7 +62,7 @@ def test_ready_when_every_dependency_answers():
 def test_ready_checks_the_shared_cache_and_a_redis_broker(settings, redis_url, monkeypatch):
     settings.BERTH_CACHE_URL = redis_url
     settings.CACHES = redis_caches(redis_url)
-    monkeypatch.setattr(app.conf, "broker_url", redis_url)
+    use_broker(monkeypatch, redis_url)
     r = Client().get("/readyz")
     assert r.status_code == 200, r.content
     assert statuses(r.json())["cache"] == "healthy"
@@ -79,7 +86,7 @@ def test_unready_names_a_dead_cache(settings):
 
 
 def test_unready_names_a_dead_broker(monkeypatch):
-    monkeypatch.setattr(app.conf, "broker_url", f"redis://127.0.0.1:{free_port()}/0")
+    use_broker(monkeypatch, f"redis://127.0.0.1:{free_port()}/0")
     r = Client().get("/readyz")
     assert r.status_code == 503
     assert statuses(r.json())["broker"] == "unhealthy"
@@ -88,7 +95,7 @@ def test_unready_names_a_dead_broker(monkeypatch):
 
 def test_a_hung_broker_fails_readiness_within_the_timeout(settings, monkeypatch, blackhole_port):
     settings.BERTH_READY_TIMEOUT = 0.5
-    monkeypatch.setattr(app.conf, "broker_url", f"amqp://guest:guest@127.0.0.1:{blackhole_port}//")
+    use_broker(monkeypatch, f"amqp://guest:guest@127.0.0.1:{blackhole_port}//")
     started = time.monotonic()
     r = Client().get("/readyz")
     assert time.monotonic() - started < 2
