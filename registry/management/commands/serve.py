@@ -35,6 +35,7 @@ from django.db.migrations.executor import MigrationExecutor
 
 from accounts.services.bootstrap import bootstrap
 from kit import health
+from kit.db import fresh
 from kit.process import ensure_data_dir, parent_death_signal
 from registry import supervisor
 
@@ -195,7 +196,8 @@ class Command(BaseCommand):
 
     def _prepare_database(self) -> None:
         with _one_replica_at_a_time():
-            if migrations_pending():
+            # A first start creates the schema from the models (kit/db/fresh.py).
+            if not fresh.create_if_empty() and migrations_pending():
                 call_command("migrate", interactive=False, verbosity=0)
             try:
                 bootstrap()
