@@ -20,6 +20,7 @@ DOC = REPO_ROOT / "docs" / "benchmarks.md"
 NOTES = REPO_ROOT / "bench" / "notes.md"
 BERTH = "berth"
 D28 = "distribution-2.8"
+V3 = "distribution-v3"
 ORDER = [
     "berth",
     "berth-scaled",
@@ -323,6 +324,8 @@ def render(run: Path) -> str:
         "(as docker does it: `GET /v2/` → 401 → token → 200).\n"
     )
 
+    issue19_targets(add, w, idle, warm, cold)
+
     # -- manifests ------------------------------------------------------------
     add("## Manifest GET / HEAD by tag\n")
     add(
@@ -612,6 +615,57 @@ def render(run: Path) -> str:
     if NOTES.exists():
         add(NOTES.read_text().strip() + "\n")
     return "\n".join(parts)
+
+
+def issue19_targets(add: Any, w: Any, idle: Any, warm: Any, cold: Any) -> None:
+    """Issue 19's targets against Distribution v3, from the same run."""
+    add("## Targets (issue 19: against Distribution v3)\n")
+    rows = []
+    for name, label in ((BERTH, "embedded"), ("berth-scaled", "scaled out")):
+        for method in ("GET", "HEAD"):
+            for c in (16, 64, 256):
+                mine = w(name, "manifests", "runs", f"{method} c={c}") or {}
+                ref = w(V3, "manifests", "runs", f"{method} c={c}") or {}
+                if not mine or not ref:
+                    continue
+                rate = mine["rps"] / ref["rps"] if ref.get("rps") else None
+                ok = rate is not None and rate >= 1.5 and mine["p99_ms"] <= ref["p99_ms"]
+                rows.append(
+                    [f"manifest {method} by tag, c={c}, {label}", "≥ 1.5x v3's req/s, p99 ≤ v3's",
+                     f"{num(mine['rps'])} vs {num(ref['rps'])} req/s; "
+                     f"p99 {num(mine['p99_ms'], 1)} vs {num(ref['p99_ms'], 1)} ms",
+                     f"{rate:.2f}x" if rate is not None else "—", verdict(ok)]
+                )  # fmt: skip
+    quota = w(BERTH, "concurrent_quota", "wall_seconds")
+    ref_push = w(V3, "concurrent", "wall_seconds")
+    if quota is not None and ref_push:
+        rows.append(
+            ["1,000 concurrent small pushes into one project, quota on", "wall time ≤ v3's",
+             f"{num(quota, 1)} s vs {num(ref_push, 1)} s", f"{quota / ref_push:.2f}x",
+             verdict(quota <= ref_push)]
+        )  # fmt: skip
+    for what, key in (("tags", "tags"), ("repositories", "catalog")):
+        mine, ref = w(BERTH, "listing", key, "seeded"), w(V3, "listing", key, "seeded")
+        if mine is not None and ref:
+            rows.append(
+                [f"{what} seeded in the listing budget", "≥ v3's", f"{num(mine)} vs {num(ref)}",
+                 f"{mine / ref:.2f}x", verdict(mine >= ref)]
+            )  # fmt: skip
+    rows.append(
+        ["idle RSS, embedded default", "≤ 250 MB", f"{num(idle / 1e6 if idle else None)} MB",
+         "—", verdict(idle <= 250e6 if idle else None)]
+    )  # fmt: skip
+    for what, secs in (("restart", warm), ("first start", cold)):
+        rows.append(
+            [f"start to first 200 on /v2/ ({what})", "≤ 2 s", f"{num(secs, 2)} s", "—",
+             verdict(secs <= 2 if secs is not None else None)]
+        )  # fmt: skip
+    add(table(["workload", "target", "measured (Berth vs v3)", "ratio", "verdict"], rows))
+    add(
+        "\nRates and p99 from the manifest tables below (`wrk` for GET, `ab` for HEAD, "
+        "whose percentiles are whole milliseconds); pushes from the concurrent workloads, "
+        "Berth's with a storage limit on the project, v3's without (it has no quotas).\n"
+    )
 
 
 def replication_section(run: Path, add: Any) -> None:

@@ -125,6 +125,9 @@ def test_bench_smoke(tmp_path: Path) -> None:
 
     doc = render.render(run)
     assert "## Targets" in doc and "manifest GET by tag" in doc
+    # Issue 19's table: without Distribution v3 in the run, only Berth's own rows.
+    assert "## Targets (issue 19: against Distribution v3)" in doc
+    assert "| start to first 200 on /v2/ (first start) | ≤ 2 s |" in doc
     assert "Berth" in doc and "Distribution 2.8" in doc
     assert "The same pushes into a project with a storage limit" in doc
     assert "| steal (Berth / reference) |" in doc and "steal c=64" in doc

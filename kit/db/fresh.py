@@ -1,19 +1,19 @@
-"""A first start on an empty database: the schema created from today's models in
-one pass, every migration recorded as applied, instead of replaying the
-migrations one by one.
+"""A first start on an empty database: the tables of the migrations' final
+state created in one pass, every migration recorded as applied, instead of
+replaying the migrations one by one.
 
 Replaying ~57 migrations re-renders Django's model state after each operation:
-~1.2 s of CPU on the first start, most of the time from ``serve`` to the first
-200 (docs/benchmarks.md). Creating the tables from the models is what Django's
-own test runner does for a database without migrations (``migrate
---run-syncdb``); the result is the same schema only if no migration does more
-than its models say. That holds when every code operation in the plan
-(``RunPython``, ``RunSQL``) is one known to do nothing on an empty database:
+~0.85 s of CPU, nearly half of the time from ``serve`` to the first 200 on a
+first start (bench/notes.md). Creating tables straight from models is what
+Django's own test runner does for a database without migrations; the result
+is the database ``migrate`` builds only if no migration does more than its
+models say. That holds when every code operation in the plan (``RunPython``,
+``RunSQL``) is one known to do nothing on an empty database:
 :data:`NOTHING_ON_EMPTY` lists them by migration, each read and named here. A
 plan with any other code operation takes the ordinary ``migrate``, and
 tests/test_fresh_schema.py fails until the new migration is read and listed
-(or left to ``migrate``), and checks that both ways give the same tables,
-columns, indexes and constraints, on SQLite and PostgreSQL.
+(or left to ``migrate``); the same test checks that both ways give the same
+tables, columns, indexes and constraints, on SQLite and PostgreSQL.
 
 Only a database with no table at all takes this path (``serve``'s first start);
 any other state, including a half-migrated one, is ``migrate``'s.
