@@ -23,6 +23,7 @@ transports unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import uuid
@@ -54,6 +55,9 @@ class Channel(filesystem.Channel):
                 fh.write(dumps(payload).encode())
             os.replace(part, final)
         except OSError as exc:
+            # A full disk, say: the sender gets the error, and no part is left.
+            with contextlib.suppress(OSError):
+                os.remove(part)
             raise ChannelError(f"Cannot add message {name!r} to the queue folder") from exc
 
     def _get(self, queue: str, timeout: float | None = None) -> Any:

@@ -12,6 +12,7 @@ from queue import Empty
 
 import kombu
 import pytest
+from kombu.exceptions import ChannelError
 
 from kit import broker
 
@@ -136,6 +137,22 @@ def test_a_message_that_does_not_decode_is_kept_aside_and_the_next_is_taken(fold
     assert "000000000000000_damaged.jobs.msg does not decode" in caplog.text
     kept = Path(folders["processed_folder"]) / "000000000000000_damaged.jobs.msg.bad"
     assert kept.read_bytes() == b'{"half": '
+    with pytest.raises(Empty):
+        ch._get("jobs")
+    conn.release()
+
+
+def test_a_message_that_cannot_be_written_is_an_error_and_leaves_nothing(folders, monkeypatch):
+    conn, ch = channel(folders)
+
+    def disk_full(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(broker.os, "replace", disk_full)
+    with pytest.raises(ChannelError, match="Cannot add message"):
+        ch._put("jobs", {"n": 1})
+    monkeypatch.undo()
+    assert os.listdir(folders["data_folder_in"]) == []
     with pytest.raises(Empty):
         ch._get("jobs")
     conn.release()

@@ -64,9 +64,10 @@ def needs_migrate(migration: Migration) -> bool:
 
 
 def create_if_empty(using: str = "default") -> bool:
-    """Create the schema from the models and record every migration as applied,
-    if the database has no table at all and the plan allows it (module
-    docstring); True if it did, False if ``migrate`` is to run instead."""
+    """Create the tables of the migrations' final state and record every
+    migration as applied, if the database has no table at all and the plan
+    allows it (module docstring); True if it did, False if ``migrate`` is to
+    run instead."""
     connection = connections[using]
     if connection.introspection.table_names():
         return False

@@ -196,7 +196,7 @@ class Command(BaseCommand):
 
     def _prepare_database(self) -> None:
         with _one_replica_at_a_time():
-            # A first start creates the schema from the models (kit/db/fresh.py).
+            # A first start creates the migrations' final tables at once (kit/db/fresh.py).
             if not fresh.create_if_empty() and migrations_pending():
                 call_command("migrate", interactive=False, verbosity=0)
             try:
